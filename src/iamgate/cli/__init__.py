@@ -1,0 +1,23 @@
+"""The ``iamgate`` command line: ``iamgate policy ...`` (and, as they land, ``serve`` and more)."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .policy import policy
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="iamgate")
+def cli() -> None:
+    """iamgate: an API gateway that enforces AWS API Gateway resource policies."""
+
+
+cli.add_command(policy)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,321 @@
+"""``iamgate policy``: validate, simulate, test and lint resource policies.
+
+Output formats are a contract that users and other tools script against; see docs/cli.md.
+Exit codes: 0 success; 1 a policy is invalid, a test failed or a lint finding reached
+``--fail-on``; 2 the command line or an input file could not be used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import click
+
+from ..cases import CaseResult, read_cases, run_case
+from ..policy import DEFAULT_MAX_CHARS, ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
+from ..policy.explain import render_decision, summary
+
+__all__ = ["policy"]
+
+
+def _read_input(path: str) -> tuple[bytes, str]:
+    """Bytes of a file or of stdin ("-"); a usage error (exit 2) when it cannot be read."""
+    if path == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return Path(path).read_bytes(), path
+    except OSError as exc:
+        raise click.FileError(path, exc.strerror or str(exc)) from None
+
+
+def _max_chars(value: int) -> int | None:
+    return None if value == 0 else value
+
+
+max_chars_option = click.option(
+    "--max-chars",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_CHARS,
+    show_default=True,
+    help="Largest policy accepted, in characters (API Gateway's quota); 0 lifts the limit.",
+)
+
+
+@click.group()
+def policy() -> None:
+    """Work with API Gateway resource policies offline.
+
+    \b
+      validate  report every problem in policy files, with locations and help
+      simulate  decide requests: a case file (JSON lines) or one request given as flags
+      test      run case files with expected decisions as policy unit tests
+      lint      find risky or pointless constructs (security review in CI)
+    """
+
+
+# --- validate -----------------------------------------------------------------------------
+@policy.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--strict", is_flag=True, help="Also reject likely mistakes (duplicate Sids, unknown actions...)."
+)
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in PolicyKind]),
+    default="resource",
+    show_default=True,
+    help="resource: a resource policy (Principal required); identity: an identity policy (no Principal).",
+)
+@max_chars_option
+def validate(files: tuple[str, ...], fmt: str, strict: bool, kind: str, max_chars: int) -> None:
+    """Check policy FILES ("-" for stdin) and report every problem.
+
+    Text output: FILE:LINE:COL: severity code: message, then an indented help line.
+    Exit status 1 when any file has an error.
+    """
+    reports = []
+    failed = False
+    for path in files:
+        data, name = _read_input(path)
+        _, diags = read_document(data, kind=PolicyKind(kind), max_chars=_max_chars(max_chars), strict=strict)
+        diags = [d.with_source(name) for d in diags]
+        errors = sum(d.is_error for d in diags)
+        failed = failed or errors > 0
+        reports.append((name, diags, errors))
+    if fmt == "json":
+        out = {
+            "files": [
+                {"file": name, "valid": errors == 0, "diagnostics": [d.to_dict() for d in diags]}
+                for name, diags, errors in reports
+            ]
+        }
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        for name, diags, errors in reports:
+            for d in diags:
+                click.echo(d.render())
+            warnings = len(diags) - errors
+            state = "invalid" if errors else "valid"
+            click.echo(f"{name}: {state} ({errors} error(s), {warnings} warning(s))")
+    sys.exit(1 if failed else 0)
+
+
+# --- simulate -----------------------------------------------------------------------------
+def _api_from_flags(api_id: str | None, region: str | None, account: str | None) -> ApiRef | None:
+    given = [v is not None for v in (api_id, region, account)]
+    if any(given) and not all(given):
+        raise click.UsageError("--api-id, --region and --account go together")
+    if all(given):
+        return ApiRef(region, account, api_id)  # type: ignore[arg-type]
+    return None
+
+
+def method_arn(api: ApiRef, stage: str, method: str, path: str) -> str:
+    """The method ARN API Gateway evaluates (spec 5.1): the root keeps its trailing slash."""
+    return f"{api.arn_prefix}/{stage}/{method.upper()}/{path.removeprefix('/')}"
+
+
+def _context(pairs: tuple[str, ...]) -> dict[str, object]:
+    ctx: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--context")
+        if key in ctx:  # a repeated key is multivalued
+            prev = ctx[key]
+            ctx[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        else:
+            ctx[key] = value
+    return ctx
+
+
+def _emit(stream: IO[str], result: CaseResult) -> None:
+    stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+
+@policy.command()
+@click.option("--cases", "cases_path", metavar="FILE", help="Case file (JSON lines, '-' for stdin).")
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy file for one request given as flags.")
+@click.option("--principal", metavar="ARN", help="Caller ARN; omit for an anonymous caller.")
+@click.option("--action", default="execute-api:Invoke", show_default=True)
+@click.option("--resource", metavar="ARN", help="Method ARN; or use --method/--path/--stage.")
+@click.option("--method", help="HTTP method, to build the method ARN.")
+@click.option("--path", "req_path", help="Request path after the stage, e.g. /pets/7.")
+@click.option("--stage", help="Stage name, e.g. prod.")
+@click.option("--api-id", help="API id (for the method ARN and the execute-api:/ shorthand).")
+@click.option("--region", help="API region.")
+@click.option("--account", help="API owner account id.")
+@click.option(
+    "--context",
+    "contexts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A condition key; repeat a key for several values.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with the decision and the trace.")
+@max_chars_option
+def simulate(
+    cases_path: str | None,
+    policy_path: str | None,
+    principal: str | None,
+    action: str,
+    resource: str | None,
+    method: str | None,
+    req_path: str | None,
+    stage: str | None,
+    api_id: str | None,
+    region: str | None,
+    account: str | None,
+    contexts: tuple[str, ...],
+    as_json: bool,
+    max_chars: int,
+) -> None:
+    """Decide requests against a policy.
+
+    \b
+    With --cases FILE: reads lines {"name", "policy", "request"} (expect and why are ignored)
+    and writes, in input order, one JSON line per case:
+      {"name": ..., "decision": "Allow"|"ExplicitDeny"|"ImplicitDeny"|"Invalid",
+       "statements": [{"index": N, "sid": ...}], "diagnostics": [...]}
+    Exit status 0 unless the input cannot be read.
+
+    \b
+    With --policy FILE: one request from the flags; prints each statement and why it did or did
+    not apply, then the decision (--json for machines). aws:CurrentTime, aws:EpochTime and
+    aws:SecureTransport=true are filled in unless given, as the gateway does.
+    """
+    api = _api_from_flags(api_id, region, account)
+    if (cases_path is None) == (policy_path is None):
+        raise click.UsageError("give exactly one of --cases FILE or --policy FILE")
+    if cases_path is not None:
+        data, name = _read_input(cases_path)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.FileError(name, f"not UTF-8 (byte offset {exc.start})") from None
+        base = Path(cases_path).parent if cases_path != "-" else Path.cwd()
+        out = click.get_text_stream("stdout")
+        for case in read_cases(text, source=name, base=base):
+            _emit(out, run_case(case, api=api, max_chars=_max_chars(max_chars), source=name))
+        return
+    assert policy_path is not None  # noqa: S101 - checked above
+    data, name = _read_input(policy_path)
+    if resource is None:
+        if not (method and req_path is not None and stage):
+            raise click.UsageError("give --resource ARN, or --method, --path and --stage")
+        if api is None:
+            raise click.UsageError("--method/--path/--stage need --api-id, --region and --account")
+        resource = method_arn(api, stage, method, req_path)
+    elif api is None:
+        api = ApiRef.from_arn(resource)
+    ctx = _context(contexts)
+    lowered = {k.lower() for k in ctx}
+    now = time.time()
+    if "aws:currenttime" not in lowered:
+        ctx["aws:CurrentTime"] = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "aws:epochtime" not in lowered:
+        ctx["aws:EpochTime"] = str(int(now))
+    if "aws:securetransport" not in lowered:
+        ctx["aws:SecureTransport"] = "true"
+    prepared = prepare(data, api=api, max_chars=_max_chars(max_chars), source_name=name)
+    if prepared.policy is None:
+        _print_invalid(prepared.diagnostics, as_json)
+        sys.exit(1)
+    request = Request.build(principal, action, resource, ctx)
+    decision = prepared.policy.evaluate(request, explain=True)
+    if as_json:
+        payload = {
+            "request": {
+                "principal": principal,
+                "action": action,
+                "resource": request.resource,
+                "context": dict(request.context),
+            },
+            **decision.to_dict(),
+        }
+        payload["diagnostics"] = [d.to_dict() for d in prepared.diagnostics]
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    for d in prepared.diagnostics:
+        click.echo(d.render(), err=True)
+    who = principal or "anonymous"
+    click.echo(f"Request: {who} {action} {request.resource}")
+    click.echo(render_decision(decision))
+
+
+def _print_invalid(diags: tuple[Diagnostic, ...], as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"decision": "Invalid", "statements": [], "diagnostics": [d.to_dict() for d in diags]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for d in diags:
+        click.echo(d.render())
+    click.echo("Decision: Invalid (the policy has errors)")
+
+
+# --- test ---------------------------------------------------------------------------------
+@policy.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--api-id", help="API id for the execute-api:/ shorthand (default: from each request).")
+@click.option("--region")
+@click.option("--account")
+@click.option("-v", "--verbose", is_flag=True, help="Also list passing cases.")
+@max_chars_option
+def test(
+    files: tuple[str, ...],
+    api_id: str | None,
+    region: str | None,
+    account: str | None,
+    verbose: bool,
+    max_chars: int,
+) -> None:
+    """Run case FILES (JSON lines with "expect") as policy unit tests.
+
+    Each case line: {"name", "policy" or "policy_file", "request", "expect"}, with expect one of
+    Allow, ExplicitDeny, ImplicitDeny, Invalid. Failures are shown with the policy's explanation;
+    the last line is "N passed, M failed". Exit status 1 on any failure.
+    """
+    api = _api_from_flags(api_id, region, account)
+    passed = failed = 0
+    for path in files:
+        data, name = _read_input(path)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.FileError(name, f"not UTF-8 (byte offset {exc.start})") from None
+        base = Path(path).parent if path != "-" else Path.cwd()
+        for case in read_cases(text, source=name, base=base):
+            label = f"{name}:{case.line}: {case.name or '(unnamed case)'}"
+            if case.expect is None:
+                failed += 1
+                click.echo(f'FAIL {label}: the case has no valid "expect"')
+                for d in case.problems:
+                    click.echo(f"    {d.render()}")
+                continue
+            result = run_case(case, api=api, max_chars=_max_chars(max_chars), explain=True, source=name)
+            if result.decision == case.expect:
+                passed += 1
+                if verbose:
+                    click.echo(f"ok   {label}: {result.decision}")
+                continue
+            failed += 1
+            click.echo(f"FAIL {label}: expected {case.expect}, got {result.decision}")
+            for d in result.diagnostics:
+                click.echo("    " + d.render().replace("\n", "\n    "))
+            if result.explained is not None:
+                click.echo("    " + render_decision(result.explained).replace("\n", "\n    "))
+            elif result.result is not None:
+                click.echo(f"    {summary(result.result)}")
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,392 @@
+"""Evaluate: the prepared, indexed form of a policy and its decision procedure (spec 8).
+
+Statements are bits of an integer. For one request the evaluator computes, without walking the
+statements one by one:
+
+* the statements whose Action matches (memoised per action),
+* those whose Principal matches, and which of them fully rather than by account (memoised per
+  caller),
+* those whose Resource matches: exact ARNs and ``prefix*`` patterns are looked up in dictionaries
+  (one lookup per distinct prefix length), only other shapes are tried one by one,
+* those whose conditions hold: clauses are grouped by ``(operator, key)``; ``IpAddress`` groups
+  are indexed by network (one lookup per distinct prefix length, whatever the number of CIDRs)
+  and ``StringEquals`` groups by value; other clauses are evaluated only for statements still
+  in the running.
+
+The decision is then: any applicable Deny -> explicit deny; else any applicable Allow -> allow;
+else implicit deny. ``explain=True`` walks every statement instead and records why each did or
+did not apply. An unexpected exception is an engine fault: the decision is an explicit deny
+that names the fault (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .ast import Policy, PolicyKind
+from .compile import ApiRef, CompiledStatement, compile_statements
+from .conditions import Atom, Context
+from .decision import Decision, DecisionEffect, MatchKind, StatementRef, StatementTrace
+from .operators import Family
+from .request import Caller, Request
+from .values import read_ip, read_network
+from .variables import has_vars
+
+__all__ = ["CompiledPolicy"]
+
+_MEMO_LIMIT = 4096
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+class _Group:
+    """Clauses sharing one (operator, key). ``satisfied(context, mask)`` returns the subset of
+    ``mask`` (statements of this group still in the running) whose clause holds."""
+
+    __slots__ = ("mask",)
+
+    def __init__(self) -> None:
+        self.mask = 0
+
+    def satisfied(self, context: Context, mask: int) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _GenericGroup(_Group):
+    __slots__ = ("atoms",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.atoms: list[tuple[int, Atom]] = []
+
+    def add(self, bit: int, atom: Atom) -> None:
+        self.atoms.append((bit, atom))
+        self.mask |= bit
+
+    def satisfied(self, context: Context, mask: int) -> int:
+        out = mask
+        for bit, atom in self.atoms:
+            if bit & out and not atom.evaluate(context):
+                out &= ~bit
+        return out
+
+
+class _IpGroup(_Group):
+    """Plain ``IpAddress`` / ``NotIpAddress`` (optionally ``IfExists``) on one key."""
+
+    __slots__ = ("absent", "key", "negated", "tables")
+
+    def __init__(self, key: str, negated: bool, if_exists: bool) -> None:
+        super().__init__()
+        self.key = key
+        self.negated = negated
+        self.absent = negated or if_exists  # result when the key is missing
+        self.tables: dict[tuple[int, int], dict[int, int]] = {}
+
+    def add(self, bit: int, atom: Atom) -> None:
+        self.mask |= bit
+        for value in atom._values:
+            net = value.network
+            if net is None:  # pragma: no cover - validation rejects invalid networks
+                net = read_network(value.text or "")
+                if net is None:
+                    continue
+            shift = net.max_prefixlen - net.prefixlen
+            table = self.tables.setdefault((net.version, shift), {})
+            key = int(net.network_address) >> shift
+            table[key] = table.get(key, 0) | bit
+
+    def satisfied(self, context: Context, mask: int) -> int:
+        value = context.get(self.key)
+        if value is None:
+            return mask if self.absent else 0
+        if type(value) is not str:
+            return 0  # multivalued under a plain operator never matches
+        addr = read_ip(value)
+        if addr is None:
+            return 0  # an unreadable address matches nothing and is no "not in"
+        version, number = addr
+        hit = 0
+        for (v, shift), table in self.tables.items():
+            if v == version:
+                found = table.get(number >> shift)
+                if found:
+                    hit |= found
+        return mask & ~hit if self.negated else mask & hit
+
+
+class _EqualsGroup(_Group):
+    """``StringEquals`` family (optionally ``IgnoreCase``/``Not``/``IfExists``), no variables."""
+
+    __slots__ = ("absent", "fold", "key", "negated", "table")
+
+    def __init__(self, key: str, negated: bool, if_exists: bool, fold: bool) -> None:
+        super().__init__()
+        self.key = key
+        self.negated = negated
+        self.absent = negated or if_exists
+        self.fold = fold
+        self.table: dict[str, int] = {}
+
+    def add(self, bit: int, atom: Atom) -> None:
+        self.mask |= bit
+        for value in atom._values:
+            text = value.text or ""
+            if self.fold:
+                text = text.lower()
+            self.table[text] = self.table.get(text, 0) | bit
+
+    def satisfied(self, context: Context, mask: int) -> int:
+        value = context.get(self.key)
+        if value is None:
+            return mask if self.absent else 0
+        if type(value) is not str:
+            return 0
+        hit = self.table.get(value.lower() if self.fold else value, 0)
+        return mask & ~hit if self.negated else mask & hit
+
+
+class _ResourceIndex:
+    """Statements whose Resource (or NotResource) entries match a resource ARN."""
+
+    __slots__ = ("always", "dynamic", "exact", "general", "prefixes")
+
+    def __init__(self) -> None:
+        self.always = 0
+        self.exact: dict[str, int] = {}
+        self.prefixes: dict[int, dict[str, int]] = {}
+        self.general: list[tuple[int, Callable[[str], bool]]] = []
+        self.dynamic: list[tuple[int, Callable[[str, Context], bool]]] = []
+
+    def add(self, bit: int, st: CompiledStatement) -> None:
+        for entry in st.resources:
+            matcher = entry.matcher
+            if matcher is None:
+                self.dynamic.append((bit, entry.match))
+            elif matcher.exact is not None:
+                self.exact[matcher.exact] = self.exact.get(matcher.exact, 0) | bit
+            elif matcher.prefix == "":
+                self.always |= bit
+            elif matcher.prefix is not None:
+                table = self.prefixes.setdefault(len(matcher.prefix), {})
+                table[matcher.prefix] = table.get(matcher.prefix, 0) | bit
+            else:
+                self.general.append((bit, matcher.match))
+
+    def lookup(self, resource: str, context: Context, wanted: int) -> int:
+        hit = self.always | self.exact.get(resource, 0)
+        size = len(resource)
+        for length, table in self.prefixes.items():
+            if length <= size:
+                found = table.get(resource[:length])
+                if found:
+                    hit |= found
+        for bit, match in self.general:
+            if bit & wanted & ~hit and match(resource):
+                hit |= bit
+        for bit, dyn in self.dynamic:
+            if bit & wanted & ~hit and dyn(resource, context):
+                hit |= bit
+        return hit
+
+
+class CompiledPolicy:
+    """A policy prepared for evaluation. Immutable after construction; thread-safe for reads
+    (the memo dictionaries only ever gain complete entries)."""
+
+    def __init__(self, policy: Policy, api: ApiRef | None = None) -> None:
+        self.policy = policy
+        self.api = api
+        self.identity = policy.kind is PolicyKind.IDENTITY
+        self.statements = compile_statements(policy, api)
+        self._refs = [st.ref for st in self.statements]
+        self._deny = 0
+        self._allow = 0
+        self._res = _ResourceIndex()
+        self._notres = _ResourceIndex()
+        self._notres_mask = 0
+        self._cond_mask = 0
+        groups: dict[tuple[str, str], _Group] = {}
+        generic: list[_GenericGroup] = []
+        for i, st in enumerate(self.statements):
+            bit = 1 << i
+            if st.is_deny:
+                self._deny |= bit
+            else:
+                self._allow |= bit
+            if st.not_resource:
+                self._notres.add(bit, st)
+                self._notres_mask |= bit
+            else:
+                self._res.add(bit, st)
+            for atom in st.atoms:
+                self._cond_mask |= bit
+                key = (atom.spec.name, atom.key)
+                group = groups.get(key)
+                if group is None:
+                    group = _make_group(atom)
+                    groups[key] = group
+                if group.mask & bit or not _fits(group, atom):
+                    fallback = _GenericGroup()
+                    fallback.add(bit, atom)
+                    generic.append(fallback)
+                else:
+                    group.add(bit, atom)  # type: ignore[attr-defined]
+        indexed = [g for g in groups.values() if not isinstance(g, _GenericGroup)]
+        others = [g for g in groups.values() if isinstance(g, _GenericGroup)]
+        self._groups: tuple[_Group, ...] = tuple(g for g in (*indexed, *others, *generic) if g.mask)
+        self._action_memo: dict[str, int] = {}
+        self._principal_memo: dict[str | None, tuple[int, int]] = {}
+        self._decisions: dict[tuple[DecisionEffect, int, MatchKind], Decision] = {}
+        self._implicit = Decision(DecisionEffect.IMPLICIT_DENY)
+
+    # --- memoised dimensions --------------------------------------------------------------
+    def _actions(self, action: str) -> int:
+        mask = 0
+        for i, st in enumerate(self.statements):
+            if st.action_matches(action):
+                mask |= 1 << i
+        if len(self._action_memo) >= _MEMO_LIMIT:
+            self._action_memo.clear()
+        self._action_memo[action] = mask
+        return mask
+
+    def _principals(self, principal: str | None, caller: Caller) -> tuple[int, int]:
+        applies = full = 0
+        for i, st in enumerate(self.statements):
+            kind = st.principal_kind(caller, self.identity)
+            if kind is not MatchKind.NONE:
+                applies |= 1 << i
+                if kind is MatchKind.FULL:
+                    full |= 1 << i
+        if len(self._principal_memo) >= _MEMO_LIMIT:
+            self._principal_memo.clear()
+        self._principal_memo[principal] = (applies, full)
+        return applies, full
+
+    def _decision(self, effect: DecisionEffect, mask: int, kind: MatchKind) -> Decision:
+        key = (effect, mask, kind)
+        found = self._decisions.get(key)
+        if found is None:
+            refs = tuple(self._refs[i] for i in _bits(mask))
+            found = Decision(effect, refs, kind)
+            if len(self._decisions) >= _MEMO_LIMIT:
+                self._decisions.clear()
+            self._decisions[key] = found
+        return found
+
+    # --- evaluation -----------------------------------------------------------------------
+    def evaluate(self, request: Request, *, explain: bool = False) -> Decision:
+        try:
+            if explain:
+                return self._walk(request)
+            return self._fast(request)
+        except Exception as exc:
+            return Decision(
+                DecisionEffect.EXPLICIT_DENY,
+                (),
+                MatchKind.NONE,
+                ((StatementRef(-1, None), f"engine fault: {type(exc).__name__}: {exc}"),),
+            )
+
+    def is_allowed(self, request: Request) -> bool:
+        return self.evaluate(request).effect is DecisionEffect.ALLOW
+
+    def _fast(self, request: Request) -> Decision:
+        cand = self._action_memo.get(request.action)
+        if cand is None:
+            cand = self._actions(request.action)
+        pm = self._principal_memo.get(request.principal)
+        if pm is None:
+            pm = self._principals(request.principal, request.caller)
+        cand &= pm[0]
+        if not cand:
+            return self._implicit
+        context = request.context
+        resource = request.resource
+        notres = self._notres_mask & cand
+        hit = self._res.lookup(resource, context, cand & ~notres)
+        if notres:
+            hit |= notres & ~self._notres.lookup(resource, context, notres)
+        cand &= hit
+        if not cand:
+            return self._implicit
+        if cand & self._cond_mask:
+            for group in self._groups:
+                gm = group.mask & cand
+                if gm:
+                    cand &= ~gm | group.satisfied(context, gm)
+                    if not cand:
+                        return self._implicit
+        deny = cand & self._deny
+        if deny:
+            return self._decision(DecisionEffect.EXPLICIT_DENY, deny, MatchKind.NONE)
+        kind = MatchKind.FULL if cand & pm[1] else MatchKind.ACCOUNT
+        return self._decision(DecisionEffect.ALLOW, cand, kind)
+
+    def _walk(self, request: Request) -> Decision:
+        traces: list[StatementTrace] = []
+        deny: list[StatementRef] = []
+        allow: list[tuple[StatementRef, MatchKind]] = []
+        errors: list[tuple[StatementRef, str]] = []
+        for st in self.statements:
+            try:
+                kind, checks = st.explain_elements(
+                    request.caller, request.action, request.resource, request.context, self.identity
+                )
+                conds = st.explain_conditions(request.context) if all(c.matched for c in checks) else []
+                applies = all(c.matched for c in checks) and all(t.result for _, _, t in conds)
+                error = None
+            except Exception as exc:
+                kind, checks, conds, error = MatchKind.NONE, [], [], f"{type(exc).__name__}: {exc}"
+                errors.append((st.ref, error))
+                applies = st.is_deny  # an erroring Deny counts as applicable; an Allow does not
+            traces.append(
+                StatementTrace(st.ref, st.effect.value, applies, kind, tuple(checks), tuple(conds), error)
+            )
+            if applies:
+                if st.is_deny:
+                    deny.append(st.ref)
+                else:
+                    allow.append((st.ref, kind))
+        if deny:
+            return Decision(
+                DecisionEffect.EXPLICIT_DENY,
+                tuple(deny),
+                MatchKind.NONE,
+                tuple(errors),
+                tuple(traces),
+            )
+        if allow:
+            kind = MatchKind.FULL if any(k is MatchKind.FULL for _, k in allow) else MatchKind.ACCOUNT
+            return Decision(
+                DecisionEffect.ALLOW, tuple(r for r, _ in allow), kind, tuple(errors), tuple(traces)
+            )
+        return Decision(DecisionEffect.IMPLICIT_DENY, (), MatchKind.NONE, tuple(errors), tuple(traces))
+
+
+def _make_group(atom: Atom) -> _Group:
+    spec = atom.spec
+    if spec.set_op is None and spec.family is Family.IP:
+        return _IpGroup(atom.key, spec.negated, spec.if_exists)
+    if (
+        spec.set_op is None
+        and spec.family is Family.STRING
+        and spec.positive in ("StringEquals", "StringEqualsIgnoreCase")
+    ):
+        return _EqualsGroup(atom.key, spec.negated, spec.if_exists, spec.positive == "StringEqualsIgnoreCase")
+    return _GenericGroup()
+
+
+def _fits(group: _Group, atom: Atom) -> bool:
+    """Indexed groups take only clauses without per-request values (variables)."""
+    if isinstance(group, _EqualsGroup):
+        return not any(has_vars(v.template) for v in atom._values)
+    return True

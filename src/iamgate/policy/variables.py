@@ -1,0 +1,146 @@
+"""Policy variables (spec 7) and wildcard tokens.
+
+A policy string is read into a *template*: a tuple of items, each one of
+
+* ``STAR`` or ``QMARK``: a wildcard as written (meaningful only to Like-style matching);
+* a ``str``: literal text;
+* a :class:`Var`: ``${key}`` or ``${key, 'default'}``, resolved per request.
+
+``${*}``, ``${?}`` and ``${$}`` read as the literal characters. Resolving a template gives a
+*glob*: a tuple of ``STAR``/``QMARK``/``str`` where every substituted value is literal text, so a
+``*`` inside a tag value never acts as a wildcard (spec 7.4).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "QMARK",
+    "STAR",
+    "Glob",
+    "Item",
+    "Template",
+    "Var",
+    "read_template",
+    "resolve",
+    "template_text",
+]
+
+
+class _Wild:
+    __slots__ = ("char",)
+
+    def __init__(self, char: str) -> None:
+        self.char = char
+
+    def __repr__(self) -> str:
+        return "STAR" if self.char == "*" else "QMARK"
+
+
+STAR: Final = _Wild("*")
+QMARK: Final = _Wild("?")
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    key: str  # lower-cased: key names are case-insensitive (spec 7.1)
+    default: str | None
+    text: str  # as written, for explanations
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Item = str | _Wild | Var
+Template = tuple[Item, ...]
+Glob = tuple[str | _Wild, ...]
+
+# ${key} or ${key, 'default'}; spaces around the comma are tolerated.
+_VAR = re.compile(r"\$\{\s*(?P<key>[^,}'\s][^,}']*?)\s*(?:,\s*'(?P<default>[^']*)'\s*)?\}")
+_LITERAL_ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
+
+
+def read_template(text: str, *, variables: bool) -> tuple[Template, list[str]]:
+    """Split ``text`` into template items. Returns the items and problems found with ``${``
+    sequences that are not valid variables (those stay literal text)."""
+    items: list[Item] = []
+    problems: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in {"*", "?"}:
+            if buf:
+                items.append("".join(buf))
+                buf.clear()
+            items.append(STAR if ch == "*" else QMARK)
+            i += 1
+            continue
+        if variables and ch == "$" and text.startswith("${", i):
+            literal = _LITERAL_ESCAPES.get(text[i : i + 4])
+            if literal is not None:
+                buf.append(literal)
+                i += 4
+                continue
+            m = _VAR.match(text, i)
+            if m:
+                if buf:
+                    items.append("".join(buf))
+                    buf.clear()
+                items.append(Var(m.group("key").lower(), m.group("default"), m.group(0)))
+                i = m.end()
+                continue
+            end = text.find("}", i)
+            shown = text[i : end + 1] if end != -1 else text[i : i + 20]
+            problems.append(f"'{shown}' is not a valid policy variable and is read as literal text")
+        buf.append(ch)
+        i += 1
+    if buf:
+        items.append("".join(buf))
+    return tuple(items), problems
+
+
+def has_vars(template: Template) -> bool:
+    return any(isinstance(it, Var) for it in template)
+
+
+def template_text(template: Template | Glob) -> str:
+    """The template as text (wildcards as their characters, variables as written)."""
+    return "".join(it.char if isinstance(it, _Wild) else str(it) for it in template)
+
+
+def _lookup(var: Var, context: Mapping[str, str | tuple[str, ...]]) -> str | None:
+    value = context.get(var.key)
+    if isinstance(value, str):
+        return value
+    # absent, or multivalued (multivalued keys cannot be variables, spec 7.1): the default
+    return var.default
+
+
+def resolve(template: Template, context: Mapping[str, str | tuple[str, ...]]) -> Glob | None:
+    """Substitute variables; None when one has no value and no default (spec 7.3)."""
+    out: list[str | _Wild] = []
+    for it in template:
+        if isinstance(it, Var):
+            value = _lookup(it, context)
+            if value is None:
+                return None
+            if out and isinstance(out[-1], str):
+                out[-1] += value
+            else:
+                out.append(value)
+        elif isinstance(it, str) and out and isinstance(out[-1], str):
+            out[-1] += it
+        else:
+            out.append(it)
+    return tuple(out)
+
+
+def resolve_text(template: Template, context: Mapping[str, str | tuple[str, ...]]) -> str | None:
+    """Resolve to plain text (wildcard characters kept as characters), for equality operators."""
+    glob = resolve(template, context)
+    return None if glob is None else template_text(glob)
