@@ -9,8 +9,7 @@ import pytest
 
 from iamgate.cases import build_request, read_cases, run_case
 from iamgate.policy import ApiRef, prepare, reference
-
-from ..conftest import SHARED
+from tests.conftest import SHARED
 
 HERE = Path(__file__).parent
 FILES = sorted((SHARED / "conformance").glob("*.jsonl")) + sorted(HERE.glob("vectors/*.jsonl"))
@@ -42,7 +41,8 @@ def test_case(path: Path, case) -> None:
     policy = case.policy
     source = policy if isinstance(policy, str | bytes) else json.dumps(policy.to_python())
     prepared = prepare(source, api=api)
-    assert prepared.ast is not None and prepared.policy is not None
+    assert prepared.ast is not None
+    assert prepared.policy is not None
     ref = reference.evaluate(prepared.ast, request, (api.region, api.account, api.api_id) if api else None)
     assert ref.effect.value == case.expect
     explained = prepared.policy.evaluate(request, explain=True)

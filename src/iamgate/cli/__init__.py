@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
-from .policy import policy
+from iamgate import __version__
+from iamgate.cli.policy import policy
 
 __all__ = ["main"]
 

@@ -16,9 +16,9 @@ from typing import IO
 
 import click
 
-from ..cases import CaseResult, read_cases, run_case
-from ..policy import DEFAULT_MAX_CHARS, ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
-from ..policy.explain import render_decision, summary
+from iamgate.cases import CaseResult, read_cases, run_case
+from iamgate.policy import DEFAULT_MAX_CHARS, ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
+from iamgate.policy.explain import render_decision, summary
 
 __all__ = ["policy"]
 
@@ -200,11 +200,11 @@ def simulate(
         except UnicodeDecodeError as exc:
             raise click.FileError(name, f"not UTF-8 (byte offset {exc.start})") from None
         base = Path(cases_path).parent if cases_path != "-" else Path.cwd()
-        out = click.get_text_stream("stdout")
+        out = sys.stdout
         for case in read_cases(text, source=name, base=base):
             _emit(out, run_case(case, api=api, max_chars=_max_chars(max_chars), source=name))
         return
-    assert policy_path is not None  # noqa: S101 - checked above
+    assert policy_path is not None  # checked above
     data, name = _read_input(policy_path)
     if resource is None:
         if not (method and req_path is not None and stage):
