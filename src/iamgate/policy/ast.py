@@ -79,6 +79,9 @@ class Statement:
     not_resource: bool
     conditions: tuple[ConditionClause, ...]
     location: Location
+    # True when the statement had errors: it is kept only so that validation can report the
+    # problems of its other parts too; a policy with a broken statement is never compiled.
+    broken: bool = False
 
     @property
     def label(self) -> str:

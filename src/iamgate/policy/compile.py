@@ -91,7 +91,7 @@ class PrincipalSet:
                 self.star = True
             elif entry.kind != "AWS":
                 continue  # Service, Federated, CanonicalUser never name an execute-api caller
-            elif value.isdigit() and len(value) == 12:
+            elif len(value) == 12 and value.isascii() and value.isdigit():
                 accounts.add(value)
             elif value.startswith("arn:"):
                 pieces = value.split(":", 5)

@@ -81,17 +81,20 @@ class _GenericGroup(_Group):
 class _IpGroup(_Group):
     """Plain ``IpAddress`` / ``NotIpAddress`` (optionally ``IfExists``) on one key."""
 
-    __slots__ = ("absent", "key", "negated", "tables")
+    __slots__ = ("absent", "empty", "key", "negated", "tables")
 
     def __init__(self, key: str, negated: bool, if_exists: bool) -> None:
         super().__init__()
         self.key = key
         self.negated = negated
         self.absent = negated or if_exists  # result when the key is missing
+        self.empty = 0  # statements whose clause lists no value: a negated one is vacuously true
         self.tables: dict[tuple[int, int], dict[int, int]] = {}
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
+        if not atom._values:
+            self.empty |= bit
         for value in atom._values:
             net = value.network
             if net is None:  # pragma: no cover - validation rejects invalid networks
@@ -111,7 +114,8 @@ class _IpGroup(_Group):
             return 0  # multivalued under a plain operator never matches
         addr = read_ip(value)
         if addr is None:
-            return 0  # an unreadable address matches nothing and is no "not in"
+            # an unreadable address matches no value, and is "not in" none of them either
+            return mask & self.empty if self.negated else 0
         version, number = addr
         hit = 0
         for (v, shift), table in self.tables.items():
@@ -202,6 +206,8 @@ class CompiledPolicy:
     (the memo dictionaries only ever gain complete entries)."""
 
     def __init__(self, policy: Policy, api: ApiRef | None = None) -> None:
+        if any(st.broken for st in policy.statements):
+            raise ValueError("a policy with errors cannot be compiled; use prepare() to get its diagnostics")
         self.policy = policy
         self.api = api
         self.identity = policy.kind is PolicyKind.IDENTITY

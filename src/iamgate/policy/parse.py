@@ -231,20 +231,20 @@ class _Parser:
         conditions: tuple[ConditionClause, ...] = ()
         if "Condition" in m:
             conditions = self.condition(m["Condition"][1])
-        if len(self.diags) > before or effect is None or actions is None or resources is None:
-            return None
+        broken = len(self.diags) > before or effect is None or actions is None or resources is None
         return Statement(
             index=index,
             sid=sid,
-            effect=effect,
+            effect=effect or Effect.DENY,
             principals=principals,
             not_principal=not_principal,
-            actions=actions,
+            actions=actions or (),
             not_action=not_action,
-            resources=resources,
+            resources=resources or (),
             not_resource=not_resource,
             conditions=conditions,
             location=self.lines.location(node.pointer, node.offset),
+            broken=broken,
         )
 
     def pair(

@@ -128,9 +128,9 @@ def _caller_layers(arn: str | None) -> dict[str, str | None]:
     """kind, account, role, arn of a caller ARN."""
     if arn is None:
         return {"kind": "anonymous", "account": None, "role": None, "arn": None}
-    if re.fullmatch(r"\d{12}", arn):
+    if re.fullmatch(r"[0-9]{12}", arn):
         return {"kind": "root", "account": arn, "role": None, "arn": arn}
-    m = re.fullmatch(r"arn:[^:]+:(iam|sts)::(\d{12}):(.+)", arn, re.S)
+    m = re.fullmatch(r"arn:[^:]+:(iam|sts)::([0-9]{12}):(.+)", arn, re.S)
     if not m:
         return {"kind": "other", "account": None, "role": None, "arn": arn}
     service, account, rest = m.groups()
@@ -153,7 +153,7 @@ def _entry_names(value: str) -> tuple[str, str | None, str | None]:
     """('star'|'account'|'role'|'arn', account, role-name) for an AWS principal value."""
     if value == "*":
         return "star", None, None
-    if re.fullmatch(r"\d{12}", value):
+    if re.fullmatch(r"[0-9]{12}", value):
         return "account", value, None
     bits = value.split(":", 5)
     if len(bits) == 6 and bits[0] == "arn" and bits[2] == "iam" and bits[5] == "root":
@@ -284,7 +284,7 @@ VARIABLE_OPERATORS = {
 
 
 def _number(text: str) -> Decimal | None:
-    if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", text) or len(text) > 100:
+    if not re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", text) or len(text) > 100:
         return None
     value = Decimal(text)
     if abs(value.adjusted()) > 1000:
@@ -293,13 +293,13 @@ def _number(text: str) -> Decimal | None:
 
 
 def _date(text: str) -> Decimal | None:
-    if re.fullmatch(r"-?\d{1,15}(\.\d{1,9})?", text):
+    if re.fullmatch(r"-?[0-9]{1,15}(\.[0-9]{1,9})?", text):
         whole, _, frac = text.partition(".")
         micro = Decimal((frac + "000000")[:6]) if frac else Decimal(0)
         sign = -1 if whole.startswith("-") else 1
         return Decimal(int(whole)) + sign * micro / Decimal(1_000_000)
     m = re.fullmatch(
-        r"(\d{4})-(\d{2})(?:-(\d{2}))?(?:[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?([Zz]|[+-]\d{2}:?\d{2})?",
+        r"([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?(?:[Tt]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?",
         text,
     )
     if not m:

@@ -49,9 +49,9 @@ class Caller:
 ANONYMOUS = Caller(CallerKind.ANONYMOUS, None)
 
 _IAM_ARN = re.compile(
-    r"arn:(?P<partition>[a-z0-9-]+):(?P<service>iam|sts)::(?P<account>\d{12}):(?P<rest>.+)", re.S
+    r"arn:(?P<partition>[a-z0-9-]+):(?P<service>iam|sts)::(?P<account>[0-9]{12}):(?P<rest>.+)", re.S
 )
-_ACCOUNT_ID = re.compile(r"\d{12}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 @lru_cache(maxsize=4096)

@@ -22,11 +22,11 @@ EXECUTE_API_ACTIONS = ("Invoke", "InvalidateCache", "ManageConnections")
 
 _ACTION = re.compile(r"(?P<service>[^:]*):(?P<name>.*)", re.S)
 _SERVICE = re.compile(r"[A-Za-z0-9-]+")
-_ACCOUNT = re.compile(r"\d{12}")
+_ACCOUNT = re.compile(r"[0-9]{12}")
 _UNIQUE_ID = re.compile(r"A(?:IDA|ROA|GPA|NPA|NPS|SIA|KIA|3T)[A-Z0-9]{12,}")
 _PRINCIPAL_ARN = re.compile(
     r"arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):"
-    r"(?P<service>iam|sts)::(?P<account>\d{12}):(?P<rest>.+)",
+    r"(?P<service>iam|sts)::(?P<account>[0-9]{12}):(?P<rest>.+)",
     re.S,
 )
 _CONDITION_KEY = re.compile(r"[A-Za-z0-9-]+:\S.*", re.S)
