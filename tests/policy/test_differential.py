@@ -216,7 +216,9 @@ def resources(draw: st.DrawFn) -> Any:
             return draw(st.sampled_from(OTHER_RESOURCES))
         if pick == 1:
             return f"{A}/*"
-        stage, verb, path = draw(st.sampled_from(STAGES)), draw(st.sampled_from(VERBS)), draw(st.sampled_from(PATHS))
+        stage = draw(st.sampled_from(STAGES))
+        verb = draw(st.sampled_from(VERBS))
+        path = draw(st.sampled_from(PATHS))
         return f"{A}/{stage}/{verb}/{path}"
 
     items = [one() for _ in range(draw(st.integers(1, 3)))]
