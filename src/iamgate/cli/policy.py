@@ -23,6 +23,12 @@ from iamgate.policy.explain import render_decision, summary
 __all__ = ["policy"]
 
 
+class InputError(click.FileError):
+    """An input file that cannot be used: exit status 2, like other usage errors."""
+
+    exit_code = 2
+
+
 def _read_input(path: str) -> tuple[bytes, str]:
     """Bytes of a file or of stdin ("-"); a usage error (exit 2) when it cannot be read."""
     if path == "-":
@@ -30,7 +36,7 @@ def _read_input(path: str) -> tuple[bytes, str]:
     try:
         return Path(path).read_bytes(), path
     except OSError as exc:
-        raise click.FileError(path, exc.strerror or str(exc)) from None
+        raise InputError(path, exc.strerror or str(exc)) from None
 
 
 def _max_chars(value: int) -> int | None:
@@ -198,7 +204,7 @@ def simulate(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise click.FileError(name, f"not UTF-8 (byte offset {exc.start})") from None
+            raise InputError(name, f"not UTF-8 (byte offset {exc.start})") from None
         base = Path(cases_path).parent if cases_path != "-" else Path.cwd()
         out = sys.stdout
         for case in read_cases(text, source=name, base=base):
@@ -293,7 +299,7 @@ def test(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise click.FileError(name, f"not UTF-8 (byte offset {exc.start})") from None
+            raise InputError(name, f"not UTF-8 (byte offset {exc.start})") from None
         base = Path(path).parent if path != "-" else Path.cwd()
         for case in read_cases(text, source=name, base=base):
             label = f"{name}:{case.line}: {case.name or '(unnamed case)'}"
