@@ -6,6 +6,7 @@ import click
 
 from iamgate import __version__
 from iamgate.cli.policy import policy
+from iamgate.cli.policy_lint import lint
 
 __all__ = ["main"]
 
@@ -16,6 +17,7 @@ def cli() -> None:
     """iamgate: an API gateway that enforces AWS API Gateway resource policies."""
 
 
+policy.add_command(lint)
 cli.add_command(policy)
 
 
