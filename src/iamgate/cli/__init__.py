@@ -7,6 +7,7 @@ import click
 from iamgate import __version__
 from iamgate.cli.policy import policy
 from iamgate.cli.policy_lint import lint
+from iamgate.cli.serve import config_group, serve
 
 __all__ = ["main"]
 
@@ -19,6 +20,8 @@ def cli() -> None:
 
 policy.add_command(lint)
 cli.add_command(policy)
+cli.add_command(serve)
+cli.add_command(config_group)
 
 
 def main() -> None:

@@ -1,0 +1,96 @@
+"""A proxy_anchor.sh row for iamgate: write a gateway config for PORT/UPSTREAM, then exec `iamgate serve`.
+
+Usage (as a -a row of ../shared/bench/proxy_anchor.sh; see docs/benchmarks.md):
+    python bench/gateway_row.py PORT UPSTREAM POLICY [--log on|off] [--workers N] [--run DIR]
+
+POLICY: allow-all (no policy: a public API), small (../shared/bench/policies/small.json),
+large (large.json: 200 statements, 1,000 CIDRs) or localhost (allow-localhost-get-pets.json);
+every policy but allow-all also gets the statement that allows 127.0.0.1 to GET /pets/*, so the
+harness's readiness check passes. One API "petapi" (us-east-1, 123456789012), stage prod,
+route GET /pets/{id} -> HTTP_PROXY UPSTREAM/pets/{id}, exactly the request the harness sends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+POLICIES = HERE.parent.parent / "shared" / "bench" / "policies"
+
+
+def policy_for(name: str) -> dict[str, object] | None:
+    if name == "allow-all":
+        return None
+    allow = json.loads((POLICIES / "allow-localhost-get-pets.json").read_text())
+    if name == "localhost":
+        return allow
+    doc = json.loads((POLICIES / f"{name}.json").read_text())
+    doc["Statement"] = [*doc["Statement"], *allow["Statement"]]
+    return doc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("upstream")
+    parser.add_argument("policy", choices=["allow-all", "localhost", "small", "large"])
+    parser.add_argument("--log", choices=["on", "off"], default="on")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--run", default=os.environ.get("TMPDIR", "/tmp"))
+    args = parser.parse_args()
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    api: dict[str, object] = {
+        "id": "petapi",
+        "stages": {"prod": {}},
+        "routes": [
+            {
+                "path": "/pets/{id}",
+                "method": "GET",
+                "integration": {"type": "HTTP_PROXY", "uri": f"{args.upstream}/pets/{{id}}"},
+            }
+        ],
+    }
+    policy = policy_for(args.policy)
+    if policy is not None:
+        api["policy"] = policy
+    config = {
+        "gateway": {
+            "region": "us-east-1",
+            "account_id": "123456789012",
+            "max_policy_chars": None,
+            "access_log": {"destination": str(run / f"iamgate-{args.port}-access.log")}
+            if args.log == "on"
+            else None,
+        },
+        "apis": [api],
+    }
+    path = run / f"iamgate-{args.port}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    exe = Path(sys.executable).parent / "iamgate"
+    os.execv(
+        str(exe),
+        [
+            str(exe),
+            "serve",
+            "--config",
+            str(path),
+            "--port",
+            str(args.port),
+            "--admin-port",
+            "0",
+            "--workers",
+            str(args.workers),
+            "--no-watch",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

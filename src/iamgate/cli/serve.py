@@ -1,0 +1,92 @@
+"""``iamgate serve`` and ``iamgate config validate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from iamgate.config.load import load_config
+from iamgate.supervisor import ServeOptions
+from iamgate.supervisor import serve as run
+
+__all__ = ["config_group", "serve"]
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The gateway configuration (YAML); see docs/configuration.md.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option("--admin-host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--admin-port",
+    default=9901,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of /healthz, /readyz and /metrics; 0 disables the admin port.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes sharing the port.",
+)
+@click.option(
+    "--drain-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds to finish in-flight requests on SIGTERM.",
+)
+@click.option("--no-watch", is_flag=True, help="Do not reload when the configuration files change.")
+def serve(
+    config_path: Path,
+    host: str,
+    port: int,
+    admin_host: str,
+    admin_port: int,
+    workers: int,
+    drain_timeout: float,
+    no_watch: bool,
+) -> None:
+    """Run the gateway.
+
+    Reloads the configuration on SIGHUP and when a watched file changes (an invalid new
+    configuration is refused and the old one keeps serving); drains on SIGTERM; reopens the access
+    log on SIGUSR1.
+    """
+    options = ServeOptions(
+        config_path, host, port, admin_host, admin_port or None, workers, drain_timeout, not no_watch
+    )
+    sys.exit(run(options))
+
+
+@click.group("config")
+def config_group() -> None:
+    """Work with gateway configuration files."""
+
+
+@config_group.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def validate_config(files: tuple[Path, ...]) -> None:
+    """Check configuration FILES (and the policies they hold or name). Exit 1 on any error."""
+    failed = False
+    for path in files:
+        config, diags = load_config(path)
+        for d in diags:
+            click.echo(d.render())
+        errors = sum(d.is_error for d in diags)
+        failed = failed or config is None
+        state = "invalid" if config is None else "valid"
+        click.echo(f"{path}: {state} ({errors} error(s), {len(diags) - errors} warning(s))")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,1 @@
+"""Gateway configuration: the YAML file, its validation with located diagnostics, snapshots."""

@@ -1,0 +1,856 @@
+"""Load and validate the gateway's YAML configuration (docs/configuration.md).
+
+Every problem is a :class:`~iamgate.policy.Diagnostic` with the file, line and column, what is
+wrong and the valid choices; all problems are reported at once; a file with any error yields no
+configuration at all (the gateway never starts half-configured, and a reload keeps the old one).
+
+Validation is written by hand rather than with a schema library so that each message can name
+the bad value, give a did-you-mean and point at the line of the YAML node (the schema is small).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from iamgate.config._yaml import Positions, load_yaml
+from iamgate.config.model import (
+    AccessLogSettings,
+    ApiConfig,
+    GatewayConfig,
+    GatewaySettings,
+    HttpProxyIntegration,
+    IPNetwork,
+    MockIntegration,
+    Network,
+    RouteConfig,
+    StageConfig,
+    UpstreamSettings,
+)
+from iamgate.pipeline.routing import METHODS, TemplateError, parse_template
+from iamgate.policy import ApiRef, Diagnostic, Location, Severity, prepare
+from iamgate.policy.diagnostics import did_you_mean, pointer_join
+
+__all__ = ["AUTHORIZATION_TYPES", "load_config", "parse_config"]
+
+AUTHORIZATION_TYPES = ("NONE",)
+ENDPOINT_TYPES = ("REGIONAL", "PRIVATE", "EDGE")
+POLICY_MODES = ("enforce", "report")
+INTEGRATION_TYPES = ("HTTP_PROXY", "MOCK")
+_API_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_STAGE_VAR = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
+_URI_PARAM = re.compile(r"\{([A-Za-z0-9._-]+)\}")
+_VAR_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+class _Reader:
+    def __init__(self, positions: Positions, source: str) -> None:
+        self.positions = positions
+        self.source = source
+        self.diags: list[Diagnostic] = []
+
+    def report(
+        self,
+        code: str,
+        pointer: str,
+        message: str,
+        help: str | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        self.diags.append(
+            Diagnostic(
+                f"config.{code}", severity, message, self.positions.location(pointer), help, self.source
+            )
+        )
+
+    def warn(self, code: str, pointer: str, message: str, help: str | None = None) -> None:
+        self.report(code, pointer, message, help, Severity.WARNING)
+
+    def kind(self, value: object) -> str:
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "a boolean"
+        if isinstance(value, int | float):
+            return "a number"
+        if isinstance(value, str):
+            return "a string"
+        if isinstance(value, list):
+            return "a list"
+        if isinstance(value, dict):
+            return "a mapping"
+        return type(value).__name__
+
+    def mapping(self, value: object, pointer: str, what: str, keys: dict[str, bool]) -> dict[str, Any] | None:
+        """A mapping with only ``keys`` (name -> required)."""
+        if not isinstance(value, dict):
+            self.report("wrong-type", pointer, f"{what} must be a mapping, not {self.kind(value)}")
+            return None
+        for key in value:
+            if key not in keys:
+                hint = did_you_mean(str(key), keys)
+                choices = "valid keys: " + ", ".join(keys)
+                self.report(
+                    "unknown-key",
+                    pointer_join(pointer, key),
+                    f"unknown key '{key}' in {what}",
+                    f"{hint} {choices}" if hint else choices,
+                )
+        for key, required in keys.items():
+            if required and key not in value:
+                self.report("missing-key", pointer, f"{what} needs '{key}'")
+        return value
+
+    def string(
+        self,
+        value: object,
+        pointer: str,
+        what: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        help: str | None = None,
+        choices: tuple[str, ...] | None = None,
+    ) -> str | None:
+        if not isinstance(value, str):
+            self.report(
+                "wrong-type",
+                pointer,
+                f"{what} must be a string, not {self.kind(value)}",
+                ("one of: " + ", ".join(choices)) if choices else help,
+            )
+            return None
+        if choices is not None and value not in choices:
+            hint = did_you_mean(value, choices)
+            self.report(
+                "invalid-value",
+                pointer,
+                f"{what} '{value}' is not valid",
+                (hint + " " if hint else "") + "one of: " + ", ".join(choices),
+            )
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            self.report("invalid-value", pointer, f"{what} '{value}' is not valid", help)
+            return None
+        return value
+
+    def number(
+        self, value: object, pointer: str, what: str, *, low: float, high: float, integer: bool = False
+    ) -> float | None:
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            expected = "an integer" if integer else "a number"
+            self.report("wrong-type", pointer, f"{what} must be {expected}, not {self.kind(value)}")
+            return None
+        assert isinstance(value, int | float)
+        if not low <= value <= high:
+            self.report(
+                "invalid-value", pointer, f"{what} {value} is out of range", f"between {low:g} and {high:g}"
+            )
+            return None
+        return value
+
+    def boolean(self, value: object, pointer: str, what: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.report("wrong-type", pointer, f"{what} must be true or false, not {self.kind(value)}")
+            return None
+        return value
+
+    def sequence(self, value: object, pointer: str, what: str) -> list[Any] | None:
+        if not isinstance(value, list):
+            self.report("wrong-type", pointer, f"{what} must be a list, not {self.kind(value)}")
+            return None
+        return value
+
+    def network(self, value: object, pointer: str, what: str) -> IPNetwork | None:
+        text = self.string(value, pointer, what)
+        if text is None:
+            return None
+        try:
+            return ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            self.report(
+                "invalid-value",
+                pointer,
+                f"{what} '{text}' is not an IP address or CIDR",
+                "for example 10.0.0.0/8 or 2001:db8::/32",
+            )
+            return None
+
+
+def _settings(r: _Reader, raw: object) -> GatewaySettings:
+    defaults = GatewaySettings()
+    if raw is None:
+        return defaults
+    ptr = "/gateway"
+    m = r.mapping(
+        raw,
+        ptr,
+        "gateway",
+        {
+            "region": False,
+            "account_id": False,
+            "max_policy_chars": False,
+            "trusted_proxies": False,
+            "networks": False,
+            "unmatched_status": False,
+            "denial_messages": False,
+            "allow_semicolon_in_path": False,
+            "max_request_body": False,
+            "max_header_bytes": False,
+            "access_log": False,
+            "upstream": False,
+        },
+    )
+    if m is None:
+        return defaults
+    region = defaults.region
+    if "region" in m:
+        region = (
+            r.string(
+                m["region"],
+                f"{ptr}/region",
+                "region",
+                pattern=_REGION,
+                help="an AWS-style region such as us-east-1",
+            )
+            or region
+        )
+    account = defaults.account_id
+    if "account_id" in m:
+        value = m["account_id"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            r.report(
+                "wrong-type",
+                f"{ptr}/account_id",
+                "account_id must be a quoted string of 12 digits",
+                'write account_id: "111122223333" (quoted, so leading zeros survive)',
+            )
+        else:
+            account = (
+                r.string(value, f"{ptr}/account_id", "account_id", pattern=_ACCOUNT, help="12 digits, quoted")
+                or account
+            )
+    max_chars: int | None = defaults.max_policy_chars
+    if "max_policy_chars" in m:
+        if m["max_policy_chars"] is None:
+            max_chars = None
+        else:
+            n = r.number(
+                m["max_policy_chars"],
+                f"{ptr}/max_policy_chars",
+                "max_policy_chars",
+                low=1,
+                high=1 << 20,
+                integer=True,
+            )
+            max_chars = int(n) if n is not None else max_chars
+    proxies: list[IPNetwork] = []
+    if "trusted_proxies" in m:
+        items = r.sequence(m["trusted_proxies"], f"{ptr}/trusted_proxies", "trusted_proxies") or []
+        for i, item in enumerate(items):
+            net = r.network(item, f"{ptr}/trusted_proxies/{i}", "a trusted proxy")
+            if net is not None:
+                proxies.append(net)
+    networks: list[Network] = []
+    if "networks" in m:
+        items = r.sequence(m["networks"], f"{ptr}/networks", "networks") or []
+        for i, item in enumerate(items):
+            p = f"{ptr}/networks/{i}"
+            nm = r.mapping(item, p, "a network", {"cidr": True, "vpc_id": False, "vpce_id": False})
+            if nm is None or "cidr" not in nm:
+                continue
+            net = r.network(nm["cidr"], f"{p}/cidr", "cidr")
+            vpc = (
+                r.string(
+                    nm["vpc_id"],
+                    f"{p}/vpc_id",
+                    "vpc_id",
+                    pattern=re.compile(r"vpc-[0-9a-zA-Z]+"),
+                    help="for example vpc-0a1b2c3d",
+                )
+                if "vpc_id" in nm
+                else None
+            )
+            vpce = (
+                r.string(
+                    nm["vpce_id"],
+                    f"{p}/vpce_id",
+                    "vpce_id",
+                    pattern=re.compile(r"vpce-[0-9a-zA-Z]+"),
+                    help="for example vpce-0123456789abcdef0",
+                )
+                if "vpce_id" in nm
+                else None
+            )
+            if net is not None:
+                networks.append(Network(net, vpc, vpce))
+    unmatched = defaults.unmatched_status
+    if "unmatched_status" in m:
+        value = m["unmatched_status"]
+        if value not in (403, 404) or isinstance(value, bool):
+            r.report(
+                "invalid-value",
+                f"{ptr}/unmatched_status",
+                f"unmatched_status {value!r} is not valid",
+                "403 (Missing Authentication Token, as API Gateway) or 404",
+            )
+        else:
+            unmatched = int(value)
+    denial = defaults.denial_messages
+    if "denial_messages" in m:
+        denial = (
+            r.string(
+                m["denial_messages"],
+                f"{ptr}/denial_messages",
+                "denial_messages",
+                choices=("legacy", "policy-type"),
+            )
+            or denial
+        )
+    semicolon = defaults.allow_semicolon_in_path
+    if "allow_semicolon_in_path" in m:
+        b = r.boolean(
+            m["allow_semicolon_in_path"], f"{ptr}/allow_semicolon_in_path", "allow_semicolon_in_path"
+        )
+        semicolon = semicolon if b is None else b
+    max_body = defaults.max_request_body
+    if "max_request_body" in m and m["max_request_body"] is not None:
+        n = r.number(
+            m["max_request_body"],
+            f"{ptr}/max_request_body",
+            "max_request_body",
+            low=0,
+            high=1 << 50,
+            integer=True,
+        )
+        max_body = int(n) if n is not None else None
+    max_header = defaults.max_header_bytes
+    if "max_header_bytes" in m:
+        n = r.number(
+            m["max_header_bytes"],
+            f"{ptr}/max_header_bytes",
+            "max_header_bytes",
+            low=256,
+            high=1 << 20,
+            integer=True,
+        )
+        max_header = int(n) if n is not None else max_header
+    access_log = defaults.access_log
+    if "access_log" in m:
+        access_log = _access_log(r, m["access_log"], f"{ptr}/access_log")
+    upstream = defaults.upstream
+    if "upstream" in m:
+        upstream = _upstream(r, m["upstream"], f"{ptr}/upstream")
+    return GatewaySettings(
+        region,
+        account,
+        max_chars,
+        tuple(proxies),
+        tuple(networks),
+        unmatched,
+        denial,
+        semicolon,
+        max_body,
+        max_header,
+        access_log,
+        upstream,
+    )
+
+
+def _access_log(r: _Reader, raw: object, ptr: str) -> AccessLogSettings:
+    if raw is None or raw is False:
+        return AccessLogSettings(None, None)
+    m = r.mapping(raw, ptr, "access_log", {"destination": False, "format": False})
+    if m is None:
+        return AccessLogSettings("-", None)
+    destination: str | None = "-"
+    if "destination" in m:
+        destination = (
+            None
+            if m["destination"] is None
+            else r.string(m["destination"], f"{ptr}/destination", "destination")
+        )
+    fmt = None
+    if m.get("format") is not None:
+        fmt = _log_format(r, m["format"], f"{ptr}/format")
+    return AccessLogSettings(destination, fmt)
+
+
+def _log_format(r: _Reader, raw: object, ptr: str) -> str | None:
+    text = r.string(raw, ptr, "an access-log format")
+    if text is None:
+        return None
+    if "$context.requestId" not in text and "$context.extendedRequestId" not in text:
+        r.report(
+            "invalid-value",
+            ptr,
+            "an access-log format must contain $context.requestId or $context.extendedRequestId",
+            "as API Gateway requires, so lines can be traced",
+        )
+        return None
+    return text
+
+
+def _upstream(r: _Reader, raw: object, ptr: str) -> UpstreamSettings:
+    d = UpstreamSettings()
+    m = r.mapping(
+        raw,
+        ptr,
+        "upstream",
+        {
+            "connect_timeout": False,
+            "timeout": False,
+            "max_connections": False,
+            "max_idle": False,
+            "idle_timeout": False,
+        },
+    )
+    if m is None:
+        return d
+
+    def num(key: str, default: float, low: float, high: float, integer: bool = False) -> float:
+        if key not in m:
+            return default
+        value = r.number(m[key], f"{ptr}/{key}", key, low=low, high=high, integer=integer)
+        return default if value is None else value
+
+    return UpstreamSettings(
+        connect_timeout=num("connect_timeout", d.connect_timeout, 0.01, 300),
+        timeout=num("timeout", d.timeout, 0.05, 3600),
+        max_connections=int(num("max_connections", d.max_connections, 1, 100_000, True)),
+        max_idle=int(num("max_idle", d.max_idle, 0, 100_000, True)),
+        idle_timeout=num("idle_timeout", d.idle_timeout, 0.1, 3600),
+    )
+
+
+def _policy(
+    r: _Reader,
+    m: dict[str, Any],
+    ptr: str,
+    settings: GatewaySettings,
+    api_id: str | None,
+    base_dir: Path,
+    watched: list[str],
+) -> tuple[Any, str | None, bool]:
+    """(compiled policy or None, stored text, ok)."""
+    if "policy" in m and "policy_file" in m:
+        r.report("conflicting-keys", f"{ptr}/policy_file", "give either policy or policy_file, not both")
+        return None, None, False
+    api = ApiRef(settings.region, settings.account_id, api_id or "unknown")
+    if "policy" in m and m["policy"] is not None:
+        raw = m["policy"]
+        if not isinstance(raw, dict | str):
+            r.report(
+                "wrong-type",
+                f"{ptr}/policy",
+                "policy must be a mapping (the JSON document written as "
+                f"YAML) or a JSON string, not {r.kind(raw)}",
+            )
+            return None, None, False
+        prepared = prepare(raw, api=api, max_chars=settings.max_policy_chars)
+        base = f"{ptr}/policy"
+        for d in prepared.diagnostics:
+            message = d.message
+            if isinstance(raw, dict):
+                location = r.positions.location(base + d.location.pointer)
+            else:
+                location = r.positions.location(base)
+                if d.location.line is not None:
+                    message += f" (line {d.location.line}, column {d.location.column} of the policy text)"
+            r.diags.append(Diagnostic(d.code, d.severity, message, location, d.help, r.source))
+        text = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+        return prepared.policy, text, prepared.policy is not None
+    if "policy_file" in m:
+        name = r.string(m["policy_file"], f"{ptr}/policy_file", "policy_file")
+        if name is None:
+            return None, None, False
+        path = Path(name)
+        if not path.is_absolute():
+            path = base_dir / path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            r.report(
+                "policy-file", f"{ptr}/policy_file", f"cannot read policy_file {path}: {exc.strerror or exc}"
+            )
+            return None, None, False
+        watched.append(str(path))
+        prepared = prepare(data, api=api, max_chars=settings.max_policy_chars, source_name=str(path))
+        r.diags.extend(prepared.diagnostics)
+        return prepared.policy, data.decode("utf-8", "replace"), prepared.policy is not None
+    return None, None, True
+
+
+def _integration(
+    r: _Reader, raw: object, ptr: str, params: set[str], greedy: str | None, stages: dict[str, StageConfig]
+) -> HttpProxyIntegration | MockIntegration | None:
+    m = r.mapping(
+        raw,
+        ptr,
+        "integration",
+        {"type": True, "uri": False, "timeout": False, "status": False, "headers": False, "body": False},
+    )
+    if m is None or "type" not in m:
+        return None
+    kind = r.string(m["type"], f"{ptr}/type", "integration type", choices=INTEGRATION_TYPES)
+    if kind is None:
+        return None
+    if kind == "MOCK":
+        for key in ("uri", "timeout"):
+            if key in m:
+                r.report("unknown-key", f"{ptr}/{key}", f"a MOCK integration has no {key}")
+        status = 200
+        if "status" in m:
+            n = r.number(m["status"], f"{ptr}/status", "status", low=100, high=599, integer=True)
+            status = int(n) if n is not None else 200
+        headers: list[tuple[str, str]] = []
+        if "headers" in m:
+            hm = m["headers"]
+            if not isinstance(hm, dict):
+                r.report("wrong-type", f"{ptr}/headers", "headers must be a mapping of name: value")
+            else:
+                for name, value in hm.items():
+                    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", str(name)) or not isinstance(
+                        value, str | int
+                    ):
+                        r.report(
+                            "invalid-value",
+                            pointer_join(f"{ptr}/headers", name),
+                            f"header {name!r}: {value!r} is not a valid header name and string value",
+                        )
+                    elif any(c in str(value) for c in "\r\n\x00"):
+                        r.report(
+                            "invalid-value",
+                            pointer_join(f"{ptr}/headers", name),
+                            f"header {name!r} has a line break or NUL in its value",
+                        )
+                    else:
+                        headers.append((str(name), str(value)))
+        body = b""
+        if "body" in m:
+            text = r.string(m["body"], f"{ptr}/body", "body")
+            body = (text or "").encode()
+        return MockIntegration(status, tuple(headers), body)
+    for key in ("status", "headers", "body"):
+        if key in m:
+            r.report(
+                "unknown-key",
+                f"{ptr}/{key}",
+                f"an HTTP_PROXY integration has no {key}",
+                "status, headers and body belong to MOCK integrations",
+            )
+    if "uri" not in m:
+        r.report("missing-key", ptr, "an HTTP_PROXY integration needs 'uri'")
+        return None
+    uri = r.string(m["uri"], f"{ptr}/uri", "uri")
+    if uri is None:
+        return None
+    probe = _STAGE_VAR.sub("stagevar", uri)
+    parts = urlsplit(probe)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        r.report(
+            "invalid-value",
+            f"{ptr}/uri",
+            f"uri '{uri}' is not an http:// or https:// URL with a host",
+            "for example http://127.0.0.1:9000/pets/{id} or http://${stageVariables.backend}/pets",
+        )
+        return None
+    try:
+        _ = parts.port
+    except ValueError:
+        r.report("invalid-value", f"{ptr}/uri", f"uri '{uri}' has an invalid port")
+        return None
+    if parts.query or parts.fragment:
+        r.report(
+            "invalid-value",
+            f"{ptr}/uri",
+            f"uri '{uri}' has a query or fragment",
+            "the request's query string is passed through to the backend",
+        )
+        return None
+    for name in _URI_PARAM.findall(parts.path):
+        if name not in params and name != greedy:
+            r.report(
+                "invalid-value",
+                f"{ptr}/uri",
+                f"uri uses {{{name}}} but the route path has no such parameter",
+                f"route parameters: {', '.join(sorted(params | ({greedy} if greedy else set()))) or 'none'}",
+            )
+    for var in _STAGE_VAR.findall(uri):
+        missing = [s for s, st in stages.items() if var not in st.variables]
+        if missing:
+            r.warn(
+                "undefined-stage-variable",
+                f"{ptr}/uri",
+                f"uri uses ${{stageVariables.{var}}} but stage(s) {', '.join(missing)} do not define it; "
+                "requests there get 500 Internal server error",
+            )
+    timeout = None
+    if "timeout" in m:
+        timeout = r.number(m["timeout"], f"{ptr}/timeout", "timeout", low=0.05, high=3600)
+    return HttpProxyIntegration(uri, timeout)
+
+
+def _api(
+    r: _Reader, raw: object, ptr: str, settings: GatewaySettings, base_dir: Path, watched: list[str]
+) -> ApiConfig | None:
+    m = r.mapping(
+        raw,
+        ptr,
+        "an API",
+        {
+            "id": True,
+            "name": False,
+            "endpoint_type": False,
+            "policy": False,
+            "policy_file": False,
+            "policy_mode": False,
+            "stages": True,
+            "routes": True,
+        },
+    )
+    if m is None:
+        return None
+    before = len([d for d in r.diags if d.is_error])
+    api_id = (
+        r.string(
+            m["id"],
+            f"{ptr}/id",
+            "API id",
+            pattern=_API_ID,
+            help="lower-case letters, digits and '-', e.g. a1b2c3d4e5",
+        )
+        if "id" in m
+        else None
+    )
+    name = r.string(m["name"], f"{ptr}/name", "name") if "name" in m else api_id
+    endpoint = "REGIONAL"
+    if "endpoint_type" in m:
+        endpoint = (
+            r.string(m["endpoint_type"], f"{ptr}/endpoint_type", "endpoint_type", choices=ENDPOINT_TYPES)
+            or endpoint
+        )
+    mode = "enforce"
+    if "policy_mode" in m:
+        mode = r.string(m["policy_mode"], f"{ptr}/policy_mode", "policy_mode", choices=POLICY_MODES) or mode
+    policy, policy_text, _ = _policy(r, m, ptr, settings, api_id, base_dir, watched)
+    if endpoint == "PRIVATE" and policy_text is None:
+        r.report(
+            "missing-key",
+            ptr,
+            "a PRIVATE API needs a resource policy",
+            "API Gateway refuses to deploy a private API without one; add policy or policy_file",
+        )
+    stages: dict[str, StageConfig] = {}
+    if "stages" in m:
+        sm = m["stages"]
+        if not isinstance(sm, dict) or not sm:
+            r.report(
+                "wrong-type",
+                f"{ptr}/stages",
+                "stages must be a non-empty mapping of stage name to settings",
+                "for example stages: {prod: {variables: {backend: 127.0.0.1:9000}}}",
+            )
+        else:
+            for sname, sraw in sm.items():
+                sp = pointer_join(f"{ptr}/stages", sname)
+                if (
+                    r.string(
+                        sname,
+                        sp,
+                        "stage name",
+                        pattern=_STAGE,
+                        help="letters, digits, '-' and '_' (at most 128)",
+                    )
+                    is None
+                ):
+                    continue
+                variables: dict[str, str] = {}
+                log_format = None
+                if sraw is not None:
+                    smap = r.mapping(
+                        sraw, sp, f"stage {sname}", {"variables": False, "access_log_format": False}
+                    )
+                    if smap is None:
+                        continue
+                    vraw = smap.get("variables") or {}
+                    if not isinstance(vraw, dict):
+                        r.report(
+                            "wrong-type", f"{sp}/variables", "variables must be a mapping of name: value"
+                        )
+                    else:
+                        for vname, vvalue in vraw.items():
+                            vp = pointer_join(f"{sp}/variables", vname)
+                            if not _VAR_NAME.fullmatch(str(vname)):
+                                r.report(
+                                    "invalid-value",
+                                    vp,
+                                    f"stage variable name '{vname}' is not valid",
+                                    "letters, digits and '_'",
+                                )
+                            elif not isinstance(vvalue, str | int | float) or isinstance(vvalue, bool):
+                                r.report("wrong-type", vp, f"stage variable {vname} must be a string")
+                            else:
+                                variables[str(vname)] = str(vvalue)
+                    if smap.get("access_log_format") is not None:
+                        log_format = _log_format(r, smap["access_log_format"], f"{sp}/access_log_format")
+                stages[sname] = StageConfig(sname, variables, log_format)
+    routes: list[RouteConfig] = []
+    seen: dict[tuple[str, str], str] = {}
+    if "routes" in m:
+        items = r.sequence(m["routes"], f"{ptr}/routes", "routes") or []
+        for i, item in enumerate(items):
+            rp = f"{ptr}/routes/{i}"
+            rm = r.mapping(
+                item,
+                rp,
+                "a route",
+                {"path": True, "method": True, "integration": True, "authorization": False},
+            )
+            if rm is None or not {"path", "method", "integration"} <= set(rm):
+                continue
+            path = r.string(rm["path"], f"{rp}/path", "path")
+            method = r.string(rm["method"], f"{rp}/method", "method")
+            if method is not None:
+                method = method.upper()
+                if method not in (*METHODS, "ANY"):
+                    hint = did_you_mean(method, (*METHODS, "ANY"))
+                    r.report(
+                        "invalid-value",
+                        f"{rp}/method",
+                        f"method '{rm['method']}' is not valid",
+                        (hint + " " if hint else "") + "one of: " + ", ".join((*METHODS, "ANY")),
+                    )
+                    method = None
+            params: set[str] = set()
+            greedy = None
+            if path is not None:
+                try:
+                    for seg in parse_template(path):
+                        if seg.kind == "param":
+                            params.add(seg.value)
+                        elif seg.kind == "greedy":
+                            greedy = seg.value
+                except TemplateError as exc:
+                    r.report(
+                        "invalid-value",
+                        f"{rp}/path",
+                        f"path '{path}': {exc}",
+                        "for example /pets, /pets/{id} or /{proxy+}",
+                    )
+                    path = None
+            auth = "NONE"
+            if "authorization" in rm:
+                auth = (
+                    r.string(
+                        rm["authorization"],
+                        f"{rp}/authorization",
+                        "authorization",
+                        choices=AUTHORIZATION_TYPES,
+                    )
+                    or auth
+                )
+            integration = _integration(r, rm["integration"], f"{rp}/integration", params, greedy, stages)
+            if path is None or method is None or integration is None:
+                continue
+            key = (
+                "/" + "/".join(s.value if s.kind == "literal" else "{}" for s in parse_template(path)),
+                method,
+            )
+            if key in seen:
+                r.report("duplicate-route", rp, f"{method} {path} is already defined by {seen[key]}")
+                continue
+            seen[key] = rp
+            routes.append(RouteConfig(path, method, integration, auth))
+    if len([d for d in r.diags if d.is_error]) > before or api_id is None:
+        return None
+    return ApiConfig(api_id, name or api_id, endpoint, policy, policy_text, mode, stages, tuple(routes))
+
+
+def parse_config(
+    text: str, *, source: str = "<config>", base_dir: Path | None = None
+) -> tuple[GatewayConfig | None, list[Diagnostic]]:
+    """Validate configuration text. The config is None when there is any error."""
+    doc = load_yaml(text)
+    diags = [d.with_source(source) for d in doc.diagnostics]
+    if doc.data is None:
+        if not diags:
+            diags.append(
+                Diagnostic(
+                    "config.empty",
+                    Severity.ERROR,
+                    "the configuration file is empty",
+                    Location(""),
+                    "start from examples/quickstart.yaml",
+                    source,
+                )
+            )
+        return None, diags
+    r = _Reader(doc.positions, source)
+    top = r.mapping(doc.data, "", "the configuration", {"gateway": False, "apis": True})
+    if top is None:
+        return None, diags + r.diags
+    settings = _settings(r, top.get("gateway"))
+    watched: list[str] = []
+    apis: list[ApiConfig] = []
+    ids: dict[str, int] = {}
+    items = r.sequence(top.get("apis", []), "/apis", "apis") or []
+    if not items and "apis" in top:
+        r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
+    for i, raw in enumerate(items):
+        api = _api(r, raw, f"/apis/{i}", settings, base_dir or Path.cwd(), watched)
+        if api is None:
+            continue
+        if api.id in ids:
+            r.report(
+                "duplicate-id", f"/apis/{i}/id", f"API id '{api.id}' is already used by API {ids[api.id]}"
+            )
+            continue
+        ids[api.id] = i
+        apis.append(api)
+    diags += r.diags
+    if any(d.is_error for d in diags):
+        return None, diags
+    return GatewayConfig(settings, tuple(apis), source, (source, *watched)), diags
+
+
+def load_config(
+    path: str | Path, reader: Callable[[Path], bytes] | None = None
+) -> tuple[GatewayConfig | None, list[Diagnostic]]:
+    """Read and validate a configuration file."""
+    p = Path(path)
+    try:
+        data = (reader or Path.read_bytes)(p)
+    except OSError as exc:
+        return None, [
+            Diagnostic(
+                "config.unreadable",
+                Severity.ERROR,
+                f"cannot read {p}: {exc.strerror or exc}",
+                Location(""),
+                None,
+                str(p),
+            )
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [
+            Diagnostic(
+                "config.invalid-utf8",
+                Severity.ERROR,
+                f"{p} is not UTF-8 (byte offset {exc.start})",
+                Location(""),
+                None,
+                str(p),
+            )
+        ]
+    return parse_config(text, source=str(p), base_dir=p.parent)

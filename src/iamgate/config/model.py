@@ -1,0 +1,111 @@
+"""The validated configuration, as typed immutable values (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from iamgate.policy import CompiledPolicy
+
+__all__ = [
+    "AccessLogSettings",
+    "ApiConfig",
+    "GatewayConfig",
+    "GatewaySettings",
+    "HttpProxyIntegration",
+    "MockIntegration",
+    "Network",
+    "RouteConfig",
+    "StageConfig",
+    "UpstreamSettings",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Source addresses that arrive through a VPC endpoint (spec gateway §9.2)."""
+
+    cidr: IPNetwork
+    vpc_id: str | None
+    vpce_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogSettings:
+    destination: str | None  # "-" stdout, a file path, or None (off)
+    format: str | None  # None: iamgate's JSON line; else an AWS-style $context template
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    connect_timeout: float = 5.0
+    timeout: float = 29.0  # API Gateway's default integration timeout
+    max_connections: int = 512  # per backend host:port
+    max_idle: int = 128
+    idle_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    max_policy_chars: int | None = 8192
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    networks: tuple[Network, ...] = ()
+    unmatched_status: int = 403  # 403 Missing Authentication Token as AWS; or 404
+    denial_messages: str = "legacy"  # or "policy-type"
+    allow_semicolon_in_path: bool = False
+    max_request_body: int | None = None
+    max_header_bytes: int = 10240
+    access_log: AccessLogSettings = field(default_factory=lambda: AccessLogSettings("-", None))
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProxyIntegration:
+    uri: str  # may hold ${stageVariables.x}, {param} and {proxy}
+    timeout: float | None  # None: the gateway's upstream.timeout
+
+
+@dataclass(frozen=True, slots=True)
+class MockIntegration:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    path: str
+    method: str  # an HTTP verb or ANY
+    integration: HttpProxyIntegration | MockIntegration
+    authorization: str = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class StageConfig:
+    name: str
+    variables: dict[str, str]
+    access_log_format: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    id: str
+    name: str
+    endpoint_type: str  # REGIONAL | PRIVATE | EDGE
+    policy: CompiledPolicy | None
+    policy_text: str | None  # the policy as stored (JSON), for export and the admin API
+    policy_mode: str  # enforce | report
+    stages: dict[str, StageConfig]
+    routes: tuple[RouteConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    settings: GatewaySettings
+    apis: tuple[ApiConfig, ...]
+    source: str | None = None  # the file it came from
+    watched: tuple[str, ...] = ()  # files whose change triggers a reload (config + policy files)

@@ -1,0 +1,1 @@
+"""Access and decision logs, Prometheus metrics."""

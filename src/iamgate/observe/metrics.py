@@ -1,0 +1,131 @@
+"""Prometheus metrics: counters and histograms kept as plain dictionaries.
+
+Written by hand rather than with prometheus_client because the request path pays for every
+metric update: a dictionary increment costs about a tenth of a microsecond, a labelled
+prometheus_client update several microseconds behind a lock. Values from several worker
+processes are merged by the supervisor (:func:`merge`) before rendering.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+__all__ = ["BUCKETS", "Metrics", "merge", "render"]
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_HELP = {
+    "iamgate_requests_total": ("counter", "Requests by API, stage, status and policy decision."),
+    "iamgate_policy_would_deny_total": ("counter", "Requests a report-only policy would have denied."),
+    "iamgate_request_duration_seconds": ("histogram", "Time from request head to response end."),
+    "iamgate_upstream_duration_seconds": ("histogram", "Time from sending to a backend to its response end."),
+    "iamgate_upstream_errors_total": ("counter", "Backend failures by kind (timeout, connect, reset...)."),
+    "iamgate_upstream_retries_total": ("counter", "Requests retried once on a fresh connection."),
+    "iamgate_config_reloads_total": ("counter", "Configuration reloads by result."),
+    "iamgate_config_version": ("gauge", "Version number of the configuration being served."),
+    "iamgate_connections": ("gauge", "Open client connections."),
+    "iamgate_requests_in_flight": ("gauge", "Requests being served."),
+}
+
+
+class Metrics:
+    __slots__ = ("counters", "gauges", "histograms")
+
+    def __init__(self) -> None:
+        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self.histograms: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+
+    def inc(self, name: str, labels: tuple[tuple[str, str], ...] = (), value: float = 1.0) -> None:
+        key = (name, labels)
+        self.counters[key] = self.counters.get(key, 0.0) + value
+
+    def set(self, name: str, value: float, labels: tuple[tuple[str, str], ...] = ()) -> None:
+        self.gauges[(name, labels)] = value
+
+    def observe(self, name: str, labels: tuple[tuple[str, str], ...], seconds: float) -> None:
+        key = (name, labels)
+        counts = self.histograms.get(key)
+        if counts is None:
+            counts = self.histograms[key] = [0.0] * (len(BUCKETS) + 3)  # buckets, +Inf, sum, count
+        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        counts[-2] += seconds
+        counts[-1] += 1
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "counters": [[n, list(map(list, labels)), v] for (n, labels), v in self.counters.items()],
+            "gauges": [[n, list(map(list, labels)), v] for (n, labels), v in self.gauges.items()],
+            "histograms": [[n, list(map(list, labels)), c] for (n, labels), c in self.histograms.items()],
+        }
+
+
+def merge(exports: list[dict[str, Any]]) -> Metrics:
+    """Sum counters, histograms and gauges of several processes into one view."""
+    total = Metrics()
+    for data in exports:
+        for name, labels, value in data.get("counters", []):
+            total.inc(name, tuple(tuple(x) for x in labels), value)
+        for name, labels, value in data.get("gauges", []):
+            key = (name, tuple(tuple(x) for x in labels))
+            if name == "iamgate_config_version":
+                total.gauges[key] = max(total.gauges.get(key, 0.0), value)
+            else:
+                total.gauges[key] = total.gauges.get(key, 0.0) + value
+        for name, labels, counts in data.get("histograms", []):
+            key = (name, tuple(tuple(x) for x in labels))
+            mine = total.histograms.setdefault(key, [0.0] * len(counts))
+            for i, c in enumerate(counts):
+                mine[i] += c
+    return total
+
+
+def _labels(labels: tuple[tuple[str, str], ...], extra: str = "") -> str:
+    parts = [f'{k}="{_escape(v)}"' for k, v in labels]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def render(metrics: Metrics) -> str:
+    """The Prometheus text exposition format (version 0.0.4)."""
+    lines: list[str] = []
+    names = sorted(
+        {n for n, _ in metrics.counters}
+        | {n for n, _ in metrics.gauges}
+        | {n for n, _ in metrics.histograms}
+        | set(_HELP)
+    )
+    for name in names:
+        kind, text = _HELP.get(name, ("untyped", name))
+        lines.append(f"# HELP {name} {text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for (n, labels), value in sorted(metrics.counters.items()):
+            if n == name:
+                lines.append(f"{name}{_labels(labels)} {_number(value)}")
+        for (n, labels), value in sorted(metrics.gauges.items()):
+            if n == name:
+                lines.append(f"{name}{_labels(labels)} {_number(value)}")
+        for (n, labels), counts in sorted(metrics.histograms.items()):
+            if n != name:
+                continue
+            cumulative = 0.0
+            for bound, count in zip(BUCKETS, counts, strict=False):
+                cumulative += count
+                le = 'le="' + str(bound) + '"'
+                lines.append(f"{name}_bucket{_labels(labels, le)} {_number(cumulative)}")
+            cumulative += counts[len(BUCKETS)]
+            le = 'le="+Inf"'
+            lines.append(f"{name}_bucket{_labels(labels, le)} {_number(cumulative)}")
+            lines.append(f"{name}_sum{_labels(labels)} {counts[-2]!r}")
+            lines.append(f"{name}_count{_labels(labels)} {_number(counts[-1])}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""The request path: canonical paths, routing, request context, authorization, responses."""

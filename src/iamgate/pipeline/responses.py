@@ -1,0 +1,107 @@
+"""Gateway responses: one table from outcome to status, body and headers (spec §2, §10).
+
+Bodies are what Amazon API Gateway sends: ``{"message": ...}`` for gateway-generated errors and
+``{"Message": ...}`` for denials by the policy engine. Every response also carries
+``x-amzn-RequestId``, ``x-amz-apigw-id`` and, for errors, ``x-amzn-ErrorType`` (added by the
+server when it writes the response).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+__all__ = ["GatewayResponse", "ResponseType", "access_denied", "gateway_error", "mask_account"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseType:
+    name: str  # the gateway response type, e.g. ACCESS_DENIED
+    status: int
+    error_type: str | None  # x-amzn-ErrorType
+    message: str | None  # default $context.error.message
+
+
+MISSING_AUTHENTICATION_TOKEN = ResponseType(
+    "MISSING_AUTHENTICATION_TOKEN", 403, "MissingAuthenticationTokenException", "Missing Authentication Token"
+)
+RESOURCE_NOT_FOUND = ResponseType("RESOURCE_NOT_FOUND", 404, "NotFoundException", "Not Found")
+ACCESS_DENIED = ResponseType("ACCESS_DENIED", 403, "AccessDeniedException", None)
+FORBIDDEN = ResponseType("FORBIDDEN", 403, "ForbiddenException", "Forbidden")
+BAD_REQUEST = ResponseType("BAD_REQUEST", 400, "BadRequestException", "Bad Request")
+REQUEST_TOO_LARGE = ResponseType("REQUEST_TOO_LARGE", 413, "RequestTooLargeException", "Request Too Long")
+URI_TOO_LONG = ResponseType("URI_TOO_LONG", 414, "RequestUriTooLongException", "Request-URI Too Long")
+INTEGRATION_TIMEOUT = ResponseType(
+    "INTEGRATION_TIMEOUT", 504, "InternalServerErrorException", "Endpoint request timed out"
+)
+INTEGRATION_FAILURE = ResponseType(
+    "INTEGRATION_FAILURE", 502, "InternalServerErrorException", "Internal server error"
+)
+API_CONFIGURATION_ERROR = ResponseType(
+    "API_CONFIGURATION_ERROR", 500, "InternalServerErrorException", "Internal server error"
+)
+SERVICE_UNAVAILABLE = ResponseType("DEFAULT_5XX", 503, "ServiceUnavailableException", "Service Unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResponse:
+    """A response the gateway writes itself (errors, denials, MOCK integrations)."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    response_type: str | None = None  # $context.error.responseType
+    error_type: str | None = None  # x-amzn-ErrorType
+    message: str | None = None  # $context.error.message
+    close: bool = False  # close the connection after writing
+
+
+def _json(key: str, message: str | None) -> bytes:
+    return json.dumps({key: message}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def gateway_error(kind: ResponseType, message: str | None = None, *, close: bool = False) -> GatewayResponse:
+    text = kind.message if message is None else message
+    return GatewayResponse(
+        kind.status,
+        _json("message", text),
+        (("Content-Type", "application/json"),),
+        kind.name,
+        kind.error_type,
+        text,
+        close,
+    )
+
+
+def mask_account(arn: str) -> str:
+    """``arn:aws:execute-api:us-east-1:123456789012:...`` -> ``...:********9012:...``."""
+    pieces = arn.split(":", 5)
+    if len(pieces) == 6 and len(pieces[4]) >= 4:
+        pieces[4] = "********" + pieces[4][-4:]
+    return ":".join(pieces)
+
+
+def access_denied(caller: str, arn: str, *, explicit: bool, suffix_style: str = "legacy") -> GatewayResponse:
+    """The policy engine's denial: ``{"Message": "User: X is not authorized to perform: ..."}``.
+
+    ``suffix_style`` "legacy" (default) ends explicit denies with `` with an explicit deny``;
+    "policy-type" uses the newer ``... in a resource-based policy`` / ``because no resource-based
+    policy allows the execute-api:Invoke action`` wording.
+    """
+    text = f"User: {caller} is not authorized to perform: execute-api:Invoke on resource: {mask_account(arn)}"
+    if suffix_style == "policy-type":
+        text += (
+            " with an explicit deny in a resource-based policy"
+            if explicit
+            else " because no resource-based policy allows the execute-api:Invoke action"
+        )
+    elif explicit:
+        text += " with an explicit deny"
+    return GatewayResponse(
+        403,
+        _json("Message", text),
+        (("Content-Type", "application/json"),),
+        ACCESS_DENIED.name,
+        ACCESS_DENIED.error_type,
+        text,
+    )

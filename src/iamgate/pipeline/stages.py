@@ -1,0 +1,197 @@
+"""The stages before the integration, in order: route, context, authorize.
+
+Each stage takes the exchange and returns None (go on) or a :class:`GatewayResponse` (answer
+now). The order is data: :data:`STAGES`. Stages never raise on bad input; the server maps an
+unexpected exception to a 500 in one place and still logs the request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from iamgate.pipeline import responses as R
+from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.paths import PathError, canonicalize
+from iamgate.policy import Context, DecisionEffect, Request
+from iamgate.policy.values import read_ip
+
+__all__ = ["STAGES", "Stage", "authorize", "context", "rightmost_untrusted", "route", "time_keys"]
+
+Stage = Callable[[Exchange], "R.GatewayResponse | None"]
+MAX_ARN_BYTES = 1600  # API Gateway quota for a method ARN (spec §9.6)
+ACTION = "execute-api:Invoke"
+
+_time_cache: list[object] = [0, "", "", ""]
+
+
+def time_keys(wall: float) -> tuple[str, str, str]:
+    """(aws:CurrentTime ISO 8601, aws:EpochTime, CLF requestTime), cached per second."""
+    second = int(wall)
+    cache = _time_cache
+    if cache[0] != second:
+        tm = time.gmtime(second)
+        cache[0] = second
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", tm)
+        cache[2] = str(second)
+        cache[3] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", tm)
+    return cache[1], cache[2], cache[3]  # type: ignore[return-value]
+
+
+def _unmatched(ex: Exchange) -> R.GatewayResponse:
+    if ex.snapshot.settings.unmatched_status == 404:
+        return R.gateway_error(R.RESOURCE_NOT_FOUND)
+    return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
+
+
+def route(ex: Exchange) -> R.GatewayResponse | None:
+    """API, stage, resource and method; the canonical path and the method ARN."""
+    snap = ex.snapshot
+    raw = ex.raw_path
+    api = None
+    if raw.startswith(b"/restapis/"):  # LocalStack: /restapis/{id}/{stage}/_user_request_/{path}
+        parts = raw.split(b"/", 5)
+        if len(parts) < 5 or parts[4] != b"_user_request_":
+            return _unmatched(ex)
+        api = snap.apis.get(parts[2].decode("latin-1").lower())
+        raw = b"/" + parts[3] + b"/" + (parts[5] if len(parts) > 5 else b"")
+    elif raw.startswith(b"/_aws/execute-api/"):  # LocalStack: /_aws/execute-api/{id}/{stage}/{path}
+        parts = raw.split(b"/", 4)
+        if len(parts) < 4:
+            return _unmatched(ex)
+        api = snap.apis.get(parts[3].decode("latin-1").lower())
+        raw = b"/" + (parts[4] if len(parts) > 4 else b"")
+    else:
+        hmap = ex.hmap
+        header_id = hmap.get(b"x-apigw-api-id")
+        host = hmap.get(b"host")
+        if header_id is not None:
+            api = snap.apis.get(header_id.decode("latin-1").strip().lower())
+        elif host is not None and b".execute-api." in host:
+            label = host.split(b".", 1)[0].decode("latin-1").lower()
+            api = snap.apis.get(label.split("-vpce-", 1)[0])
+        else:
+            api = snap.default_api
+    if api is None:
+        return _unmatched(ex)
+    ex.api = api
+    canonical = canonicalize(raw, allow_semicolon=snap.settings.allow_semicolon_in_path)
+    if isinstance(canonical, PathError):
+        return R.gateway_error(R.BAD_REQUEST, f"Bad Request: {canonical.reason}")
+    segments = canonical.segments
+    if not segments:
+        return _unmatched(ex)
+    stage = api.stages.get(segments[0])
+    if stage is None:
+        return _unmatched(ex)
+    ex.stage = stage
+    rest = segments[1:]
+    match = api.tree.match(rest, ex.method)
+    if match is None or match.target is None:
+        return _unmatched(ex)
+    ex.route = match.target
+    ex.params = match.params
+    ex.segments = rest
+    tail = "/".join(rest)
+    ex.path = "/" + tail
+    arn = f"{api.arn_prefix}/{stage.name}/{ex.method}/{tail}"
+    ex.arn = arn
+    if len(arn) > MAX_ARN_BYTES and len(arn.encode()) > MAX_ARN_BYTES:
+        return R.gateway_error(R.URI_TOO_LONG)
+    return None
+
+
+def rightmost_untrusted(forwarded_for: bytes, is_trusted: Callable[[str], bool], peer: str) -> str:
+    """The client address behind trusted proxies: walk X-Forwarded-For from the right and take
+    the first hop that is not a trusted proxy; an unreadable hop stops the walk at the nearest
+    address that was vouched for. The left-most entry is never believed on its own."""
+    client = peer
+    for hop in reversed(forwarded_for.split(b",")):
+        text = hop.strip().decode("latin-1")
+        if text.startswith("[") and "]" in text:  # [v6]:port
+            text = text[1 : text.index("]")]
+        elif text.count(":") == 1:  # v4:port
+            text = text.split(":", 1)[0]
+        if not _is_ip(text):
+            return client
+        client = text
+        if not is_trusted(text):
+            return client
+    return client
+
+
+def _is_ip(text: str) -> bool:
+    return read_ip(text) is not None
+
+
+def context(ex: Exchange) -> R.GatewayResponse | None:
+    """Who and where the request comes from: the client address and the condition keys."""
+    snap = ex.snapshot
+    network_map = snap.network_map
+    hmap = ex.hmap
+    if network_map.trusted and network_map.is_trusted(ex.source_ip):
+        forwarded = hmap.get(b"x-forwarded-for")
+        if forwarded:
+            ex.source_ip = rightmost_untrusted(forwarded, network_map.is_trusted, ex.source_ip)
+        proto = hmap.get(b"x-forwarded-proto")
+        if proto is not None:
+            ex.secure = proto.strip().lower() == b"https"
+    client = ex.source_ip
+    api = ex.api
+    assert api is not None
+    ctx = Context()
+    network = network_map.network_of(client)
+    if network is not None and network.vpce_id is not None:
+        if not api.private:
+            ex.vpce_id = network.vpce_id
+            return R.gateway_error(R.FORBIDDEN)  # a public API is not reachable through a VPC endpoint
+        ex.vpce_id = network.vpce_id
+        ctx["aws:sourcevpce"] = network.vpce_id
+        if network.vpc_id is not None:
+            ex.vpc_id = network.vpc_id
+            ctx["aws:sourcevpc"] = network.vpc_id
+        ctx["aws:vpcsourceip"] = client
+    else:
+        if api.private:
+            return R.gateway_error(R.FORBIDDEN)  # a private API is only reachable through a VPC endpoint
+        ctx["aws:sourceip"] = client
+    iso, epoch, _ = time_keys(ex.wall)
+    ctx["aws:currenttime"] = iso
+    ctx["aws:epochtime"] = epoch
+    ctx["aws:securetransport"] = "true" if ex.secure else "false"
+    agent = hmap.get(b"user-agent")
+    if agent is not None:
+        ctx["aws:useragent"] = agent.decode("utf-8", "replace")
+    referer = hmap.get(b"referer")
+    if referer is not None:
+        ctx["aws:referer"] = referer.decode("utf-8", "replace")
+    ex.context = ctx
+    return None
+
+
+def authorize(ex: Exchange) -> R.GatewayResponse | None:
+    """The resource policy for methods without an authorizer: an explicit allow is required
+    (spec §9.4 a); no policy at all means a public API."""
+    api = ex.api
+    assert api is not None  # route ran first
+    assert ex.arn is not None
+    policy = api.policy
+    if policy is None:
+        return None
+    decision = policy.evaluate(Request(None, ACTION, ex.arn, ex.context))
+    ex.decision = decision
+    ex.policy_mode = api.policy_mode
+    if decision.effect is DecisionEffect.ALLOW:
+        return None
+    if api.policy_mode == "report":
+        ex.would_deny = True
+        return None
+    return R.access_denied(
+        "anonymous",
+        ex.arn,
+        explicit=decision.effect is DecisionEffect.EXPLICIT_DENY,
+        suffix_style=ex.snapshot.settings.denial_messages,
+    )
+
+
+STAGES: tuple[Stage, ...] = (route, context, authorize)

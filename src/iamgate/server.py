@@ -1,0 +1,725 @@
+"""The gateway's HTTP/1.1 server: client connections, the stage chain, and the integrations.
+
+Built directly on asyncio protocols, llhttp (through httptools) and uvloop: the measurements in
+../shared/STYLE.md show that the request path's overhead, not the policy, decides a Python
+proxy's throughput, so each request is handled with callbacks and no task or coroutine unless a
+stage has to wait. A client connection serves one request at a time (pipelined requests wait,
+reading is paused, so responses keep their order); a request body streams to the backend as it
+arrives and the response streams back, with flow control both ways.
+
+Per request: the head is parsed -> the stages run (route, context, authorize) -> a gateway
+response is written (error, denial, MOCK) or the request is proxied -> the access log line is
+written and the metrics updated, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import httptools
+
+from iamgate.config.model import MockIntegration
+from iamgate.config.snapshot import ProxyTarget, Snapshot
+from iamgate.observe.accesslog import AccessLog
+from iamgate.observe.metrics import Metrics
+from iamgate.pipeline import responses as R
+from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.stages import STAGES, Stage
+from iamgate.upstream.headers import HOP_BY_HOP, REMAPPED_RESPONSE, REQUEST_DROP, connection_tokens
+from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamPools
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+    from typing import Any
+
+__all__ = ["DownstreamConnection", "GatewayState"]
+
+log = logging.getLogger("iamgate")
+
+_IDLE, _RESPONDED, _PENDING, _PROXY = 0, 1, 2, 3
+_RETRY_BUFFER = 64 * 1024  # request bodies up to this size are kept so a stale-connection retry can replay
+_PENDING_LIMIT = 256 * 1024  # body buffered while connecting before reading pauses
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_REASONS = {s.value: s.phrase for s in http.HTTPStatus}
+_date_cache: list[object] = [0, b""]
+
+
+def _date_header() -> bytes:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = (
+            b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode() + b"\r\n"
+        )
+    return _date_cache[1]  # type: ignore[return-value]
+
+
+def _status_line(status: int) -> bytes:
+    return f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
+
+
+class GatewayState:
+    """What the connections of one process share. ``snapshot`` is swapped atomically on reload."""
+
+    def __init__(self, snapshot: Snapshot, *, stages: tuple[Stage, ...] = STAGES) -> None:
+        self.snapshot = snapshot
+        self.stages = stages
+        up = snapshot.settings.upstream
+        self.pools = UpstreamPools(
+            max_connections=up.max_connections,
+            max_idle=up.max_idle,
+            idle_timeout=up.idle_timeout,
+            connect_timeout=up.connect_timeout,
+        )
+        self.access_log = AccessLog(snapshot.settings.access_log.destination)
+        self.metrics = Metrics()
+        self.metrics.set("iamgate_config_version", snapshot.version)
+        self.connections: set[DownstreamConnection] = set()
+        self.in_flight = 0
+        self.draining = False
+        self.ready = True
+
+    def swap(self, snapshot: Snapshot) -> None:
+        old = self.snapshot
+        self.snapshot = snapshot
+        self.metrics.set("iamgate_config_version", snapshot.version)
+        if old.settings.access_log.destination != snapshot.settings.access_log.destination:
+            self.access_log.close()
+            self.access_log = AccessLog(snapshot.settings.access_log.destination)
+
+    def protocol_factory(self, *, secure: bool = False) -> Callable[[], DownstreamConnection]:
+        return lambda: DownstreamConnection(self, secure)
+
+
+class DownstreamConnection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, state: GatewayState, secure: bool = False) -> None:
+        self.state = state
+        self.secure = secure
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer_ip = ""
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.hmap: dict[bytes, bytes] = {}
+        self.header_bytes = 0
+        self.duplicate_host = False
+        self.ex: Exchange | None = None
+        self.mode = _IDLE
+        self.request_complete = False
+        self.closing = False
+        self.paused_for_response = False
+        self.paused_for_backend = False
+        # proxying
+        self.upstream: UpstreamConnection | None = None
+        self.pool_key: tuple[str, str, int] | None = None
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.replay: list[bytes] | None = None
+        self.replay_size = 0
+        self.request_head = b""
+        self.chunked_in = False
+        self.chunked_out = False
+        self.close_delimited = False
+        self.response_started = False
+        self.out: list[bytes] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.retried = False
+        self.body_bytes = 0
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if isinstance(peer, tuple) and peer else "127.0.0.1"
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        self.peer_ip = ip
+        self.state.connections.add(self)
+        self.state.metrics.set("iamgate_connections", len(self.state.connections))
+        if self.state.draining:
+            self.closing = True
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # answered in on_headers_complete
+        except httptools.HttpParserError as exc:
+            self._parse_error(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self.state
+        state.connections.discard(self)
+        state.metrics.set("iamgate_connections", len(state.connections))
+        self._cancel_timer()
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        ex = self.ex
+        if ex is not None:
+            if not ex.status or not self.response_started:
+                ex.status = ex.status or 499  # the client went away before the response
+            ex.extra = {**(ex.extra or {}), "error.clientClosed": True}
+            self._finish(ex, aborted=True)
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    # --- httptools callbacks ------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.hmap = {}
+        self.header_bytes = 0
+        self.duplicate_host = False
+        self.request_complete = False
+        self.body_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        self.headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
+        prev = self.hmap.get(lname)
+        if prev is None:
+            self.hmap[lname] = value
+        else:
+            if lname == b"host":
+                self.duplicate_host = True
+            self.hmap[lname] = prev + b", " + value
+
+    def on_headers_complete(self) -> None:
+        state = self.state
+        parser = self.parser
+        method = parser.get_method().decode("ascii")
+        version = "HTTP/" + parser.get_http_version()
+        url = self.url
+        if url.startswith((b"http://", b"https://")):  # absolute-form: keep only the path
+            slash = url.find(b"/", url.find(b"//") + 2)
+            url = url[slash:] if slash != -1 else b"/"
+        path, _, query = url.partition(b"?")
+        keep_alive = parser.should_keep_alive() and not self.closing and not state.draining
+        ex = Exchange(
+            state.snapshot,
+            method,
+            path,
+            query,
+            self.headers,
+            self.hmap,
+            version,
+            keep_alive,
+            self.peer_ip,
+            self.secure,
+        )
+        self.ex = ex
+        self.response_started = False
+        state.in_flight += 1
+        problem = self._head_problem(version)
+        if problem is not None:
+            ex.keep_alive = False
+            self._respond(ex, problem)
+            return
+        try:
+            response = None
+            for stage in state.stages:
+                response = stage(ex)
+                if response is not None:
+                    break
+        except Exception:  # a bug must never take the connection down silently or allow
+            log.exception("stage failed for request %s", ex.request_id)
+            response = R.gateway_error(R.API_CONFIGURATION_ERROR)
+        if response is not None:
+            self._respond(ex, response)
+            return
+        route = ex.route
+        assert route is not None
+        integration = route.integration
+        if isinstance(integration, MockIntegration):
+            self._respond(ex, R.GatewayResponse(integration.status, integration.body, integration.headers))
+            return
+        self._start_proxy(ex)
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        limit = self.state.snapshot.settings.max_request_body
+        mode = self.mode
+        if limit is not None and self.body_bytes > limit and mode in (_PENDING, _PROXY):
+            self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
+            return
+        if mode == _PROXY:
+            data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
+            self._keep_for_replay(data)
+            assert self.upstream is not None
+            self.upstream.write(data)
+        elif mode == _PENDING:
+            data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > _PENDING_LIMIT and self.transport is not None:
+                self.transport.pause_reading()
+                self.paused_for_backend = True
+
+    def on_message_complete(self) -> None:
+        self.request_complete = True
+        if self.mode == _PROXY and self.chunked_in:
+            self._keep_for_replay(b"0\r\n\r\n")
+            assert self.upstream is not None
+            self.upstream.write(b"0\r\n\r\n")
+        elif self.mode == _PENDING and self.chunked_in:
+            self.pending.append(b"0\r\n\r\n")
+        if self.ex is not None and self.transport is not None:
+            # the response is still being produced: read no further request until it is done
+            self.transport.pause_reading()
+            self.paused_for_response = True
+
+    # --- requests we refuse before the stages ------------------------------------------------
+    def _head_problem(self, version: str) -> R.GatewayResponse | None:
+        if self.parser.should_upgrade():
+            return R.gateway_error(
+                R.BAD_REQUEST, "Bad Request: protocol upgrades are not supported", close=True
+            )
+        if self.duplicate_host or (version == "HTTP/1.1" and b"host" not in self.hmap):
+            return R.gateway_error(
+                R.BAD_REQUEST, "Bad Request: exactly one Host header is required", close=True
+            )
+        if self.header_bytes > self.state.snapshot.settings.max_header_bytes:
+            return R.GatewayResponse(
+                431,
+                b'{"message":"Request Header Fields Too Large"}',
+                (("Content-Type", "application/json"),),
+                "REQUEST_TOO_LARGE",
+                "RequestHeaderFieldsTooLargeException",
+                "Request Header Fields Too Large",
+                True,
+            )
+        return None
+
+    def _parse_error(self, exc: Exception) -> None:
+        ex = self.ex
+        if ex is None:
+            ex = Exchange(
+                self.state.snapshot, "-", b"", b"", [], {}, "HTTP/1.1", False, self.peer_ip, self.secure
+            )
+            self.ex = ex
+            self.state.in_flight += 1
+        if self.response_started or self.mode == _PROXY:
+            self._abort(ex, "malformed request body")
+            return
+        ex.keep_alive = False
+        self._respond(ex, R.gateway_error(R.BAD_REQUEST, f"Bad Request: {exc}", close=True))
+
+    # --- gateway responses ----------------------------------------------------------------------
+    def _respond(self, ex: Exchange, response: R.GatewayResponse) -> None:
+        transport = self.transport
+        if response.close or (not self.request_complete and self._body_outstanding()):
+            ex.keep_alive = False
+        parts = [_status_line(response.status), _date_header()]
+        for name, value in response.headers:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+        body = response.body
+        parts.append(b"Content-Length: %d\r\n" % len(body))
+        parts.append(
+            b"x-amzn-RequestId: %b\r\nx-amz-apigw-id: %b\r\n"
+            % (ex.request_id.encode(), ex.extended_id.encode())
+        )
+        if response.error_type:
+            parts.append(b"x-amzn-ErrorType: %b\r\n" % response.error_type.encode())
+        if not ex.keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        if ex.method != "HEAD":
+            parts.append(body)
+        ex.status = response.status
+        ex.response_length = len(body)
+        ex.error_message = response.message
+        ex.response_type = response.response_type
+        ex.error_type = response.error_type
+        self.mode = _RESPONDED
+        self.response_started = True
+        if transport is not None:
+            transport.write(b"".join(parts))
+        self._finish(ex)
+
+    def _body_outstanding(self) -> bool:
+        """Whether much of the request body is still to come (then closing beats reading it)."""
+        if self.hmap.get(b"transfer-encoding") is not None:
+            return True
+        length = self.hmap.get(b"content-length")
+        try:
+            return length is not None and int(length) - self.body_bytes > 65536
+        except ValueError:
+            return True
+
+    def _finish(self, ex: Exchange, *, aborted: bool = False) -> None:
+        """The response is complete (or abandoned): log, count, and get ready for the next."""
+        if ex is not self.ex:
+            return
+        state = self.state
+        ex.end = time.perf_counter()
+        self.ex = None
+        self.mode = _IDLE
+        self.upstream = None
+        self.pending = []
+        self.pending_size = 0
+        self.replay = None
+        state.in_flight -= 1
+        try:
+            self._record(ex)
+        except Exception:  # logging must never break serving
+            log.exception("access log failed for request %s", ex.request_id)
+        transport = self.transport
+        if transport is None or aborted:
+            return
+        if not ex.keep_alive or self.closing or state.draining:
+            transport.close()
+            return
+        if self.paused_for_backend:
+            self.paused_for_backend = False
+            transport.resume_reading()
+        if self.paused_for_response:
+            self.paused_for_response = False
+            transport.resume_reading()
+
+    def _record(self, ex: Exchange) -> None:
+        state = self.state
+        api = ex.api.id if ex.api is not None else "-"
+        stage = ex.stage.name if ex.stage is not None else "-"
+        decision = ex.decision.effect.value if ex.decision is not None else "none"
+        metrics = state.metrics
+        metrics.inc(
+            "iamgate_requests_total",
+            (("api", api), ("stage", stage), ("status", str(ex.status)), ("decision", decision)),
+        )
+        metrics.observe(
+            "iamgate_request_duration_seconds", (("api", api), ("stage", stage)), ex.end - ex.start
+        )
+        if ex.would_deny:
+            metrics.inc("iamgate_policy_would_deny_total", (("api", api), ("stage", stage)))
+            log.warning(
+                "report-only policy would deny request %s: %s %s (%s)",
+                ex.request_id,
+                ex.method,
+                ex.arn,
+                ", ".join(str(r) for r in ex.decision.determining) if ex.decision else "",
+            )
+        if ex.integration_latency is not None:
+            metrics.observe(
+                "iamgate_upstream_duration_seconds", (("api", api), ("stage", stage)), ex.integration_latency
+            )
+        if state.access_log.enabled:
+            template = ex.stage.access_log_format if ex.stage is not None else None
+            state.access_log.log(ex, template or ex.snapshot.settings.access_log.format)
+
+    # --- proxying ------------------------------------------------------------------------------
+    def _start_proxy(self, ex: Exchange) -> None:
+        route, stage = ex.route, ex.stage
+        assert route is not None  # route ran first
+        assert stage is not None
+        target = route.target(stage)
+        if target.error is not None:
+            log.error(
+                "request %s: integration of %s %s: %s",
+                ex.request_id,
+                route.method,
+                route.resource_path,
+                target.error,
+            )
+            self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
+            return
+        path = target.path(ex.params, route.greedy)
+        self.request_head = self._request_head(ex, target, path)
+        self.retried = False
+        self.response_started = False
+        self.chunked_out = False
+        self.close_delimited = False
+        self.out = []
+        self.replay = [] if ex.method in _IDEMPOTENT or b"idempotency-key" in ex.hmap else None
+        self.replay_size = 0
+        self.pool_key = (target.scheme, target.host, target.port)
+        loop = asyncio.get_running_loop()
+        ex.integration_start = time.perf_counter()
+        self.deadline = loop.time() + route.timeout
+        self.timer = loop.call_at(self.deadline, self._on_timeout)
+        if b"100-continue" in (self.hmap.get(b"expect") or b"").lower() and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        pool = self.state.pools.get(*self.pool_key)
+        conn = pool.take()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.mode = _PENDING
+            self._connect(pool.open())
+
+    def _request_head(self, ex: Exchange, target: ProxyTarget, path: str) -> bytes:
+        hmap = ex.hmap
+        target_line = path if not ex.query else path + "?" + ex.query.decode("latin-1")
+        parts = [f"{ex.method} {target_line} HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("latin-1")]
+        dropped = REQUEST_DROP
+        connection = hmap.get(b"connection")
+        if connection is not None:
+            dropped = dropped | connection_tokens(connection)
+        for name, value in ex.headers:
+            if name.lower() not in dropped:
+                parts.append(b"%b: %b\r\n" % (name, value))
+        forwarded = hmap.get(b"x-forwarded-for")
+        peer = self.peer_ip.encode()
+        parts.append(b"X-Forwarded-For: %b\r\n" % (forwarded + b", " + peer if forwarded else peer))
+        parts.append(b"X-Forwarded-Proto: https\r\n" if ex.secure else b"X-Forwarded-Proto: http\r\n")
+        transfer = hmap.get(b"transfer-encoding")
+        length = hmap.get(b"content-length")
+        self.chunked_in = transfer is not None
+        if self.chunked_in:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        elif length is not None:
+            parts.append(b"Content-Length: %b\r\n" % length.strip())
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _connect(self, opening: Coroutine[Any, Any, UpstreamConnection]) -> None:
+        task = asyncio.ensure_future(opening)
+        ex = self.ex
+        task.add_done_callback(lambda t: self._connected(t, ex))
+
+    def _connected(self, task: asyncio.Future[UpstreamConnection], ex: Exchange | None) -> None:
+        if ex is None or ex is not self.ex or self.mode != _PENDING:  # gave up meanwhile
+            if not task.cancelled() and task.exception() is None:
+                conn = task.result()
+                conn.pool.release(conn)  # nobody needs it now: keep it for the next request
+            return
+        if task.cancelled():
+            self._integration_failed(ex, "connect", "connection attempt cancelled")
+            return
+        exc = task.exception()
+        if exc is not None:
+            kind = "pool-timeout" if isinstance(exc, PoolTimeout) else "connect"
+            self._integration_failed(ex, kind, str(exc) or type(exc).__name__)
+            return
+        self._attach(task.result())
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        ex = self.ex
+        assert ex is not None
+        self.upstream = conn
+        data = [self.request_head]
+        if self.replay is not None and self.retried:
+            data.extend(self.replay)
+        else:
+            for chunk in self.pending:
+                self._keep_for_replay(chunk)
+            data.extend(self.pending)
+        self.pending = []
+        self.pending_size = 0
+        self.mode = _PROXY
+        conn.start(self, b"".join(data), head_request=ex.method == "HEAD")
+        if self.paused_for_backend and self.transport is not None:
+            self.paused_for_backend = False
+            self.transport.resume_reading()
+
+    def _keep_for_replay(self, data: bytes) -> None:
+        replay = self.replay
+        if replay is None:
+            return
+        self.replay_size += len(data)
+        if self.replay_size > _RETRY_BUFFER:
+            self.replay = None  # too big to keep: this request will not be retried
+        else:
+            replay.append(data)
+
+    # upstream -> client (ResponseSink)
+    def upstream_head(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        self._cancel_timer_until_idle()
+        tokens: frozenset[bytes] = frozenset()
+        length = None
+        chunked = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"connection":
+                tokens = tokens | connection_tokens(value)
+            elif lname == b"content-length":
+                length = value
+            elif lname == b"transfer-encoding":
+                chunked = True
+        parts = [_status_line(status), _date_header()]
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP or lname in tokens or lname == b"content-length":
+                continue
+            remapped = REMAPPED_RESPONSE.get(lname)
+            parts.append(b"%b: %b\r\n" % (remapped or name, value))
+        bodiless = ex.method == "HEAD" or status in (204, 304)
+        if length is not None and not chunked:
+            parts.append(b"Content-Length: %b\r\n" % length.strip())
+        elif not bodiless:
+            if ex.http_version == "HTTP/1.1":
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+                self.chunked_out = True
+            else:
+                self.close_delimited = True
+                ex.keep_alive = False
+        parts.append(
+            b"x-amzn-RequestId: %b\r\nx-amz-apigw-id: %b\r\n"
+            % (ex.request_id.encode(), ex.extended_id.encode())
+        )
+        if not ex.keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        self.out.append(b"".join(parts))
+        self.response_started = True
+        ex.status = status
+        ex.integration_status = status
+
+    def upstream_body(self, data: bytes) -> None:
+        ex = self.ex
+        if ex is None or not data:
+            return
+        ex.response_length += len(data)
+        if self.chunked_out:
+            self.out.append(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.out.append(data)
+
+    def upstream_flush(self) -> None:
+        if self.out and self.transport is not None:
+            self.transport.write(b"".join(self.out) if len(self.out) > 1 else self.out[0])
+        self.out = []
+        if self.timer is not None and self.response_started:
+            self.deadline = asyncio.get_running_loop().time() + self._idle_timeout()
+
+    def upstream_done(self) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        self._cancel_timer()
+        if self.chunked_out:
+            self.out.append(b"0\r\n\r\n")
+        self.upstream_flush()
+        ex.integration_latency = time.perf_counter() - ex.integration_start
+        self.upstream = None
+        self._finish(ex)
+
+    def upstream_failed(self, exc: BaseException | None, retriable: bool) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        self.upstream = None
+        if self.response_started:
+            self._abort(ex, f"backend connection lost mid-response: {exc or 'closed'}")
+            return
+        if retriable and not self.retried and self.replay is not None and self.pool_key is not None:
+            self.retried = True
+            self.state.metrics.inc("iamgate_upstream_retries_total")
+            self.mode = _PENDING
+            pool = self.state.pools.get(*self.pool_key)
+            self._connect(pool.open())
+            return
+        kind = "reset" if exc is not None else "closed"
+        if isinstance(exc, httptools.HttpParserError):
+            kind = "invalid-response"
+        self._integration_failed(ex, kind, str(exc) if exc else "backend closed the connection")
+
+    def upstream_pause_request(self) -> None:
+        if self.transport is not None and not self.paused_for_backend:
+            self.paused_for_backend = True
+            self.transport.pause_reading()
+
+    def upstream_resume_request(self) -> None:
+        if self.transport is not None and self.paused_for_backend:
+            self.paused_for_backend = False
+            if not self.paused_for_response:
+                self.transport.resume_reading()
+
+    # --- failures and timeouts ------------------------------------------------------------------
+    def _integration_failed(self, ex: Exchange, kind: str, detail: str) -> None:
+        self._cancel_timer()
+        api = ex.api.id if ex.api is not None else "-"
+        self.state.metrics.inc("iamgate_upstream_errors_total", (("api", api), ("kind", kind)))
+        ex.integration_latency = time.perf_counter() - ex.integration_start
+        ex.extra = {**(ex.extra or {}), "integrationErrorMessage": detail}
+        self._drop_upstream()
+        response = R.gateway_error(R.INTEGRATION_TIMEOUT if kind == "timeout" else R.INTEGRATION_FAILURE)
+        self._respond(ex, response)
+
+    def _fail_request(self, response: R.GatewayResponse, kind: str) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        self._cancel_timer()
+        self._drop_upstream()
+        if self.response_started:
+            self._abort(ex, kind)
+            return
+        ex.keep_alive = False
+        self._respond(ex, response)
+
+    def _drop_upstream(self) -> None:
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        self.mode = _RESPONDED
+
+    def _abort(self, ex: Exchange, detail: str) -> None:
+        """Past the point of a clean error response: cut the client connection."""
+        self._cancel_timer()
+        self._drop_upstream()
+        ex.extra = {**(ex.extra or {}), "integrationErrorMessage": detail}
+        ex.keep_alive = False
+        transport = self.transport
+        self._finish(ex, aborted=True)
+        if transport is not None:
+            transport.abort()
+
+    def _idle_timeout(self) -> float:
+        ex = self.ex
+        return ex.route.timeout if ex is not None and ex.route is not None else 29.0
+
+    def _on_timeout(self) -> None:
+        self.timer = None
+        ex = self.ex
+        if ex is None:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = self.deadline - loop.time()
+        if remaining > 0.001:  # activity since the timer was set: wait for the rest
+            self.timer = loop.call_at(self.deadline, self._on_timeout)
+            return
+        if self.response_started:
+            self.state.metrics.inc(
+                "iamgate_upstream_errors_total", (("api", ex.api.id if ex.api else "-"), ("kind", "timeout"))
+            )
+            self._abort(ex, "backend stalled mid-response")
+            return
+        self._integration_failed(ex, "timeout", "Endpoint request timed out")
+
+    def _cancel_timer_until_idle(self) -> None:
+        """After the response head the deadline becomes an idle timeout between reads."""
+        self.deadline = asyncio.get_running_loop().time() + self._idle_timeout()
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    # --- shutdown -----------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Stop after the current request (or now, if idle)."""
+        self.closing = True
+        if self.ex is None and self.transport is not None:
+            self.transport.close()

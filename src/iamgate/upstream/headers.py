@@ -1,0 +1,41 @@
+"""Header rules between client, gateway and backend (RFC 9110 §7.6.1; spec gateway §11)."""
+
+from __future__ import annotations
+
+__all__ = ["HOP_BY_HOP", "REMAPPED_RESPONSE", "REQUEST_DROP", "connection_tokens"]
+
+# never forwarded in either direction (hop-by-hop), lower-case bytes
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# request headers the gateway replaces or never forwards (spec gateway §11)
+REQUEST_DROP = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"expect",
+    b"max-forwards",
+    b"content-md5",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-port",
+}
+
+# backend response headers API Gateway passes on as x-amzn-Remapped-<Name>
+REMAPPED_RESPONSE = {b"date": b"x-amzn-Remapped-Date", b"server": b"x-amzn-Remapped-Server"}
+
+
+def connection_tokens(value: bytes) -> frozenset[bytes]:
+    """Header names listed in a Connection header are hop-by-hop too."""
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())

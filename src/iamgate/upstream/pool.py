@@ -1,0 +1,356 @@
+"""Pooled keep-alive HTTP/1.1 connections to backends, on asyncio protocols and httptools.
+
+Written by hand (not aiohttp or httpx) because the upstream client dominates a Python proxy's
+cost (see ../shared/STYLE.md: 0.01-0.13 of nginx with the stock clients); this one works at
+the protocol level, streams both bodies with flow control in both directions, and does what a
+production client must: connect and response timeouts, pool limits with waiting, idle expiry,
+and a single retry of a request that failed on a *reused* connection before any response byte
+arrived (the stale keep-alive race), only when the request can be replayed.
+
+A connection serves one exchange at a time. The exchange is a :class:`ResponseSink`: the
+connection calls it with the response head, body chunks and completion, or with the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Protocol
+
+import httptools
+
+__all__ = ["PoolTimeout", "ResponseSink", "UpstreamConnection", "UpstreamPool", "UpstreamPools"]
+
+
+class PoolTimeout(Exception):
+    """No connection could be had within the connect timeout (pool full or connect slow)."""
+
+
+class ResponseSink(Protocol):
+    def upstream_head(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None: ...
+    def upstream_body(self, data: bytes) -> None: ...
+    def upstream_done(self) -> None: ...  # writes what is pending and finishes the exchange
+    def upstream_failed(self, exc: BaseException | None, retriable: bool) -> None: ...
+    def upstream_flush(self) -> None: ...  # end of one read: write what head/body produced
+    def upstream_pause_request(self) -> None: ...
+    def upstream_resume_request(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "closed",
+        "got_response",
+        "head_request",
+        "headers",
+        "idle_since",
+        "keep_alive",
+        "parser",
+        "pool",
+        "reused",
+        "sink",
+        "transport",
+        "uses",
+    )
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.sink: ResponseSink | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.got_response = False
+        self.keep_alive = False
+        self.head_request = False
+        self.closed = False
+        self.reused = False
+        self.uses = 0
+        self.idle_since = 0.0
+
+    # --- driving ------------------------------------------------------------------------------
+    def start(self, sink: ResponseSink, data: bytes, *, head_request: bool) -> None:
+        """Begin an exchange by writing the request head (and any body already at hand)."""
+        self.sink = sink
+        self.headers = []
+        self.got_response = False
+        self.head_request = head_request
+        self.reused = self.uses > 0
+        self.uses += 1
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def abort(self) -> None:
+        """Drop the connection (the exchange gave up on it)."""
+        self.sink = None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is None:  # bytes while idle: the backend is confused; drop the connection
+            self.abort()
+            self.pool.forget(self)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.sink = None
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+            sink.upstream_failed(exc, False)
+            return
+        if self.sink is sink:  # still mid-response: write what this read produced
+            sink.upstream_flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        sink, self.sink = self.sink, None
+        if sink is None:
+            return
+        if self.got_response and self._close_delimited():
+            sink.upstream_done()  # the body ends with the connection
+            return
+        retriable = self.reused and not self.got_response
+        sink.upstream_failed(exc, retriable)
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_pause_request()
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_resume_request()
+
+    # --- httptools callbacks ------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:  # 1xx interim responses are not forwarded
+            self.headers = []
+            return
+        self.got_response = True
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.sink is not None:
+            self.sink.upstream_head(status, self.headers, self.keep_alive)
+        if self.head_request:
+            # a response to HEAD has no body whatever its Content-Length says; httptools cannot be
+            # told so, hence a fresh parser for the next exchange
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.got_response and not self.head_request:
+            self._complete()
+
+    def _complete(self) -> None:
+        sink, self.sink = self.sink, None
+        if self.keep_alive and not self.closed:
+            self.pool.release(self)
+        else:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            self.pool.forget(self)
+        if sink is not None:
+            sink.upstream_done()
+
+    def _close_delimited(self) -> bool:
+        for name, _ in self.headers:
+            lowered = name.lower()
+            if lowered in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
+
+
+class UpstreamPool:
+    """Connections to one backend ``scheme://host:port``."""
+
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        max_idle: int,
+        idle_timeout: float,
+        connect_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.scheme, self.host, self.port = scheme, host, port
+        self.max_connections = max_connections
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.connect_timeout = connect_timeout
+        self.ssl_context = ssl_context
+        self.idle: list[UpstreamConnection] = []
+        self.size = 0  # open or opening
+        self.waiters: deque[asyncio.Future[UpstreamConnection | None]] = deque()
+        self._members: set[UpstreamConnection] = set()
+
+    def take(self) -> UpstreamConnection | None:
+        """An idle connection, without waiting, or None."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if not conn.closed and transport is not None and not transport.is_closing():
+                return conn
+        return None
+
+    async def open(self) -> UpstreamConnection:
+        """A new connection (or one handed over by a release while waiting for a free slot)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        while self.size >= self.max_connections:
+            waiter: asyncio.Future[UpstreamConnection | None] = loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                handed = await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise PoolTimeout(
+                    f"no connection to {self.host}:{self.port} within "
+                    f"{self.connect_timeout:g} s (pool of {self.max_connections} busy)"
+                ) from None
+            finally:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+            if handed is not None:
+                return handed
+        self.size += 1
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: UpstreamConnection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl_context,
+                    server_hostname=self.host if self.ssl_context is not None else None,
+                ),
+                max(0.001, deadline - loop.time()),
+            )
+        except TimeoutError:
+            self._slot_freed()
+            raise PoolTimeout(
+                f"connecting to {self.host}:{self.port} took longer than {self.connect_timeout:g} s"
+            ) from None
+        except BaseException:
+            self._slot_freed()
+            raise
+        self._members.add(conn)
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if len(self.idle) >= self.max_idle:
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.close()
+            self.forget(conn)
+            return
+        conn.idle_since = asyncio.get_running_loop().time() if self.idle_timeout else 0.0
+        self.idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn in self._members:
+            self._members.discard(conn)
+            if conn in self.idle:
+                self.idle.remove(conn)
+            self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        self.size -= 1
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # go and open a connection in the freed slot
+                return
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle for longer than the idle timeout."""
+        keep = []
+        for conn in self.idle:
+            if now - conn.idle_since > self.idle_timeout:
+                conn.closed = True
+                if conn.transport is not None:
+                    conn.transport.close()
+                self._members.discard(conn)
+                self.size -= 1
+            else:
+                keep.append(conn)
+        self.idle = keep
+
+    def close(self) -> None:
+        for conn in list(self._members):
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.close()
+        self.idle.clear()
+
+
+class UpstreamPools:
+    """One pool per backend; created on first use."""
+
+    def __init__(
+        self, *, max_connections: int, max_idle: int, idle_timeout: float, connect_timeout: float
+    ) -> None:
+        self.settings = (max_connections, max_idle, idle_timeout, connect_timeout)
+        self.pools: dict[tuple[str, str, int], UpstreamPool] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def get(self, scheme: str, host: str, port: int) -> UpstreamPool:
+        key = (scheme, host, port)
+        pool = self.pools.get(key)
+        if pool is None:
+            if scheme == "https" and self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            max_connections, max_idle, idle_timeout, connect_timeout = self.settings
+            pool = UpstreamPool(
+                scheme,
+                host,
+                port,
+                max_connections=max_connections,
+                max_idle=max_idle,
+                idle_timeout=idle_timeout,
+                connect_timeout=connect_timeout,
+                ssl_context=self._ssl if scheme == "https" else None,
+            )
+            self.pools[key] = pool
+        return pool
+
+    def sweep(self, now: float) -> None:
+        for pool in self.pools.values():
+            pool.sweep(now)
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
