@@ -1,0 +1,338 @@
+"""Real parts for gateway tests: a recording backend on loopback and the real `iamgate serve`.
+
+* :class:`Backend` is a threaded HTTP/1.1 server on a real socket. It records every request it
+  receives (method, raw target, headers, body) and answers through a handler the test chooses;
+  handlers can stream, stall, reset or close, so failure modes are real socket behaviour.
+* :func:`start_gateway` writes a YAML configuration and runs ``iamgate serve`` as a subprocess
+  on free ports, waits for ``/readyz`` and stops it with SIGTERM (drain) at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+IAMGATE = str(Path(sys.executable).parent / "iamgate")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Recorded:
+    method: str
+    target: str  # the raw request target, exactly as received
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+Handler = Callable[["Recorded", socket.socket], None]
+
+
+def reply(
+    sock: socket.socket,
+    status: int = 200,
+    body: bytes = b"ok",
+    headers: list[tuple[str, str]] | None = None,
+    reason: str = "OK",
+) -> None:
+    head = [f"HTTP/1.1 {status} {reason}"]
+    names = {k.lower() for k, _ in headers or []}
+    for k, v in headers or []:
+        head.append(f"{k}: {v}")
+    if "content-length" not in names and "transfer-encoding" not in names:
+        head.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def ok_handler(req: Recorded, sock: socket.socket) -> None:
+    reply(sock, 200, b"ok", [("Content-Type", "text/plain"), ("Server", "test-backend")])
+
+
+@dataclass
+class Backend:
+    """A recording HTTP/1.1 backend. ``handler(request, socket)`` writes the response."""
+
+    handler: Handler = ok_handler
+    port: int = 0
+    requests: list[Recorded] = field(default_factory=list)
+    connections: int = 0
+    _sock: socket.socket | None = None
+    _stop: bool = False
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Backend:
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._stop = True
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        buf = b""
+        try:
+            while not self._stop:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = [tuple(x.split(":", 1)) for x in lines[1:] if ":" in x]
+                headers = [(k.strip(), v.strip()) for k, v in headers]
+                names = {k.lower(): v for k, v in headers}
+                body = b""
+                if "content-length" in names:
+                    n = int(names["content-length"])
+                    while len(buf) < n:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                    body, buf = buf[:n], buf[n:]
+                elif names.get("transfer-encoding", "").lower() == "chunked":
+                    while True:
+                        while b"\r\n" not in buf:
+                            buf += conn.recv(65536)
+                        size_line, _, buf = buf.partition(b"\r\n")
+                        size = int(size_line.split(b";")[0], 16)
+                        while len(buf) < size + 2:
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                return
+                            buf += chunk
+                        body += buf[:size]
+                        buf = buf[size + 2 :]
+                        if size == 0:
+                            break
+                req = Recorded(method, target, headers, body)
+                self.requests.append(req)
+                self.handler(req, conn)
+                if names.get("connection", "").lower() == "close":
+                    return
+        except (OSError, ValueError):
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+@pytest.fixture
+def backend() -> Iterator[Backend]:
+    b = Backend().start()
+    yield b
+    b.stop()
+
+
+@dataclass
+class Gateway:
+    proc: subprocess.Popen[bytes]
+    port: int
+    admin_port: int
+    config_path: Path
+    stdout_path: Path
+    stderr_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def admin(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def access_log(self) -> list[dict[str, Any]]:
+        """Access-log lines written so far (they are flushed within 100 ms)."""
+        time.sleep(0.25)
+        lines = self.stdout_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def write_config(path: Path, config: dict[str, Any] | str) -> Path:
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def start_gateway(
+    tmp_path: Path,
+    config: dict[str, Any] | str,
+    *,
+    workers: int = 1,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> Gateway:
+    port, admin_port = free_port(), free_port()
+    config_path = write_config(tmp_path / "gateway.yaml", config)
+    stdout_path, stderr_path = tmp_path / "gateway.out", tmp_path / "gateway.err"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [
+                IAMGATE,
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(port),
+                "--admin-port",
+                str(admin_port),
+                "--workers",
+                str(workers),
+                *extra_args,
+            ],
+            stdout=out,
+            stderr=err,
+            env={**os.environ, **(env or {})},
+        )
+    gw = Gateway(proc, port, admin_port, config_path, stdout_path, stderr_path)
+    if wait:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"iamgate exited with {proc.returncode}: {stderr_path.read_text()}")
+            with contextlib.suppress(OSError):
+                status, _ = gw.admin("/readyz")
+                if status == 200:
+                    return gw
+            time.sleep(0.05)
+        gw.stop()
+        raise RuntimeError(f"iamgate did not become ready: {stderr_path.read_text()}")
+    return gw
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(config: dict[str, Any] | str, **kw: Any) -> Gateway:
+        gw = start_gateway(tmp_path, config, **kw)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+def simple_config(
+    backend_url: str | None = None,
+    *,
+    policy: dict[str, Any] | None = None,
+    routes: list[dict[str, Any]] | None = None,
+    gateway: dict[str, Any] | None = None,
+    **api: Any,
+) -> dict[str, Any]:
+    """One API (a1b2c3d4e5, account 111122223333, us-east-1), stage prod, a proxy route."""
+    if routes is None:
+        routes = [
+            {
+                "path": "/{proxy+}",
+                "method": "ANY",
+                "integration": {"type": "HTTP_PROXY", "uri": f"{backend_url}/{{proxy}}"},
+            }
+        ]
+    spec: dict[str, Any] = {"id": "a1b2c3d4e5", "stages": {"prod": {}}, "routes": routes, **api}
+    if policy is not None:
+        spec["policy"] = policy
+    return {
+        "gateway": {"region": "us-east-1", "account_id": "111122223333", **(gateway or {})},
+        "apis": [spec],
+    }
+
+
+ALLOW_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
+    ],
+}
