@@ -29,18 +29,19 @@ from iamgate.observe.metrics import Metrics
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.stages import STAGES, Stage
-from iamgate.upstream.headers import HOP_BY_HOP, REMAPPED_RESPONSE, REQUEST_DROP, connection_tokens
-from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamPools
+from iamgate.upstream.headers import REQUEST_DROP, connection_tokens
+from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from typing import Any
 
-__all__ = ["DownstreamConnection", "GatewayState"]
+__all__ = ["TICK", "DownstreamConnection", "GatewayState"]
 
 log = logging.getLogger("iamgate")
 
 _IDLE, _RESPONDED, _PENDING, _PROXY = 0, 1, 2, 3
+TICK = 0.05  # seconds between deadline sweeps
 _RETRY_BUFFER = 64 * 1024  # request bodies up to this size are kept so a stale-connection retry can replay
 _PENDING_LIMIT = 256 * 1024  # body buffered while connecting before reading pauses
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -79,6 +80,8 @@ class GatewayState:
         self.metrics = Metrics()
         self.metrics.set("iamgate_config_version", snapshot.version)
         self.connections: set[DownstreamConnection] = set()
+        self.timed: set[DownstreamConnection] = set()  # proxying, with a deadline
+        self._ticker: asyncio.TimerHandle | None = None
         self.in_flight = 0
         self.draining = False
         self.ready = True
@@ -90,6 +93,26 @@ class GatewayState:
         if old.settings.access_log.destination != snapshot.settings.access_log.destination:
             self.access_log.close()
             self.access_log = AccessLog(snapshot.settings.access_log.destination)
+
+    def start_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._ticker is None:
+            self._ticker = loop.call_later(TICK, self._tick, loop)
+
+    def stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._ticker = loop.call_later(TICK, self._tick, loop)
+        if self.timed:
+            self.check_deadlines(loop.time())
+
+    def check_deadlines(self, now: float) -> None:
+        """Time out backend exchanges past their deadline. Run every ``TICK`` seconds: one sweep
+        instead of a timer per request (deadlines are met within a tick)."""
+        for conn in [c for c in self.timed if c.deadline <= now]:
+            conn._on_timeout()
 
     def protocol_factory(self, *, secure: bool = False) -> Callable[[], DownstreamConnection]:
         return lambda: DownstreamConnection(self, secure)
@@ -105,7 +128,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.peer_ip = ""
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # (lower-case name, raw line)
         self.hmap: dict[bytes, bytes] = {}
         self.header_bytes = 0
         self.duplicate_host = False
@@ -128,14 +151,16 @@ class DownstreamConnection(asyncio.Protocol):
         self.close_delimited = False
         self.response_started = False
         self.out: list[bytes] = []
-        self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set in connection_made
         self.retried = False
         self.body_bytes = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()  # once: get_running_loop() costs a getpid() call
+        self.state.start_ticker(self.loop)
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else "127.0.0.1"
         if ip.startswith("::ffff:") and "." in ip:
@@ -193,7 +218,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
-        self.headers.append((name, value))
+        self.headers.append((lname, name + b": " + value + b"\r\n"))  # the raw line, for forwarding
         self.header_bytes += len(name) + len(value) + 4
         prev = self.hmap.get(lname)
         if prev is None:
@@ -400,26 +425,15 @@ class DownstreamConnection(asyncio.Protocol):
         api = ex.api.id if ex.api is not None else "-"
         stage = ex.stage.name if ex.stage is not None else "-"
         decision = ex.decision.effect.value if ex.decision is not None else "none"
-        metrics = state.metrics
-        metrics.inc(
-            "iamgate_requests_total",
-            (("api", api), ("stage", stage), ("status", str(ex.status)), ("decision", decision)),
-        )
-        metrics.observe(
-            "iamgate_request_duration_seconds", (("api", api), ("stage", stage)), ex.end - ex.start
-        )
+        state.metrics.request(api, stage, ex.status, decision, ex.end - ex.start, ex.integration_latency)
         if ex.would_deny:
-            metrics.inc("iamgate_policy_would_deny_total", (("api", api), ("stage", stage)))
+            state.metrics.inc("iamgate_policy_would_deny_total", (("api", api), ("stage", stage)))
             log.warning(
                 "report-only policy would deny request %s: %s %s (%s)",
                 ex.request_id,
                 ex.method,
                 ex.arn,
                 ", ".join(str(r) for r in ex.decision.determining) if ex.decision else "",
-            )
-        if ex.integration_latency is not None:
-            metrics.observe(
-                "iamgate_upstream_duration_seconds", (("api", api), ("stage", stage)), ex.integration_latency
             )
         if state.access_log.enabled:
             template = ex.stage.access_log_format if ex.stage is not None else None
@@ -441,7 +455,7 @@ class DownstreamConnection(asyncio.Protocol):
             )
             self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
             return
-        path = target.path(ex.params, route.greedy)
+        path = target.path(ex.params or {}, route.greedy)
         self.request_head = self._request_head(ex, target, path)
         self.retried = False
         self.response_started = False
@@ -451,10 +465,9 @@ class DownstreamConnection(asyncio.Protocol):
         self.replay = [] if ex.method in _IDEMPOTENT or b"idempotency-key" in ex.hmap else None
         self.replay_size = 0
         self.pool_key = (target.scheme, target.host, target.port)
-        loop = asyncio.get_running_loop()
         ex.integration_start = time.perf_counter()
-        self.deadline = loop.time() + route.timeout
-        self.timer = loop.call_at(self.deadline, self._on_timeout)
+        self.deadline = self.loop.time() + route.timeout
+        self.state.timed.add(self)
         if b"100-continue" in (self.hmap.get(b"expect") or b"").lower() and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         pool = self.state.pools.get(*self.pool_key)
@@ -473,9 +486,9 @@ class DownstreamConnection(asyncio.Protocol):
         connection = hmap.get(b"connection")
         if connection is not None:
             dropped = dropped | connection_tokens(connection)
-        for name, value in ex.headers:
-            if name.lower() not in dropped:
-                parts.append(b"%b: %b\r\n" % (name, value))
+        for lname, line in ex.headers:
+            if lname not in dropped:
+                parts.append(line)
         forwarded = hmap.get(b"x-forwarded-for")
         peer = self.peer_ip.encode()
         parts.append(b"X-Forwarded-For: %b\r\n" % (forwarded + b", " + peer if forwarded else peer))
@@ -541,33 +554,19 @@ class DownstreamConnection(asyncio.Protocol):
             replay.append(data)
 
     # upstream -> client (ResponseSink)
-    def upstream_head(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+    def upstream_head(self, status: int, head: UpstreamHead) -> None:
         ex = self.ex
         if ex is None:
             return
         self._cancel_timer_until_idle()
-        tokens: frozenset[bytes] = frozenset()
-        length = None
-        chunked = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"connection":
-                tokens = tokens | connection_tokens(value)
-            elif lname == b"content-length":
-                length = value
-            elif lname == b"transfer-encoding":
-                chunked = True
         parts = [_status_line(status), _date_header()]
-        for name, value in headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP or lname in tokens or lname == b"content-length":
-                continue
-            remapped = REMAPPED_RESPONSE.get(lname)
-            parts.append(b"%b: %b\r\n" % (remapped or name, value))
-        bodiless = ex.method == "HEAD" or status in (204, 304)
-        if length is not None and not chunked:
-            parts.append(b"Content-Length: %b\r\n" % length.strip())
-        elif not bodiless:
+        if head.tokens:  # a Connection header names more hop-by-hop headers
+            parts.extend(line for lname, line in head.lines if lname not in head.tokens)
+        else:
+            parts.extend(line for _, line in head.lines)
+        if head.length is not None and not head.chunked:
+            parts.append(b"Content-Length: " + head.length + b"\r\n")
+        elif not (ex.method == "HEAD" or status in (204, 304)):
             if ex.http_version == "HTTP/1.1":
                 parts.append(b"Transfer-Encoding: chunked\r\n")
                 self.chunked_out = True
@@ -575,12 +574,12 @@ class DownstreamConnection(asyncio.Protocol):
                 self.close_delimited = True
                 ex.keep_alive = False
         parts.append(
-            b"x-amzn-RequestId: %b\r\nx-amz-apigw-id: %b\r\n"
-            % (ex.request_id.encode(), ex.extended_id.encode())
+            b"x-amzn-RequestId: "
+            + ex.request_id.encode()
+            + b"\r\nx-amz-apigw-id: "
+            + ex.extended_id.encode()
+            + (b"\r\n\r\n" if ex.keep_alive else b"\r\nConnection: close\r\n\r\n")
         )
-        if not ex.keep_alive:
-            parts.append(b"Connection: close\r\n")
-        parts.append(b"\r\n")
         self.out.append(b"".join(parts))
         self.response_started = True
         ex.status = status
@@ -600,8 +599,8 @@ class DownstreamConnection(asyncio.Protocol):
         if self.out and self.transport is not None:
             self.transport.write(b"".join(self.out) if len(self.out) > 1 else self.out[0])
         self.out = []
-        if self.timer is not None and self.response_started:
-            self.deadline = asyncio.get_running_loop().time() + self._idle_timeout()
+        if self.response_started:
+            self.deadline = self.loop.time() + self._idle_timeout()
 
     def upstream_done(self) -> None:
         ex = self.ex
@@ -691,14 +690,10 @@ class DownstreamConnection(asyncio.Protocol):
         return ex.route.timeout if ex is not None and ex.route is not None else 29.0
 
     def _on_timeout(self) -> None:
-        self.timer = None
+        """The exchange's deadline passed (checked by :meth:`GatewayState.check_deadlines`)."""
+        self.state.timed.discard(self)
         ex = self.ex
         if ex is None:
-            return
-        loop = asyncio.get_running_loop()
-        remaining = self.deadline - loop.time()
-        if remaining > 0.001:  # activity since the timer was set: wait for the rest
-            self.timer = loop.call_at(self.deadline, self._on_timeout)
             return
         if self.response_started:
             self.state.metrics.inc(
@@ -710,12 +705,10 @@ class DownstreamConnection(asyncio.Protocol):
 
     def _cancel_timer_until_idle(self) -> None:
         """After the response head the deadline becomes an idle timeout between reads."""
-        self.deadline = asyncio.get_running_loop().time() + self._idle_timeout()
+        self.deadline = self.loop.time() + self._idle_timeout()
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.state.timed.discard(self)
 
     # --- shutdown -----------------------------------------------------------------------------
     def drain(self) -> None:

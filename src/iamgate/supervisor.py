@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,7 @@ class Worker:
         housekeeping.cancel()
         if control is not None:
             control.cancel()
+        self.state.stop_ticker()
         self.state.access_log.close()
         self.state.pools.close()
         if self.admin is not None:
@@ -200,10 +202,9 @@ class Worker:
             self.stopped.set()
 
     async def _housekeeping(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            self.state.pools.sweep(loop.time())
+            self.state.pools.sweep(time.monotonic())
             if self.watcher is not None and self.watcher.changed():
                 self.reload("file changed")
 

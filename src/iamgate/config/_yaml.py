@@ -24,7 +24,19 @@ MAX_NODES = 200_000  # aliases can repeat a subtree; this bounds "billion laughs
 
 
 class Positions(dict[str, tuple[int, int]]):
-    """JSON pointer -> (line, column), both 1-based."""
+    """JSON pointer -> (line, column) of the value, both 1-based; ``key_marks`` holds where each
+    mapping key itself is written (a diagnostic about a key points at the key, not its value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_marks: dict[str, tuple[int, int]] = {}
+
+    def key_location(self, pointer: str) -> Location:
+        """Where the key of ``pointer`` is written (else where its value is)."""
+        found = self.key_marks.get(pointer)
+        if found is None:
+            return self.location(pointer)
+        return Location(pointer, *found)
 
     def location(self, pointer: str) -> Location:
         probe = pointer
@@ -98,6 +110,11 @@ def load_yaml(text: str) -> YamlDocument:
                 if not isinstance(key, str):
                     key = str(key) if isinstance(key, int | float | bool) or key is None else repr(key)
                 child = pointer_join(pointer, key)
+                if key not in out:
+                    positions.key_marks[child] = (
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                    )
                 if key in out:
                     diags.append(
                         _error(

@@ -32,7 +32,7 @@ from iamgate.config.model import (
     StageConfig,
     UpstreamSettings,
 )
-from iamgate.pipeline.routing import METHODS, TemplateError, parse_template
+from iamgate.pipeline.routing import METHODS, ResourceTree, TemplateError, parse_template
 from iamgate.policy import ApiRef, Diagnostic, Location, Severity, prepare
 from iamgate.policy.diagnostics import did_you_mean, pointer_join
 
@@ -52,9 +52,13 @@ _VAR_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 class _Reader:
-    def __init__(self, positions: Positions, source: str) -> None:
+    def __init__(
+        self, positions: Positions, source: str, base_dir: Path, read_file: Callable[[Path], bytes]
+    ) -> None:
         self.positions = positions
         self.source = source
+        self.base_dir = base_dir  # relative file names in the configuration are relative to it
+        self.read_file = read_file
         self.diags: list[Diagnostic] = []
 
     def report(
@@ -64,12 +68,11 @@ class _Reader:
         message: str,
         help: str | None = None,
         severity: Severity = Severity.ERROR,
+        *,
+        at_key: bool = False,
     ) -> None:
-        self.diags.append(
-            Diagnostic(
-                f"config.{code}", severity, message, self.positions.location(pointer), help, self.source
-            )
-        )
+        where = self.positions.key_location(pointer) if at_key else self.positions.location(pointer)
+        self.diags.append(Diagnostic(f"config.{code}", severity, message, where, help, self.source))
 
     def warn(self, code: str, pointer: str, message: str, help: str | None = None) -> None:
         self.report(code, pointer, message, help, Severity.WARNING)
@@ -103,6 +106,7 @@ class _Reader:
                     pointer_join(pointer, key),
                     f"unknown key '{key}' in {what}",
                     f"{hint} {choices}" if hint else choices,
+                    at_key=True,
                 )
         for key, required in keys.items():
             if required and key not in value:
@@ -290,6 +294,15 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
                 if "vpce_id" in nm
                 else None
             )
+            if "vpce_id" not in nm:
+                r.report(
+                    "missing-key",
+                    p,
+                    "a network needs 'vpce_id'",
+                    "a source address counts as arriving through a VPC endpoint (aws:SourceVpce, "
+                    "aws:SourceVpc, aws:VpcSourceIp) only with the endpoint's id; without one the "
+                    "entry would have no effect",
+                )
             if net is not None:
                 networks.append(Network(net, vpc, vpce))
     unmatched = defaults.unmatched_status
@@ -378,6 +391,10 @@ def _access_log(r: _Reader, raw: object, ptr: str) -> AccessLogSettings:
             if m["destination"] is None
             else r.string(m["destination"], f"{ptr}/destination", "destination")
         )
+        if destination is not None and destination != "-":
+            if not destination:
+                r.report("invalid-value", f"{ptr}/destination", "destination is empty", 'a file path or "-"')
+            destination = str(r.base_dir / destination)  # relative: to the configuration file
     fmt = None
     if m.get("format") is not None:
         fmt = _log_format(r, m["format"], f"{ptr}/format")
@@ -437,7 +454,6 @@ def _policy(
     ptr: str,
     settings: GatewaySettings,
     api_id: str | None,
-    base_dir: Path,
     watched: list[str],
 ) -> tuple[Any, str | None, bool]:
     """(compiled policy or None, stored text, ok)."""
@@ -474,15 +490,15 @@ def _policy(
             return None, None, False
         path = Path(name)
         if not path.is_absolute():
-            path = base_dir / path
+            path = r.base_dir / path
+        watched.append(str(path))  # watched even when unreadable: creating it triggers a reload
         try:
-            data = path.read_bytes()
+            data = r.read_file(path)
         except OSError as exc:
             r.report(
                 "policy-file", f"{ptr}/policy_file", f"cannot read policy_file {path}: {exc.strerror or exc}"
             )
             return None, None, False
-        watched.append(str(path))
         prepared = prepare(data, api=api, max_chars=settings.max_policy_chars, source_name=str(path))
         r.diags.extend(prepared.diagnostics)
         return prepared.policy, data.decode("utf-8", "replace"), prepared.policy is not None
@@ -600,7 +616,7 @@ def _integration(
 
 
 def _api(
-    r: _Reader, raw: object, ptr: str, settings: GatewaySettings, base_dir: Path, watched: list[str]
+    r: _Reader, raw: object, ptr: str, settings: GatewaySettings, watched: list[str]
 ) -> ApiConfig | None:
     m = r.mapping(
         raw,
@@ -641,7 +657,7 @@ def _api(
     mode = "enforce"
     if "policy_mode" in m:
         mode = r.string(m["policy_mode"], f"{ptr}/policy_mode", "policy_mode", choices=POLICY_MODES) or mode
-    policy, policy_text, _ = _policy(r, m, ptr, settings, api_id, base_dir, watched)
+    policy, policy_text, _ = _policy(r, m, ptr, settings, api_id, watched)
     if endpoint == "PRIVATE" and policy_text is None:
         r.report(
             "missing-key",
@@ -705,6 +721,7 @@ def _api(
                 stages[sname] = StageConfig(sname, variables, log_format)
     routes: list[RouteConfig] = []
     seen: dict[tuple[str, str], str] = {}
+    tree: ResourceTree[None] = ResourceTree()  # the snapshot's tree: what it refuses is an error here
     if "routes" in m:
         items = r.sequence(m["routes"], f"{ptr}/routes", "routes") or []
         for i, item in enumerate(items):
@@ -769,6 +786,17 @@ def _api(
                 r.report("duplicate-route", rp, f"{method} {path} is already defined by {seen[key]}")
                 continue
             seen[key] = rp
+            try:
+                tree.add(path, method, None)
+            except TemplateError as exc:
+                r.report(
+                    "conflicting-route",
+                    f"{rp}/path",
+                    str(exc),
+                    "API Gateway allows one {parameter} (and one {greedy+}) name among the children "
+                    "of a resource; use the same name in every route through it",
+                )
+                continue
             routes.append(RouteConfig(path, method, integration, auth))
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
@@ -776,9 +804,16 @@ def _api(
 
 
 def parse_config(
-    text: str, *, source: str = "<config>", base_dir: Path | None = None
+    text: str,
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    reader: Callable[[Path], bytes] | None = None,
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
-    """Validate configuration text. The config is None when there is any error."""
+    """Validate configuration text. The config is None when there is any error.
+
+    Relative file names (``policy_file``, the access log) are relative to ``base_dir`` (default:
+    the working directory); ``reader`` reads policy files (default: from disk)."""
     doc = load_yaml(text)
     diags = [d.with_source(source) for d in doc.diagnostics]
     if doc.data is None:
@@ -794,7 +829,7 @@ def parse_config(
                 )
             )
         return None, diags
-    r = _Reader(doc.positions, source)
+    r = _Reader(doc.positions, source, base_dir or Path.cwd(), reader or Path.read_bytes)
     top = r.mapping(doc.data, "", "the configuration", {"gateway": False, "apis": True})
     if top is None:
         return None, diags + r.diags
@@ -806,7 +841,7 @@ def parse_config(
     if not items and "apis" in top:
         r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
     for i, raw in enumerate(items):
-        api = _api(r, raw, f"/apis/{i}", settings, base_dir or Path.cwd(), watched)
+        api = _api(r, raw, f"/apis/{i}", settings, watched)
         if api is None:
             continue
         if api.id in ids:
@@ -825,7 +860,7 @@ def parse_config(
 def load_config(
     path: str | Path, reader: Callable[[Path], bytes] | None = None
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
-    """Read and validate a configuration file."""
+    """Read and validate a configuration file; ``reader`` reads it and the policy files it names."""
     p = Path(path)
     try:
         data = (reader or Path.read_bytes)(p)
@@ -853,4 +888,4 @@ def load_config(
                 str(p),
             )
         ]
-    return parse_config(text, source=str(p), base_dir=p.parent)
+    return parse_config(text, source=str(p), base_dir=p.parent, reader=reader)

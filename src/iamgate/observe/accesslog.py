@@ -20,7 +20,6 @@ import orjson
 
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.stages import time_keys
-from iamgate.policy import DecisionEffect
 
 __all__ = ["AccessLog", "Template", "context_variables"]
 
@@ -31,8 +30,6 @@ _FLUSH_DELAY = 0.1
 
 def context_variables(ex: Exchange) -> dict[str, Any]:
     """The ``$context`` values of one finished exchange (absent values are left out)."""
-    snap = ex.snapshot
-    api = ex.api
     _, _, clf = time_keys(ex.wall)
     out: dict[str, Any] = {
         "requestId": ex.request_id,
@@ -45,21 +42,24 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
         "responseLength": ex.response_length,
         "responseLatency": round((ex.end_time() - ex.start) * 1000, 3),
         "identity.sourceIp": ex.source_ip,
-        "accountId": snap.settings.account_id,
+        "accountId": ex.snapshot.settings.account_id,
     }
-    host = ex.hmap.get(b"host")
+    hmap = ex.hmap
+    host = hmap.get(b"host")
     if host is not None:
         domain = host.decode("latin-1")
         out["domainName"] = domain
         out["domainPrefix"] = domain.split(".", 1)[0]
-    agent = ex.hmap.get(b"user-agent")
+    agent = hmap.get(b"user-agent")
     if agent is not None:
         out["identity.userAgent"] = agent.decode("utf-8", "replace")
-    if api is not None:
-        out["apiId"] = api.id
-    if ex.stage is not None:
-        out["stage"] = ex.stage.name
-        out["path"] = f"/{ex.stage.name}{ex.path or ''}" if ex.path is not None else None
+    if ex.api is not None:
+        out["apiId"] = ex.api.id
+    stage = ex.stage
+    if stage is not None:
+        out["stage"] = stage.name
+        if ex.path is not None:
+            out["path"] = f"/{stage.name}{ex.path}"
     if ex.route is not None:
         out["resourcePath"] = ex.route.resource_path
     if ex.vpce_id is not None:
@@ -67,11 +67,9 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
     if ex.vpc_id is not None:
         out["identity.vpcId"] = ex.vpc_id
     if ex.integration_latency is not None:
-        out["integrationLatency"] = round(ex.integration_latency * 1000, 3)
-        out["integration.latency"] = out["integrationLatency"]
+        out["integrationLatency"] = out["integration.latency"] = round(ex.integration_latency * 1000, 3)
     if ex.integration_status is not None:
-        out["integrationStatus"] = ex.integration_status
-        out["integration.status"] = ex.integration_status
+        out["integrationStatus"] = out["integration.status"] = ex.integration_status
     if ex.error_message is not None:
         out["error.message"] = ex.error_message
         out["error.messageString"] = orjson.dumps(ex.error_message).decode()
@@ -84,11 +82,11 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
         out["decision.mode"] = ex.policy_mode
         if ex.would_deny:
             out["decision.wouldDeny"] = True
-        if decision.effect is not DecisionEffect.ALLOW and decision.errors:
+        if decision.errors:
             out["decision.errors"] = [e for _, e in decision.errors]
     if ex.extra:
         out.update(ex.extra)
-    return {k: v for k, v in out.items() if v is not None}
+    return out
 
 
 class Template:

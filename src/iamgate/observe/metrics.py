@@ -30,12 +30,56 @@ _HELP = {
 
 
 class Metrics:
-    __slots__ = ("counters", "gauges", "histograms")
+    __slots__ = ("_durations", "_requests", "_upstream", "counters", "gauges", "histograms")
 
     def __init__(self) -> None:
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.histograms: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+        # the per-request metrics, keyed by plain tuples (labels are built only when exported)
+        self._requests: dict[tuple[str, str, int, str], int] = {}
+        self._durations: dict[tuple[str, str], list[float]] = {}
+        self._upstream: dict[tuple[str, str], list[float]] = {}
+
+    def request(
+        self, api: str, stage: str, status: int, decision: str, seconds: float, upstream_seconds: float | None
+    ) -> None:
+        """Count one finished request: the hot path's only metrics call."""
+        key = (api, stage, status, decision)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        pair = (api, stage)
+        counts = self._durations.get(pair)
+        if counts is None:
+            counts = self._durations[pair] = [0.0] * (len(BUCKETS) + 3)
+        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        counts[-2] += seconds
+        counts[-1] += 1
+        if upstream_seconds is not None:
+            counts = self._upstream.get(pair)
+            if counts is None:
+                counts = self._upstream[pair] = [0.0] * (len(BUCKETS) + 3)
+            counts[bisect.bisect_left(BUCKETS, upstream_seconds)] += 1
+            counts[-2] += upstream_seconds
+            counts[-1] += 1
+
+    def _fold(self) -> None:
+        """Move the per-request tables into the labelled ones (before reading them)."""
+        for (api, stage, status, decision), n in self._requests.items():
+            labels = (("api", api), ("stage", stage), ("status", str(status)), ("decision", decision))
+            self.inc("iamgate_requests_total", labels, n)
+        self._requests = {}
+        for name, table in (
+            ("iamgate_request_duration_seconds", self._durations),
+            ("iamgate_upstream_duration_seconds", self._upstream),
+        ):
+            for (api, stage), counts in table.items():
+                mine = self.histograms.setdefault(
+                    (name, (("api", api), ("stage", stage))), [0.0] * len(counts)
+                )
+                for i, c in enumerate(counts):
+                    mine[i] += c
+            table.clear()
 
     def inc(self, name: str, labels: tuple[tuple[str, str], ...] = (), value: float = 1.0) -> None:
         key = (name, labels)
@@ -54,6 +98,7 @@ class Metrics:
         counts[-1] += 1
 
     def export(self) -> dict[str, Any]:
+        self._fold()
         return {
             "counters": [[n, list(map(list, labels)), v] for (n, labels), v in self.counters.items()],
             "gauges": [[n, list(map(list, labels)), v] for (n, labels), v in self.gauges.items()],
@@ -98,6 +143,7 @@ def _number(value: float) -> str:
 
 def render(metrics: Metrics) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
+    metrics._fold()
     lines: list[str] = []
     names = sorted(
         {n for n, _ in metrics.counters}

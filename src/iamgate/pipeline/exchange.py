@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from base64 import b64encode
+from binascii import b2a_base64
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["Exchange", "new_ids"]
 
 _PREFIX = os.urandom(8).hex()
+_RID_PREFIX = f"{_PREFIX[0:8]}-{_PREFIX[8:12]}-4{_PREFIX[13:16]}-a{os.urandom(2).hex()[:3]}-"
+_EXT_PREFIX = os.urandom(3)
 _counter = itertools.count(1)
 
 
@@ -25,54 +27,42 @@ def new_ids() -> tuple[str, str]:
     Unique per process (a random 64-bit prefix and a counter) and far cheaper than ``uuid4()``.
     """
     n = next(_counter)
-    h = _PREFIX + f"{n:016x}"
-    rid = f"{h[0:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
-    ext = b64encode(bytes.fromhex(h[10:32])).decode()[:15] + "="
+    tail = f"{n:012x}"
+    rid = f"{_RID_PREFIX}{tail}"
+    ext = b2a_base64(_EXT_PREFIX + n.to_bytes(8, "big"), newline=False).decode()[:15] + "="
     return rid, ext
 
 
 class Exchange:
-    """One request. Stages write their results here; the access log reads them."""
+    """One request. Stages write their results here; the access log reads them.
 
-    __slots__ = (
-        "api",
-        "arn",
-        "context",
-        "decision",
-        "end",
-        "error_message",
-        "error_type",
-        "extended_id",
-        "extra",
-        "headers",
-        "hmap",
-        "http_version",
-        "integration_latency",
-        "integration_start",
-        "integration_status",
-        "keep_alive",
-        "method",
-        "params",
-        "path",
-        "policy_mode",
-        "query",
-        "raw_path",
-        "request_id",
-        "response_length",
-        "response_type",
-        "route",
-        "secure",
-        "segments",
-        "snapshot",
-        "source_ip",
-        "stage",
-        "start",
-        "status",
-        "vpc_id",
-        "vpce_id",
-        "wall",
-        "would_deny",
-    )
+    Attributes a request may never set are class-level defaults, so creating an exchange costs
+    only the handful of assignments in ``__init__`` (this is on every request's path).
+    """
+
+    api: ApiRuntime | None = None
+    stage: StageConfig | None = None
+    route: RouteRuntime | None = None
+    params: dict[str, str] | None = None
+    segments: tuple[str, ...] = ()
+    path: str | None = None  # the canonical path after the stage
+    arn: str | None = None
+    context: Any = None
+    decision: Decision | None = None
+    policy_mode: str | None = None
+    would_deny = False
+    status = 0
+    response_length = 0
+    end = 0.0
+    integration_start = 0.0
+    integration_latency: float | None = None
+    integration_status: int | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    response_type: str | None = None
+    vpc_id: str | None = None
+    vpce_id: str | None = None
+    extra: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -98,31 +88,8 @@ class Exchange:
         self.source_ip = peer_ip
         self.secure = secure
         self.start = time.perf_counter()
-        self.end = 0.0
         self.wall = time.time()
         self.request_id, self.extended_id = new_ids()
-        self.api: ApiRuntime | None = None
-        self.stage: StageConfig | None = None
-        self.route: RouteRuntime | None = None
-        self.params: dict[str, str] = {}
-        self.segments: tuple[str, ...] = ()
-        self.path: str | None = None  # the canonical path after the stage
-        self.arn: str | None = None
-        self.context: Any = None
-        self.decision: Decision | None = None
-        self.policy_mode: str | None = None
-        self.would_deny = False
-        self.status = 0
-        self.response_length = 0
-        self.integration_start = 0.0
-        self.integration_latency: float | None = None
-        self.integration_status: int | None = None
-        self.error_message: str | None = None
-        self.error_type: str | None = None
-        self.response_type: str | None = None
-        self.vpc_id: str | None = None
-        self.vpce_id: str | None = None
-        self.extra: dict[str, Any] | None = None
 
     def end_time(self) -> float:
         return self.end or time.perf_counter()

@@ -74,11 +74,15 @@ class _Node(Generic[T]):
     methods: dict[str, T] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
 class Match(Generic[T]):
-    resource_path: str  # the template, e.g. /pets/{id}
-    params: dict[str, str]
-    target: T | None  # None: the resource exists but has neither the method nor ANY
+    """A routing result (a plain class: created on every request, so no frozen dataclass)."""
+
+    __slots__ = ("params", "resource_path", "target")
+
+    def __init__(self, resource_path: str, params: dict[str, str], target: T | None) -> None:
+        self.resource_path = resource_path  # the template, e.g. /pets/{id}
+        self.params = params
+        self.target = target  # None: the resource exists but has neither the method nor ANY
 
 
 class ResourceTree(Generic[T]):
@@ -136,7 +140,9 @@ class ResourceTree(Generic[T]):
 
     def match(self, segments: tuple[str, ...], method: str) -> Match[T] | None:
         """The most specific resource for the path, with the method's target; None: no resource."""
-        found = self._find(self._root, segments, 0, {})
+        found = self._walk(segments)
+        if found is None:
+            found = self._find(self._root, segments, 0, {})
         if found is None:
             return None
         node, params = found
@@ -145,6 +151,29 @@ class ResourceTree(Generic[T]):
             target = node.methods.get("ANY")
         assert node.template is not None
         return Match(node.template, params, target)
+
+    def _walk(self, segs: tuple[str, ...]) -> tuple[_Node[T], dict[str, str]] | None:
+        """Follow the first choice at every level (literal, else parameter, else greedy). When
+        that reaches a resource it is exactly the depth-first search's first result; when it
+        does not, the caller falls back to the search, which backtracks."""
+        node = self._root
+        params: dict[str, str] = {}
+        for i, seg in enumerate(segs):
+            child = node.literals.get(seg)
+            if child is not None:
+                node = child
+            elif node.param is not None:
+                params[node.param[0]] = seg
+                node = node.param[1]
+            elif node.greedy is not None:
+                name, child = node.greedy
+                if child.template is None:
+                    return None
+                params[name] = "/".join(segs[i:])
+                return child, params
+            else:
+                return None
+        return (node, params) if node.template is not None else None
 
     def _find(
         self, root: _Node[T], segs: tuple[str, ...], i0: int, params0: dict[str, str]

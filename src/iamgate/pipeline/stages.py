@@ -7,6 +7,7 @@ unexpected exception to a 500 in one place and still logs the request.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -23,6 +24,20 @@ MAX_ARN_BYTES = 1600  # API Gateway quota for a method ARN (spec §9.6)
 ACTION = "execute-api:Invoke"
 
 _time_cache: list[object] = [0, "", "", ""]
+
+# Paths made only of RFC 3986 pchar characters (no '%', ';' or '\\'), without '.'/'..' segments
+# or doubled slashes, are already canonical: splitting them gives what paths.canonicalize would
+# (tests/pipeline/test_fastpath.py checks the two agree). Most real requests take this path.
+_PLAIN_PATH = re.compile(rb"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9\-_~!$&'()*+,=:@.]+)+/?|/")
+
+
+def canonical_segments(raw: bytes, allow_semicolon: bool) -> tuple[str, ...] | PathError:
+    """The canonical path segments of a raw request path (see ``paths.canonicalize``)."""
+    if _PLAIN_PATH.fullmatch(raw):
+        text = raw.decode("ascii").strip("/")
+        return tuple(text.split("/")) if text else ()
+    canonical = canonicalize(raw, allow_semicolon=allow_semicolon)
+    return canonical if isinstance(canonical, PathError) else canonical.segments
 
 
 def time_keys(wall: float) -> tuple[str, str, str]:
@@ -75,10 +90,9 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     if api is None:
         return _unmatched(ex)
     ex.api = api
-    canonical = canonicalize(raw, allow_semicolon=snap.settings.allow_semicolon_in_path)
-    if isinstance(canonical, PathError):
-        return R.gateway_error(R.BAD_REQUEST, f"Bad Request: {canonical.reason}")
-    segments = canonical.segments
+    segments = canonical_segments(raw, snap.settings.allow_semicolon_in_path)
+    if isinstance(segments, PathError):
+        return R.gateway_error(R.BAD_REQUEST, f"Bad Request: {segments.reason}")
     if not segments:
         return _unmatched(ex)
     stage = api.stages.get(segments[0])

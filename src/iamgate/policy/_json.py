@@ -3,8 +3,10 @@
 Written by hand because the standard library's ``json`` silently keeps the last of two equal
 keys and reports no positions for values, and no well-kept library gives both (plus raw number
 text) without pulling in a parser generator. String bodies are still decoded by the standard
-library's C ``scanstring`` and numbers recognised by its ``NUMBER_RE``; only the structure is
-walked here, with an explicit stack, so deep nesting can never exhaust the interpreter's stack.
+library's C ``scanstring``; numbers are matched by an ASCII-only regex of the JSON grammar (the
+standard library's ``NUMBER_RE`` uses ``\\d``, which also takes other scripts' digits). Only the
+structure is walked here, with an explicit stack, so deep nesting can never exhaust the
+interpreter's stack.
 
 Every failure is a :class:`~iamgate.policy.diagnostics.Diagnostic`; nothing raises.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import json.decoder
-import json.scanner
 import math
 import re
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ __all__ = ["JsonNode", "LineIndex", "ReadResult", "from_python", "read_json"]
 MAX_DEPTH: Final = 64
 
 _WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = json.scanner.NUMBER_RE
+# RFC 8259 numbers: ASCII digits only (``json.scanner.NUMBER_RE`` would accept "1\u0663")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -61,7 +63,12 @@ class JsonNode:
             return [n.to_python() for n in self.items()]
         if self.kind == "number":
             text = str(self.value)
-            return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+            if re.fullmatch(r"-?[0-9]+", text):
+                try:
+                    return int(text)
+                except ValueError:  # more digits than the interpreter converts (4,300 by default)
+                    return float(text)  # lossy (+-inf), but never an exception
+            return float(text)
         return self.value
 
 
@@ -298,7 +305,8 @@ def from_python(value: object, *, max_depth: int = MAX_DEPTH) -> ReadResult:
     lines = LineIndex(None)
 
     def convert(v: object, pointer: str, depth: int) -> JsonNode | None:
-        if depth > max_depth:
+        # ``depth`` containers enclose v; like read_json, refuse a container that makes it deeper
+        if depth >= max_depth and isinstance(v, dict | list | tuple):
             diags.append(_err("too-deep", f"nesting deeper than {max_depth} levels", lines, -1, pointer))
             return None
         if isinstance(v, bool):
@@ -311,7 +319,12 @@ def from_python(value: object, *, max_depth: int = MAX_DEPTH) -> ReadResult:
                 return None
             return JsonNode("string", v, -1, pointer)
         if isinstance(v, int):
-            return JsonNode("number", str(v), -1, pointer)
+            try:
+                digits = str(v)
+            except ValueError:  # more digits than the interpreter converts (4,300 by default)
+                diags.append(_err("syntax", "the integer has too many digits for JSON", lines, -1, pointer))
+                return None
+            return JsonNode("number", digits, -1, pointer)
         if isinstance(v, float):
             if not math.isfinite(v):
                 diags.append(_err("syntax", f"{v!r} is not a JSON number", lines, -1, pointer))
@@ -322,6 +335,10 @@ def from_python(value: object, *, max_depth: int = MAX_DEPTH) -> ReadResult:
             for k, item in v.items():
                 if not isinstance(k, str):
                     diags.append(_err("syntax", f"member name {k!r} is not a string", lines, -1, pointer))
+                    continue
+                if _SURROGATE.search(k):
+                    message = f"member name {k!r} holds a lone surrogate"
+                    diags.append(_err("invalid-string", message, lines, -1, pointer))
                     continue
                 child = convert(item, pointer_join(pointer, k), depth + 1)
                 if child is not None:

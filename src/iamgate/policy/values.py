@@ -11,7 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -82,6 +82,8 @@ def read_date(text: str) -> int | None:
         )
     except ValueError:
         return None
+    delta = stamp - _EPOCH_ZERO
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     tz = m.group("tz")
     if tz and tz not in "Zz":
         sign = 1 if tz[0] == "+" else -1
@@ -89,9 +91,9 @@ def read_date(text: str) -> int | None:
         hours, minutes = int(digits[:2]), int(digits[2:])
         if hours > 23 or minutes > 59:
             return None
-        stamp -= sign * timedelta(hours=hours, minutes=minutes)
-    delta = stamp - _EPOCH_ZERO
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        # in integers, not datetime arithmetic: 9999-12-31T23:00-05:00 is past datetime.max in UTC
+        micros -= sign * (hours * 3600 + minutes * 60) * 1_000_000
+    return micros
 
 
 def read_bool(text: str) -> bool | None:

@@ -36,6 +36,15 @@ REQUEST_DROP = HOP_BY_HOP | {
 REMAPPED_RESPONSE = {b"date": b"x-amzn-Remapped-Date", b"server": b"x-amzn-Remapped-Server"}
 
 
+_tokens_cache: dict[bytes, frozenset[bytes]] = {}
+
+
 def connection_tokens(value: bytes) -> frozenset[bytes]:
-    """Header names listed in a Connection header are hop-by-hop too."""
-    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+    """Header names listed in a Connection header are hop-by-hop too (memoised: the same few
+    values, ``keep-alive`` and ``close``, come back on every response)."""
+    found = _tokens_cache.get(value)
+    if found is None:
+        found = frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+        if len(_tokens_cache) < 256:
+            _tokens_cache[value] = found
+    return found

@@ -15,20 +15,47 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from typing import Protocol
 
 import httptools
 
-__all__ = ["PoolTimeout", "ResponseSink", "UpstreamConnection", "UpstreamPool", "UpstreamPools"]
+from iamgate.upstream.headers import HOP_BY_HOP, REMAPPED_RESPONSE, connection_tokens
+
+__all__ = [
+    "PoolTimeout",
+    "ResponseSink",
+    "UpstreamConnection",
+    "UpstreamHead",
+    "UpstreamPool",
+    "UpstreamPools",
+]
 
 
 class PoolTimeout(Exception):
     """No connection could be had within the connect timeout (pool full or connect slow)."""
 
 
+class UpstreamHead:
+    """A backend response head, classified as it is parsed: the lines to pass on (hop-by-hop
+    headers and Content-Length already left out, Server and Date renamed), the framing, and the
+    extra hop-by-hop names a Connection header lists."""
+
+    __slots__ = ("chunked", "length", "lines", "tokens")
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[bytes, bytes]] = []  # (lower-case name, raw line)
+        self.length: bytes | None = None
+        self.chunked = False
+        self.tokens: frozenset[bytes] = frozenset()
+
+
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+
+
 class ResponseSink(Protocol):
-    def upstream_head(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None: ...
+    def upstream_head(self, status: int, head: UpstreamHead) -> None: ...
     def upstream_body(self, data: bytes) -> None: ...
     def upstream_done(self) -> None: ...  # writes what is pending and finishes the exchange
     def upstream_failed(self, exc: BaseException | None, retriable: bool) -> None: ...
@@ -41,8 +68,8 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "closed",
         "got_response",
+        "head",
         "head_request",
-        "headers",
         "idle_since",
         "keep_alive",
         "parser",
@@ -58,7 +85,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.sink: ResponseSink | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.head = UpstreamHead()
         self.got_response = False
         self.keep_alive = False
         self.head_request = False
@@ -71,7 +98,7 @@ class UpstreamConnection(asyncio.Protocol):
     def start(self, sink: ResponseSink, data: bytes, *, head_request: bool) -> None:
         """Begin an exchange by writing the request head (and any body already at hand)."""
         self.sink = sink
-        self.headers = []
+        self.head = UpstreamHead()
         self.got_response = False
         self.head_request = head_request
         self.reused = self.uses > 0
@@ -142,17 +169,31 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        lname = name.lower()
+        head = self.head
+        if lname in HOP_BY_HOP:
+            if lname == b"transfer-encoding":
+                head.chunked = True
+            elif lname == b"connection":
+                tokens = connection_tokens(value)
+                if not tokens <= _PLAIN_CONNECTION:
+                    head.tokens = head.tokens | tokens
+            return
+        if lname == b"content-length":
+            head.length = value.strip()
+            return
+        remapped = REMAPPED_RESPONSE.get(lname)
+        head.lines.append((lname, (remapped or name) + b": " + value + b"\r\n"))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:  # 1xx interim responses are not forwarded
-            self.headers = []
+            self.head = UpstreamHead()
             return
         self.got_response = True
         self.keep_alive = self.parser.should_keep_alive()
         if self.sink is not None:
-            self.sink.upstream_head(status, self.headers, self.keep_alive)
+            self.sink.upstream_head(status, self.head)
         if self.head_request:
             # a response to HEAD has no body whatever its Content-Length says; httptools cannot be
             # told so, hence a fresh parser for the next exchange
@@ -180,11 +221,7 @@ class UpstreamConnection(asyncio.Protocol):
             sink.upstream_done()
 
     def _close_delimited(self) -> bool:
-        for name, _ in self.headers:
-            lowered = name.lower()
-            if lowered in (b"content-length", b"transfer-encoding"):
-                return False
-        return True
+        return self.head.length is None and not self.head.chunked
 
 
 class UpstreamPool:
@@ -277,7 +314,8 @@ class UpstreamPool:
                 conn.transport.close()
             self.forget(conn)
             return
-        conn.idle_since = asyncio.get_running_loop().time() if self.idle_timeout else 0.0
+        transport = conn.transport
+        conn.idle_since = time.monotonic() if transport is not None else 0.0
         self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:

@@ -1,0 +1,141 @@
+"""The gateway's per-request Python cost, without sockets: a development benchmark.
+
+Drives the real protocol objects (`DownstreamConnection`, `UpstreamConnection`) with in-memory
+transports: raw request bytes in, a raw backend response back, the proxied response out, over
+and over on one keep-alive connection. What is left is the Python work per request (parsing,
+stages, policy, header rewriting, access log, metrics) with the system calls taken out, which
+the socket-level benchmark (proxy_anchor.sh rows) then adds back. Reports process CPU time per
+request, best of several rounds.
+
+    python bench/hotpath.py [--policy small|large|allow-all] [--log on|off] [-n 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gateway_row import policy_for
+from iamgate.config.load import parse_config
+from iamgate.config.snapshot import build_snapshot
+from iamgate.server import DownstreamConnection, GatewayState
+from iamgate.upstream.pool import UpstreamConnection
+
+REQUEST = b"GET /prod/pets/123 HTTP/1.1\r\nHost: 127.0.0.1:18101\r\nUser-Agent: wrk\r\n\r\n"
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 28 Nov 2026 08:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+)
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self, peer: tuple[str, int]) -> None:
+        super().__init__()
+        self.peer = peer
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.peer if name == "peername" else default
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def config_text(policy: str, log: str, log_path: str) -> str:
+    import yaml
+
+    api: dict[str, object] = {
+        "id": "petapi",
+        "stages": {"prod": {}},
+        "routes": [
+            {
+                "path": "/pets/{id}",
+                "method": "GET",
+                "integration": {"type": "HTTP_PROXY", "uri": "http://127.0.0.1:18080/pets/{id}"},
+            }
+        ],
+    }
+    doc = policy_for(policy)
+    if doc is not None:
+        api["policy"] = doc
+    gateway = {
+        "region": "us-east-1",
+        "account_id": "123456789012",
+        "max_policy_chars": None,
+        "access_log": {"destination": log_path} if log == "on" else None,
+    }
+    return yaml.safe_dump({"gateway": gateway, "apis": [api]})
+
+
+async def run(policy: str, log: str, n: int, rounds: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log"))
+        assert config is not None, [d.render() for d in diags]
+        state = GatewayState(build_snapshot(config))
+        down = DownstreamConnection(state)
+        client = FakeTransport(("127.0.0.1", 40000))
+        down.connection_made(client)
+        pool = state.pools.get("http", "127.0.0.1", 18080)
+        up = UpstreamConnection(pool)
+        backend = FakeTransport(("127.0.0.1", 18080))
+        up.connection_made(backend)
+        pool._members.add(up)
+        pool.release(up)
+        results = []
+        for _ in range(rounds):
+            start = time.process_time()
+            for _ in range(n):
+                down.data_received(REQUEST)
+                up.data_received(RESPONSE)
+            results.append((time.process_time() - start) / n * 1e6)
+            assert client.written[-1].endswith(b"ok"), client.written[-1]
+            client.written.clear()
+            backend.written.clear()
+        state.access_log.close()
+        state.stop_ticker()
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--policy", default="small", choices=["allow-all", "localhost", "small", "large"])
+    parser.add_argument("--log", default="on", choices=["on", "off"])
+    parser.add_argument("-n", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    results = uvloop.run(run(args.policy, args.log, args.n, args.rounds))
+    print(
+        f"policy={args.policy} log={args.log} per-request CPU: best {min(results):.1f} us, "
+        f"median {statistics.median(results):.1f} us over {args.rounds} rounds of {args.n}"
+    )
+
+
+if __name__ == "__main__":
+    main()
