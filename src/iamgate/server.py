@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -27,20 +28,20 @@ from iamgate.config.snapshot import ProxyTarget, Snapshot
 from iamgate.observe.accesslog import AccessLog
 from iamgate.observe.metrics import Metrics
 from iamgate.pipeline import responses as R
+from iamgate.pipeline.auth_stages import NEED_BODY
+from iamgate.pipeline.chain import STAGES, Stage
 from iamgate.pipeline.exchange import Exchange
-from iamgate.pipeline.stages import STAGES, Stage
 from iamgate.upstream.headers import REQUEST_DROP, connection_tokens
 from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
-    from typing import Any
 
 __all__ = ["TICK", "DownstreamConnection", "GatewayState"]
 
 log = logging.getLogger("iamgate")
 
-_IDLE, _RESPONDED, _PENDING, _PROXY = 0, 1, 2, 3
+_IDLE, _RESPONDED, _PENDING, _PROXY, _WAITING, _BUFFERING = 0, 1, 2, 3, 4, 5
 TICK = 0.05  # seconds between deadline sweeps
 _RETRY_BUFFER = 64 * 1024  # request bodies up to this size are kept so a stale-connection retry can replay
 _PENDING_LIMIT = 256 * 1024  # body buffered while connecting before reading pauses
@@ -61,6 +62,20 @@ def _date_header() -> bytes:
 
 def _status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
+
+
+_UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class _Queued:
+    """A pipelined request parsed while the one before it is still being answered."""
+
+    __slots__ = ("body", "complete", "head")
+
+    def __init__(self) -> None:
+        self.head: tuple[Any, ...] = ()
+        self.body: list[bytes] = []
+        self.complete = False
 
 
 class GatewayState:
@@ -133,6 +148,8 @@ class DownstreamConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.duplicate_host = False
         self.ex: Exchange | None = None
+        self.queued: _Queued | None = None  # a pipelined request being parsed while another is answered
+        self.pipeline: list[_Queued] = []  # pipelined requests waiting their turn
         self.mode = _IDLE
         self.request_complete = False
         self.closing = False
@@ -141,8 +158,10 @@ class DownstreamConnection(asyncio.Protocol):
         # proxying
         self.upstream: UpstreamConnection | None = None
         self.pool_key: tuple[str, str, int] | None = None
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] = []  # body (framed for the backend) that arrived before a backend
         self.pending_size = 0
+        self.body_raw: list[bytes] = []  # body kept whole for a stage (SigV4's payload hash)
+        self.resume_at = 0
         self.replay: list[bytes] | None = None
         self.replay_size = 0
         self.request_head = b""
@@ -210,6 +229,10 @@ class DownstreamConnection(asyncio.Protocol):
         self.hmap = {}
         self.header_bytes = 0
         self.duplicate_host = False
+        if self.ex is not None:  # a pipelined request behind one still being answered: queue it
+            self.queued = _Queued()
+            return
+        self.queued = None
         self.request_complete = False
         self.body_bytes = 0
 
@@ -229,16 +252,42 @@ class DownstreamConnection(asyncio.Protocol):
             self.hmap[lname] = prev + b", " + value
 
     def on_headers_complete(self) -> None:
-        state = self.state
         parser = self.parser
         method = parser.get_method().decode("ascii")
         version = "HTTP/" + parser.get_http_version()
+        keep_alive = parser.should_keep_alive()
+        upgrade = parser.should_upgrade()
+        queued = self.queued
+        if queued is not None:
+            queued.head = (
+                self.url,
+                self.headers,
+                self.hmap,
+                self.header_bytes,
+                self.duplicate_host,
+                method,
+                version,
+                keep_alive,
+                upgrade,
+            )
+            self.pipeline.append(queued)
+            if self.transport is not None and not self.paused_for_response:
+                self.transport.pause_reading()  # one queued request is enough; the rest waits in the socket
+                self.paused_for_response = True
+            return
+        self._begin(method, version, keep_alive, upgrade)
+
+    def _begin(self, method: str, version: str, keep_alive: bool, upgrade: bool) -> None:
+        state = self.state
         url = self.url
-        if url.startswith((b"http://", b"https://")):  # absolute-form: keep only the path
-            slash = url.find(b"/", url.find(b"//") + 2)
-            url = url[slash:] if slash != -1 else b"/"
+        if url.startswith((b"http://", b"https://")):  # absolute-form: keep only the path (and query)
+            start = url.find(b"//") + 2
+            end = min(
+                (i for i in (url.find(c, start) for c in (b"/", b"?", b"#")) if i != -1), default=len(url)
+            )
+            url = url[end:] if url[end : end + 1] == b"/" else b"/" + url[end:]
         path, _, query = url.partition(b"?")
-        keep_alive = parser.should_keep_alive() and not self.closing and not state.draining
+        keep_alive = keep_alive and not self.closing and not state.draining
         ex = Exchange(
             state.snapshot,
             method,
@@ -251,26 +300,73 @@ class DownstreamConnection(asyncio.Protocol):
             self.peer_ip,
             self.secure,
         )
+        ex.pools = state.pools
         self.ex = ex
         self.response_started = False
+        self.chunked_in = b"transfer-encoding" in self.hmap
         state.in_flight += 1
-        problem = self._head_problem(version)
+        client_id = self.hmap.get(b"x-amzn-requestid")
+        if client_id is not None and _UUID.fullmatch(client_id):  # a client may set its own UUID
+            ex.request_id = client_id.decode("ascii").lower()
+        problem = self._head_problem(version, upgrade)
         if problem is not None:
             ex.keep_alive = False
             self._respond(ex, problem)
             return
-        try:
-            response = None
-            for stage in state.stages:
-                response = stage(ex)
-                if response is not None:
-                    break
-        except Exception:  # a bug must never take the connection down silently or allow
-            log.exception("stage failed for request %s", ex.request_id)
-            response = R.gateway_error(R.API_CONFIGURATION_ERROR)
-        if response is not None:
-            self._respond(ex, response)
+        self._run_stages(ex, 0)
+
+    def _run_stages(self, ex: Exchange, start: int) -> None:
+        """Run the stages from ``start``: on to the integration, or a response, or wait (for the
+        body, or for an asynchronous stage) and come back here."""
+        stages = self.state.stages
+        for i in range(start, len(stages)):
+            try:
+                result = stages[i](ex)
+            except Exception:  # a bug must never take the connection down silently or allow
+                log.exception("stage failed for request %s", ex.request_id)
+                result = R.gateway_error(R.API_CONFIGURATION_ERROR)
+            if result is None:
+                continue
+            if type(result) is R.GatewayResponse:
+                self._respond(ex, result)
+                return
+            if result is NEED_BODY:
+                if ex.body is not None:  # a stage must not ask twice
+                    log.error("stage %s asked for the body twice (request %s)", stages[i], ex.request_id)
+                    self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
+                    return
+                if self.request_complete:
+                    ex.body = b""
+                    self._run_stages(ex, i)
+                    return
+                self.mode = _BUFFERING
+                self.resume_at = i
+                return
+            self.mode = _WAITING
+            task = asyncio.ensure_future(result)  # type: ignore[call-overload]
+            task.add_done_callback(lambda t, i=i: self._stage_done(ex, i, t))
             return
+        self._integrate(ex)
+
+    def _stage_done(self, ex: Exchange, index: int, task: asyncio.Future[R.GatewayResponse | None]) -> None:
+        if ex is not self.ex or self.mode != _WAITING:
+            return  # the client went away, or the request was already answered
+        self.mode = _IDLE
+        if task.cancelled():
+            self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("stage failed for request %s", ex.request_id, exc_info=exc)
+            self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
+            return
+        result = task.result()
+        if result is not None:
+            self._respond(ex, result)
+            return
+        self._run_stages(ex, index + 1)
+
+    def _integrate(self, ex: Exchange) -> None:
         route = ex.route
         assert route is not None
         integration = route.integration
@@ -280,41 +376,61 @@ class DownstreamConnection(asyncio.Protocol):
         self._start_proxy(ex)
 
     def on_body(self, body: bytes) -> None:
+        if self.queued is not None:
+            self.queued.body.append(body)
+            return
         self.body_bytes += len(body)
-        limit = self.state.snapshot.settings.max_request_body
+        settings = self.ex.snapshot.settings if self.ex is not None else self.state.snapshot.settings
+        limit = settings.max_request_body
         mode = self.mode
-        if limit is not None and self.body_bytes > limit and mode in (_PENDING, _PROXY):
+        if limit is not None and self.body_bytes > limit and mode in (_PENDING, _PROXY, _WAITING, _BUFFERING):
             self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
             return
+        if mode == _BUFFERING:
+            if self.body_bytes > settings.max_buffered_body:
+                self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
+                return
+            self.body_raw.append(body)
+            mode = _PENDING  # and keep it for the backend too
         if mode == _PROXY:
             data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
             self._keep_for_replay(data)
             assert self.upstream is not None
             self.upstream.write(data)
-        elif mode == _PENDING:
+        elif mode in (_PENDING, _WAITING):
             data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
             self.pending.append(data)
             self.pending_size += len(data)
-            if self.pending_size > _PENDING_LIMIT and self.transport is not None:
+            if self.pending_size > _PENDING_LIMIT and self.mode != _BUFFERING and self.transport is not None:
                 self.transport.pause_reading()
                 self.paused_for_backend = True
 
     def on_message_complete(self) -> None:
+        if self.queued is not None:
+            self.queued.complete = True
+            self.queued = None
+            return
         self.request_complete = True
         if self.mode == _PROXY and self.chunked_in:
             self._keep_for_replay(b"0\r\n\r\n")
             assert self.upstream is not None
             self.upstream.write(b"0\r\n\r\n")
-        elif self.mode == _PENDING and self.chunked_in:
+        elif self.mode in (_PENDING, _WAITING, _BUFFERING) and self.chunked_in:
             self.pending.append(b"0\r\n\r\n")
+        if self.mode == _BUFFERING and self.ex is not None:
+            ex = self.ex
+            ex.body = b"".join(self.body_raw)
+            self.body_raw = []
+            self.mode = _IDLE
+            self._run_stages(ex, self.resume_at)
         if self.ex is not None and self.transport is not None:
             # the response is still being produced: read no further request until it is done
             self.transport.pause_reading()
             self.paused_for_response = True
 
     # --- requests we refuse before the stages ------------------------------------------------
-    def _head_problem(self, version: str) -> R.GatewayResponse | None:
-        if self.parser.should_upgrade():
+    def _head_problem(self, version: str, upgrade: bool) -> R.GatewayResponse | None:
+        if upgrade:
             return R.gateway_error(
                 R.BAD_REQUEST, "Bad Request: protocol upgrades are not supported", close=True
             )
@@ -351,13 +467,23 @@ class DownstreamConnection(asyncio.Protocol):
     # --- gateway responses ----------------------------------------------------------------------
     def _respond(self, ex: Exchange, response: R.GatewayResponse) -> None:
         transport = self.transport
-        if response.close or (not self.request_complete and self._body_outstanding()):
+        if (
+            response.close
+            or self.closing
+            or self.state.draining
+            or (not self.request_complete and self._body_outstanding())
+        ):
             ex.keep_alive = False
-        parts = [_status_line(response.status), _date_header()]
+        status = response.status
+        parts = [_status_line(status), _date_header()]
         for name, value in response.headers:
             parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
         body = response.body
-        parts.append(b"Content-Length: %d\r\n" % len(body))
+        bodiless = status in (204, 304) or status < 200
+        if bodiless:
+            body = b""
+        else:
+            parts.append(b"Content-Length: %d\r\n" % len(body))
         parts.append(
             b"x-amzn-RequestId: %b\r\nx-amz-apigw-id: %b\r\n"
             % (ex.request_id.encode(), ex.extended_id.encode())
@@ -401,6 +527,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.upstream = None
         self.pending = []
         self.pending_size = 0
+        self.body_raw = []
         self.replay = None
         state.in_flight -= 1
         try:
@@ -416,9 +543,35 @@ class DownstreamConnection(asyncio.Protocol):
         if self.paused_for_backend:
             self.paused_for_backend = False
             transport.resume_reading()
+        if self.pipeline:
+            self._start_queued(self.pipeline.pop(0))
+            return
         if self.paused_for_response:
             self.paused_for_response = False
             transport.resume_reading()
+
+    def _start_queued(self, queued: _Queued) -> None:
+        """Answer the next pipelined request, as if its bytes had just been parsed."""
+        (
+            self.url,
+            self.headers,
+            self.hmap,
+            self.header_bytes,
+            self.duplicate_host,
+            method,
+            version,
+            keep_alive,
+            upgrade,
+        ) = queued.head
+        self.request_complete = False
+        self.body_bytes = 0
+        self._begin(method, version, keep_alive, upgrade)
+        for chunk in queued.body:
+            if self.ex is None:
+                break
+            self.on_body(chunk)
+        if queued.complete:
+            self.on_message_complete()
 
     def _record(self, ex: Exchange) -> None:
         state = self.state
@@ -558,6 +711,8 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex
         if ex is None:
             return
+        if self.closing or self.state.draining:
+            ex.keep_alive = False
         self._cancel_timer_until_idle()
         parts = [_status_line(status), _date_header()]
         if head.tokens:  # a Connection header names more hop-by-hop headers

@@ -10,7 +10,6 @@ the bad value, give a did-you-mean and point at the line of the YAML node (the s
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -18,7 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from iamgate.config._yaml import Positions, load_yaml
+from iamgate.config._reader import Reader as _Reader
+from iamgate.config._yaml import load_yaml
+from iamgate.config.auth import (
+    AuthorizerConfig,
+    AuthSettings,
+    read_api_keys,
+    read_authorizers,
+    read_identities,
+)
 from iamgate.config.model import (
     AccessLogSettings,
     ApiConfig,
@@ -38,7 +45,7 @@ from iamgate.policy.diagnostics import did_you_mean, pointer_join
 
 __all__ = ["AUTHORIZATION_TYPES", "load_config", "parse_config"]
 
-AUTHORIZATION_TYPES = ("NONE",)
+AUTHORIZATION_TYPES = ("NONE", "AWS_IAM", "CUSTOM", "COGNITO_USER_POOLS")
 ENDPOINT_TYPES = ("REGIONAL", "PRIVATE", "EDGE")
 POLICY_MODES = ("enforce", "report")
 INTEGRATION_TYPES = ("HTTP_PROXY", "MOCK")
@@ -49,144 +56,6 @@ _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 _STAGE_VAR = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
 _URI_PARAM = re.compile(r"\{([A-Za-z0-9._-]+)\}")
 _VAR_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-
-
-class _Reader:
-    def __init__(
-        self, positions: Positions, source: str, base_dir: Path, read_file: Callable[[Path], bytes]
-    ) -> None:
-        self.positions = positions
-        self.source = source
-        self.base_dir = base_dir  # relative file names in the configuration are relative to it
-        self.read_file = read_file
-        self.diags: list[Diagnostic] = []
-
-    def report(
-        self,
-        code: str,
-        pointer: str,
-        message: str,
-        help: str | None = None,
-        severity: Severity = Severity.ERROR,
-        *,
-        at_key: bool = False,
-    ) -> None:
-        where = self.positions.key_location(pointer) if at_key else self.positions.location(pointer)
-        self.diags.append(Diagnostic(f"config.{code}", severity, message, where, help, self.source))
-
-    def warn(self, code: str, pointer: str, message: str, help: str | None = None) -> None:
-        self.report(code, pointer, message, help, Severity.WARNING)
-
-    def kind(self, value: object) -> str:
-        if value is None:
-            return "null"
-        if isinstance(value, bool):
-            return "a boolean"
-        if isinstance(value, int | float):
-            return "a number"
-        if isinstance(value, str):
-            return "a string"
-        if isinstance(value, list):
-            return "a list"
-        if isinstance(value, dict):
-            return "a mapping"
-        return type(value).__name__
-
-    def mapping(self, value: object, pointer: str, what: str, keys: dict[str, bool]) -> dict[str, Any] | None:
-        """A mapping with only ``keys`` (name -> required)."""
-        if not isinstance(value, dict):
-            self.report("wrong-type", pointer, f"{what} must be a mapping, not {self.kind(value)}")
-            return None
-        for key in value:
-            if key not in keys:
-                hint = did_you_mean(str(key), keys)
-                choices = "valid keys: " + ", ".join(keys)
-                self.report(
-                    "unknown-key",
-                    pointer_join(pointer, key),
-                    f"unknown key '{key}' in {what}",
-                    f"{hint} {choices}" if hint else choices,
-                    at_key=True,
-                )
-        for key, required in keys.items():
-            if required and key not in value:
-                self.report("missing-key", pointer, f"{what} needs '{key}'")
-        return value
-
-    def string(
-        self,
-        value: object,
-        pointer: str,
-        what: str,
-        *,
-        pattern: re.Pattern[str] | None = None,
-        help: str | None = None,
-        choices: tuple[str, ...] | None = None,
-    ) -> str | None:
-        if not isinstance(value, str):
-            self.report(
-                "wrong-type",
-                pointer,
-                f"{what} must be a string, not {self.kind(value)}",
-                ("one of: " + ", ".join(choices)) if choices else help,
-            )
-            return None
-        if choices is not None and value not in choices:
-            hint = did_you_mean(value, choices)
-            self.report(
-                "invalid-value",
-                pointer,
-                f"{what} '{value}' is not valid",
-                (hint + " " if hint else "") + "one of: " + ", ".join(choices),
-            )
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.report("invalid-value", pointer, f"{what} '{value}' is not valid", help)
-            return None
-        return value
-
-    def number(
-        self, value: object, pointer: str, what: str, *, low: float, high: float, integer: bool = False
-    ) -> float | None:
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:
-            expected = "an integer" if integer else "a number"
-            self.report("wrong-type", pointer, f"{what} must be {expected}, not {self.kind(value)}")
-            return None
-        assert isinstance(value, int | float)
-        if not low <= value <= high:
-            self.report(
-                "invalid-value", pointer, f"{what} {value} is out of range", f"between {low:g} and {high:g}"
-            )
-            return None
-        return value
-
-    def boolean(self, value: object, pointer: str, what: str) -> bool | None:
-        if not isinstance(value, bool):
-            self.report("wrong-type", pointer, f"{what} must be true or false, not {self.kind(value)}")
-            return None
-        return value
-
-    def sequence(self, value: object, pointer: str, what: str) -> list[Any] | None:
-        if not isinstance(value, list):
-            self.report("wrong-type", pointer, f"{what} must be a list, not {self.kind(value)}")
-            return None
-        return value
-
-    def network(self, value: object, pointer: str, what: str) -> IPNetwork | None:
-        text = self.string(value, pointer, what)
-        if text is None:
-            return None
-        try:
-            return ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            self.report(
-                "invalid-value",
-                pointer,
-                f"{what} '{text}' is not an IP address or CIDR",
-                "for example 10.0.0.0/8 or 2001:db8::/32",
-            )
-            return None
 
 
 def _settings(r: _Reader, raw: object) -> GatewaySettings:
@@ -211,6 +80,11 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
             "max_header_bytes": False,
             "access_log": False,
             "upstream": False,
+            "unknown_access_key_error": False,
+            "forwarded_header": False,
+            "cross_account_without_policy": False,
+            "cognito_mode": False,
+            "max_buffered_body": False,
         },
     )
     if m is None:
@@ -362,6 +236,28 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
     upstream = defaults.upstream
     if "upstream" in m:
         upstream = _upstream(r, m["upstream"], f"{ptr}/upstream")
+    choice = {
+        "unknown_access_key_error": ("AccessDeniedException", "UnrecognizedClientException"),
+        "cross_account_without_policy": ("deny", "identity"),
+        "cognito_mode": ("prose", "table"),
+        "forwarded_header": ("x-forwarded-for", "forwarded"),
+    }
+    picked = {
+        key: (r.string(m[key], f"{ptr}/{key}", key, choices=options) if key in m else None)
+        or getattr(defaults, key)
+        for key, options in choice.items()
+    }
+    max_buffered = defaults.max_buffered_body
+    if "max_buffered_body" in m:
+        n = r.number(
+            m["max_buffered_body"],
+            f"{ptr}/max_buffered_body",
+            "max_buffered_body",
+            low=1024,
+            high=1 << 30,
+            integer=True,
+        )
+        max_buffered = int(n) if n is not None else max_buffered
     return GatewaySettings(
         region,
         account,
@@ -375,6 +271,11 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
         max_header,
         access_log,
         upstream,
+        picked["unknown_access_key_error"],
+        picked["cross_account_without_policy"],
+        picked["cognito_mode"],
+        max_buffered,
+        picked["forwarded_header"],
     )
 
 
@@ -512,7 +413,15 @@ def _integration(
         raw,
         ptr,
         "integration",
-        {"type": True, "uri": False, "timeout": False, "status": False, "headers": False, "body": False},
+        {
+            "type": True,
+            "uri": False,
+            "timeout": False,
+            "status": False,
+            "headers": False,
+            "body": False,
+            "request_parameters": False,
+        },
     )
     if m is None or "type" not in m:
         return None
@@ -612,7 +521,58 @@ def _integration(
     timeout = None
     if "timeout" in m:
         timeout = r.number(m["timeout"], f"{ptr}/timeout", "timeout", low=0.05, high=3600)
-    return HttpProxyIntegration(uri, timeout)
+    return HttpProxyIntegration(
+        uri,
+        timeout,
+        _request_parameters(
+            r, m.get("request_parameters"), f"{ptr}/request_parameters", params | {greedy or ""}
+        ),
+    )
+
+
+_PARAM_TARGET = re.compile(r"integration\.request\.header\.([!#$%&'*+.^_`|~0-9A-Za-z-]+)")
+_PARAM_SOURCE = re.compile(
+    r"'[^'\r\n]*'|context\.authorizer\.[A-Za-z0-9_.:-]+|context\.(requestId|identity\.sourceIp|stage|apiId"
+    r"|httpMethod|resourcePath|identity\.apiKey)|method\.request\.(header|querystring|path)\.[A-Za-z0-9_.-]+"
+    r"|stageVariables\.[A-Za-z0-9_]+"
+)
+
+
+def _request_parameters(r: _Reader, raw: object, ptr: str, params: set[str]) -> tuple[tuple[str, str], ...]:
+    """API Gateway's request-parameter mappings to backend headers, e.g.
+    ``integration.request.header.X-User: context.authorizer.principalId``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        r.report("wrong-type", ptr, "request_parameters must be a mapping of target: source")
+        return ()
+    out = []
+    for target, source in raw.items():
+        p = pointer_join(ptr, target)
+        tm = _PARAM_TARGET.fullmatch(str(target))
+        if tm is None:
+            r.report(
+                "invalid-value",
+                p,
+                f"'{target}' is not a request-parameter target",
+                "integration.request.header.NAME",
+            )
+            continue
+        if not isinstance(source, str) or not _PARAM_SOURCE.fullmatch(source):
+            r.report(
+                "invalid-value",
+                p,
+                f"'{source}' is not a request-parameter source",
+                "a quoted literal 'value', context.authorizer.KEY, context.authorizer.claims.NAME, "
+                "context.requestId, context.identity.sourceIp, method.request.header.NAME, "
+                "method.request.querystring.NAME, method.request.path.NAME or stageVariables.NAME",
+            )
+            continue
+        if source.startswith("method.request.path.") and source.split(".", 3)[3] not in params:
+            r.report("invalid-value", p, f"'{source}' names a path parameter the route does not have")
+            continue
+        out.append((tm.group(1), source))
+    return tuple(out)
 
 
 def _api(
@@ -631,6 +591,8 @@ def _api(
             "policy_mode": False,
             "stages": True,
             "routes": True,
+            "authorizers": False,
+            "api_key_source": False,
         },
     )
     if m is None:
@@ -658,6 +620,23 @@ def _api(
     if "policy_mode" in m:
         mode = r.string(m["policy_mode"], f"{ptr}/policy_mode", "policy_mode", choices=POLICY_MODES) or mode
     policy, policy_text, _ = _policy(r, m, ptr, settings, api_id, watched)
+    authorizers = read_authorizers(
+        r,
+        m.get("authorizers"),
+        f"{ptr}/authorizers",
+        ApiRef(settings.region, settings.account_id, api_id or "api"),
+    )
+    key_source = "HEADER"
+    if "api_key_source" in m:
+        key_source = (
+            r.string(
+                m["api_key_source"],
+                f"{ptr}/api_key_source",
+                "api_key_source",
+                choices=("HEADER", "AUTHORIZER"),
+            )
+            or key_source
+        )
     if endpoint == "PRIVATE" and policy_text is None:
         r.report(
             "missing-key",
@@ -730,7 +709,15 @@ def _api(
                 item,
                 rp,
                 "a route",
-                {"path": True, "method": True, "integration": True, "authorization": False},
+                {
+                    "path": True,
+                    "method": True,
+                    "integration": True,
+                    "authorization": False,
+                    "authorizer": False,
+                    "api_key_required": False,
+                    "authorization_scopes": False,
+                },
             )
             if rm is None or not {"path", "method", "integration"} <= set(rm):
                 continue
@@ -775,6 +762,7 @@ def _api(
                     )
                     or auth
                 )
+            authorizer, scopes, key_required = _route_auth(r, rm, rp, auth, authorizers)
             integration = _integration(r, rm["integration"], f"{rp}/integration", params, greedy, stages)
             if path is None or method is None or integration is None:
                 continue
@@ -797,10 +785,74 @@ def _api(
                     "of a resource; use the same name in every route through it",
                 )
                 continue
-            routes.append(RouteConfig(path, method, integration, auth))
+            routes.append(RouteConfig(path, method, integration, auth, authorizer, key_required, scopes))
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
-    return ApiConfig(api_id, name or api_id, endpoint, policy, policy_text, mode, stages, tuple(routes))
+    return ApiConfig(
+        api_id,
+        name or api_id,
+        endpoint,
+        policy,
+        policy_text,
+        mode,
+        stages,
+        tuple(routes),
+        authorizers,
+        key_source,
+    )
+
+
+def _route_auth(
+    r: _Reader, rm: dict[str, Any], rp: str, auth: str, authorizers: dict[str, AuthorizerConfig]
+) -> tuple[str | None, tuple[str, ...], bool]:
+    """A route's authorizer, scopes and API-key requirement, checked against its type."""
+    name = r.string(rm["authorizer"], f"{rp}/authorizer", "authorizer") if "authorizer" in rm else None
+    wanted = {"CUSTOM": ("TOKEN", "REQUEST"), "COGNITO_USER_POOLS": ("COGNITO_USER_POOLS", "JWT")}.get(auth)
+    if wanted is not None:
+        if name is None:
+            r.report(
+                "missing-key",
+                rp,
+                f"a route with authorization {auth} needs 'authorizer'",
+                "the name of one of the API's authorizers of type " + " or ".join(wanted),
+            )
+        elif name not in authorizers:
+            r.report(
+                "invalid-value",
+                f"{rp}/authorizer",
+                f"authorizer '{name}' is not defined for this API",
+                "defined: " + (", ".join(authorizers) or "none"),
+            )
+        elif authorizers[name].type not in wanted:
+            r.report(
+                "invalid-value",
+                f"{rp}/authorizer",
+                f"authorizer '{name}' is a {authorizers[name].type} authorizer; {auth} needs "
+                + " or ".join(wanted),
+            )
+    elif name is not None:
+        r.report(
+            "invalid-value",
+            f"{rp}/authorizer",
+            f"authorization {auth} takes no authorizer",
+            "use authorization: CUSTOM or COGNITO_USER_POOLS",
+        )
+    scopes: tuple[str, ...] = ()
+    if "authorization_scopes" in rm:
+        items = (
+            r.sequence(rm["authorization_scopes"], f"{rp}/authorization_scopes", "authorization_scopes") or []
+        )
+        scopes = tuple(str(s) for s in items)
+        if auth != "COGNITO_USER_POOLS":
+            r.report(
+                "invalid-value",
+                f"{rp}/authorization_scopes",
+                "authorization_scopes apply to COGNITO_USER_POOLS routes only",
+            )
+    key_required = False
+    if "api_key_required" in rm:
+        key_required = bool(r.boolean(rm["api_key_required"], f"{rp}/api_key_required", "api_key_required"))
+    return name, scopes, key_required
 
 
 def parse_config(
@@ -830,15 +882,22 @@ def parse_config(
             )
         return None, diags
     r = _Reader(doc.positions, source, base_dir or Path.cwd(), reader or Path.read_bytes)
-    top = r.mapping(doc.data, "", "the configuration", {"gateway": False, "apis": True})
+    top = r.mapping(
+        doc.data,
+        "",
+        "the configuration",
+        {"gateway": False, "apis": True, "identities": False, "api_keys": False},
+    )
     if top is None:
         return None, diags + r.diags
     settings = _settings(r, top.get("gateway"))
+    store = read_identities(r, top.get("identities"), r.base_dir, settings.max_policy_chars)
+    api_keys = read_api_keys(r, top.get("api_keys"), r.base_dir)
     watched: list[str] = []
     apis: list[ApiConfig] = []
     ids: dict[str, int] = {}
     items = r.sequence(top.get("apis", []), "/apis", "apis") or []
-    if not items and "apis" in top:
+    if top.get("apis") == []:
         r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
     for i, raw in enumerate(items):
         api = _api(r, raw, f"/apis/{i}", settings, watched)
@@ -854,7 +913,21 @@ def parse_config(
     diags += r.diags
     if any(d.is_error for d in diags):
         return None, diags
-    return GatewayConfig(settings, tuple(apis), source, (source, *watched)), diags
+    uses_iam = any(route.authorization == "AWS_IAM" for api in apis for route in api.routes)
+    if uses_iam and not len(store):
+        diags.append(
+            Diagnostic(
+                "config.no-identities",
+                Severity.WARNING,
+                "routes use AWS_IAM but no access key is configured: every call will be refused",
+                Location("/identities"),
+                "describe callers under identities",
+                source,
+            )
+        )
+    return GatewayConfig(
+        settings, tuple(apis), source, (source, *watched), AuthSettings(store, api_keys)
+    ), diags
 
 
 def load_config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from iamgate.config.auth import AuthorizerConfig, AuthSettings
 from iamgate.policy import CompiledPolicy
 
 __all__ = [
@@ -61,12 +62,20 @@ class GatewaySettings:
     max_header_bytes: int = 10240
     access_log: AccessLogSettings = field(default_factory=lambda: AccessLogSettings("-", None))
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    # who may call (docs/authentication.md)
+    unknown_access_key_error: str = "AccessDeniedException"  # or UnrecognizedClientException
+    cross_account_without_policy: str = "deny"  # or "identity": see auth.combine.aws_iam
+    cognito_mode: str = "prose"  # or "table": see auth.combine.cognito
+    max_buffered_body: int = 10 * 1024 * 1024  # bodies SigV4 must hash are buffered, up to this
+    forwarded_header: str = "x-forwarded-for"  # or "forwarded" (RFC 7239): the one trusted proxies write
 
 
 @dataclass(frozen=True, slots=True)
 class HttpProxyIntegration:
     uri: str  # may hold ${stageVariables.x}, {param} and {proxy}
     timeout: float | None  # None: the gateway's upstream.timeout
+    # integration.request.header.NAME -> a source ('literal', context.authorizer.KEY, ...)
+    request_parameters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,10 @@ class RouteConfig:
     path: str
     method: str  # an HTTP verb or ANY
     integration: HttpProxyIntegration | MockIntegration
-    authorization: str = "NONE"
+    authorization: str = "NONE"  # NONE | AWS_IAM | CUSTOM | COGNITO_USER_POOLS
+    authorizer: str | None = None  # the name of one of the API's authorizers
+    api_key_required: bool = False
+    authorization_scopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,8 @@ class ApiConfig:
     policy_mode: str  # enforce | report
     stages: dict[str, StageConfig]
     routes: tuple[RouteConfig, ...]
+    authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
+    api_key_source: str = "HEADER"  # or AUTHORIZER
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +123,4 @@ class GatewayConfig:
     apis: tuple[ApiConfig, ...]
     source: str | None = None  # the file it came from
     watched: tuple[str, ...] = ()  # files whose change triggers a reload (config + policy files)
+    auth: AuthSettings = field(default_factory=AuthSettings)

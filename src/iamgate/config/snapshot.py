@@ -11,8 +11,11 @@ import itertools
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
+from iamgate.auth.custom import CustomAuthorizer, load_callable, parse_identity_sources
+from iamgate.config.auth import ApiKey, AuthorizerConfig, AuthSettings
 from iamgate.config.model import (
     ApiConfig,
     GatewayConfig,
@@ -68,6 +71,9 @@ class RouteRuntime:
     integration: HttpProxyIntegration | MockIntegration
     greedy: str | None
     timeout: float
+    authorizer: str | None = None
+    api_key_required: bool = False
+    scopes: tuple[str, ...] = ()
     _targets: dict[str, ProxyTarget] = field(default_factory=dict)
 
     def target(self, stage: StageConfig) -> ProxyTarget:
@@ -119,6 +125,8 @@ class ApiRuntime:
     tree: ResourceTree[RouteRuntime]
     arn_prefix: str
     config: ApiConfig
+    authorizers: dict[str, Any] = field(default_factory=dict)  # name -> CustomAuthorizer | JwtAuthorizer
+    api_key_source: str = "HEADER"
 
 
 class _NetworkMap:
@@ -183,6 +191,61 @@ class Snapshot:
     config: GatewayConfig
     version: int
     loaded_at: float
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    api_keys: dict[str, ApiKey] = field(default_factory=dict)  # by value
+
+    def key_allowed(self, key: ApiKey, api_id: str, stage: str) -> bool:
+        """Whether an API key may be used on this API stage (usage plans, when configured)."""
+        return True
+
+
+class JwtAuthorizer:
+    """A COGNITO_USER_POOLS / JWT authorizer: where the token is and how it is validated."""
+
+    def __init__(self, config: AuthorizerConfig) -> None:
+        from iamgate.auth.jwt import JwtAuthorizerSettings, JwtValidator  # noqa: PLC0415 - TEMP
+
+        self.config = config
+        source = config.identity_source.split(",")[0].strip()
+        self.header = source.removeprefix("method.request.header.").lower().encode()
+        self.validator = JwtValidator(
+            JwtAuthorizerSettings(
+                issuer=config.issuer or "",
+                audiences=config.audiences,
+                jwks_url=config.jwks_url,
+                jwks_file=config.jwks_file,
+                algorithms=config.algorithms,
+                leeway=config.leeway,
+                token_use=config.token_use,
+            )
+        )
+
+    def token(self, ex: Any) -> str | None:
+        from iamgate.auth.jwt import extract_bearer  # noqa: PLC0415 - TEMP
+
+        value = ex.hmap.get(self.header)
+        return extract_bearer(value.decode("latin-1")) if value is not None else None
+
+    async def validate(self, token: str, *, required_scopes: tuple[str, ...] = ()) -> Any:
+        return await self.validator.validate(token, required_scopes=required_scopes)
+
+
+def build_authorizer(config: AuthorizerConfig, previous: dict[tuple[str, ...], Any] | None = None) -> Any:
+    """The runtime object of an authorizer. Raises ValueError for what validation could not catch
+    (a Python function that cannot be imported)."""
+    if config.type in ("COGNITO_USER_POOLS", "JWT"):
+        return JwtAuthorizer(config)
+    function = load_callable(config.function) if config.function else None
+    return CustomAuthorizer(
+        config.name,
+        config.type,
+        parse_identity_sources(config.identity_source),
+        ttl=config.ttl,
+        validation=re.compile(config.validation) if config.validation else None,
+        url=config.url,
+        function=function,
+        timeout=config.timeout,
+    )
 
 
 def build_snapshot(config: GatewayConfig) -> Snapshot:
@@ -199,7 +262,15 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
                 route.path,
                 route.method,
                 RouteRuntime(
-                    route.path, route.method, route.authorization, route.integration, greedy, timeout
+                    route.path,
+                    route.method,
+                    route.authorization,
+                    route.integration,
+                    greedy,
+                    timeout,
+                    route.authorizer,
+                    route.api_key_required,
+                    route.authorization_scopes,
                 ),
             )
         ref = ApiRef(settings.region, settings.account_id, api.id)
@@ -214,6 +285,8 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
             tree,
             ref.arn_prefix,
             api,
+            {name: build_authorizer(cfg, None) for name, cfg in api.authorizers.items()},
+            api.api_key_source,
         )
     default = next(iter(apis.values())) if len(apis) == 1 else None
     return Snapshot(
@@ -224,4 +297,6 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
         config,
         next(_versions),
         time.time(),
+        config.auth,
+        {key.value: key for key in config.auth.api_keys},
     )

@@ -9,6 +9,9 @@ from binascii import b2a_base64
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from iamgate.auth.custom import AuthorizerResult
+    from iamgate.auth.identities import Identity
+    from iamgate.config.auth import ApiKey
     from iamgate.config.model import StageConfig
     from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
     from iamgate.policy import Decision
@@ -63,6 +66,14 @@ class Exchange:
     vpc_id: str | None = None
     vpce_id: str | None = None
     extra: dict[str, Any] | None = None
+    body: bytes | None = None  # the whole request body, when a stage needed it (SigV4)
+    pools: Any = None  # the upstream pools, for stages that call out (authorizers)
+    identity: Identity | None = None  # the SigV4-authenticated caller
+    identity_decision: Decision | None = None  # its identity policies, or the authorizer's policy
+    authorizer: AuthorizerResult | None = None  # a Lambda-style authorizer's answer
+    claims: Any = None  # a JWT authorizer's claims
+    authorizer_error: str | None = None
+    api_key: ApiKey | None = None
 
     def __init__(
         self,

@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["GatewayResponse", "ResponseType", "access_denied", "gateway_error", "mask_account"]
+__all__ = [
+    "GatewayResponse",
+    "ResponseType",
+    "access_denied",
+    "authorizer_denied",
+    "gateway_error",
+    "json_message",
+    "mask_account",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,13 @@ INTEGRATION_FAILURE = ResponseType(
 API_CONFIGURATION_ERROR = ResponseType(
     "API_CONFIGURATION_ERROR", 500, "InternalServerErrorException", "Internal server error"
 )
+UNAUTHORIZED = ResponseType("UNAUTHORIZED", 401, "UnauthorizedException", "Unauthorized")
+AUTHORIZER_CONFIGURATION_ERROR = ResponseType(
+    "AUTHORIZER_CONFIGURATION_ERROR", 500, "AuthorizerConfigurationException", None
+)
+INVALID_API_KEY = ResponseType("INVALID_API_KEY", 403, "ForbiddenException", "Forbidden")
+THROTTLED = ResponseType("THROTTLED", 429, "TooManyRequestsException", "Too Many Requests")
+QUOTA_EXCEEDED = ResponseType("QUOTA_EXCEEDED", 429, "LimitExceededException", "Limit Exceeded")
 SERVICE_UNAVAILABLE = ResponseType("DEFAULT_5XX", 503, "ServiceUnavailableException", "Service Unavailable")
 
 
@@ -56,15 +71,20 @@ class GatewayResponse:
     close: bool = False  # close the connection after writing
 
 
-def _json(key: str, message: str | None) -> bytes:
+def json_message(key: str, message: str | None) -> bytes:
     return json.dumps({key: message}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def gateway_error(kind: ResponseType, message: str | None = None, *, close: bool = False) -> GatewayResponse:
-    text = kind.message if message is None else message
+_DEFAULT = object()
+
+
+def gateway_error(
+    kind: ResponseType, message: str | object | None = _DEFAULT, *, close: bool = False
+) -> GatewayResponse:
+    text: str | None = kind.message if message is _DEFAULT else message  # type: ignore[assignment]
     return GatewayResponse(
         kind.status,
-        _json("message", text),
+        json_message("message", text),
         (("Content-Type", "application/json"),),
         kind.name,
         kind.error_type,
@@ -99,7 +119,20 @@ def access_denied(caller: str, arn: str, *, explicit: bool, suffix_style: str = 
         text += " with an explicit deny"
     return GatewayResponse(
         403,
-        _json("Message", text),
+        json_message("Message", text),
+        (("Content-Type", "application/json"),),
+        ACCESS_DENIED.name,
+        ACCESS_DENIED.error_type,
+        text,
+    )
+
+
+def authorizer_denied(*, explicit: bool) -> GatewayResponse:
+    """A Lambda authorizer's policy denied the method (spec gateway §5.5)."""
+    text = "User is not authorized to access this resource" + (" with an explicit deny" if explicit else "")
+    return GatewayResponse(
+        403,
+        json_message("Message", text),
         (("Content-Type", "application/json"),),
         ACCESS_DENIED.name,
         ACCESS_DENIED.error_type,

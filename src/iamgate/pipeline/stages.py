@@ -1,7 +1,8 @@
-"""The stages before the integration, in order: route, context, authorize.
+"""The first stages: route (which API, stage, resource, method; the method ARN) and context
+(who and where the request comes from: the client address and the condition keys).
 
 Each stage takes the exchange and returns None (go on) or a :class:`GatewayResponse` (answer
-now). The order is data: :data:`STAGES`. Stages never raise on bad input; the server maps an
+now); the order is in ``pipeline.chain``. Stages never raise on bad input; the server maps an
 unexpected exception to a 500 in one place and still logs the request.
 """
 
@@ -14,14 +15,12 @@ from collections.abc import Callable
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.paths import PathError, canonicalize
-from iamgate.policy import Context, DecisionEffect, Request
+from iamgate.policy import Context
 from iamgate.policy.values import read_ip
 
-__all__ = ["STAGES", "Stage", "authorize", "context", "rightmost_untrusted", "route", "time_keys"]
+__all__ = ["canonical_segments", "context", "rightmost_untrusted", "route", "time_keys"]
 
-Stage = Callable[[Exchange], "R.GatewayResponse | None"]
 MAX_ARN_BYTES = 1600  # API Gateway quota for a method ARN (spec §9.6)
-ACTION = "execute-api:Invoke"
 
 _time_cache: list[object] = [0, "", "", ""]
 
@@ -134,6 +133,18 @@ def rightmost_untrusted(forwarded_for: bytes, is_trusted: Callable[[str], bool],
     return client
 
 
+def forwarded_for(value: bytes) -> bytes:
+    """The ``for=`` addresses of an RFC 7239 ``Forwarded`` header, as an X-Forwarded-For list
+    (quotes, brackets and ports are handled by :func:`rightmost_untrusted`)."""
+    hops = []
+    for element in value.split(b","):
+        for pair in element.split(b";"):
+            name, _, hop = pair.strip().partition(b"=")
+            if name.lower() == b"for":
+                hops.append(hop.strip().strip(b'"'))
+    return b", ".join(hops)
+
+
 def _is_ip(text: str) -> bool:
     return read_ip(text) is not None
 
@@ -144,9 +155,13 @@ def context(ex: Exchange) -> R.GatewayResponse | None:
     network_map = snap.network_map
     hmap = ex.hmap
     if network_map.trusted and network_map.is_trusted(ex.source_ip):
-        forwarded = hmap.get(b"x-forwarded-for")
-        if forwarded:
-            ex.source_ip = rightmost_untrusted(forwarded, network_map.is_trusted, ex.source_ip)
+        if snap.settings.forwarded_header == "forwarded":
+            forwarded = hmap.get(b"forwarded")
+            hops = forwarded_for(forwarded) if forwarded else None
+        else:
+            hops = hmap.get(b"x-forwarded-for")
+        if hops:
+            ex.source_ip = rightmost_untrusted(hops, network_map.is_trusted, ex.source_ip)
         proto = hmap.get(b"x-forwarded-proto")
         if proto is not None:
             ex.secure = proto.strip().lower() == b"https"
@@ -181,31 +196,3 @@ def context(ex: Exchange) -> R.GatewayResponse | None:
         ctx["aws:referer"] = referer.decode("utf-8", "replace")
     ex.context = ctx
     return None
-
-
-def authorize(ex: Exchange) -> R.GatewayResponse | None:
-    """The resource policy for methods without an authorizer: an explicit allow is required
-    (spec §9.4 a); no policy at all means a public API."""
-    api = ex.api
-    assert api is not None  # route ran first
-    assert ex.arn is not None
-    policy = api.policy
-    if policy is None:
-        return None
-    decision = policy.evaluate(Request(None, ACTION, ex.arn, ex.context))
-    ex.decision = decision
-    ex.policy_mode = api.policy_mode
-    if decision.effect is DecisionEffect.ALLOW:
-        return None
-    if api.policy_mode == "report":
-        ex.would_deny = True
-        return None
-    return R.access_denied(
-        "anonymous",
-        ex.arn,
-        explicit=decision.effect is DecisionEffect.EXPLICIT_DENY,
-        suffix_style=ex.snapshot.settings.denial_messages,
-    )
-
-
-STAGES: tuple[Stage, ...] = (route, context, authorize)

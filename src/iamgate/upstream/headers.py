@@ -30,6 +30,13 @@ REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-port",
+    # headers some backends (IIS URL Rewrite, old PHP/Java frameworks) read instead of the request
+    # line: forwarding them would let a request judged as one path or method run as another
+    b"x-original-url",
+    b"x-rewrite-url",
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
 }
 
 # backend response headers API Gateway passes on as x-amzn-Remapped-<Name>

@@ -1,0 +1,142 @@
+"""The identity store: accounts, IAM users and roles, their access keys and role sessions.
+
+What SigV4 resolves an access key to, and what fills the principal condition keys exactly as AWS
+does for an ``AWS_IAM`` caller (spec policy-language §9.2-9.3): ``aws:PrincipalArn`` (a session's
+is its role's ARN), ``aws:PrincipalAccount``, ``aws:PrincipalType``, ``aws:userid``,
+``aws:username`` (users only), ``aws:PrincipalOrgID``, ``aws:PrincipalOrgPaths`` (multivalued),
+``aws:PrincipalTag/<key>`` (session tags override the role's), ``aws:TokenIssueTime`` and
+``aws:MultiFactorAuthPresent`` / ``aws:MultiFactorAuthAge`` for temporary credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from iamgate.policy import CompiledPolicy, Decision, DecisionEffect, Request, StatementRef
+
+if TYPE_CHECKING:
+    from iamgate.auth.sigv4 import Credential
+
+__all__ = ["Account", "Identity", "IdentityStore", "Principal", "identity_decision"]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    organization_id: str | None = None
+    organization_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An IAM user or role as configured."""
+
+    arn: str
+    kind: str  # "user" | "role" | "root"
+    account: str
+    name: str
+    unique_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+    policies: tuple[CompiledPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The caller behind one set of credentials: a user, the account root, or a role session."""
+
+    principal: Principal
+    caller_arn: str  # what policies and error messages see: the user ARN or the session ARN
+    session_name: str | None = None
+    session_tags: dict[str, str] = field(default_factory=dict)
+    issued_at: float | None = None
+    mfa_at: float | None = None
+    account: Account | None = None
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account
+
+    @property
+    def principal_type(self) -> str:
+        if self.session_name is not None:
+            return "AssumedRole"
+        return {"user": "User", "root": "Account", "role": "AssumedRole"}[self.principal.kind]
+
+    def condition_keys(self, now: float) -> dict[str, str | tuple[str, ...]]:
+        """The principal keys AWS fills for this caller (lower-case names)."""
+        p = self.principal
+        keys: dict[str, str | tuple[str, ...]] = {
+            "aws:principalarn": p.arn,
+            "aws:principalaccount": p.account,
+            "aws:principaltype": self.principal_type,
+        }
+        if p.kind == "user":
+            keys["aws:userid"] = p.unique_id
+            keys["aws:username"] = p.name
+        elif p.kind == "root":
+            keys["aws:userid"] = p.account
+        else:
+            keys["aws:userid"] = f"{p.unique_id}:{self.session_name}" if self.session_name else p.unique_id
+        if self.account is not None:
+            if self.account.organization_id:
+                keys["aws:principalorgid"] = self.account.organization_id
+            if self.account.organization_paths:
+                keys["aws:principalorgpaths"] = self.account.organization_paths
+        for name, value in {**p.tags, **self.session_tags}.items():
+            keys[f"aws:principaltag/{name.lower()}"] = value
+        if self.issued_at is not None:
+            keys["aws:tokenissuetime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.issued_at))
+            keys["aws:multifactorauthpresent"] = "true" if self.mfa_at is not None else "false"
+        if self.mfa_at is not None:
+            keys["aws:multifactorauthage"] = str(max(0, int(now - self.mfa_at)))
+        return keys
+
+
+def unique_id(prefix: str, arn: str) -> str:
+    """A stable IAM-style unique id (AIDA.../AROA...) for a principal configured without one."""
+    digest = hashlib.sha256(arn.encode()).hexdigest().upper()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    body = "".join(alphabet[int(digest[i : i + 2], 16) % 32] for i in range(0, 34, 2))
+    return prefix + body[:17]
+
+
+class IdentityStore:
+    """Access key id -> (credential, identity)."""
+
+    def __init__(self, accounts: dict[str, Account] | None = None) -> None:
+        self.accounts = accounts or {}
+        self._keys: dict[str, tuple[Credential, bool]] = {}  # access key id -> (credential, enabled)
+
+    def add(self, credential: Credential, *, enabled: bool = True) -> None:
+        self._keys[credential.access_key_id] = (credential, enabled)
+
+    def lookup(self, access_key_id: str) -> Credential | None:
+        """For the SigV4 verifier: disabled keys are as unknown as missing ones."""
+        found = self._keys.get(access_key_id)
+        if found is None or not found[1]:
+            return None
+        return found[0]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def identity_decision(identity: Identity, request: Request) -> Decision:
+    """The caller's identity policies together (spec §8.2 over all of them): any explicit deny
+    wins, then any allow; with no policy at all, an implicit deny. The account root is allowed
+    everything its account owns (it has no identity policies to consult)."""
+    if identity.principal.kind == "root":
+        return Decision(DecisionEffect.ALLOW, (StatementRef(-1, "account-root"),))
+    allows: list[StatementRef] = []
+    for policy in identity.principal.policies:
+        decision = policy.evaluate(request)
+        if decision.effect is DecisionEffect.EXPLICIT_DENY:
+            return decision
+        if decision.effect is DecisionEffect.ALLOW:
+            allows.extend(decision.determining)
+    if allows:
+        return Decision(DecisionEffect.ALLOW, tuple(allows))
+    return Decision(DecisionEffect.IMPLICIT_DENY)

@@ -1,0 +1,291 @@
+"""The stages that decide who may call: authenticate, authorize, API key (spec §9.4, gateway §2).
+
+* ``authenticate`` establishes the caller for the method's authorization type: a SigV4
+  signature (``AWS_IAM``; the body is buffered first when the payload hash needs it), a
+  Lambda-style authorizer (``CUSTOM``; after the resource policy's explicit-deny pre-check), or
+  a JWT (``COGNITO_USER_POOLS``/``JWT``). ``NONE`` has no caller.
+* ``authorize`` combines the resource policy with the caller's side (identity policies,
+  authorizer policy, valid token) using Tables A and B.
+* ``api_key`` checks the API key of methods that require one.
+
+Stages return None (go on), a response, :data:`NEED_BODY`, or an awaitable of either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from iamgate.auth import combine
+from iamgate.auth.custom import AuthorizerError, RequestFacts, Unauthorized
+from iamgate.auth.identities import Identity, identity_decision
+from iamgate.pipeline import responses as R
+from iamgate.pipeline.exchange import Exchange
+from iamgate.policy import Decision, DecisionEffect, Request
+
+__all__ = ["NEED_BODY", "api_key", "authenticate", "authorize"]
+
+ACTION = "execute-api:Invoke"
+
+
+class _NeedBody:
+    """Sentinel: run this stage again once the whole request body has arrived."""
+
+    def __repr__(self) -> str:
+        return "NEED_BODY"
+
+
+NEED_BODY = _NeedBody()
+StageResult = R.GatewayResponse | None | _NeedBody | Awaitable["R.GatewayResponse | None"]
+
+
+def _unauthorized(message: str = "Unauthorized") -> R.GatewayResponse:
+    return R.gateway_error(R.UNAUTHORIZED, message)
+
+
+def _wire_headers(ex: Exchange) -> list[tuple[bytes, bytes]]:
+    """(lower-case name, value) in arrival order, from the raw header lines."""
+    return [(lname, line[len(lname) + 2 : -2]) for lname, line in ex.headers]
+
+
+def _original_headers(ex: Exchange) -> list[tuple[str, str]]:
+    out = []
+    for lname, line in ex.headers:
+        name = line[: len(lname)].decode("latin-1")
+        out.append((name, line[len(lname) + 2 : -2].decode("utf-8", "replace")))
+    return out
+
+
+def facts(ex: Exchange) -> RequestFacts:
+    api, stage, route = ex.api, ex.stage, ex.route
+    assert api is not None  # route ran first
+    assert stage is not None
+    assert route is not None
+    assert ex.arn is not None
+    return RequestFacts(
+        method_arn=ex.arn,
+        http_method=ex.method,
+        resource_path=route.resource_path,
+        path=ex.path or "/",
+        stage=stage.name,
+        api_id=api.id,
+        account_id=ex.snapshot.settings.account_id,
+        request_id=ex.request_id,
+        source_ip=ex.source_ip,
+        headers=_original_headers(ex),
+        query=ex.query,
+        path_parameters=dict(ex.params or {}),
+        stage_variables=stage.variables,
+        api_key=ex.header(b"x-api-key"),
+    )
+
+
+def authenticate(ex: Exchange) -> StageResult:
+    route = ex.route
+    assert route is not None
+    kind = route.authorization
+    if kind == "NONE":
+        return None
+    if kind == "AWS_IAM":
+        return _sigv4(ex)
+    if kind == "CUSTOM":
+        return _custom(ex)
+    return _jwt(ex)
+
+
+def _sigv4(ex: Exchange) -> StageResult:
+    from iamgate.auth.sigv4 import SignatureError, SignedRequest, is_signed, needs_body, verify  # noqa: PLC0415 - TEMP
+
+    headers = _wire_headers(ex)
+    if not is_signed(headers, ex.query):
+        return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
+    if ex.body is None and needs_body(headers, ex.query):
+        return NEED_BODY
+    snap = ex.snapshot
+    auth = snap.auth
+    try:
+        verified = verify(
+            SignedRequest(ex.method, ex.raw_path, ex.query, headers, ex.body),
+            region=snap.settings.region,
+            lookup=auth.store.lookup,
+            now=ex.wall,
+            unknown_key_error_type=snap.settings.unknown_access_key_error,
+        )
+    except SignatureError as exc:
+        return R.GatewayResponse(
+            exc.status,
+            R.json_message("message", exc.message),
+            (("Content-Type", "application/json"),),
+            _signature_type(exc.error_type),
+            exc.error_type,
+            exc.message,
+        )
+    identity = verified.credential.owner
+    assert isinstance(identity, Identity)
+    ex.identity = identity
+    ex.context.update(identity.condition_keys(ex.wall))
+    return None
+
+
+def _signature_type(error_type: str) -> str:
+    return {
+        "MissingAuthenticationTokenException": "MISSING_AUTHENTICATION_TOKEN",
+        "ExpiredTokenException": "EXPIRED_TOKEN",
+        "InvalidSignatureException": "INVALID_SIGNATURE",
+        "IncompleteSignatureException": "INVALID_SIGNATURE",
+    }.get(error_type, "ACCESS_DENIED")
+
+
+def _resource_decision(ex: Exchange, principal: str | None) -> Decision | None:
+    api = ex.api
+    assert api is not None
+    if api.policy is None:
+        return None
+    assert ex.arn is not None
+    decision = api.policy.evaluate(Request(principal, ACTION, ex.arn, ex.context))
+    ex.decision = decision
+    ex.policy_mode = api.policy_mode
+    return decision
+
+
+def _custom(ex: Exchange) -> StageResult:
+    """Phase 1: an explicit deny in the resource policy stops the request before the authorizer
+    runs (it costs nothing); an allow does not skip the authorizer."""
+    decision = _resource_decision(ex, None)
+    if decision is not None and decision.effect is DecisionEffect.EXPLICIT_DENY:
+        if ex.policy_mode == "report":
+            ex.would_deny = True
+        else:
+            return _denied(ex, "anonymous", explicit=True)
+    route = ex.route
+    assert route is not None
+    authorizer = ex.api.authorizers[route.authorizer] if ex.api and route.authorizer else None
+    if authorizer is None:
+        return R.gateway_error(R.AUTHORIZER_CONFIGURATION_ERROR, None)
+    request_facts = facts(ex)
+    try:
+        authorizer.identity(request_facts)  # missing sources or a failing regex: 401, nothing called
+    except Unauthorized as exc:
+        ex.authorizer_error = str(exc)
+        return _unauthorized()
+    return _run_custom(ex, authorizer, request_facts)
+
+
+async def _run_custom(ex: Exchange, authorizer: Any, request_facts: RequestFacts) -> R.GatewayResponse | None:
+    try:
+        result = await authorizer.authorize(request_facts, ex.pools)
+    except Unauthorized as exc:
+        ex.authorizer_error = str(exc)
+        return _unauthorized()
+    except AuthorizerError as exc:
+        ex.authorizer_error = str(exc)
+        return R.gateway_error(R.AUTHORIZER_CONFIGURATION_ERROR, None)
+    ex.authorizer = result
+    return None
+
+
+def _jwt(ex: Exchange) -> StageResult:
+    route = ex.route
+    api = ex.api
+    assert route is not None
+    assert api is not None
+    validator = api.authorizers.get(route.authorizer) if route.authorizer else None
+    if validator is None:
+        return R.gateway_error(R.AUTHORIZER_CONFIGURATION_ERROR, None)
+    return _run_jwt(ex, validator, tuple(route.scopes))
+
+
+async def _run_jwt(ex: Exchange, validator: Any, scopes: tuple[str, ...]) -> R.GatewayResponse | None:
+    from iamgate.auth.jwt import JwtError  # noqa: PLC0415 - TEMP
+
+    token = validator.token(ex)
+    if token is None:
+        ex.authorizer_error = "no token"
+        return _unauthorized()
+    try:
+        claims = await validator.validate(token, required_scopes=scopes)
+    except JwtError as exc:
+        ex.authorizer_error = exc.reason
+        return _unauthorized(exc.message)
+    ex.claims = claims
+    return None
+
+
+def authorize(ex: Exchange) -> R.GatewayResponse | None:
+    """Combine the resource policy with the caller's side; a denial answers 403."""
+    route = ex.route
+    api = ex.api
+    assert route is not None
+    assert api is not None
+    assert ex.arn is not None
+    kind = route.authorization
+    settings = ex.snapshot.settings
+    if kind == "NONE":
+        outcome = combine.none(_resource_decision(ex, None))
+        caller = "anonymous"
+    elif kind == "AWS_IAM":
+        identity = ex.identity
+        assert identity is not None
+        request = Request(identity.caller_arn, ACTION, ex.arn, ex.context)
+        resource = _resource_decision(ex, identity.caller_arn)
+        ex.identity_decision = identity_decision(identity, request)
+        outcome = combine.aws_iam(
+            ex.identity_decision,
+            resource,
+            same_account=identity.account_id == settings.account_id,
+            cross_account_without_policy=settings.cross_account_without_policy,
+        )
+        caller = identity.caller_arn
+    elif kind == "CUSTOM":
+        result = ex.authorizer
+        assert result is not None
+        auth_decision = result.policy.evaluate(Request(None, ACTION, ex.arn, ex.context))
+        ex.identity_decision = auth_decision
+        resource = ex.decision if api.policy is not None else None
+        outcome = combine.custom(auth_decision, resource)
+        caller = "anonymous"
+    else:
+        outcome = combine.cognito(_resource_decision(ex, None), mode=settings.cognito_mode)
+        caller = "anonymous"
+    if outcome.allowed:
+        return None
+    if outcome.denied_by == "resource" and ex.policy_mode == "report":
+        ex.would_deny = True
+        return None
+    if kind == "CUSTOM" and outcome.denied_by == "authorizer":
+        return R.authorizer_denied(explicit=outcome.explicit)
+    return _denied(ex, caller, explicit=outcome.explicit)
+
+
+def _denied(ex: Exchange, caller: str, *, explicit: bool) -> R.GatewayResponse:
+    assert ex.arn is not None
+    return R.access_denied(
+        caller, ex.arn, explicit=explicit, suffix_style=ex.snapshot.settings.denial_messages
+    )
+
+
+def api_key(ex: Exchange) -> R.GatewayResponse | None:
+    """API keys on methods that require one (spec gateway §7.2): from the ``x-api-key`` header,
+    or from the authorizer's ``usageIdentifierKey`` when the API's key source is AUTHORIZER."""
+    route = ex.route
+    api = ex.api
+    assert route is not None
+    assert api is not None
+    if not route.api_key_required:
+        return None
+    if api.api_key_source == "AUTHORIZER":
+        value = ex.authorizer.usage_identifier_key if ex.authorizer is not None else None
+    else:
+        value = ex.header(b"x-api-key")
+    key = ex.snapshot.api_keys.get(value) if value else None
+    if (
+        key is None
+        or not key.enabled
+        or not ex.snapshot.key_allowed(key, api.id, ex.stage.name if ex.stage else "")
+    ):
+        return R.gateway_error(R.INVALID_API_KEY)
+    ex.api_key = key
+    return None
+
+
+_ = Decision  # re-exported for type checkers of callers
