@@ -336,3 +336,182 @@ ALLOW_ALL = {
         {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
     ],
 }
+
+
+# --- helpers added for the request-path tests (test_routing/context/proxy/responses) -------------
+
+
+def log_lines(gw: Gateway) -> list[str]:
+    """Every line the gateway has written to stdout so far (access-log lines, JSON or templated)."""
+    return gw.stdout_path.read_text().splitlines()
+
+
+def wait_for_log(gw: Gateway, request_id: str, *, timeout: float = 5.0) -> dict[str, Any]:
+    """The JSON access-log line of one request (polls: lines are flushed within 100 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in log_lines(gw):
+            if line.startswith("{") and request_id in line:
+                entry = json.loads(line)
+                if entry.get("requestId") == request_id:
+                    return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access-log line for request {request_id}: {log_lines(gw)[-5:]}")
+        time.sleep(0.02)
+
+
+def wait_for_line(gw: Gateway, needle: str, *, timeout: float = 5.0) -> str:
+    """The first stdout line containing ``needle`` (for templated access-log formats)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in log_lines(gw):
+            if needle in line:
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no stdout line containing {needle!r}: {log_lines(gw)[-5:]}")
+        time.sleep(0.02)
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """A small reader of the Prometheus text exposition: (name, labels) -> value."""
+    import re
+
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    line_re = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
+    label_re = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        assert m is not None, f"not a sample line: {line!r}"
+        labels = frozenset(
+            (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+            for k, v in label_re.findall(m.group(2) or "")
+        )
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def metric_value(gw: Gateway, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (0 when there are none)."""
+    status, body = gw.admin("/metrics")
+    assert status == 200
+    want = set(labels.items())
+    return sum(
+        value for (n, have), value in parse_metrics(body.decode()).items() if n == name and want <= have
+    )
+
+
+def raw_request(port: int, data: bytes, *, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, read until the server closes (send ``Connection: close``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
+    """For hand-written backends: read one request head (and what followed it) from a socket."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before a full request head")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+# --- helpers for operations tests (reload, drain, workers, signals) ---------------------------
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns a truthy value (returned); a hang guard, not a timing
+    assertion: fails only when the condition never comes true within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            value = predicate()
+            if value:
+                return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def replace_file(path: Path, content: str | bytes) -> None:
+    """Write ``path`` atomically (temp file + rename), so a watcher never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(content, bytes):
+        tmp.write_bytes(content)
+    else:
+        tmp.write_text(content)
+    os.replace(tmp, path)
+
+
+def rewrite_config(gw: Gateway, config: dict[str, Any] | str) -> None:
+    """Replace the running gateway's configuration file atomically."""
+    text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+    replace_file(gw.config_path, text)
+
+
+def admin_json(gw: Gateway, path: str) -> tuple[int, dict[str, Any]]:
+    status, body = gw.admin(path)
+    return status, json.loads(body)
+
+
+def config_version(gw: Gateway) -> int:
+    _, ready = admin_json(gw, "/readyz")
+    return int(ready["config_version"])
+
+
+def child_pids(pid: int) -> set[int]:
+    """Live (non-zombie) child processes of ``pid``, read from /proc."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(entry.name))
+    return out
+
+
+def process_of(headers: dict[str, str]) -> str:
+    """Which gateway process answered: request ids start with a random per-process prefix."""
+    return headers["x-amzn-requestid"][:13]
+
+
+@dataclass
+class Gate:
+    """A backend handler that holds each request until :meth:`open` (a slow backend, without
+    sleeping): ``arrived`` is set when a request is being held."""
+
+    body: bytes = b"held"
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, req: Recorded, sock: socket.socket) -> None:
+        self.arrived.set()
+        self.released.wait(30)
+        reply(sock, 200, self.body, [("Content-Type", "text/plain")])
+
+    def open(self) -> None:
+        self.released.set()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

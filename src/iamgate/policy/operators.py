@@ -105,7 +105,7 @@ class OperatorSpec:
 _ALL_NAMES = sorted([*BASE_OPERATORS, *(f"{b}IfExists" for b in BASE_OPERATORS if b != "Null")])
 
 
-def parse_operator(name: str) -> tuple[OperatorSpec | None, str | None, str | None]:
+def parse_operator(name: str, *, hints: bool = True) -> tuple[OperatorSpec | None, str | None, str | None]:
     """Parse an operator name. Returns ``(spec, None, None)`` or ``(None, message, help)``.
 
     Names are matched with their documented spelling only (spec 6.2 recommendation); a
@@ -121,7 +121,7 @@ def parse_operator(name: str) -> tuple[OperatorSpec | None, str | None, str | No
     if_exists = rest.endswith("IfExists") and rest != "IfExists"
     base = rest[: -len("IfExists")] if if_exists else rest
     if base not in BASE_OPERATORS:
-        hint = did_you_mean(rest, _ALL_NAMES)
+        hint = did_you_mean(rest, _ALL_NAMES) if hints else None
         if set_op is None and ":" in name and hint is None:
             hint = "the only set-operator prefixes are 'ForAnyValue:' and 'ForAllValues:'"
         return None, f"unknown condition operator '{name}'", hint

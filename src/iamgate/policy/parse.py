@@ -8,7 +8,7 @@ another: a broken statement is left out of the AST and reported, and parsing goe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ._json import JsonNode, LineIndex
 from .ast import ConditionClause, Effect, Policy, PolicyKind, PrincipalEntry, Statement, Text
@@ -47,6 +47,7 @@ class _Parser:
         self.lines = lines
         self.kind = kind
         self.diags: list[Diagnostic] = []
+        self.hints_left = 200  # did-you-mean costs a string comparison per choice: bounded per document
 
     def report(
         self,
@@ -71,6 +72,12 @@ class _Parser:
     def loc(self, node: JsonNode) -> object:
         return self.lines.location(node.pointer, node.offset)
 
+    def hint(self, value: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+        if self.hints_left <= 0:
+            return None
+        self.hints_left -= 1
+        return did_you_mean(value, choices, cutoff=cutoff)
+
     def wrong_type(self, node: JsonNode, what: str, expected: str) -> None:
         self.report(
             "wrong-type",
@@ -84,7 +91,7 @@ class _Parser:
         out: dict[str, tuple[int, JsonNode]] = {}
         for key, key_offset, child in node.members():
             if key not in allowed:
-                hint = did_you_mean(key, allowed)
+                hint = self.hint(key, allowed)
                 choices = "valid members: " + ", ".join(allowed)
                 self.report(
                     "unknown-element",
@@ -164,7 +171,7 @@ class _Parser:
             else:
                 policy_id = str(node.value)
         if "Statement" not in top:
-            hint = did_you_mean("Statement", known - set(TOP_KEYS), cutoff=0.7)
+            hint = self.hint("Statement", known - set(TOP_KEYS), cutoff=0.7)
             self.report(
                 "missing-element",
                 root,
@@ -217,7 +224,7 @@ class _Parser:
             elif child.value in ("Allow", "Deny"):
                 effect = Effect(child.value)
             else:
-                hint = did_you_mean(str(child.value), ("Allow", "Deny"), cutoff=0.0)
+                hint = self.hint(str(child.value), ("Allow", "Deny"), cutoff=0.0)
                 self.report(
                     "invalid-effect",
                     child,
@@ -337,7 +344,7 @@ class _Parser:
         ok = True
         for key, key_offset, value in child.members():
             if key not in PRINCIPAL_TYPES:
-                hint = did_you_mean(key, PRINCIPAL_TYPES)
+                hint = self.hint(key, PRINCIPAL_TYPES)
                 self.report(
                     "invalid-principal-type",
                     value,
@@ -360,7 +367,8 @@ class _Parser:
             return ()
         clauses: list[ConditionClause] = []
         for op_name, op_offset, block in node.members():
-            spec, message, hint = parse_operator(op_name)
+            spec, message, hint = parse_operator(op_name, hints=self.hints_left > 0)
+            self.hints_left -= 1
             if spec is None:
                 self.report("unknown-operator", block, message or "", hint, offset=op_offset)
                 continue

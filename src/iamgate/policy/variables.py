@@ -59,18 +59,51 @@ Item = str | _Wild | Var
 Template = tuple[Item, ...]
 Glob = tuple[str | _Wild, ...]
 
-# ${key} or ${key, 'default'}; spaces around the comma are tolerated.
-_VAR = re.compile(r"\$\{\s*(?P<key>[^,}'\s][^,}']*?)\s*(?:,\s*'(?P<default>[^']*)'\s*)?\}")
 _LITERAL_ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
+_KEY_END = re.compile(r"[,}']")
+
+
+def _variable(text: str, i: int, key_end: int) -> tuple[Var, int] | None:
+    """The variable ``${...}`` at ``i`` and its end, or None. ``key_end`` is the first of
+    ``,`` ``}`` ``'`` at or after i + 2 (or len(text)); each step scans only forward of it."""
+    if key_end >= len(text) or text[key_end] == "'":
+        return None
+    key = text[i + 2 : key_end].strip()
+    if not key or key[0] in ",}'":
+        return None
+    if text[key_end] == "}":
+        return Var(key.lower(), None, text[i : key_end + 1]), key_end + 1
+    # ", 'default'" then "}"
+    j = key_end + 1
+    n = len(text)
+    while j < n and text[j].isspace():
+        j += 1
+    if j >= n or text[j] != "'":
+        return None
+    close = text.find("'", j + 1)
+    if close < 0:
+        return None
+    default = text[j + 1 : close]
+    k = close + 1
+    while k < n and text[k].isspace():
+        k += 1
+    if k >= n or text[k] != "}":
+        return None
+    return Var(key.lower(), default, text[i : k + 1]), k + 1
 
 
 def read_template(text: str, *, variables: bool) -> tuple[Template, list[str]]:
-    """Split ``text`` into template items. Returns the items and problems found with ``${``
-    sequences that are not valid variables (those stay literal text)."""
+    """Split ``text`` into template items: ``${key}`` or ``${key, 'default'}`` (spaces around the
+    comma tolerated) become variables. Returns the items and problems found with ``${``
+    sequences that are not valid variables (those stay literal text). Linear in the text: the
+    next ``,``/``}``/``'`` and ``}`` positions are cached between probes, so ``${`` repeated
+    thousands of times costs no rescans."""
     items: list[Item] = []
     problems: list[str] = []
     buf: list[str] = []
     i, n = 0, len(text)
+    key_end = -1  # cached: first of , } ' at or after the last probe
+    brace = -1  # cached: first } at or after the last probe
     while i < n:
         ch = text[i]
         if ch in {"*", "?"}:
@@ -86,16 +119,23 @@ def read_template(text: str, *, variables: bool) -> tuple[Template, list[str]]:
                 buf.append(literal)
                 i += 4
                 continue
-            m = _VAR.match(text, i)
-            if m:
+            if key_end < i + 2:
+                m = _KEY_END.search(text, i + 2)
+                key_end = m.start() if m else n
+            found = _variable(text, i, key_end)
+            if found is not None:
+                var, end = found
                 if buf:
                     items.append("".join(buf))
                     buf.clear()
-                items.append(Var(m.group("key").lower(), m.group("default"), m.group(0)))
-                i = m.end()
+                items.append(var)
+                i = end
                 continue
-            end = text.find("}", i)
-            shown = text[i : end + 1] if end != -1 else text[i : i + 20]
+            if brace < i:
+                brace = text.find("}", i)
+                if brace < 0:
+                    brace = n
+            shown = text[i : brace + 1] if brace < n else text[i : i + 20]
             problems.append(f"'{shown}' is not a valid policy variable and is read as literal text")
         buf.append(ch)
         i += 1
