@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Awaitable, Callable
 
 import httptools
@@ -91,9 +92,11 @@ class AdminServer:
         self.server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Future[None]] = set()
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on ``sock``, a listening socket bound by the caller (so a port in use is found,
+        and reported, before anything starts)."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _AdminConnection(self), host, port, reuse_address=True)
+        self.server = await loop.create_server(lambda: _AdminConnection(self), sock=sock)
 
     def close(self) -> None:
         if self.server is not None:

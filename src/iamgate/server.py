@@ -84,13 +84,7 @@ class GatewayState:
     def __init__(self, snapshot: Snapshot, *, stages: tuple[Stage, ...] = STAGES) -> None:
         self.snapshot = snapshot
         self.stages = stages
-        up = snapshot.settings.upstream
-        self.pools = UpstreamPools(
-            max_connections=up.max_connections,
-            max_idle=up.max_idle,
-            idle_timeout=up.idle_timeout,
-            connect_timeout=up.connect_timeout,
-        )
+        self.pools = self._pools(snapshot)
         self.access_log = AccessLog(snapshot.settings.access_log.destination)
         self.metrics = Metrics()
         self.metrics.set("iamgate_config_version", snapshot.version)
@@ -101,10 +95,23 @@ class GatewayState:
         self.draining = False
         self.ready = True
 
+    @staticmethod
+    def _pools(snapshot: Snapshot) -> UpstreamPools:
+        up = snapshot.settings.upstream
+        return UpstreamPools(
+            max_connections=up.max_connections,
+            max_idle=up.max_idle,
+            idle_timeout=up.idle_timeout,
+            connect_timeout=up.connect_timeout,
+        )
+
     def swap(self, snapshot: Snapshot) -> None:
         old = self.snapshot
         self.snapshot = snapshot
         self.metrics.set("iamgate_config_version", snapshot.version)
+        if old.settings.upstream != snapshot.settings.upstream:
+            self.pools.retire()
+            self.pools = self._pools(snapshot)
         if old.settings.access_log.destination != snapshot.settings.access_log.destination:
             self.access_log.close()
             self.access_log = AccessLog(snapshot.settings.access_log.destination)

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

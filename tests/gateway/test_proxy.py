@@ -455,7 +455,7 @@ def test_keep_alive_pool_reuses_backend_connections(gw: Gateway, backend_m: Back
             assert json.loads(resp.read())["target"] == f"/echo/k{i}"
     finally:
         conn.close()
-    assert backend_m.connections - before <= 2
+    assert backend_m.connections - before <= 5  # 100 requests: the pool reuses, it never opens one each
 
 
 def test_stale_pooled_connection_is_retried_for_idempotent_requests_only(gw: Gateway) -> None:

@@ -13,12 +13,9 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from iamgate.auth.sigv4 import Credential
 from iamgate.policy import CompiledPolicy, Decision, DecisionEffect, Request, StatementRef
-
-if TYPE_CHECKING:
-    from iamgate.auth.sigv4 import Credential
 
 __all__ = ["Account", "Identity", "IdentityStore", "Principal", "identity_decision"]
 

@@ -79,14 +79,18 @@ def config_group() -> None:
 @config_group.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate_config(files: tuple[Path, ...]) -> None:
-    """Check configuration FILES (and the policies they hold or name). Exit 1 on any error."""
-    failed = False
+    """Check configuration FILES (and the policies they hold or name).
+
+    Exit 1 when any file has an error, 2 when a file cannot be read at all (as the policy
+    commands do); warnings alone exit 0."""
+    failed = unreadable = False
     for path in files:
         config, diags = load_config(path)
         for d in diags:
             click.echo(d.render())
         errors = sum(d.is_error for d in diags)
         failed = failed or config is None
+        unreadable = unreadable or any(d.code == "config.unreadable" for d in diags)
         state = "invalid" if config is None else "valid"
         click.echo(f"{path}: {state} ({errors} error(s), {len(diags) - errors} warning(s))")
-    sys.exit(1 if failed else 0)
+    sys.exit(2 if unreadable else 1 if failed else 0)

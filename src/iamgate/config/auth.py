@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from iamgate.auth.identities import Account, Identity, IdentityStore, Principal, unique_id
+from iamgate.auth.sigv4 import Credential
 from iamgate.config._reader import Reader
 from iamgate.policy import ApiRef, CompiledPolicy, PolicyKind, prepare
 from iamgate.policy.diagnostics import Diagnostic, pointer_join
@@ -279,7 +280,7 @@ def read_identities(r: Reader, raw: object, base_dir: Path, max_chars: int | Non
             )
             continue
         identity = Identity(principal, principal.arn, account=store.accounts.get(principal.account))
-        _add(r, store, _credential(key_id, secret, None, None, identity), enabled is not False, f"{p}/id")
+        _add(r, store, Credential(key_id, secret, None, None, identity), enabled is not False, f"{p}/id")
     for i, item in enumerate(r.sequence(m.get("sessions", []), f"{ptr}/sessions", "sessions") or []):
         p = f"{ptr}/sessions/{i}"
         sm = r.mapping(
@@ -341,14 +342,8 @@ def read_identities(r: Reader, raw: object, base_dir: Path, max_chars: int | Non
             (issued or 0.0) if mfa else None,
             store.accounts.get(role.account),
         )
-        _add(r, store, _credential(key_id, secret, token, expires, identity), True, f"{p}/access_key_id")
+        _add(r, store, Credential(key_id, secret, token, expires, identity), True, f"{p}/access_key_id")
     return store
-
-
-def _credential(*args: Any) -> Any:
-    from iamgate.auth.sigv4 import Credential  # noqa: PLC0415 - TEMP until sigv4 lands
-
-    return Credential(*args)
 
 
 def _time(r: Reader, m: dict[str, Any], key: str, ptr: str) -> float | None:
@@ -387,7 +382,7 @@ def _owner(
     return None
 
 
-def _add(r: Reader, store: IdentityStore, credential: Any, enabled: bool, ptr: str) -> None:
+def _add(r: Reader, store: IdentityStore, credential: Credential, enabled: bool, ptr: str) -> None:
     if store.lookup(credential.access_key_id) is not None:
         r.report("duplicate-id", ptr, f"access key {credential.access_key_id} is defined twice")
         return

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from iamgate.auth.custom import CustomAuthorizer, load_callable, parse_identity_sources
+from iamgate.auth.jwt import JwtAuthorizerSettings, JwtClaims, JwtValidator, extract_bearer
 from iamgate.config.auth import ApiKey, AuthorizerConfig, AuthSettings
 from iamgate.config.model import (
     ApiConfig,
@@ -200,34 +201,42 @@ class Snapshot:
 
 
 class JwtAuthorizer:
-    """A COGNITO_USER_POOLS / JWT authorizer: where the token is and how it is validated."""
+    """A COGNITO_USER_POOLS / JWT authorizer: where the token is and how it is validated.
+
+    For ``COGNITO_USER_POOLS`` without a configured ``token_use``, API Gateway reads the token as
+    an ID token when the method has no scopes and as an access token when it has some (spec
+    gateway §6.1): two validators sharing one key cache.
+    """
 
     def __init__(self, config: AuthorizerConfig) -> None:
-        from iamgate.auth.jwt import JwtAuthorizerSettings, JwtValidator  # noqa: PLC0415 - TEMP
-
         self.config = config
         source = config.identity_source.split(",")[0].strip()
         self.header = source.removeprefix("method.request.header.").lower().encode()
-        self.validator = JwtValidator(
-            JwtAuthorizerSettings(
+
+        def settings(token_use: str | None) -> JwtAuthorizerSettings:
+            return JwtAuthorizerSettings(
                 issuer=config.issuer or "",
                 audiences=config.audiences,
                 jwks_url=config.jwks_url,
                 jwks_file=config.jwks_file,
                 algorithms=config.algorithms,
                 leeway=config.leeway,
-                token_use=config.token_use,
+                token_use=token_use,
             )
-        )
+
+        if config.type == "COGNITO_USER_POOLS" and config.token_use is None:
+            self.plain = JwtValidator(settings("id"))
+            self.scoped = JwtValidator(settings("access"), jwks=self.plain.jwks)
+        else:
+            self.plain = self.scoped = JwtValidator(settings(config.token_use))
 
     def token(self, ex: Any) -> str | None:
-        from iamgate.auth.jwt import extract_bearer  # noqa: PLC0415 - TEMP
-
         value = ex.hmap.get(self.header)
         return extract_bearer(value.decode("latin-1")) if value is not None else None
 
-    async def validate(self, token: str, *, required_scopes: tuple[str, ...] = ()) -> Any:
-        return await self.validator.validate(token, required_scopes=required_scopes)
+    async def validate(self, token: str, *, required_scopes: tuple[str, ...] = ()) -> JwtClaims:
+        validator = self.scoped if required_scopes else self.plain
+        return await validator.validate(token, required_scopes=required_scopes)
 
 
 def build_authorizer(config: AuthorizerConfig, previous: dict[tuple[str, ...], Any] | None = None) -> Any:

@@ -19,6 +19,8 @@ from typing import Any
 from iamgate.auth import combine
 from iamgate.auth.custom import AuthorizerError, RequestFacts, Unauthorized
 from iamgate.auth.identities import Identity, identity_decision
+from iamgate.auth.jwt import JwtError
+from iamgate.auth.sigv4 import SignatureError, SignedRequest, is_signed, needs_body, verify
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.policy import Decision, DecisionEffect, Request
@@ -94,8 +96,6 @@ def authenticate(ex: Exchange) -> StageResult:
 
 
 def _sigv4(ex: Exchange) -> StageResult:
-    from iamgate.auth.sigv4 import SignatureError, SignedRequest, is_signed, needs_body, verify  # noqa: PLC0415 - TEMP
-
     headers = _wire_headers(ex)
     if not is_signed(headers, ex.query):
         return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
@@ -196,8 +196,6 @@ def _jwt(ex: Exchange) -> StageResult:
 
 
 async def _run_jwt(ex: Exchange, validator: Any, scopes: tuple[str, ...]) -> R.GatewayResponse | None:
-    from iamgate.auth.jwt import JwtError  # noqa: PLC0415 - TEMP
-
     token = validator.token(ex)
     if token is None:
         ex.authorizer_error = "no token"
@@ -206,7 +204,18 @@ async def _run_jwt(ex: Exchange, validator: Any, scopes: tuple[str, ...]) -> R.G
         claims = await validator.validate(token, required_scopes=scopes)
     except JwtError as exc:
         ex.authorizer_error = exc.reason
-        return _unauthorized(exc.message)
+        response = _unauthorized(exc.message)
+        if validator.config.type == "JWT":  # HTTP API JWT authorizers say why (spec gateway §6.2)
+            headers = (*response.headers, ("www-authenticate", exc.www_authenticate()))
+            response = R.GatewayResponse(
+                response.status,
+                response.body,
+                headers,
+                response.response_type,
+                response.error_type,
+                response.message,
+            )
+        return response
     ex.claims = claims
     return None
 

@@ -249,6 +249,7 @@ class UpstreamPool:
         self.size = 0  # open or opening
         self.waiters: deque[asyncio.Future[UpstreamConnection | None]] = deque()
         self._members: set[UpstreamConnection] = set()
+        self.retired = False  # replaced after a reload changed the settings: keep nothing idle
 
     def take(self) -> UpstreamConnection | None:
         """An idle connection, without waiting, or None."""
@@ -303,6 +304,12 @@ class UpstreamPool:
         return conn
 
     def release(self, conn: UpstreamConnection) -> None:
+        if self.retired:
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.close()
+            self.forget(conn)
+            return
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -388,6 +395,18 @@ class UpstreamPools:
     def sweep(self, now: float) -> None:
         for pool in self.pools.values():
             pool.sweep(now)
+
+    def retire(self) -> None:
+        """New settings replaced these pools: close idle connections now and busy ones when their
+        exchange ends (requests in flight finish on the connection they have)."""
+        for pool in self.pools.values():
+            pool.retired = True
+            for conn in pool.idle:
+                conn.closed = True
+                if conn.transport is not None:
+                    conn.transport.close()
+                pool._members.discard(conn)
+            pool.idle.clear()
 
     def close(self) -> None:
         for pool in self.pools.values():
