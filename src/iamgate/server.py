@@ -31,6 +31,7 @@ from iamgate.pipeline import responses as R
 from iamgate.pipeline.auth_stages import NEED_BODY
 from iamgate.pipeline.chain import STAGES, Stage
 from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.mapping import request_parameter
 from iamgate.upstream.headers import REQUEST_DROP, connection_tokens
 from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
 
@@ -64,6 +65,7 @@ def _status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
 
 
+_SIGNATURE_HEADERS = frozenset({b"authorization", b"x-amz-security-token"})
 _UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -646,9 +648,18 @@ class DownstreamConnection(asyncio.Protocol):
         connection = hmap.get(b"connection")
         if connection is not None:
             dropped = dropped | connection_tokens(connection)
+        if ex.identity is not None:  # a verified SigV4 signature is not passed on (spec gateway §4.4)
+            dropped = dropped | _SIGNATURE_HEADERS
+        mapped = ex.route.integration.request_parameters if ex.route is not None else ()  # type: ignore[union-attr]
+        if mapped:
+            dropped = dropped | {name.lower().encode() for name, _ in mapped}
         for lname, line in ex.headers:
             if lname not in dropped:
                 parts.append(line)
+        for name, source in mapped:
+            value = request_parameter(ex, source)
+            if value is not None and "\r" not in value and "\n" not in value:
+                parts.append(f"{name}: {value}\r\n".encode("utf-8", "replace"))
         forwarded = hmap.get(b"x-forwarded-for")
         peer = self.peer_ip.encode()
         parts.append(b"X-Forwarded-For: %b\r\n" % (forwarded + b", " + peer if forwarded else peer))

@@ -19,6 +19,7 @@ from typing import IO, Any
 import orjson
 
 from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.mapping import authorizer_values
 from iamgate.pipeline.stages import time_keys
 
 __all__ = ["AccessLog", "Template", "context_variables"]
@@ -84,6 +85,24 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
             out["decision.wouldDeny"] = True
         if decision.errors:
             out["decision.errors"] = [e for _, e in decision.errors]
+    identity = ex.identity
+    if identity is not None:
+        out["identity.caller"] = identity.caller_arn
+        out["identity.user"] = identity.principal.unique_id
+        out["identity.userArn"] = identity.caller_arn
+        out["identity.accountId"] = identity.account_id
+        if ex.access_key_id is not None:
+            out["identity.accessKey"] = ex.access_key_id
+    if ex.authorizer is not None or ex.claims is not None:
+        for name, value in authorizer_values(ex).items():
+            out[f"authorizer.{name}"] = value
+    if ex.authorizer_error is not None:
+        out["authorizer.error"] = ex.authorizer_error
+    if ex.api_key is not None:
+        out["identity.apiKey"] = ex.api_key.value
+        out["identity.apiKeyId"] = ex.api_key.id
+    if ex.identity_decision is not None:
+        out["decision.caller"] = ex.identity_decision.effect.value
     if ex.extra:
         out.update(ex.extra)
     return out

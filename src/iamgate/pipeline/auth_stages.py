@@ -123,6 +123,7 @@ def _sigv4(ex: Exchange) -> StageResult:
     identity = verified.credential.owner
     assert isinstance(identity, Identity)
     ex.identity = identity
+    ex.access_key_id = verified.credential.access_key_id
     ex.context.update(identity.condition_keys(ex.wall))
     return None
 

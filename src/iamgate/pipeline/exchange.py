@@ -74,6 +74,7 @@ class Exchange:
     claims: Any = None  # a JWT authorizer's claims
     authorizer_error: str | None = None
     api_key: ApiKey | None = None
+    access_key_id: str | None = None  # of a verified SigV4 signature
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable
 
+from iamgate.auth.sigv4 import authorization_header_error
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.paths import PathError, canonicalize
@@ -53,6 +54,21 @@ def time_keys(wall: float) -> tuple[str, str, str]:
 
 
 def _unmatched(ex: Exchange) -> R.GatewayResponse:
+    authorization = ex.hmap.get(b"authorization")
+    if authorization is not None:
+        # API Gateway parses an Authorization header as SigV4 even on an unknown route, and
+        # answers with the parse error (spec gateway §1.2)
+        has_date = b"x-amz-date" in ex.hmap or b"date" in ex.hmap
+        error = authorization_header_error(authorization.decode("latin-1"), has_date=has_date)
+        if error is not None:
+            return R.GatewayResponse(
+                error.status,
+                R.json_message("message", error.message),
+                (("Content-Type", "application/json"),),
+                "INVALID_SIGNATURE",
+                error.error_type,
+                error.message,
+            )
     if ex.snapshot.settings.unmatched_status == 404:
         return R.gateway_error(R.RESOURCE_NOT_FOUND)
     return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
