@@ -1,4 +1,5 @@
-"""The admin port: ``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format).
+"""The admin port: ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text format) and ``/usage``
+(API Gateway's ``GetUsage`` report: ``/usage?plan=ID&from=YYYY-MM-DD&to=YYYY-MM-DD[&key=KEY]``).
 
 A deliberately tiny HTTP/1.1 responder (one request per connection is enough for probes and
 scrapers). ``metrics`` is a coroutine function returning the text to serve, so a supervisor can
@@ -11,8 +12,12 @@ import asyncio
 import json
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
 
 import httptools
+
+from iamgate.throttle.usage import UsageError
 
 __all__ = ["AdminServer"]
 
@@ -37,16 +42,16 @@ class _AdminConnection(asyncio.Protocol):
         self.url += url
 
     def on_message_complete(self) -> None:
-        path = self.url.split(b"?", 1)[0]
+        path, _, query = self.url.partition(b"?")
         method = self.parser.get_method()
         if method not in (b"GET", b"HEAD"):
             self._send(405, b'{"message":"Method Not Allowed"}\n', "application/json")
             return
-        task = asyncio.ensure_future(self._route(path))
+        task = asyncio.ensure_future(self._route(path, query))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
 
-    async def _route(self, path: bytes) -> None:
+    async def _route(self, path: bytes, query: bytes) -> None:
         server = self.server
         if path == b"/healthz":
             self._send(200, b'{"status":"ok"}\n', "application/json")
@@ -61,6 +66,17 @@ class _AdminConnection(asyncio.Protocol):
                 self._send(500, f"metrics unavailable: {exc}\n".encode(), "text/plain")
                 return
             self._send(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path == b"/usage" and server.usage is not None:
+            params = dict(parse_qsl(query.decode("latin-1")))
+            try:
+                report = await server.usage(params)
+            except UsageError as exc:
+                self._send(exc.status, _message(str(exc)), "application/json")
+                return
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                self._send(503, _message(f"the throttle backend did not answer: {exc}"), "application/json")
+                return
+            self._send(200, json.dumps(report).encode() + b"\n", "application/json")
         else:
             self._send(404, b'{"message":"Not Found"}\n', "application/json")
 
@@ -72,6 +88,7 @@ class _AdminConnection(asyncio.Protocol):
             400: "Bad Request",
             404: "Not Found",
             405: "Method Not Allowed",
+            403: "Forbidden",
             500: "Internal Server Error",
             503: "Service Unavailable",
         }[status]
@@ -83,12 +100,20 @@ class _AdminConnection(asyncio.Protocol):
         self.transport.close()
 
 
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}).encode() + b"\n"
+
+
 class AdminServer:
     def __init__(
-        self, readiness: Callable[[], tuple[bool, dict[str, object]]], metrics: Callable[[], Awaitable[str]]
+        self,
+        readiness: Callable[[], tuple[bool, dict[str, object]]],
+        metrics: Callable[[], Awaitable[str]],
+        usage: Callable[[dict[str, str]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.readiness = readiness
         self.metrics = metrics
+        self.usage = usage
         self.server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Future[None]] = set()
 

@@ -32,6 +32,8 @@ from iamgate.pipeline.auth_stages import NEED_BODY
 from iamgate.pipeline.chain import STAGES, Stage
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import request_parameter
+from iamgate.throttle.backend import Backend
+from iamgate.throttle.factory import make_throttler
 from iamgate.upstream.headers import REQUEST_DROP, connection_tokens
 from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
 
@@ -80,11 +82,20 @@ class _Queued:
         self.complete = False
 
 
+def _backend_settings(snapshot: Snapshot) -> tuple[object, ...]:
+    t = snapshot.config.throttling
+    return (t.backend, t.redis_url, t.redis_timeout, t.redis_prefix)
+
+
 class GatewayState:
     """What the connections of one process share. ``snapshot`` is swapped atomically on reload."""
 
-    def __init__(self, snapshot: Snapshot, *, stages: tuple[Stage, ...] = STAGES) -> None:
+    def __init__(
+        self, snapshot: Snapshot, *, stages: tuple[Stage, ...] = STAGES, shared_state: str | None = None
+    ) -> None:
         self.snapshot = snapshot
+        self.shared_state = shared_state
+        self.throttler: Backend = make_throttler(snapshot.config.throttling, shared_state)
         self.stages = stages
         self.pools = self._pools(snapshot)
         self.access_log = AccessLog(snapshot.settings.access_log.destination)
@@ -114,6 +125,9 @@ class GatewayState:
         if old.settings.upstream != snapshot.settings.upstream:
             self.pools.retire()
             self.pools = self._pools(snapshot)
+        if _backend_settings(old) != _backend_settings(snapshot):
+            self.throttler.close()
+            self.throttler = make_throttler(snapshot.config.throttling, self.shared_state)
         if old.settings.access_log.destination != snapshot.settings.access_log.destination:
             self.access_log.close()
             self.access_log = AccessLog(snapshot.settings.access_log.destination)
@@ -309,7 +323,7 @@ class DownstreamConnection(asyncio.Protocol):
             self.peer_ip,
             self.secure,
         )
-        ex.pools = state.pools
+        ex.gateway = state
         self.ex = ex
         self.response_started = False
         self.chunked_in = b"transfer-encoding" in self.hmap

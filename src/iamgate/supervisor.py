@@ -41,6 +41,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from iamgate.config.snapshot import Snapshot, build_snapshot
 from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.policy import Diagnostic, Location, Severity
 from iamgate.server import GatewayState
+from iamgate.throttle.memory import SharedMemoryBackend
+from iamgate.throttle.usage import UsageError, get_usage
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -187,13 +190,14 @@ class Worker:
         control: socket.socket | None,
         stamps: dict[str, Stamp] | None = None,
         first_id: object = None,
+        shared_state: str | None = None,
     ) -> None:
         self.options = options
         self.sock = sock
         self.admin_sock = admin_sock
         self.control = control
         self.first_id = first_id
-        self.state = GatewayState(snapshot)
+        self.state = GatewayState(snapshot, shared_state=shared_state)
         supervised = control is not None
         self.watcher = _Watcher(stamps) if options.watch and not supervised and stamps is not None else None
         self.server: asyncio.AbstractServer | None = None
@@ -243,7 +247,7 @@ class Worker:
         self.stopped = asyncio.Event()
         self.server = await loop.create_server(self.state.protocol_factory(), sock=self.sock, backlog=2048)
         if self.admin_sock is not None:
-            self.admin = AdminServer(self.readiness, self.metrics_text)
+            self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
             await self.admin.start(self.admin_sock)
         if self.control is None:
             loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
@@ -264,6 +268,7 @@ class Worker:
         self.state.stop_ticker()
         self.state.access_log.close()
         self.state.pools.close()
+        self.state.throttler.close()
         if self.admin is not None:
             self.admin.close()
 
@@ -278,6 +283,9 @@ class Worker:
     async def metrics_text(self) -> str:
         self._gauges()
         return render(self.state.metrics)
+
+    async def usage(self, query: dict[str, str]) -> dict[str, Any]:
+        return await get_usage(self.state.snapshot, self.state.throttler, query)
 
     def begin_drain(self) -> None:
         state = self.state
@@ -324,15 +332,20 @@ class Worker:
                 return
             try:
                 request = json.loads(line)
-                answer = self._control(request)
+                answer = await self._control(request)
                 answer["id"] = request.get("id")
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 answer = {"ok": False, "error": f"bad control request: {exc}"}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
 
-    def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        if op == "usage":
+            try:
+                return {"ok": True, "usage": await self.usage(request["query"])}
+            except UsageError as exc:
+                return {"ok": False, "status": exc.status, "error": str(exc)}
         if op == "metrics":
             self._gauges()
             return self.state.metrics.export()
@@ -381,6 +394,11 @@ class Supervisor:
         self.draining = False
         self.metrics = Metrics()
         self.metrics.set("iamgate_config_version", self.version)
+        self.throttle_state = _state_file()  # the in-memory limits, shared by the workers
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.throttle_state)
 
     def spawn(self) -> None:
         parent_end, child_end = socket.socketpair()
@@ -396,6 +414,8 @@ class Supervisor:
             str(child_end.fileno()),
             "--drain-timeout",
             str(self.options.drain_timeout),
+            "--throttle-state",
+            self.throttle_state,
         ]
         # the worker inherits the blocked signals and unblocks them once its handlers are in place
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -465,7 +485,7 @@ class Supervisor:
             self.spawn()
         admin = None
         if self.admin_sock is not None:
-            admin = AdminServer(self.readiness, self.metrics_text)
+            admin = AdminServer(self.readiness, self.metrics_text, self.usage)
             await admin.start(self.admin_sock)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
         loop.add_signal_handler(signal.SIGTERM, self.drain)
@@ -560,6 +580,29 @@ class Supervisor:
         answers = await asyncio.gather(*(self._ask(c, {"op": "metrics"}, timeout=2) for c in children))
         return render(merge([self.metrics.export(), *answers]))
 
+    async def usage(self, query: dict[str, str]) -> dict[str, Any]:
+        """Asked of one worker: every worker sees the same counters (the node's shared file, or
+        Redis)."""
+        for child in [c for c in self.children.values() if c.ready]:
+            answer = await self._ask(child, {"op": "usage", "query": query}, timeout=5)
+            if answer.get("ok"):
+                usage: dict[str, Any] = answer["usage"]
+                return usage
+            if "status" in answer:
+                raise UsageError(str(answer.get("error")), int(answer["status"]))
+        raise UsageError("no worker answered", 503)
+
+
+def _state_file() -> str:
+    """A new file for the workers' shared throttle counters: in /dev/shm when the machine has
+    it (memory, never written to disk), else the temporary directory."""
+    shm = "/dev/shm"  # noqa: S108 - mkstemp makes a private (0600), unpredictable name in it
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix="iamgate-throttle-", suffix=".state", dir=base)
+    os.close(fd)
+    SharedMemoryBackend(path, create=True).close()
+    return path
+
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
     loop = uvloop.new_event_loop()
@@ -588,6 +631,7 @@ def _worker_main(argv: list[str]) -> int:
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--drain-timeout", type=float, default=30.0)
+    parser.add_argument("--throttle-state")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -611,7 +655,15 @@ def _worker_main(argv: list[str]) -> int:
     control.setblocking(False)
     options = ServeOptions(Path(args.config), admin_port=None, drain_timeout=args.drain_timeout, watch=False)
     built.version = int(request["version"])  # the supervisor's numbering, the same in every worker
-    worker = Worker(options, built, sock, admin_sock=None, control=control, first_id=request.get("id"))
+    worker = Worker(
+        options,
+        built,
+        sock,
+        admin_sock=None,
+        control=control,
+        first_id=request.get("id"),
+        shared_state=args.throttle_state,
+    )
     _run(worker.run())
     return 0
 
@@ -669,7 +721,11 @@ def _serve(options: ServeOptions, on_ready: Callable[[], None] | None) -> int:
         worker = Worker(options, built, sock, admin_sock=admin_sock, control=None, stamps=sources.stamps)
         _run(worker.run())
     else:
-        _run(Supervisor(options, config, sources, sock, admin_sock).run())
+        supervisor = Supervisor(options, config, sources, sock, admin_sock)
+        try:
+            _run(supervisor.run())
+        finally:
+            supervisor.close()
     return 0
 
 

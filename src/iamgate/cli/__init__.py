@@ -8,6 +8,7 @@ from iamgate import __version__
 from iamgate.cli.policy import policy
 from iamgate.cli.policy_lint import lint
 from iamgate.cli.serve import config_group, serve
+from iamgate.cli.usage import usage
 
 __all__ = ["main"]
 
@@ -22,6 +23,7 @@ policy.add_command(lint)
 cli.add_command(policy)
 cli.add_command(serve)
 cli.add_command(config_group)
+cli.add_command(usage)
 
 
 def main() -> None:

@@ -39,6 +39,14 @@ from iamgate.config.model import (
     StageConfig,
     UpstreamSettings,
 )
+from iamgate.config.throttle import (
+    Limit,
+    read_limit,
+    read_method_limits,
+    read_rate_limit,
+    read_throttling,
+    read_usage_plans,
+)
 from iamgate.pipeline.routing import METHODS, ResourceTree, TemplateError, parse_template
 from iamgate.policy import ApiRef, Diagnostic, Location, Severity, prepare
 from iamgate.policy.diagnostics import did_you_mean, pointer_join
@@ -672,7 +680,15 @@ def _api(
                 log_format = None
                 if sraw is not None:
                     smap = r.mapping(
-                        sraw, sp, f"stage {sname}", {"variables": False, "access_log_format": False}
+                        sraw,
+                        sp,
+                        f"stage {sname}",
+                        {
+                            "variables": False,
+                            "access_log_format": False,
+                            "throttling": False,
+                            "method_throttling": False,
+                        },
                     )
                     if smap is None:
                         continue
@@ -697,7 +713,15 @@ def _api(
                                 variables[str(vname)] = str(vvalue)
                     if smap.get("access_log_format") is not None:
                         log_format = _log_format(r, smap["access_log_format"], f"{sp}/access_log_format")
-                stages[sname] = StageConfig(sname, variables, log_format)
+                throttle_default = None
+                method_limits: dict[str, Limit] = {}
+                if sraw is not None and smap is not None:
+                    if "throttling" in smap:
+                        throttle_default = read_limit(r, smap["throttling"], f"{sp}/throttling", "throttling")
+                    method_limits = read_method_limits(
+                        r, smap.get("method_throttling"), f"{sp}/method_throttling"
+                    )
+                stages[sname] = StageConfig(sname, variables, log_format, throttle_default, method_limits)
     routes: list[RouteConfig] = []
     seen: dict[tuple[str, str], str] = {}
     tree: ResourceTree[None] = ResourceTree()  # the snapshot's tree: what it refuses is an error here
@@ -717,6 +741,7 @@ def _api(
                     "authorizer": False,
                     "api_key_required": False,
                     "authorization_scopes": False,
+                    "rate_limit": False,
                 },
             )
             if rm is None or not {"path", "method", "integration"} <= set(rm):
@@ -785,7 +810,12 @@ def _api(
                     "of a resource; use the same name in every route through it",
                 )
                 continue
-            routes.append(RouteConfig(path, method, integration, auth, authorizer, key_required, scopes))
+            rate_limit = (
+                read_rate_limit(r, rm["rate_limit"], f"{rp}/rate_limit") if "rate_limit" in rm else None
+            )
+            routes.append(
+                RouteConfig(path, method, integration, auth, authorizer, key_required, scopes, rate_limit)
+            )
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
     return ApiConfig(
@@ -886,13 +916,22 @@ def parse_config(
         doc.data,
         "",
         "the configuration",
-        {"gateway": False, "apis": True, "identities": False, "api_keys": False},
+        {
+            "gateway": False,
+            "apis": True,
+            "identities": False,
+            "api_keys": False,
+            "throttling": False,
+            "usage_plans": False,
+        },
     )
     if top is None:
         return None, diags + r.diags
     settings = _settings(r, top.get("gateway"))
     store = read_identities(r, top.get("identities"), r.base_dir, settings.max_policy_chars)
     api_keys = read_api_keys(r, top.get("api_keys"), r.base_dir)
+    throttling = read_throttling(r, top.get("throttling"))
+    plans = read_usage_plans(r, top.get("usage_plans"), {k.id for k in api_keys})
     watched: list[str] = []
     apis: list[ApiConfig] = []
     ids: dict[str, int] = {}
@@ -910,6 +949,15 @@ def parse_config(
             continue
         ids[api.id] = i
         apis.append(api)
+    stage_names = {(api.id, stage) for api in apis for stage in api.stages}
+    for i, plan in enumerate(plans):
+        for j, st in enumerate(plan.stages):
+            if (st.api, st.stage) not in stage_names:
+                r.report(
+                    "invalid-value",
+                    f"/usage_plans/{i}/api_stages/{j}",
+                    f"usage plan '{plan.id}' names {st.api}/{st.stage}, which is not a configured API stage",
+                )
     diags += r.diags
     if any(d.is_error for d in diags):
         return None, diags
@@ -925,9 +973,10 @@ def parse_config(
                 source,
             )
         )
-    return GatewayConfig(
-        settings, tuple(apis), source, (source, *watched), AuthSettings(store, api_keys)
-    ), diags
+    config = GatewayConfig(
+        settings, tuple(apis), source, (source, *watched), AuthSettings(store, api_keys), throttling, plans
+    )
+    return config, diags
 
 
 def load_config(

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from iamgate.config.auth import AuthorizerConfig, AuthSettings
+from iamgate.config.throttle import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.policy import CompiledPolicy
 
 __all__ = [
@@ -94,6 +95,9 @@ class RouteConfig:
     authorizer: str | None = None  # the name of one of the API's authorizers
     api_key_required: bool = False
     authorization_scopes: tuple[str, ...] = ()
+    rate_limit: RateLimitRule | None = (
+        None  # iamgate's extension: a limit per client, caller or context value
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,8 @@ class StageConfig:
     name: str
     variables: dict[str, str]
     access_log_format: str | None = None
+    throttle: Limit | None = None  # every method's default limit (API Gateway's methodSettings */*)
+    method_throttle: dict[str, Limit] = field(default_factory=dict)  # "/pets/GET" -> limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +130,5 @@ class GatewayConfig:
     source: str | None = None  # the file it came from
     watched: tuple[str, ...] = ()  # files whose change triggers a reload (config + policy files)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    throttling: ThrottleSettings = field(default_factory=ThrottleSettings)
+    usage_plans: tuple[UsagePlan, ...] = ()

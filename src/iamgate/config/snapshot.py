@@ -26,9 +26,11 @@ from iamgate.config.model import (
     Network,
     StageConfig,
 )
+from iamgate.config.throttle import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.pipeline.paths import encode_segment
 from iamgate.pipeline.routing import ResourceTree
 from iamgate.policy import ApiRef, CompiledPolicy
+from iamgate.throttle.backend import Bucket
 
 __all__ = ["ApiRuntime", "ProxyTarget", "RouteRuntime", "Snapshot", "build_snapshot"]
 
@@ -75,6 +77,7 @@ class RouteRuntime:
     authorizer: str | None = None
     api_key_required: bool = False
     scopes: tuple[str, ...] = ()
+    rate_limit: RateLimitRule | None = None
     _targets: dict[str, ProxyTarget] = field(default_factory=dict)
 
     def target(self, stage: StageConfig) -> ProxyTarget:
@@ -194,10 +197,43 @@ class Snapshot:
     loaded_at: float
     auth: AuthSettings = field(default_factory=AuthSettings)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)  # by value
+    limits: Limits | None = None  # None: nothing is throttled
 
     def key_allowed(self, key: ApiKey, api_id: str, stage: str) -> bool:
-        """Whether an API key may be used on this API stage (usage plans, when configured)."""
-        return True
+        """Whether an API key may be used on this API stage: once usage plans are configured, only
+        keys of a plan that covers the stage are (spec gateway §7.2)."""
+        if self.limits is None or not self.limits.plans:
+            return True
+        return self.limits.plan_for(key.id, api_id, stage) is not None
+
+
+class Limits:
+    """The throttling configuration, indexed for the throttle stage."""
+
+    def __init__(self, settings: ThrottleSettings, plans: tuple[UsagePlan, ...], enabled: bool) -> None:
+        self.settings = settings
+        self.fail_open = settings.fail_open
+        self.plans = plans
+        self.account = Bucket("account", settings.account.rate, settings.account.burst) if enabled else None
+        self._by_key: dict[tuple[str, str, str], UsagePlan] = {}
+        self._methods: dict[tuple[str, str, str], dict[str, Limit]] = {}
+        for plan in plans:
+            for st in plan.stages:
+                self._methods[(plan.id, st.api, st.stage)] = st.methods
+                for key in plan.keys:
+                    self._by_key[(key, st.api, st.stage)] = plan
+
+    def plan_for(self, key_id: str, api_id: str, stage: str) -> UsagePlan | None:
+        return self._by_key.get((key_id, api_id, stage))
+
+    def plan_method_limit(
+        self, plan: UsagePlan, api_id: str, stage: str, method_key: str, route_method: str
+    ) -> Limit | None:
+        methods = self._methods.get((plan.id, api_id, stage))
+        if not methods:
+            return None
+        resource = method_key.rsplit("/", 1)[0]
+        return methods.get(method_key) or methods.get(f"{resource}/{route_method}")
 
 
 class JwtAuthorizer:
@@ -280,6 +316,7 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
                     route.authorizer,
                     route.api_key_required,
                     route.authorization_scopes,
+                    route.rate_limit,
                 ),
             )
         ref = ApiRef(settings.region, settings.account_id, api.id)
@@ -308,4 +345,15 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
         time.time(),
         config.auth,
         {key.value: key for key in config.auth.api_keys},
+        _limits(config),
     )
+
+
+def _limits(config: GatewayConfig) -> Limits | None:
+    """Throttling applies when configured: a ``throttling`` section, usage plans, stage or route limits."""
+    explicit = config.throttling.configured
+    staged = any(st.throttle or st.method_throttle for api in config.apis for st in api.stages.values())
+    routed = any(route.rate_limit for api in config.apis for route in api.routes)
+    if not (explicit or config.usage_plans or staged or routed):
+        return None
+    return Limits(config.throttling, config.usage_plans, explicit)

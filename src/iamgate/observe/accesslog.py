@@ -2,7 +2,8 @@
 
 The default line is JSON whose keys are API Gateway's ``$context`` variable names
 (``requestId``, ``identity.sourceIp``, ``resourcePath``, ``error.responseType`` ...) plus the
-policy decision (``decision``, ``decision.statements``, ``decision.mode``). A stage may give an
+policy decision (``decision``, ``decision.statements``, ``decision.mode``) and, for a request
+a limit refused, ``throttle.level``. A stage may give an
 AWS-style template instead (``$context.requestId $context.status ...``); a variable without a
 value renders as ``-`` as on AWS. Lines are buffered and written at most every 100 ms or every
 64 KiB, so logging costs no system call per request.
@@ -76,6 +77,8 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
         out["error.messageString"] = orjson.dumps(ex.error_message).decode()
     if ex.response_type is not None:
         out["error.responseType"] = ex.response_type
+    if ex.throttled_by is not None:
+        out["throttle.level"] = ex.throttled_by  # iamgate's: which limit refused (docs/throttling.md)
     decision = ex.decision
     if decision is not None:
         out["decision"] = decision.effect.value

@@ -26,6 +26,12 @@ _HELP = {
     "iamgate_config_version": ("gauge", "Version number of the configuration being served."),
     "iamgate_connections": ("gauge", "Open client connections."),
     "iamgate_requests_in_flight": ("gauge", "Requests being served."),
+    "iamgate_throttled_total": ("counter", "Requests refused (429) by a rate limit, by level."),
+    "iamgate_quota_exceeded_total": ("counter", "Requests refused (429): a usage plan quota ran out."),
+    "iamgate_throttle_backend_fallbacks_total": (
+        "counter",
+        "Requests decided by the fail mode (open or closed) because the throttle backend failed.",
+    ),
 }
 
 

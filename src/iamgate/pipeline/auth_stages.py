@@ -97,7 +97,9 @@ def authenticate(ex: Exchange) -> StageResult:
 
 def _sigv4(ex: Exchange) -> StageResult:
     headers = _wire_headers(ex)
-    if not is_signed(headers, ex.query):
+    # Any Authorization header is read as SigV4, as AWS does (a bearer token gets the parse error,
+    # spec gateway 1.2 and 4.4); only a request with neither it nor a presigned query is unsigned.
+    if b"authorization" not in ex.hmap and not is_signed(headers, ex.query):
         return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
     if ex.body is None and needs_body(headers, ex.query):
         return NEED_BODY
@@ -174,7 +176,7 @@ def _custom(ex: Exchange) -> StageResult:
 
 async def _run_custom(ex: Exchange, authorizer: Any, request_facts: RequestFacts) -> R.GatewayResponse | None:
     try:
-        result = await authorizer.authorize(request_facts, ex.pools)
+        result = await authorizer.authorize(request_facts, ex.gateway.pools)
     except Unauthorized as exc:
         ex.authorizer_error = str(exc)
         return _unauthorized()

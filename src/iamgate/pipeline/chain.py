@@ -1,6 +1,6 @@
 """The order of the stages: data, visible in one place (docs/architecture.md shows it too).
 
-route -> context -> authenticate -> authorize -> api_key -> (the integration)
+route -> context -> authenticate -> authorize -> api_key -> throttle -> (the integration)
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from iamgate.pipeline import responses as R
 from iamgate.pipeline.auth_stages import api_key, authenticate, authorize
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.stages import context, route
+from iamgate.pipeline.throttle_stage import throttle
 
 __all__ = ["STAGES", "Stage"]
 
 Stage = Callable[[Exchange], "R.GatewayResponse | object | Awaitable[R.GatewayResponse | None] | None"]
 
-STAGES: tuple[Stage, ...] = (route, context, authenticate, authorize, api_key)
+STAGES: tuple[Stage, ...] = (route, context, authenticate, authorize, api_key, throttle)

@@ -67,7 +67,8 @@ class Exchange:
     vpce_id: str | None = None
     extra: dict[str, Any] | None = None
     body: bytes | None = None  # the whole request body, when a stage needed it (SigV4)
-    pools: Any = None  # the upstream pools, for stages that call out (authorizers)
+    gateway: Any = None  # the process's GatewayState: pools, throttle backend, metrics
+    throttled_by: str | None = None
     identity: Identity | None = None  # the SigV4-authenticated caller
     identity_decision: Decision | None = None  # its identity policies, or the authorizer's policy
     authorizer: AuthorizerResult | None = None  # a Lambda-style authorizer's answer

@@ -1,0 +1,172 @@
+"""The throttle stage: usage plans, stage and method limits, the account limit, per-route limits.
+
+The levels, in API Gateway's order (spec gateway §7.3), each a token bucket the request must get
+a token from (all or nothing, see ``throttle.backend``):
+
+1. the usage plan of the request's API key (only on methods that require a key): the plan's
+   per-method limit for this method, or else the plan's own limit, shared by the key across the
+   plan's stages; then the plan's quota;
+2. the stage's limit for this method (``method_throttling``), or else the stage's default
+   (``throttling``), one bucket per method;
+3. the account limit (``throttling.account``, API Gateway's default 10,000/s with a burst of 5,000);
+4. iamgate's extension, ``rate_limit`` on a route: a bucket per client address, per caller or per
+   authorizer context value.
+
+Nothing is counted when ``throttling`` is absent from the configuration and no usage plan or
+route limit applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from iamgate.pipeline import responses as R
+from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.mapping import authorizer_values
+from iamgate.throttle.backend import Bucket, Quota, Verdict
+
+__all__ = ["throttle"]
+
+_BACKEND_FAILED = Verdict(False, "backend")
+
+
+def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayResponse | None] | None:
+    snap = ex.snapshot
+    limits = snap.limits
+    if limits is None:
+        return None
+    api, stage, route = ex.api, ex.stage, ex.route
+    assert api is not None  # route ran first
+    assert stage is not None
+    assert route is not None
+    method_key = f"{route.resource_path}/{ex.method}"
+    buckets: list[Bucket] = []
+    levels: list[str] = []
+    quota = None
+    usage = None
+    fail_open = limits.fail_open
+    plan = None
+    key = ex.api_key
+    if key is not None and route.api_key_required:
+        plan = limits.plan_for(key.id, api.id, stage.name)
+    if plan is not None:
+        fail_open = plan.fail_open
+        per_method = limits.plan_method_limit(plan, api.id, stage.name, method_key, route.method)
+        if per_method is not None:
+            buckets.append(
+                Bucket(
+                    f"plan:{plan.id}:{key.id}:{api.id}:{stage.name}:{method_key}",  # type: ignore[union-attr]
+                    per_method.rate,
+                    per_method.burst,
+                )
+            )
+            levels.append("usage-plan-method")
+        elif plan.throttle is not None:
+            buckets.append(Bucket(f"plan:{plan.id}:{key.id}", plan.throttle.rate, plan.throttle.burst))  # type: ignore[union-attr]
+            levels.append("usage-plan")
+        if plan.quota is not None:
+            start, end, limit = plan.quota.window(ex.wall)
+            quota = Quota(f"quota:{plan.id}:{key.id}", limit, start, end)  # type: ignore[union-attr]
+        usage = f"usage:{plan.id}:{key.id}"  # type: ignore[union-attr]
+    stage_limit = (
+        stage.method_throttle.get(method_key)
+        or stage.method_throttle.get(f"{route.resource_path}/{route.method}")
+        or stage.method_throttle.get("/*/*")
+        or stage.throttle
+    )
+    if stage_limit is not None:
+        buckets.append(
+            Bucket(f"stage:{api.id}:{stage.name}:{method_key}", stage_limit.rate, stage_limit.burst)
+        )
+        levels.append("stage")
+    if limits.account is not None:
+        buckets.append(limits.account)
+        levels.append("account")
+    rule = route.rate_limit
+    if rule is not None:
+        value = _rule_value(ex, rule.by)
+        if value is not None:
+            buckets.append(
+                Bucket(
+                    f"route:{api.id}:{stage.name}:{method_key}:{rule.by}:{value}",
+                    rule.limit.rate,
+                    rule.limit.burst,
+                )
+            )
+            levels.append(f"route-{rule.by.split('.')[0]}")
+    if not buckets and quota is None and usage is None:
+        return None
+    backend = ex.gateway.throttler
+    result = backend.check(buckets, quota, ex.wall, usage)
+    if type(result) is Verdict:
+        return _answer(ex, result, levels, plan, quota, fail_open)
+    done: asyncio.Future[Verdict] = result
+    out: asyncio.Future[R.GatewayResponse | None] = done.get_loop().create_future()
+
+    def relay(f: asyncio.Future[Verdict]) -> None:
+        if out.done():
+            return
+        failed = f.cancelled() or f.exception() is not None
+        verdict = _BACKEND_FAILED if failed else f.result()
+        out.set_result(_answer(ex, verdict, levels, plan, quota, fail_open))
+
+    done.add_done_callback(relay)
+    return out
+
+
+def _rule_value(ex: Exchange, by: str) -> str | None:
+    if by == "ip":
+        return ex.source_ip
+    if by == "principal":
+        if ex.identity is not None:
+            return ex.identity.caller_arn
+        if ex.authorizer is not None:
+            return ex.authorizer.principal_id
+        if ex.claims is not None:
+            sub = ex.claims.claims.get("sub")
+            return str(sub) if sub is not None else None
+        return "anonymous"
+    return authorizer_values(ex).get(by[len("context.authorizer.") :])
+
+
+def _answer(
+    ex: Exchange, verdict: Verdict, levels: list[str], plan: Any, quota: Quota | None, fail_open: bool
+) -> R.GatewayResponse | None:
+    if verdict.allowed:
+        return None
+    metrics = ex.gateway.metrics
+    api = ex.api.id if ex.api is not None else "-"
+    stage = ex.stage.name if ex.stage is not None else "-"
+    if verdict.failed == "backend":
+        mode = "open" if fail_open else "closed"
+        metrics.inc("iamgate_throttle_backend_fallbacks_total", (("api", api), ("mode", mode)))
+        if fail_open:
+            return None
+        ex.throttled_by = "backend-unavailable"
+        return _with_retry(R.gateway_error(R.THROTTLED), "1")
+    if verdict.failed == "quota":
+        metrics.inc(
+            "iamgate_quota_exceeded_total",
+            (("api", api), ("stage", stage), ("plan", plan.id if plan is not None else "-")),
+        )
+        ex.throttled_by = "quota"
+        wait = quota.end - ex.wall if quota is not None else verdict.retry_after
+        return _with_retry(R.gateway_error(R.QUOTA_EXCEEDED), str(max(1, math.ceil(wait))))
+    retry = str(max(1, math.ceil(verdict.retry_after))) if math.isfinite(verdict.retry_after) else "3600"
+    level = levels[verdict.index] if 0 <= verdict.index < len(levels) else "unknown"
+    metrics.inc("iamgate_throttled_total", (("api", api), ("stage", stage), ("level", level)))
+    ex.throttled_by = level
+    return _with_retry(R.gateway_error(R.THROTTLED), retry)
+
+
+def _with_retry(response: R.GatewayResponse, seconds: str) -> R.GatewayResponse:
+    return R.GatewayResponse(
+        response.status,
+        response.body,
+        (*response.headers, ("Retry-After", seconds)),
+        response.response_type,
+        response.error_type,
+        response.message,
+    )

@@ -1,0 +1,1 @@
+"""Rate limits and quotas: token buckets and quota windows, in memory or in Redis."""
