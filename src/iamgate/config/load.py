@@ -33,6 +33,7 @@ from iamgate.config.model import (
     GatewaySettings,
     HttpProxyIntegration,
     IPNetwork,
+    ManagementSettings,
     MockIntegration,
     Network,
     RouteConfig,
@@ -59,6 +60,8 @@ POLICY_MODES = ("enforce", "report")
 INTEGRATION_TYPES = ("HTTP_PROXY", "MOCK")
 _API_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_DEPLOYMENT = re.compile(r"[A-Za-z0-9]{1,64}")
+_STORE_URL = re.compile(r"(sqlite:///.+|postgres(ql)?://.+)")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 _STAGE_VAR = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
@@ -601,11 +604,21 @@ def _api(
             "routes": True,
             "authorizers": False,
             "api_key_source": False,
+            "deployment": False,
         },
     )
     if m is None:
         return None
     before = len([d for d in r.diags if d.is_error])
+    deployment = None
+    if "deployment" in m:
+        deployment = r.string(
+            m["deployment"],
+            f"{ptr}/deployment",
+            "deployment",
+            pattern=_DEPLOYMENT,
+            help="letters and digits, as API Gateway's deployment ids (e.g. a1b2c3)",
+        )
     api_id = (
         r.string(
             m["id"],
@@ -829,7 +842,39 @@ def _api(
         tuple(routes),
         authorizers,
         key_source,
+        deployment,
     )
+
+
+def _management(r: _Reader, raw: object) -> ManagementSettings:
+    if raw is None:
+        return ManagementSettings()
+    m = r.mapping(raw, "/management", "management", {"enabled": False, "authentication": False})
+    if m is None:
+        return ManagementSettings()
+    enabled = r.boolean(m["enabled"], "/management/enabled", "enabled") if "enabled" in m else True
+    authentication = "sigv4"
+    if "authentication" in m:
+        authentication = (
+            r.string(
+                m["authentication"], "/management/authentication", "authentication", choices=("sigv4", "none")
+            )
+            or authentication
+        )
+    return ManagementSettings(enabled is not False, authentication)
+
+
+def _deployment_clash(api: ApiConfig, others: list[ApiConfig]) -> str | None:
+    """Why ``api`` cannot be served beside the earlier entries of its id, or None."""
+    for other in others:
+        if api.deployment is None or other.deployment is None:
+            return ""
+        if other.deployment == api.deployment:
+            return f" as deployment '{api.deployment}'"
+        shared = sorted(set(other.stages) & set(api.stages))
+        if shared:
+            return f", whose deployment '{other.deployment}' also serves stage(s) {', '.join(shared)}"
+    return None
 
 
 def _route_auth(
@@ -923,14 +968,27 @@ def parse_config(
             "api_keys": False,
             "throttling": False,
             "usage_plans": False,
+            "store": False,
+            "management": False,
         },
     )
     if top is None:
         return None, diags + r.diags
     settings = _settings(r, top.get("gateway"))
-    store = read_identities(r, top.get("identities"), r.base_dir, settings.max_policy_chars)
+    identities = read_identities(r, top.get("identities"), r.base_dir, settings.max_policy_chars)
     api_keys = read_api_keys(r, top.get("api_keys"), r.base_dir)
     throttling = read_throttling(r, top.get("throttling"))
+    store = None
+    if top.get("store") is not None:
+        store = r.string(
+            top["store"],
+            "/store",
+            "store",
+            pattern=_STORE_URL,
+            help="sqlite:///FILE (relative to this file), sqlite:////ABSOLUTE/FILE or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+        )
+    management = _management(r, top.get("management"))
     plans = read_usage_plans(r, top.get("usage_plans"), {k.id for k in api_keys})
     watched: list[str] = []
     apis: list[ApiConfig] = []
@@ -943,11 +1001,18 @@ def parse_config(
         if api is None:
             continue
         if api.id in ids:
-            r.report(
-                "duplicate-id", f"/apis/{i}/id", f"API id '{api.id}' is already used by API {ids[api.id]}"
-            )
-            continue
-        ids[api.id] = i
+            clash = _deployment_clash(api, [a for a in apis if a.id == api.id])
+            if clash is not None:
+                r.report(
+                    "duplicate-id",
+                    f"/apis/{i}/id",
+                    f"API id '{api.id}' is already used by API {ids[api.id]}{clash}",
+                    "an API appears more than once only as several deployments: give each entry a "
+                    "different 'deployment' and stages of its own",
+                )
+                continue
+        else:
+            ids[api.id] = i
         apis.append(api)
     stage_names = {(api.id, stage) for api in apis for stage in api.stages}
     for i, plan in enumerate(plans):
@@ -962,7 +1027,7 @@ def parse_config(
     if any(d.is_error for d in diags):
         return None, diags
     uses_iam = any(route.authorization == "AWS_IAM" for api in apis for route in api.routes)
-    if uses_iam and not len(store):
+    if uses_iam and not len(identities):
         diags.append(
             Diagnostic(
                 "config.no-identities",
@@ -974,7 +1039,15 @@ def parse_config(
             )
         )
     config = GatewayConfig(
-        settings, tuple(apis), source, (source, *watched), AuthSettings(store, api_keys), throttling, plans
+        settings,
+        tuple(apis),
+        source,
+        (source, *watched),
+        AuthSettings(identities, api_keys),
+        throttling,
+        plans,
+        store,
+        management,
     )
     return config, diags
 

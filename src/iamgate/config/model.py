@@ -15,6 +15,7 @@ __all__ = [
     "GatewayConfig",
     "GatewaySettings",
     "HttpProxyIntegration",
+    "ManagementSettings",
     "MockIntegration",
     "Network",
     "RouteConfig",
@@ -121,6 +122,17 @@ class ApiConfig:
     routes: tuple[RouteConfig, ...]
     authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
     api_key_source: str = "HEADER"  # or AUTHORIZER
+    # the deployment this entry is (stores: one entry per deployment that a stage serves; an API
+    # id appears once per deployment, each with its own stages)
+    deployment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementSettings:
+    """The management API (docs/management.md), served on the admin port when a store is set."""
+
+    enabled: bool = True
+    authentication: str = "sigv4"  # or "none": only when the admin port listens on loopback
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +144,5 @@ class GatewayConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     throttling: ThrottleSettings = field(default_factory=ThrottleSettings)
     usage_plans: tuple[UsagePlan, ...] = ()
+    store: str | None = None  # the store URL (sqlite:///FILE, postgresql://...), as written
+    management: ManagementSettings = field(default_factory=ManagementSettings)

@@ -131,6 +131,9 @@ class ApiRuntime:
     config: ApiConfig
     authorizers: dict[str, Any] = field(default_factory=dict)  # name -> CustomAuthorizer | JwtAuthorizer
     api_key_source: str = "HEADER"
+    # stage name -> the deployment serving it, when the API has several (an API id's first entry
+    # answers for all of its stages; routing then switches to the stage's deployment)
+    by_stage: dict[str, ApiRuntime] = field(default_factory=dict)
 
 
 class _NetworkMap:
@@ -320,7 +323,7 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
                 ),
             )
         ref = ApiRef(settings.region, settings.account_id, api.id)
-        apis[api.id] = ApiRuntime(
+        runtime = ApiRuntime(
             api.id,
             api.name,
             api.endpoint_type,
@@ -334,6 +337,16 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
             {name: build_authorizer(cfg, None) for name, cfg in api.authorizers.items()},
             api.api_key_source,
         )
+        front = apis.get(api.id)
+        if front is None:
+            apis[api.id] = runtime
+        else:  # another deployment of the same API: its stages route to it
+            if not front.by_stage:
+                front.stages = dict(front.stages)
+                front.by_stage = dict.fromkeys(front.stages, front)
+            for name in api.stages:
+                front.stages[name] = api.stages[name]
+                front.by_stage[name] = runtime
     default = next(iter(apis.values())) if len(apis) == 1 else None
     return Snapshot(
         settings,

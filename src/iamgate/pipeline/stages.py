@@ -113,6 +113,9 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     stage = api.stages.get(segments[0])
     if stage is None:
         return _unmatched(ex)
+    if api.by_stage:  # several deployments of this API: the stage's own
+        api = api.by_stage[stage.name]
+        ex.api = api
     ex.stage = stage
     rest = segments[1:]
     match = api.tree.match(rest, ex.method)

@@ -1,0 +1,53 @@
+"""Durable storage for the management API: SQLite (embedded default) or PostgreSQL (a fleet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iamgate.store.base import ConflictError, Doc, Served, Store, StoreError, Transaction, Watch, mask
+
+__all__ = [
+    "ConflictError",
+    "Doc",
+    "Served",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "Watch",
+    "mask",
+    "open_store",
+]
+
+
+def open_store(url: str, base_dir: Path | None = None) -> Store:
+    """Open (creating and migrating as needed) the store at ``url``:
+
+    * ``sqlite:///relative/path.db`` (relative to ``base_dir``, or the working directory) or
+      ``sqlite:////absolute/path.db``;
+    * ``postgresql://user:password@host:5432/database`` (needs the ``postgres`` extra: psycopg).
+
+    Raises :class:`StoreError` with a message fit for an operator.
+    """
+    if url.startswith("sqlite:///"):
+        from iamgate.store.sqlite import SqliteStore  # noqa: PLC0415 - by scheme
+
+        raw = url[len("sqlite:///") :]
+        if not raw:
+            raise StoreError(f"{url}: no file name (sqlite:///iamgate.db, or sqlite:////abs/path.db)")
+        path = Path(raw)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        sqlite: Store = SqliteStore(path, url)
+        return sqlite
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from iamgate.store.postgres import PostgresStore  # noqa: PLC0415 - optional dependency
+        except ImportError as exc:
+            raise StoreError(
+                f"{mask(url)}: PostgreSQL stores need psycopg: pip install 'iamgate[postgres]' ({exc})"
+            ) from None
+        store: Store = PostgresStore(url)
+        return store
+    raise StoreError(
+        f"{mask(url)}: not a store URL; use sqlite:///FILE or postgresql://USER@HOST:PORT/DATABASE"
+    )

@@ -1,0 +1,134 @@
+"""What a store is: durable objects of the management API, in transactions, with change notices.
+
+A store keeps **objects**: JSON documents identified by ``(kind, api_id, id)``; ``api_id`` is
+``""`` for objects that belong to no API. The kinds and their documents:
+
+==============  ==================  ==============================================================
+kind            key                 document
+==============  ==================  ==============================================================
+``restapi``     ("", api id)        the draft of a REST API, in the management API's shape
+                                    (``iamgate.management``): what edits change
+``deployment``  (api id, dep. id)   ``{"id", "description", "createdDate", "definition"}``; the
+                                    definition is the API as a configuration file's ``apis``
+                                    entry without ``stages`` (docs/configuration.md). Immutable.
+``stage``       (api id, name)      ``{"stageName", "deploymentId", "description", "createdDate",
+                                    "lastUpdatedDate", "config"}``; ``config`` is the stage as a
+                                    configuration file's stage entry (variables, throttling, ...)
+``apikey``      ("", key id)        a configuration file's ``api_keys`` entry plus
+                                    ``createdDate``/``lastUpdatedDate``/``description``
+``usageplan``   ("", plan id)       a configuration file's ``usage_plans`` entry plus
+                                    ``description``
+==============  ==================  ==============================================================
+
+What the gateway serves is composed from stages, their deployments, API keys and usage plans
+(:func:`iamgate.store.compose.served_config`), never from drafts: editing an API changes
+nothing until a deployment is created and a stage points at it, as on API Gateway.
+
+Every transaction that writes increments the store's **generation** when it commits; watchers
+are told of new generations (PostgreSQL: ``LISTEN``/``NOTIFY``; SQLite: polling), and a reader
+takes everything it serves from one read transaction, so a half-written change is never seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = [
+    "KINDS",
+    "ConflictError",
+    "Doc",
+    "Served",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "Watch",
+    "mask",
+]
+
+KINDS = ("restapi", "deployment", "stage", "apikey", "usageplan")
+
+Doc = dict[str, Any]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (unreachable, wrong schema, bad URL)."""
+
+
+class ConflictError(StoreError):
+    """A write lost a race it must not silently win (e.g. creating an object that exists)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Everything the gateway serves, read in one transaction."""
+
+    generation: int
+    stages: list[tuple[str, str, Doc]]  # (api id, stage name, stage document)
+    deployments: dict[tuple[str, str], Doc]  # (api id, deployment id) -> deployment document
+    api_keys: list[Doc]
+    usage_plans: list[Doc]
+
+
+class Transaction(Protocol):
+    """One transaction: reads see a consistent state; writes commit together or not at all."""
+
+    def get(self, kind: str, api_id: str, id: str) -> Doc | None: ...
+
+    def list(self, kind: str, api_id: str | None = None) -> list[tuple[str, str, Doc]]:
+        """``(api_id, id, document)`` of every object of ``kind`` (of one API when given), ordered
+        by api id, then id."""
+        ...
+
+    def insert(self, kind: str, api_id: str, id: str, doc: Doc) -> None:
+        """Create an object; :class:`ConflictError` if it exists."""
+        ...
+
+    def put(self, kind: str, api_id: str, id: str, doc: Doc) -> None:
+        """Create or replace an object."""
+        ...
+
+    def delete(self, kind: str, api_id: str, id: str) -> bool:
+        """Remove an object; whether it existed."""
+        ...
+
+    def delete_api(self, api_id: str) -> int:
+        """Remove an API's draft and everything that belongs to it; how many objects."""
+        ...
+
+
+class Watch(Protocol):
+    def stop(self) -> None: ...
+
+
+class Store(Protocol):
+    url: str  # as given, with any password masked
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A read-write transaction; committed when the block ends normally, rolled back when it
+        raises. Concurrent writers are serialised (one waits for the other)."""
+        ...
+
+    def served(self) -> Served: ...
+
+    def generation(self) -> int: ...
+
+    def watch(self, on_change: Callable[[int], None]) -> Watch:
+        """Call ``on_change(generation)`` from a background thread within about 250 ms of every
+        commit that wrote (coalesced: a burst of commits may give one call)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def mask(url: str) -> str:
+    """A store URL fit for logs: the password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}@{host}"
