@@ -57,6 +57,7 @@ from iamgate.config.snapshot import Snapshot, build_snapshot
 from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.policy import Diagnostic, Location, Severity
 from iamgate.server import GatewayState
+from iamgate.store.link import StoreLink, extend_from_files
 from iamgate.throttle.memory import SharedMemoryBackend
 from iamgate.throttle.usage import UsageError, get_usage
 
@@ -80,6 +81,7 @@ class ServeOptions:
     workers: int = 1
     drain_timeout: float = 30.0
     watch: bool = True
+    store: str | None = None  # --store: overrides the configuration's store
 
 
 def _report(diags: list[Diagnostic]) -> None:
@@ -135,10 +137,16 @@ class Sources:
 
 
 def _load(
-    path: Path, given: dict[str, bytes] | None = None
+    path: Path, given: dict[str, bytes] | None = None, link: StoreLink | None = None, store: str | None = None
 ) -> tuple[GatewayConfig | None, list[Diagnostic], Sources]:
+    """Read and validate the configuration: from disk and the store (``link``), or (a worker)
+    exactly as the supervisor read them (``given``)."""
     sources = Sources(given)
-    config, diags = load_config(path, reader=sources)
+    if given is not None:
+        extend = extend_from_files(given, store)
+    else:
+        extend = (link or StoreLink(store)).extend(path.parent, sources.data)
+    config, diags = load_config(path, reader=sources, extend=extend)
     return config, diags, sources
 
 
@@ -191,8 +199,10 @@ class Worker:
         stamps: dict[str, Stamp] | None = None,
         first_id: object = None,
         shared_state: str | None = None,
+        link: StoreLink | None = None,
     ) -> None:
         self.options = options
+        self.link = link
         self.sock = sock
         self.admin_sock = admin_sock
         self.control = control
@@ -207,10 +217,28 @@ class Worker:
 
     def reload(self, reason: str) -> bool:
         """Read the files again (a process without a supervisor)."""
-        config, diags, sources = _load(self.options.config)
+        config, diags, sources = _load(self.options.config, link=self.link, store=self.options.store)
         if self.options.watch:
             self.watcher = _Watcher(sources.stamps)
-        return self._apply(config, diags, reason)
+        ok = self._apply(config, diags, reason)
+        if ok:
+            self._follow_store()
+        return ok
+
+    def _follow_store(self) -> None:
+        """Reload when the store changes (its URL may have changed with the configuration)."""
+        if self.link is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def changed(generation: int) -> None:  # on the store's watcher thread
+            loop.call_soon_threadsafe(self._store_changed, generation)
+
+        self.link.follow(changed)
+
+    def _store_changed(self, generation: int) -> None:
+        if not self.state.draining:
+            self.reload(f"store generation {generation}")
 
     def _apply(
         self, config: GatewayConfig | None, diags: list[Diagnostic], reason: str, version: int | None = None
@@ -261,6 +289,7 @@ class Worker:
         _unblock_signals()
         control = loop.create_task(self._serve_control()) if self.control is not None else None
         housekeeping = loop.create_task(self._housekeeping())
+        self._follow_store()
         await self.stopped.wait()
         housekeeping.cancel()
         if control is not None:
@@ -351,7 +380,7 @@ class Worker:
             return self.state.metrics.export()
         if op == "load":
             files = {name: base64.b64decode(data) for name, data in request["files"].items()}
-            config, diags, _ = _load(self.options.config, files)
+            config, diags, _ = _load(self.options.config, files, store=self.options.store)
             ok = self._apply(config, diags, "supervisor", int(request["version"]))
             return {"ok": ok, "version": self.state.snapshot.version}
         if op == "reopen":
@@ -382,8 +411,10 @@ class Supervisor:
         sources: Sources,
         sock: socket.socket,
         admin_sock: socket.socket | None,
+        link: StoreLink | None = None,
     ) -> None:
         self.options = options
+        self.link = link
         self.sock = sock
         self.admin_sock = admin_sock
         self.files = dict(sources.data)  # the last configuration that validated, as read
@@ -416,6 +447,7 @@ class Supervisor:
             str(self.options.drain_timeout),
             "--throttle-state",
             self.throttle_state,
+            *(["--store", self.options.store] if self.options.store else []),
         ]
         # the worker inherits the blocked signals and unblocks them once its handlers are in place
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -492,6 +524,7 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGINT, self.drain)
         loop.add_signal_handler(signal.SIGUSR1, self.reopen_logs)
         _unblock_signals()
+        self._follow_store()
         while True:
             await asyncio.sleep(WATCH_INTERVAL if not self.draining else 0.05)
             self.reap()
@@ -522,7 +555,7 @@ class Supervisor:
     def reload(self, reason: str) -> None:
         if self.draining:
             return
-        config, diags, sources = _load(self.options.config)
+        config, diags, sources = _load(self.options.config, link=self.link, store=self.options.store)
         if self.options.watch:
             self.watcher = _Watcher(sources.stamps)
         built = None if config is None else _build(config, self.options.config)
@@ -548,6 +581,21 @@ class Supervisor:
         request = self._load_request()
         for child in self.children.values():
             self._later(child, self._send_load(child, request))
+        self._follow_store()
+
+    def _follow_store(self) -> None:
+        if self.link is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def changed(generation: int) -> None:  # on the store's watcher thread
+            loop.call_soon_threadsafe(self._store_changed, generation)
+
+        self.link.follow(changed)
+
+    def _store_changed(self, generation: int) -> None:
+        if not self.draining:
+            self.reload(f"store generation {generation}")
 
     def reopen_logs(self) -> None:
         for child in self.children.values():
@@ -632,6 +680,7 @@ def _worker_main(argv: list[str]) -> int:
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--throttle-state")
+    parser.add_argument("--store")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -643,7 +692,7 @@ def _worker_main(argv: list[str]) -> int:
     if request.get("op") != "load":
         return 2  # the supervisor went away before sending the configuration
     files = {name: base64.b64decode(data) for name, data in request["files"].items()}
-    config, diags, _ = _load(Path(args.config), files)
+    config, diags, _ = _load(Path(args.config), files, store=args.store)
     built = None if config is None else _build(config, Path(args.config))
     if not isinstance(built, Snapshot):
         _report(diags if built is None else [*diags, built])
@@ -653,7 +702,9 @@ def _worker_main(argv: list[str]) -> int:
     sock = socket.socket(fileno=args.listen_fd)
     sock.setblocking(False)
     control.setblocking(False)
-    options = ServeOptions(Path(args.config), admin_port=None, drain_timeout=args.drain_timeout, watch=False)
+    options = ServeOptions(
+        Path(args.config), admin_port=None, drain_timeout=args.drain_timeout, watch=False, store=args.store
+    )
     built.version = int(request["version"])  # the supervisor's numbering, the same in every worker
     worker = Worker(
         options,
@@ -681,7 +732,15 @@ def serve(options: ServeOptions, *, on_ready: Callable[[], None] | None = None) 
 
 
 def _serve(options: ServeOptions, on_ready: Callable[[], None] | None) -> int:
-    config, diags, sources = _load(options.config)
+    link = StoreLink(options.store)
+    try:
+        return _serve_with(options, on_ready, link)
+    finally:
+        link.close()
+
+
+def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link: StoreLink) -> int:
+    config, diags, sources = _load(options.config, link=link, store=options.store)
     built = None if config is None else _build(config, options.config)
     if isinstance(built, Diagnostic):
         diags = [*diags, built]
@@ -718,10 +777,12 @@ def _serve(options: ServeOptions, on_ready: Callable[[], None] | None) -> int:
     if on_ready is not None:
         on_ready()
     if options.workers <= 1:
-        worker = Worker(options, built, sock, admin_sock=admin_sock, control=None, stamps=sources.stamps)
+        worker = Worker(
+            options, built, sock, admin_sock=admin_sock, control=None, stamps=sources.stamps, link=link
+        )
         _run(worker.run())
     else:
-        supervisor = Supervisor(options, config, sources, sock, admin_sock)
+        supervisor = Supervisor(options, config, sources, sock, admin_sock, link)
         try:
             _run(supervisor.run())
         finally:

@@ -49,6 +49,13 @@ __all__ = ["config_group", "serve"]
     help="Seconds to finish in-flight requests on SIGTERM.",
 )
 @click.option("--no-watch", is_flag=True, help="Do not reload when the configuration files change.")
+@click.option(
+    "--store",
+    "store",
+    default=None,
+    help="Serve the APIs of this store (sqlite:///FILE or postgresql://USER@HOST:PORT/DB) as well as "
+    "the file's; overrides the configuration's store. See docs/management.md.",
+)
 def serve(
     config_path: Path,
     host: str,
@@ -58,6 +65,7 @@ def serve(
     workers: int,
     drain_timeout: float,
     no_watch: bool,
+    store: str | None,
 ) -> None:
     """Run the gateway.
 
@@ -66,7 +74,7 @@ def serve(
     log on SIGUSR1.
     """
     options = ServeOptions(
-        config_path, host, port, admin_host, admin_port or None, workers, drain_timeout, not no_watch
+        config_path, host, port, admin_host, admin_port or None, workers, drain_timeout, not no_watch, store
     )
     sys.exit(run(options))
 

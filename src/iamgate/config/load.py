@@ -930,17 +930,58 @@ def _route_auth(
     return name, scopes, key_required
 
 
+class ExtendError(Exception):
+    """An ``extend`` step could not supply its part (e.g. the store is unreachable)."""
+
+
+# document -> (the document with more in it, pointer prefix -> where that part came from)
+Extend = Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str]]]
+
+
 def parse_config(
     text: str,
     *,
     source: str = "<config>",
     base_dir: Path | None = None,
     reader: Callable[[Path], bytes] | None = None,
+    extend: Extend | None = None,
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
     """Validate configuration text. The config is None when there is any error.
 
     Relative file names (``policy_file``, the access log) are relative to ``base_dir`` (default:
-    the working directory); ``reader`` reads policy files (default: from disk)."""
+    the working directory); ``reader`` reads policy files (default: from disk). ``extend`` adds to
+    the document before validation (a store's APIs, keys and plans, appended after the file's own
+    so that the file's parts keep their positions); diagnostics about what it added name where it
+    came from instead of a line."""
+    origins: dict[str, str] = {}
+    config, diags = _parse_document(text, source, base_dir, reader, extend, origins)
+    if origins:
+        diags = _relocate(diags, origins)
+    return config, diags
+
+
+def _relocate(diags: list[Diagnostic], origins: dict[str, str]) -> list[Diagnostic]:
+    out = []
+    for d in diags:
+        pointer = d.location.pointer
+        prefix = next((p for p in origins if pointer == p or pointer.startswith(p + "/")), None)
+        if prefix is None:
+            out.append(d)
+            continue
+        inner = pointer[len(prefix) :] or "/"
+        message = f"{origins[prefix]}: {d.message}"
+        out.append(Diagnostic(d.code, d.severity, message, Location(inner), d.help, "store"))
+    return out
+
+
+def _parse_document(
+    text: str,
+    source: str,
+    base_dir: Path | None,
+    reader: Callable[[Path], bytes] | None,
+    extend: Extend | None,
+    origins: dict[str, str],
+) -> tuple[GatewayConfig | None, list[Diagnostic]]:
     doc = load_yaml(text)
     diags = [d.with_source(source) for d in doc.diagnostics]
     if doc.data is None:
@@ -956,14 +997,24 @@ def parse_config(
                 )
             )
         return None, diags
+    data = doc.data
+    if extend is not None and isinstance(data, dict):
+        try:
+            data, added = extend(data)
+        except ExtendError as exc:
+            return None, [
+                *diags,
+                Diagnostic("config.store", Severity.ERROR, str(exc), Location("/store"), None, source),
+            ]
+        origins.update(added)
     r = _Reader(doc.positions, source, base_dir or Path.cwd(), reader or Path.read_bytes)
     top = r.mapping(
-        doc.data,
+        data,
         "",
         "the configuration",
         {
             "gateway": False,
-            "apis": True,
+            "apis": False,  # required unless a store serves the APIs (checked below)
             "identities": False,
             "api_keys": False,
             "throttling": False,
@@ -994,7 +1045,14 @@ def parse_config(
     apis: list[ApiConfig] = []
     ids: dict[str, int] = {}
     items = r.sequence(top.get("apis", []), "/apis", "apis") or []
-    if top.get("apis") == []:
+    if "apis" not in top and top.get("store") is None:
+        r.report(
+            "missing-key",
+            "",
+            "the configuration is missing 'apis'",
+            "list the APIs to serve, or name a store (store: sqlite:///iamgate.db) that holds them",
+        )
+    elif top.get("apis") == [] and top.get("store") is None:
         r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
     for i, raw in enumerate(items):
         api = _api(r, raw, f"/apis/{i}", settings, watched)
@@ -1053,9 +1111,10 @@ def parse_config(
 
 
 def load_config(
-    path: str | Path, reader: Callable[[Path], bytes] | None = None
+    path: str | Path, reader: Callable[[Path], bytes] | None = None, extend: Extend | None = None
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
-    """Read and validate a configuration file; ``reader`` reads it and the policy files it names."""
+    """Read and validate a configuration file; ``reader`` reads it and the policy files it names,
+    ``extend`` adds a store's objects (see :func:`parse_config`)."""
     p = Path(path)
     try:
         data = (reader or Path.read_bytes)(p)
@@ -1083,4 +1142,4 @@ def load_config(
                 str(p),
             )
         ]
-    return parse_config(text, source=str(p), base_dir=p.parent, reader=reader)
+    return parse_config(text, source=str(p), base_dir=p.parent, reader=reader, extend=extend)
