@@ -2,12 +2,15 @@
 
 Usage (as a -a row of ../shared/bench/proxy_anchor.sh; see docs/benchmarks.md):
     python bench/gateway_row.py PORT UPSTREAM POLICY [--log on|off] [--workers N] [--run DIR]
+        [--throttle off|memory|redis]
 
 POLICY: allow-all (no policy: a public API), small (../shared/bench/policies/small.json),
 large (large.json: 200 statements, 1,000 CIDRs) or localhost (allow-localhost-get-pets.json);
 every policy but allow-all also gets the statement that allows 127.0.0.1 to GET /pets/*, so the
 harness's readiness check passes. One API "petapi" (us-east-1, 123456789012), stage prod,
 route GET /pets/{id} -> HTTP_PROXY UPSTREAM/pets/{id}, exactly the request the harness sends.
+--throttle adds limits that never trigger (account + stage buckets), kept in memory or in Redis
+(IAMGATE_BENCH_REDIS, default redis://127.0.0.1:6379/15).
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ def policy_for(name: str) -> dict[str, object] | None:
     return doc
 
 
+def throttle_for(mode: str) -> tuple[dict[str, object], dict[str, object]]:
+    """(top-level ``throttling`` section, the stage's settings) for a throttle that never triggers:
+    the account bucket and a stage bucket, each far above any load a benchmark can offer."""
+    if mode == "off":
+        return {}, {}
+    never = {"rate": 1e9, "burst": 1_000_000_000}
+    section: dict[str, object] = {"account": never}
+    if mode == "redis":
+        url = os.environ.get("IAMGATE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
+        section.update({"backend": "redis", "redis": {"url": url}})
+    return {"throttling": section}, {"throttling": never}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
@@ -42,13 +58,15 @@ def main() -> None:
     parser.add_argument("policy", choices=["allow-all", "localhost", "small", "large"])
     parser.add_argument("--log", choices=["on", "off"], default="on")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--throttle", choices=["off", "memory", "redis"], default="off")
     parser.add_argument("--run", default=os.environ.get("TMPDIR", "/tmp"))
     args = parser.parse_args()
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
+    top, stage = throttle_for(args.throttle)
     api: dict[str, object] = {
         "id": "petapi",
-        "stages": {"prod": {}},
+        "stages": {"prod": stage},
         "routes": [
             {
                 "path": "/pets/{id}",
@@ -70,6 +88,7 @@ def main() -> None:
             else None,
         },
         "apis": [api],
+        **top,
     }
     path = run / f"iamgate-{args.port}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -24,7 +24,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway_row import policy_for
+from gateway_row import policy_for, throttle_for
 from iamgate.config.load import parse_config
 from iamgate.config.snapshot import build_snapshot
 from iamgate.server import DownstreamConnection, GatewayState
@@ -66,12 +66,13 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
-def config_text(policy: str, log: str, log_path: str) -> str:
+def config_text(policy: str, log: str, log_path: str, throttle: str = "off") -> str:
     import yaml
 
+    top, stage = throttle_for(throttle)
     api: dict[str, object] = {
         "id": "petapi",
-        "stages": {"prod": {}},
+        "stages": {"prod": stage},
         "routes": [
             {
                 "path": "/pets/{id}",
@@ -89,12 +90,12 @@ def config_text(policy: str, log: str, log_path: str) -> str:
         "max_policy_chars": None,
         "access_log": {"destination": log_path} if log == "on" else None,
     }
-    return yaml.safe_dump({"gateway": gateway, "apis": [api]})
+    return yaml.safe_dump({"gateway": gateway, "apis": [api], **top})
 
 
-async def run(policy: str, log: str, n: int, rounds: int) -> list[float]:
+async def run(policy: str, log: str, n: int, rounds: int, throttle: str = "off") -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
-        config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log"))
+        config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log", throttle))
         assert config is not None, [d.render() for d in diags]
         state = GatewayState(build_snapshot(config))
         down = DownstreamConnection(state)
@@ -129,10 +130,12 @@ def main() -> None:
     parser.add_argument("--log", default="on", choices=["on", "off"])
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--throttle", default="off", choices=["off", "memory"])
     args = parser.parse_args()
-    results = uvloop.run(run(args.policy, args.log, args.n, args.rounds))
+    results = uvloop.run(run(args.policy, args.log, args.n, args.rounds, args.throttle))
     print(
-        f"policy={args.policy} log={args.log} per-request CPU: best {min(results):.1f} us, "
+        f"policy={args.policy} log={args.log} throttle={args.throttle} "
+        f"per-request CPU: best {min(results):.1f} us, "
         f"median {statistics.median(results):.1f} us over {args.rounds} rounds of {args.n}"
     )
 

@@ -192,6 +192,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.chunked_out = False
         self.close_delimited = False
         self.response_started = False
+        self.continued = False
         self.out: list[bytes] = []
         self.deadline = 0.0
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set in connection_made
@@ -326,6 +327,7 @@ class DownstreamConnection(asyncio.Protocol):
         ex.gateway = state
         self.ex = ex
         self.response_started = False
+        self.continued = False
         self.chunked_in = b"transfer-encoding" in self.hmap
         state.in_flight += 1
         client_id = self.hmap.get(b"x-amzn-requestid")
@@ -364,6 +366,7 @@ class DownstreamConnection(asyncio.Protocol):
                     return
                 self.mode = _BUFFERING
                 self.resume_at = i
+                self._continue()  # a client waiting for 100 Continue sends the body only then
                 return
             self.mode = _WAITING
             task = asyncio.ensure_future(result)  # type: ignore[call-overload]
@@ -616,6 +619,17 @@ class DownstreamConnection(asyncio.Protocol):
             state.access_log.log(ex, template or ex.snapshot.settings.access_log.format)
 
     # --- proxying ------------------------------------------------------------------------------
+    def _continue(self) -> None:
+        """Answer ``Expect: 100-continue`` once, when the gateway is ready for the body."""
+        if (
+            not self.continued
+            and not self.request_complete
+            and b"100-continue" in (self.hmap.get(b"expect") or b"").lower()
+            and self.transport is not None
+        ):
+            self.continued = True
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def _start_proxy(self, ex: Exchange) -> None:
         route, stage = ex.route, ex.stage
         assert route is not None  # route ran first
@@ -644,8 +658,7 @@ class DownstreamConnection(asyncio.Protocol):
         ex.integration_start = time.perf_counter()
         self.deadline = self.loop.time() + route.timeout
         self.state.timed.add(self)
-        if b"100-continue" in (self.hmap.get(b"expect") or b"").lower() and self.transport is not None:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self._continue()
         pool = self.state.pools.get(*self.pool_key)
         conn = pool.take()
         if conn is not None:

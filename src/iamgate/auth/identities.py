@@ -62,6 +62,17 @@ class Identity:
             return "AssumedRole"
         return {"user": "User", "root": "Account", "role": "AssumedRole"}[self.principal.kind]
 
+    @property
+    def principal_id(self) -> str:
+        """``aws:userid``, and ``$context.identity.caller`` / ``.user`` on AWS: the user's unique
+        id (``AIDA...``), ``ROLEID:session`` for a role session, the account id for the root."""
+        p = self.principal
+        if p.kind == "root":
+            return p.account
+        if p.kind == "role" and self.session_name:
+            return f"{p.unique_id}:{self.session_name}"
+        return p.unique_id
+
     def condition_keys(self, now: float) -> dict[str, str | tuple[str, ...]]:
         """The principal keys AWS fills for this caller (lower-case names)."""
         p = self.principal
@@ -70,13 +81,9 @@ class Identity:
             "aws:principalaccount": p.account,
             "aws:principaltype": self.principal_type,
         }
+        keys["aws:userid"] = self.principal_id
         if p.kind == "user":
-            keys["aws:userid"] = p.unique_id
             keys["aws:username"] = p.name
-        elif p.kind == "root":
-            keys["aws:userid"] = p.account
-        else:
-            keys["aws:userid"] = f"{p.unique_id}:{self.session_name}" if self.session_name else p.unique_id
         if self.account is not None:
             if self.account.organization_id:
                 keys["aws:principalorgid"] = self.account.organization_id

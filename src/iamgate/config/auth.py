@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from iamgate.auth.custom import parse_identity_sources
 from iamgate.auth.identities import Account, Identity, IdentityStore, Principal, unique_id
 from iamgate.auth.sigv4 import Credential
 from iamgate.config._reader import Reader
@@ -432,6 +434,43 @@ def read_api_keys(r: Reader, raw: object, base_dir: Path) -> tuple[ApiKey, ...]:
 AUTHORIZER_TYPES = ("TOKEN", "REQUEST", "COGNITO_USER_POOLS", "JWT")
 
 
+_TOKEN_SOURCE = re.compile(r"method\.request\.header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _authorizer_target(
+    r: Reader, p: str, kind: str, source: str | None, url: str | None, function: str | None
+) -> bool:
+    """What validation can know about a Lambda-style authorizer before it is built: the URL's
+    shape, ``module:function``, and a REQUEST authorizer's identity sources."""
+    ok = True
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            r.report(
+                "invalid-value",
+                f"{p}/url",
+                f"'{url}' is not an http(s) URL",
+                "the endpoint that receives the event by POST, e.g. http://127.0.0.1:9001/",
+            )
+            ok = False
+    if function is not None and not _FUNCTION.fullmatch(function):
+        r.report(
+            "invalid-value",
+            f"{p}/function",
+            f"'{function}' is not module:function",
+            "for example my_package.authorizers:handler (the module must be importable by iamgate)",
+        )
+        ok = False
+    if kind == "REQUEST" and source is not None:
+        try:
+            parse_identity_sources(source)
+        except ValueError as exc:
+            r.report("invalid-value", f"{p}/identity_source", str(exc))
+            ok = False
+    return ok
+
+
 def read_authorizers(r: Reader, raw: object, ptr: str, api: ApiRef) -> dict[str, AuthorizerConfig]:
     """An API's ``authorizers`` list."""
     out: dict[str, AuthorizerConfig] = {}
@@ -517,12 +556,14 @@ def read_authorizers(r: Reader, raw: object, ptr: str, api: ApiRef) -> dict[str,
                     )
             url = r.string(m["url"], f"{p}/url", "url") if "url" in m else None
             function = r.string(m["function"], f"{p}/function", "function") if "function" in m else None
-            if kind == "TOKEN" and source is not None and not source.startswith("method.request.header."):
+            if kind == "TOKEN" and source is not None and not _TOKEN_SOURCE.fullmatch(source.strip()):
                 r.report(
                     "invalid-value",
                     f"{p}/identity_source",
                     "a TOKEN authorizer's identity source is one header: method.request.header.NAME",
                 )
+                continue
+            if not _authorizer_target(r, p, kind, source, url, function):
                 continue
             out[name] = AuthorizerConfig(
                 name, kind, source or default_source, ttl, validation, url, function, timeout
@@ -531,6 +572,13 @@ def read_authorizers(r: Reader, raw: object, ptr: str, api: ApiRef) -> dict[str,
         for key in ("url", "function"):
             if key in m:
                 r.report("unknown-key", f"{p}/{key}", f"{key} belongs to TOKEN/REQUEST authorizers")
+        if source is not None and not _TOKEN_SOURCE.fullmatch(source.strip()):
+            r.report(
+                "invalid-value",
+                f"{p}/identity_source",
+                f"a {kind} authorizer reads the token from one header: method.request.header.NAME",
+            )
+            continue
         issuer = r.string(m.get("issuer"), f"{p}/issuer", "issuer") if "issuer" in m else None
         if issuer is None:
             r.report(
@@ -545,6 +593,8 @@ def read_authorizers(r: Reader, raw: object, ptr: str, api: ApiRef) -> dict[str,
         )
         jwks_url = r.string(m["jwks_url"], f"{p}/jwks_url", "jwks_url") if "jwks_url" in m else None
         jwks_file = r.string(m["jwks_file"], f"{p}/jwks_file", "jwks_file") if "jwks_file" in m else None
+        if jwks_file and not Path(jwks_file).is_absolute():
+            jwks_file = str(r.base_dir / jwks_file)  # relative: to the configuration file, as policy_file
         if jwks_url is None and jwks_file is None:
             jwks_url = issuer.rstrip("/") + "/.well-known/jwks.json"
         algorithms = tuple(

@@ -79,6 +79,8 @@ class RouteRuntime:
     scopes: tuple[str, ...] = ()
     rate_limit: RateLimitRule | None = None
     _targets: dict[str, ProxyTarget] = field(default_factory=dict)
+    # (stage, method) -> the static throttle buckets and their levels (pipeline.throttle_stage)
+    throttle_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def target(self, stage: StageConfig) -> ProxyTarget:
         found = self._targets.get(stage.name)

@@ -90,10 +90,12 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
             out["decision.errors"] = [e for _, e in decision.errors]
     identity = ex.identity
     if identity is not None:
-        out["identity.caller"] = identity.caller_arn
-        out["identity.user"] = identity.principal.unique_id
+        # as on AWS: caller and user are the principal id (AIDA..., AROA...:session), userArn the ARN
+        out["identity.caller"] = out["identity.user"] = identity.principal_id
         out["identity.userArn"] = identity.caller_arn
         out["identity.accountId"] = identity.account_id
+        if identity.account is not None and identity.account.organization_id:
+            out["identity.principalOrgId"] = identity.account.organization_id
         if ex.access_key_id is not None:
             out["identity.accessKey"] = ex.access_key_id
     if ex.authorizer is not None or ex.claims is not None:

@@ -13,7 +13,7 @@ Stages return None (go on), a response, :data:`NEED_BODY`, or an awaitable of ei
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from iamgate.auth import combine
@@ -224,7 +224,14 @@ async def _run_jwt(ex: Exchange, validator: Any, scopes: tuple[str, ...]) -> R.G
 
 
 def authorize(ex: Exchange) -> R.GatewayResponse | None:
-    """Combine the resource policy with the caller's side; a denial answers 403."""
+    """Combine the resource policy with the caller's side; a denial answers 403.
+
+    A resource policy in ``report`` mode is evaluated (and its would-be denial recorded) but the
+    request is judged as if the API had no resource policy: the policy neither blocks nor grants,
+    and the caller's side (identity policies, authorizer policy) is enforced as usual. Judging it
+    with the policy and then forgiving a denial attributed to the policy would let through callers
+    whose own side refuses them too (an explicit identity or authorizer deny, a cross-account
+    caller without an identity allow), and would let a report-only allow grant access."""
     route = ex.route
     api = ex.api
     assert route is not None
@@ -232,21 +239,27 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     assert ex.arn is not None
     kind = route.authorization
     settings = ex.snapshot.settings
+    judge: Callable[[Decision | None], combine.Outcome]
     if kind == "NONE":
-        outcome = combine.none(_resource_decision(ex, None))
+        resource = _resource_decision(ex, None)
+        judge = combine.none
         caller = "anonymous"
     elif kind == "AWS_IAM":
         identity = ex.identity
         assert identity is not None
         request = Request(identity.caller_arn, ACTION, ex.arn, ex.context)
         resource = _resource_decision(ex, identity.caller_arn)
-        ex.identity_decision = identity_decision(identity, request)
-        outcome = combine.aws_iam(
-            ex.identity_decision,
-            resource,
-            same_account=identity.account_id == settings.account_id,
-            cross_account_without_policy=settings.cross_account_without_policy,
-        )
+        caller_side = ex.identity_decision = identity_decision(identity, request)
+        same_account = identity.account_id == settings.account_id
+
+        def judge(rp: Decision | None) -> combine.Outcome:
+            return combine.aws_iam(
+                caller_side,
+                rp,
+                same_account=same_account,
+                cross_account_without_policy=settings.cross_account_without_policy,
+            )
+
         caller = identity.caller_arn
     elif kind == "CUSTOM":
         result = ex.authorizer
@@ -254,15 +267,25 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
         auth_decision = result.policy.evaluate(Request(None, ACTION, ex.arn, ex.context))
         ex.identity_decision = auth_decision
         resource = ex.decision if api.policy is not None else None
-        outcome = combine.custom(auth_decision, resource)
+
+        def judge(rp: Decision | None) -> combine.Outcome:
+            return combine.custom(auth_decision, rp)
+
         caller = "anonymous"
     else:
-        outcome = combine.cognito(_resource_decision(ex, None), mode=settings.cognito_mode)
+        resource = _resource_decision(ex, None)
+
+        def judge(rp: Decision | None) -> combine.Outcome:
+            return combine.cognito(rp, mode=settings.cognito_mode)
+
         caller = "anonymous"
+    outcome = judge(resource)
+    if resource is not None and api.policy_mode == "report":
+        enforced = judge(None)
+        if not outcome.allowed and enforced.allowed:
+            ex.would_deny = True
+        outcome = enforced
     if outcome.allowed:
-        return None
-    if outcome.denied_by == "resource" and ex.policy_mode == "report":
-        ex.would_deny = True
         return None
     if kind == "CUSTOM" and outcome.denied_by == "authorizer":
         return R.authorizer_denied(explicit=outcome.explicit)

@@ -25,7 +25,7 @@ from typing import Any
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import authorizer_values
-from iamgate.throttle.backend import Bucket, Quota, Verdict
+from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict
 
 __all__ = ["throttle"]
 
@@ -33,73 +33,61 @@ _BACKEND_FAILED = Verdict(False, "backend")
 
 
 def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayResponse | None] | None:
-    snap = ex.snapshot
-    limits = snap.limits
+    limits = ex.snapshot.limits
     if limits is None:
         return None
     api, stage, route = ex.api, ex.stage, ex.route
     assert api is not None  # route ran first
     assert stage is not None
     assert route is not None
-    method_key = f"{route.resource_path}/{ex.method}"
-    buckets: list[Bucket] = []
-    levels: list[str] = []
+    # the stage and account buckets depend on the route, stage and method only: built once per
+    # snapshot (the route belongs to one), not per request
+    cached = route.throttle_cache.get((stage.name, ex.method))
+    if cached is None:
+        cached = route.throttle_cache[(stage.name, ex.method)] = _static(
+            limits, api.id, stage, route, ex.method
+        )
+    buckets, levels = cached
+    key = ex.api_key
     quota = None
     usage = None
-    fail_open = limits.fail_open
     plan = None
-    key = ex.api_key
+    fail_open = limits.fail_open
     if key is not None and route.api_key_required:
         plan = limits.plan_for(key.id, api.id, stage.name)
     if plan is not None:
         fail_open = plan.fail_open
+        method_key = f"{route.resource_path}/{ex.method}"
         per_method = limits.plan_method_limit(plan, api.id, stage.name, method_key, route.method)
         if per_method is not None:
-            buckets.append(
-                Bucket(
-                    f"plan:{plan.id}:{key.id}:{api.id}:{stage.name}:{method_key}",  # type: ignore[union-attr]
-                    per_method.rate,
-                    per_method.burst,
-                )
+            bucket = Bucket(
+                f"plan:{plan.id}:{key.id}:{api.id}:{stage.name}:{method_key}",  # type: ignore[union-attr]
+                per_method.rate,
+                per_method.burst,
             )
-            levels.append("usage-plan-method")
+            buckets, levels = (bucket, *buckets), ("usage-plan-method", *levels)
         elif plan.throttle is not None:
-            buckets.append(Bucket(f"plan:{plan.id}:{key.id}", plan.throttle.rate, plan.throttle.burst))  # type: ignore[union-attr]
-            levels.append("usage-plan")
+            bucket = Bucket(f"plan:{plan.id}:{key.id}", plan.throttle.rate, plan.throttle.burst)  # type: ignore[union-attr]
+            buckets, levels = (bucket, *buckets), ("usage-plan", *levels)
         if plan.quota is not None:
             start, end, limit = plan.quota.window(ex.wall)
             quota = Quota(f"quota:{plan.id}:{key.id}", limit, start, end)  # type: ignore[union-attr]
         usage = f"usage:{plan.id}:{key.id}"  # type: ignore[union-attr]
-    stage_limit = (
-        stage.method_throttle.get(method_key)
-        or stage.method_throttle.get(f"{route.resource_path}/{route.method}")
-        or stage.method_throttle.get("/*/*")
-        or stage.throttle
-    )
-    if stage_limit is not None:
-        buckets.append(
-            Bucket(f"stage:{api.id}:{stage.name}:{method_key}", stage_limit.rate, stage_limit.burst)
-        )
-        levels.append("stage")
-    if limits.account is not None:
-        buckets.append(limits.account)
-        levels.append("account")
     rule = route.rate_limit
     if rule is not None:
         value = _rule_value(ex, rule.by)
         if value is not None:
-            buckets.append(
-                Bucket(
-                    f"route:{api.id}:{stage.name}:{method_key}:{rule.by}:{value}",
-                    rule.limit.rate,
-                    rule.limit.burst,
-                )
+            bucket = Bucket(
+                f"route:{api.id}:{stage.name}:{route.resource_path}/{ex.method}:{rule.by}:{value}",
+                rule.limit.rate,
+                rule.limit.burst,
             )
-            levels.append(f"route-{rule.by.split('.')[0]}")
+            buckets, levels = (*buckets, bucket), (*levels, f"route-{rule.by.split('.')[0]}")
     if not buckets and quota is None and usage is None:
         return None
-    backend = ex.gateway.throttler
-    result = backend.check(buckets, quota, ex.wall, usage)
+    result = ex.gateway.throttler.check(buckets, quota, ex.wall, usage)
+    if result is ALLOWED:
+        return None
     if type(result) is Verdict:
         return _answer(ex, result, levels, plan, quota, fail_open)
     done: asyncio.Future[Verdict] = result
@@ -114,6 +102,30 @@ def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayRespon
 
     done.add_done_callback(relay)
     return out
+
+
+def _static(
+    limits: Any, api_id: str, stage: Any, route: Any, method: str
+) -> tuple[tuple[Bucket, ...], tuple[str, ...]]:
+    """The stage level (the method's setting, else the stage default) and the account level."""
+    method_key = f"{route.resource_path}/{method}"
+    stage_limit = (
+        stage.method_throttle.get(method_key)
+        or stage.method_throttle.get(f"{route.resource_path}/{route.method}")
+        or stage.method_throttle.get("/*/*")
+        or stage.throttle
+    )
+    buckets: list[Bucket] = []
+    levels: list[str] = []
+    if stage_limit is not None:
+        buckets.append(
+            Bucket(f"stage:{api_id}:{stage.name}:{method_key}", stage_limit.rate, stage_limit.burst)
+        )
+        levels.append("stage")
+    if limits.account is not None:
+        buckets.append(limits.account)
+        levels.append("account")
+    return tuple(buckets), tuple(levels)
 
 
 def _rule_value(ex: Exchange, by: str) -> str | None:
@@ -132,7 +144,7 @@ def _rule_value(ex: Exchange, by: str) -> str | None:
 
 
 def _answer(
-    ex: Exchange, verdict: Verdict, levels: list[str], plan: Any, quota: Quota | None, fail_open: bool
+    ex: Exchange, verdict: Verdict, levels: tuple[str, ...], plan: Any, quota: Quota | None, fail_open: bool
 ) -> R.GatewayResponse | None:
     if verdict.allowed:
         return None
