@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,12 @@ from iamgate.admin import AdminServer
 from iamgate.config.load import load_config
 from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot, build_snapshot
+from iamgate.management.app import ManagementApp
+from iamgate.management.core import GatewayContext
 from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.policy import Diagnostic, Location, Severity
 from iamgate.server import GatewayState
+from iamgate.store.base import mask
 from iamgate.store.link import StoreLink, extend_from_files
 from iamgate.throttle.memory import SharedMemoryBackend
 from iamgate.throttle.usage import UsageError, get_usage
@@ -181,6 +184,30 @@ class _Watcher:
         return False
 
 
+def _attach_management(
+    admin: AdminServer | None,
+    link: StoreLink | None,
+    config: Callable[[], GatewayConfig],
+    usage: Callable[[dict[str, str]], Awaitable[dict[str, Any]]],
+    options: ServeOptions,
+) -> None:
+    """Serve the management API on the admin port while a store is configured and the
+    management API is enabled (follows reloads: a new store URL, management turned on or off)."""
+    if admin is None:
+        return
+    store = link.store if link is not None else None
+    if store is None or not config().management.enabled:
+        if admin.management is not None:
+            log.info("management API off")
+        admin.management = None
+        return
+    if admin.management is not None and admin.management.store is store:
+        return
+    context = GatewayContext(config=config, usage=usage, base_dir=options.config.parent)
+    admin.management = ManagementApp(store, context, admin_host=options.admin_host)
+    log.info("management API on the admin port (store %s)", mask(link.url or "") if link else "")
+
+
 def _unblock_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
@@ -235,6 +262,9 @@ class Worker:
             loop.call_soon_threadsafe(self._store_changed, generation)
 
         self.link.follow(changed)
+        _attach_management(
+            self.admin, self.link, lambda: self.state.snapshot.config, self.usage, self.options
+        )
 
     def _store_changed(self, generation: int) -> None:
         if not self.state.draining:
@@ -418,6 +448,8 @@ class Supervisor:
         self.sock = sock
         self.admin_sock = admin_sock
         self.files = dict(sources.data)  # the last configuration that validated, as read
+        self.config = config
+        self.admin: AdminServer | None = None
         self.apis = sorted(api.id for api in config.apis)
         self.version = 1
         self.children: dict[int, _Child] = {}
@@ -515,10 +547,9 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for _ in range(self.options.workers):
             self.spawn()
-        admin = None
         if self.admin_sock is not None:
-            admin = AdminServer(self.readiness, self.metrics_text, self.usage)
-            await admin.start(self.admin_sock)
+            self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
+            await self.admin.start(self.admin_sock)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
         loop.add_signal_handler(signal.SIGTERM, self.drain)
         loop.add_signal_handler(signal.SIGINT, self.drain)
@@ -536,8 +567,8 @@ class Supervisor:
                 self.spawn()
             if self.watcher is not None and self.watcher.changed():
                 self.reload("file changed")
-        if admin is not None:
-            admin.close()
+        if self.admin is not None:
+            self.admin.close()
 
     def reap(self) -> None:
         loop = asyncio.get_running_loop()
@@ -573,6 +604,7 @@ class Supervisor:
             return
         _report(diags)  # warnings
         self.files = dict(sources.data)
+        self.config = config
         self.apis = sorted(api.id for api in config.apis)
         self.version += 1
         self.metrics.set("iamgate_config_version", self.version)
@@ -592,6 +624,7 @@ class Supervisor:
             loop.call_soon_threadsafe(self._store_changed, generation)
 
         self.link.follow(changed)
+        _attach_management(self.admin, self.link, lambda: self.config, self.usage, self.options)
 
     def _store_changed(self, generation: int) -> None:
         if not self.draining:

@@ -189,6 +189,6 @@ def test_an_unreachable_store_stops_the_start_with_a_clear_error(tmp_path: Path)
     gw = start_gateway(tmp_path, {"store": url}, wait=False)
     assert gw.proc.wait(30) == 2
     err = gw.stderr()
-    assert "cannot read the store postgresql://iamgate:***@127.0.0.1" in err
+    assert "cannot read the store: postgresql://iamgate:***@127.0.0.1" in err
     assert "s3cret" not in err
     assert "Traceback" not in err

@@ -31,6 +31,7 @@ takes everything it serves from one read transaction, so a half-written change i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -124,10 +125,14 @@ class Store(Protocol):
 
 
 def mask(url: str) -> str:
-    """A store URL fit for logs: the password replaced by ``***``."""
+    """A store URL fit for logs: the password (``user:PASSWORD@`` or ``password=``) replaced by
+    ``***``."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
+    rest = re.sub(r"([?&]password=)[^&]*", r"\1***", rest)
+    if "@" not in rest:
+        return f"{scheme}://{rest}"
     creds, _, host = rest.rpartition("@")
     if ":" in creds:
         creds = creds.split(":", 1)[0] + ":***"

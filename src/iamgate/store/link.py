@@ -60,7 +60,7 @@ class StoreLink:
                 self.store, self.url, self._base = store, url, base_dir
             return self.store.served()
         except StoreError as exc:
-            raise ExtendError(f"cannot read the store {mask(url)}: {exc}") from None
+            raise ExtendError(f"cannot read the store: {exc}") from None
 
     def follow(self, on_change: Callable[[int], None]) -> None:
         """Watch the current store (again, if it changed since the last call)."""

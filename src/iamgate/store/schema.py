@@ -3,9 +3,11 @@ records it in ``iamgate_schema``). Never edit a released migration: add the next
 
 from __future__ import annotations
 
+from typing import LiteralString
+
 __all__ = ["POSTGRES_MIGRATIONS", "SQLITE_MIGRATIONS"]
 
-SQLITE_MIGRATIONS: list[list[str]] = [
+SQLITE_MIGRATIONS: list[list[LiteralString]] = [
     # 1: objects and the generation counter
     [
         "CREATE TABLE iamgate_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL)",
@@ -17,7 +19,7 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-POSTGRES_MIGRATIONS: list[list[str]] = [
+POSTGRES_MIGRATIONS: list[list[LiteralString]] = [
     # 1: objects and the generation counter
     [
         "CREATE TABLE iamgate_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation BIGINT NOT NULL)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,8 @@ from iamgate.store.schema import SQLITE_MIGRATIONS
 __all__ = ["SqliteStore"]
 
 POLL_INTERVAL = 0.2
+
+log = logging.getLogger("iamgate.store.sqlite")
 
 
 def _now() -> str:
@@ -78,6 +81,8 @@ class _Tx:
         return cur.rowcount > 0
 
     def delete_api(self, api_id: str) -> int:
+        if not api_id:
+            raise ValueError("delete_api needs an API id")
         cur = self.conn.execute(
             "DELETE FROM iamgate_objects WHERE api_id = ? OR (kind = 'restapi' AND id = ?)", (api_id, api_id)
         )
@@ -89,6 +94,7 @@ class _Poll:
     def __init__(self, store: SqliteStore, on_change: Callable[[int], None]) -> None:
         self.store = store
         self.on_change = on_change
+        self.last = store.generation()  # before returning: no commit after watch() is missed
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="iamgate-store-watch", daemon=True)
         self.thread.start()
@@ -96,15 +102,17 @@ class _Poll:
     def _run(self) -> None:
         conn = self.store._connect()
         try:
-            last = _generation(conn)
             while not self.stopped.wait(POLL_INTERVAL):
                 try:
                     now = _generation(conn)
                 except sqlite3.Error:
                     continue  # locked or briefly unavailable: the next poll will see it
-                if now != last:
-                    last = now
-                    self.on_change(now)
+                if now != self.last:
+                    self.last = now
+                    try:
+                        self.on_change(now)
+                    except Exception:
+                        log.exception("the store watcher's callback failed (generation %d)", now)
         finally:
             conn.close()
 
@@ -186,6 +194,10 @@ class SqliteStore:
                 if tx.wrote:
                     conn.execute("UPDATE iamgate_state SET generation = generation + 1 WHERE id = 1")
                 conn.execute("COMMIT")
+            except sqlite3.Error as exc:  # the database failed (locked, full, ...): nothing written
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"{self.url}: {exc}") from None
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -194,21 +206,29 @@ class SqliteStore:
     def served(self) -> Served:
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN")  # one read snapshot for everything below
             try:
-                tx = _Tx(conn)
-                generation = _generation(conn)
-                stages = tx.list("stage")
-                deployments = {(a, i): d for a, i, d in tx.list("deployment")}
-                keys = [d for _, _, d in tx.list("apikey")]
-                plans = [d for _, _, d in tx.list("usageplan")]
-            finally:
-                conn.execute("COMMIT")
+                conn.execute("BEGIN")  # one read snapshot for everything below
+                try:
+                    tx = _Tx(conn)
+                    generation = _generation(conn)
+                    stages = tx.list("stage")
+                    deployments = {(a, i): d for a, i, d in tx.list("deployment")}
+                    keys = [d for _, _, d in tx.list("apikey")]
+                    plans = [d for _, _, d in tx.list("usageplan")]
+                finally:
+                    if conn.in_transaction:  # end the read (it wrote nothing to keep or lose)
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.url}: cannot read the store: {exc}") from None
         return Served(generation, stages, deployments, keys, plans)
 
     def generation(self) -> int:
         with self._lock:
-            return _generation(self._conn)
+            try:
+                return _generation(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.url}: cannot read the generation: {exc}") from None
 
     def watch(self, on_change: Callable[[int], None]) -> _Poll:
         return _Poll(self, on_change)
