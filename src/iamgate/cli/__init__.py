@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from iamgate import __version__
+from iamgate.cli.manage import apply, export
 from iamgate.cli.policy import policy
 from iamgate.cli.policy_lint import lint
 from iamgate.cli.serve import config_group, serve
@@ -24,6 +25,8 @@ cli.add_command(policy)
 cli.add_command(serve)
 cli.add_command(config_group)
 cli.add_command(usage)
+cli.add_command(apply)
+cli.add_command(export)
 
 
 def main() -> None:

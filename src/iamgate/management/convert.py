@@ -1,0 +1,366 @@
+"""Drafts (the management API's shape) to API definitions (a configuration file's ``apis``
+entry without ``stages``) and back.
+
+:func:`draft_to_definition` is what ``CreateDeployment`` snapshots: resources with methods become
+``routes`` (path, method, authorization, authorizer by name, API key, scopes, integration),
+authorizers become ``authorizers``, and the policy (as a JSON object), ``policyMode``, the
+endpoint type and the API key source come along. A definition is canonical: defaults are left
+out and lists are sorted, so equal drafts give byte-equal definitions.
+:func:`definition_to_draft` is the reverse, used by ``iamgate apply``: every prefix of a route's
+path becomes a resource, and resource and authorizer ids of an earlier draft are kept.
+
+What a draft holds beyond API Gateway's shapes, under the key ``iamgate`` (never shown by the
+API): a route's ``rate_limit`` (on the method) and authorizer settings API Gateway has no field
+for (``function``, ``timeout``, ``issuer``, ``audiences``, ``jwks_url``, ``jwks_file``,
+``algorithms``, ``token_use``, ``leeway``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from iamgate.config.model import GatewaySettings
+from iamgate.management.authorizers import cognito_issuer, jwt_issuer
+from iamgate.management.core import ApiError, bad_request
+from iamgate.management.drafts import now
+from iamgate.management.ids import new_id
+from iamgate.management.integrations import mock_status
+from iamgate.management.policies import policy_object, store_policy
+from iamgate.pipeline.routing import parse_template
+from iamgate.store.base import Doc
+
+__all__ = ["definition_to_draft", "draft_to_definition"]
+
+DEFAULT_SOURCE = "method.request.header.Authorization"
+_COGNITO = re.compile(r"https://cognito-idp\.([a-z0-9-]+)\.amazonaws\.com/([\w-]+_[0-9A-Za-z]+)")
+_EXTENSION_KEYS = (
+    "function",
+    "timeout",
+    "issuer",
+    "audiences",
+    "jwks_url",
+    "jwks_file",
+    "algorithms",
+    "token_use",
+    "leeway",
+)
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+# --- draft -> definition -------------------------------------------------------------------------
+def _authorizer_entry(authorizer: Doc) -> dict[str, Any]:
+    ext = authorizer.get("iamgate") or {}
+    kind = authorizer["type"]
+    entry: dict[str, Any] = {"name": authorizer["name"], "type": kind}
+    source = authorizer.get("identitySource")
+    ttl = authorizer.get("authorizerResultTtlInSeconds", 300)
+    if kind in ("TOKEN", "REQUEST"):
+        if ext.get("function"):
+            entry["function"] = ext["function"]
+        else:
+            entry["url"] = authorizer.get("authorizerUri")
+        if source and source != DEFAULT_SOURCE:
+            entry["identity_source"] = source
+        if authorizer.get("identityValidationExpression"):
+            entry["identity_validation_expression"] = authorizer["identityValidationExpression"]
+        if ttl != 300:
+            entry["result_ttl"] = ttl
+        if ext.get("timeout") is not None and ext["timeout"] != 10:
+            entry["timeout"] = ext["timeout"]
+        return entry
+    if kind == "JWT":
+        entry["issuer"] = jwt_issuer(authorizer)
+        jwt = authorizer.get("jwtConfiguration") or {}
+        audiences = ((jwt.get("issuers") or [{}])[0]).get("audiences")
+        if audiences and ext.get("audiences") is None:
+            entry["audiences"] = list(audiences)
+        if jwt.get("defaultAlgorithms") and ext.get("algorithms") is None:
+            entry["algorithms"] = list(jwt["defaultAlgorithms"])
+    else:
+        entry["issuer"] = ext.get("issuer") or cognito_issuer((authorizer.get("providerARNs") or [""])[0])
+    for key in ("audiences", "jwks_url", "jwks_file", "algorithms", "token_use", "leeway"):
+        if ext.get(key) is not None:
+            entry[key] = ext[key]
+    if source and source != DEFAULT_SOURCE:
+        entry["identity_source"] = source
+    if ttl != 300:
+        entry["result_ttl"] = ttl
+    return entry
+
+
+def _mock_entry(integration: Doc) -> dict[str, Any]:
+    status = mock_status(integration)
+    responses: dict[str, Doc] = integration.get("integrationResponses") or {}
+    chosen = None
+    for _, response in sorted(responses.items()):
+        pattern = response.get("selectionPattern")
+        if pattern and re.fullmatch(pattern, str(status)):
+            chosen = response
+            break
+    if chosen is None:
+        chosen = next((r for _, r in sorted(responses.items()) if not r.get("selectionPattern")), None)
+    entry: dict[str, Any] = {"type": "MOCK"}
+    served = int(chosen["statusCode"]) if chosen else status
+    if served != 200:
+        entry["status"] = served
+    if chosen:
+        headers = {
+            key[len("method.response.header.") :]: value[1:-1]
+            for key, value in sorted((chosen.get("responseParameters") or {}).items())
+            if key.startswith("method.response.header.") and len(value) >= 2 and value[0] == value[-1] == "'"
+        }
+        if headers:
+            entry["headers"] = headers
+        templates = chosen.get("responseTemplates") or {}
+        body = templates.get("application/json", next(iter(templates.values()), None))
+        if body:
+            entry["body"] = body
+    return entry
+
+
+def _integration_entry(integration: Doc) -> dict[str, Any]:
+    if integration.get("type") == "MOCK":
+        return _mock_entry(integration)
+    entry: dict[str, Any] = {"type": "HTTP_PROXY", "uri": integration.get("uri")}
+    if integration.get("timeoutInMillis") is not None:
+        entry["timeout"] = _number(integration["timeoutInMillis"] / 1000)
+    headers = {
+        target: source
+        for target, source in sorted((integration.get("requestParameters") or {}).items())
+        if target.startswith("integration.request.header.")
+    }
+    if headers:
+        entry["request_parameters"] = headers
+    return entry
+
+
+def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]:
+    """The API as a configuration ``apis`` entry without stages; BadRequestException (AWS's
+    texts) when the draft cannot be deployed: no methods, a method without an integration."""
+    api = draft["restApi"]
+    authorizers: dict[str, Doc] = draft.get("authorizers") or {}
+    definition: dict[str, Any] = {"id": api["id"], "name": api.get("name") or api["id"]}
+    definition["endpoint_type"] = ((api.get("endpointConfiguration") or {}).get("types") or ["EDGE"])[0]
+    if api.get("policy"):
+        definition["policy"] = policy_object(api["policy"])
+    if draft.get("policyMode") == "report":
+        definition["policy_mode"] = "report"
+    if api.get("apiKeySource", "HEADER") != "HEADER":
+        definition["api_key_source"] = api["apiKeySource"]
+    used = {a["name"]: a for a in authorizers.values()}
+    if used:
+        definition["authorizers"] = [_authorizer_entry(a) for _, a in sorted(used.items())]
+    routes = []
+    for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
+        for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
+            integration = method.get("methodIntegration")
+            if integration is None:
+                raise bad_request(f"No integration defined for method: {verb} {resource['path']}")
+            route: dict[str, Any] = {"path": resource["path"], "method": verb}
+            kind = method.get("authorizationType", "NONE")
+            if kind == "JWT":
+                kind = "COGNITO_USER_POOLS"  # the configuration's name for any token authorizer
+            if kind != "NONE":
+                route["authorization"] = kind
+            if method.get("authorizerId"):
+                authorizer = authorizers.get(method["authorizerId"])
+                if authorizer is None:
+                    raise bad_request(
+                        f"Invalid authorizer ID specified: {verb} {resource['path']} uses authorizer "
+                        f"{method['authorizerId']}, which does not exist"
+                    )
+                route["authorizer"] = authorizer["name"]
+            if method.get("authorizationScopes"):
+                route["authorization_scopes"] = list(method["authorizationScopes"])
+            if method.get("apiKeyRequired"):
+                route["api_key_required"] = True
+            rate_limit = (method.get("iamgate") or {}).get("rate_limit")
+            if rate_limit:
+                route["rate_limit"] = rate_limit
+            route["integration"] = _integration_entry(integration)
+            routes.append(route)
+    if not routes:
+        raise bad_request("The REST API doesn't contain any methods")
+    definition["routes"] = routes
+    _ = settings  # the definition is settings-free: shorthand was expanded when the policy was saved
+    return definition
+
+
+# --- definition -> draft -------------------------------------------------------------------------
+def _authorizer_doc(entry: dict[str, Any], aid: str, settings: GatewaySettings) -> Doc:
+    kind = entry["type"]
+    doc: Doc = {
+        "id": aid,
+        "name": entry["name"],
+        "type": kind,
+        "identitySource": entry.get("identity_source", DEFAULT_SOURCE),
+        "authorizerResultTtlInSeconds": entry.get("result_ttl", 300),
+    }
+    ext = {k: entry[k] for k in _EXTENSION_KEYS if entry.get(k) is not None}
+    if kind in ("TOKEN", "REQUEST"):
+        if entry.get("url"):
+            doc["authorizerUri"] = entry["url"]
+        if entry.get("identity_validation_expression"):
+            doc["identityValidationExpression"] = entry["identity_validation_expression"]
+    elif kind == "JWT":
+        issuer: dict[str, Any] = {"issuer": entry.get("issuer")}
+        if entry.get("audiences"):
+            issuer["audiences"] = list(entry["audiences"])
+        doc["jwtConfiguration"] = {"issuers": [issuer]}
+        if entry.get("algorithms"):
+            doc["jwtConfiguration"]["defaultAlgorithms"] = list(entry["algorithms"])
+    else:
+        m = _COGNITO.fullmatch(entry.get("issuer") or "")
+        if m:
+            doc["providerARNs"] = [
+                f"arn:aws:cognito-idp:{m.group(1)}:{settings.account_id}:userpool/{m.group(2)}"
+            ]
+    if ext:
+        doc["iamgate"] = ext
+    return doc
+
+
+def _integration_doc(
+    entry: dict[str, Any], resource_id: str, params: set[str]
+) -> tuple[Doc, dict[str, bool]]:
+    """The integration, and the method request parameters it needs (path parameters in the uri)."""
+    if entry["type"] == "MOCK":
+        status = int(entry.get("status", 200))
+        response: Doc = {"statusCode": str(status)}
+        if entry.get("headers"):
+            response["responseParameters"] = {
+                f"method.response.header.{k}": f"'{v}'" for k, v in sorted(entry["headers"].items())
+            }
+        if entry.get("body"):
+            response["responseTemplates"] = {"application/json": entry["body"]}
+        mock: Doc = {
+            "type": "MOCK",
+            "requestTemplates": {"application/json": json.dumps({"statusCode": status})},
+            "passthroughBehavior": "WHEN_NO_MATCH",
+            "cacheNamespace": resource_id,
+            "cacheKeyParameters": [],
+            "integrationResponses": {str(status): response},
+        }
+        return mock, {}
+    uri = entry["uri"]
+    mapping: dict[str, str] = {}
+    declared: dict[str, bool] = {}
+    for name in re.findall(r"\{([A-Za-z0-9._-]+)\}", uri.split("://", 1)[-1]):
+        if name in params:
+            mapping[f"integration.request.path.{name}"] = f"method.request.path.{name}"
+            declared[f"method.request.path.{name}"] = True
+    mapping.update(entry.get("request_parameters") or {})
+    doc: Doc = {
+        "type": "HTTP_PROXY",
+        "httpMethod": "ANY",
+        "uri": uri,
+        "connectionType": "INTERNET",
+        "passthroughBehavior": "WHEN_NO_MATCH",
+        "cacheNamespace": resource_id,
+        "cacheKeyParameters": [],
+    }
+    if entry.get("timeout") is not None:
+        doc["timeoutInMillis"] = round(float(entry["timeout"]) * 1000)
+    if mapping:
+        doc["requestParameters"] = mapping
+    return doc, declared
+
+
+def definition_to_draft(
+    definition: dict[str, Any],
+    api_id: str,
+    *,
+    settings: GatewaySettings | None = None,
+    previous: Doc | None = None,
+) -> Doc:
+    """The draft of ``definition`` (a configuration ``apis`` entry; ``stages`` and ``deployment``
+    are ignored). The policy is stored as the management API stores it, expanded with
+    ``settings`` (region, account; default: the defaults). ``previous``: the API's current
+    draft, whose resource ids (by path), authorizer ids (by name), creation date and description
+    are kept."""
+    settings = settings or GatewaySettings()
+    old_resources = {r["path"]: r["id"] for r in ((previous or {}).get("resources") or {}).values()}
+    old_authorizers = {a["name"]: a["id"] for a in ((previous or {}).get("authorizers") or {}).values()}
+    old_api = (previous or {}).get("restApi") or {}
+    taken = set(old_resources.values())
+
+    def fresh() -> str:
+        rid = new_id("resource")
+        while rid in taken:
+            rid = new_id("resource")
+        taken.add(rid)
+        return rid
+
+    root = old_resources.get("/") or fresh()
+    rest_api: Doc = {
+        "id": api_id,
+        "name": definition.get("name") or api_id,
+        "createdDate": old_api.get("createdDate") or now(),
+        "apiKeySource": definition.get("api_key_source", "HEADER"),
+        "endpointConfiguration": {"types": [definition.get("endpoint_type", "REGIONAL")]},
+        "disableExecuteApiEndpoint": False,
+        "rootResourceId": root,
+        "tags": old_api.get("tags") or {},
+    }
+    if old_api.get("description"):
+        rest_api["description"] = old_api["description"]
+    if definition.get("policy") is not None:
+        try:
+            rest_api["policy"] = store_policy(definition["policy"], settings, api_id)
+        except ApiError as exc:
+            raise ValueError(f"API {api_id}: {exc.message}") from None
+    authorizers: dict[str, Doc] = {}
+    ids_by_name: dict[str, str] = {}
+    for entry in definition.get("authorizers") or []:
+        aid = old_authorizers.get(entry["name"]) or new_id("authorizer")
+        while aid in authorizers:
+            aid = new_id("authorizer")
+        ids_by_name[entry["name"]] = aid
+        authorizers[aid] = _authorizer_doc(entry, aid, settings)
+    resources: dict[str, Doc] = {root: {"id": root, "path": "/", "resourceMethods": {}}}
+    by_path = {"/": root}
+    for route in definition.get("routes") or []:
+        path = route["path"].rstrip("/") or "/"
+        parent_path = "/"
+        for segment in [s for s in path.split("/") if s]:
+            here = f"/{segment}" if parent_path == "/" else f"{parent_path}/{segment}"
+            if here not in by_path:
+                rid = old_resources.get(here) or fresh()
+                by_path[here] = rid
+                resources[rid] = {
+                    "id": rid,
+                    "parentId": by_path[parent_path],
+                    "pathPart": segment,
+                    "path": here,
+                    "resourceMethods": {},
+                }
+            parent_path = here
+        resource = resources[by_path[path]]
+        params = {s.value for s in parse_template(path) if s.kind in ("param", "greedy")}
+        integration, declared = _integration_doc(route["integration"], resource["id"], params)
+        method: Doc = {
+            "httpMethod": route["method"].upper(),
+            "authorizationType": route.get("authorization", "NONE"),
+            "apiKeyRequired": bool(route.get("api_key_required", False)),
+            "methodIntegration": integration,
+        }
+        if route.get("authorizer"):
+            method["authorizerId"] = ids_by_name[route["authorizer"]]
+            if authorizers[method["authorizerId"]]["type"] == "JWT":
+                method["authorizationType"] = "JWT"  # API Gateway's type for a JWT authorizer
+        if route.get("authorization_scopes"):
+            method["authorizationScopes"] = list(route["authorization_scopes"])
+        if declared:
+            method["requestParameters"] = declared
+        if route.get("rate_limit"):
+            method["iamgate"] = {"rate_limit": dict(route["rate_limit"])}
+        resource["resourceMethods"][method["httpMethod"]] = method
+    draft: Doc = {"restApi": rest_api, "resources": resources, "authorizers": authorizers}
+    if definition.get("policy_mode") == "report":
+        draft["policyMode"] = "report"
+    return draft

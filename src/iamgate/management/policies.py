@@ -1,0 +1,77 @@
+"""Resource policies as the management API stores and returns them (spec §3.4).
+
+A policy is validated with the project's engine when it is saved (never at deployment only), and
+refused with ``BadRequestException`` whose message gives every problem with its place (line,
+column and JSON pointer in the text that was sent). A valid policy is stored as API Gateway
+returns it from ``GetRestApi``: compact JSON, the ``execute-api:/...`` shorthand expanded to the
+API's ARN (``arn:aws:execute-api:REGION:ACCOUNT:API_ID/...``), and every ``/`` written ``\\/``
+(AWS's serialiser escapes forward slashes; still the same JSON, so any JSON parser reads it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from iamgate.config.model import GatewaySettings
+from iamgate.management.core import ApiError, bad_request
+from iamgate.policy import ApiRef, Diagnostic, expand_shorthand, prepare
+
+__all__ = ["INVALID_POLICY", "policy_object", "store_policy"]
+
+INVALID_POLICY = (
+    "Invalid policy document. Please check the policy syntax and ensure that Principals are valid."
+)
+MAX_SHOWN = 8  # diagnostics quoted in one error message
+
+
+def _where(d: Diagnostic) -> str:
+    place = []
+    if d.location.line is not None:
+        place.append(f"line {d.location.line}, column {d.location.column}")
+    if d.location.pointer:
+        place.append(f"at {d.location.pointer}")
+    return ", ".join(place) or "in the document"
+
+
+def diagnostics_message(prefix: str, diagnostics: list[Diagnostic]) -> str:
+    errors = [d for d in diagnostics if d.is_error]
+    parts = [f"{_where(d)}: {d.code}: {d.message}" + (f" ({d.help})" if d.help else "") for d in errors]
+    shown = parts[:MAX_SHOWN]
+    if len(parts) > MAX_SHOWN:
+        shown.append(f"and {len(parts) - MAX_SHOWN} more")
+    return f"{prefix} " + "; ".join(shown)
+
+
+def store_policy(raw: str | Mapping[str, Any], settings: GatewaySettings, api_id: str) -> str:
+    """The stored form of a policy given as JSON text (or a decoded object); BadRequest if invalid."""
+    if isinstance(raw, str) and not raw.strip():
+        raise bad_request(f"{INVALID_POLICY} The policy is empty.")
+    api = ApiRef(settings.region, settings.account_id, api_id)
+    prepared = prepare(raw, api=api, max_chars=settings.max_policy_chars)
+    if not prepared.ok:
+        raise ApiError(
+            400, "BadRequestException", diagnostics_message(INVALID_POLICY, list(prepared.diagnostics))
+        )
+    document = json.loads(raw) if isinstance(raw, str) else json.loads(json.dumps(raw))
+    statements = document.get("Statement")
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict):
+            continue
+        for key in ("Resource", "NotResource"):
+            value = statement.get(key)
+            if isinstance(value, str):
+                statement[key] = expand_shorthand(value, api)
+            elif isinstance(value, list):
+                statement[key] = [expand_shorthand(v, api) if isinstance(v, str) else v for v in value]
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("/", "\\/")
+
+
+def policy_object(stored: str) -> dict[str, Any]:
+    """A stored policy as a JSON object (for configuration files and exports)."""
+    value = json.loads(stored)
+    if not isinstance(value, dict):
+        raise ValueError("a stored policy is a JSON object")
+    return value
