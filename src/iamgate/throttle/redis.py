@@ -1,0 +1,439 @@
+"""The Redis backend: token buckets and quotas shared by any number of gateway processes.
+
+One request costs ONE round trip: :meth:`RedisBackend.check` sends ``EVALSHA`` of :data:`SCRIPT`
+(loaded with ``SCRIPT LOAD`` on every new connection; on ``NOSCRIPT`` it is loaded again and the
+command retried once), which reads every bucket and the quota, grants all of them or none, writes
+the new state and counts the day's usage, atomically on the server.
+
+* Time is the caller's ``now`` (epoch seconds), so gateways need no call to the Redis clock. A
+  bucket stores ``(tokens, timestamp)`` and refills from ``max(stored timestamp, now)``: a caller
+  whose clock lags behind the last writer's gets no refill (and never moves the timestamp back),
+  a caller whose clock leads moves it forward once. So a fleet whose clocks disagree by at most
+  ``d`` seconds admits at most ``burst + rate * (T + d)`` in any T seconds, never a refill per
+  caller.
+* Keys are the backend's names behind ``prefix`` (default ``iamgate:``): a bucket's
+  ``<prefix><bucket key>`` holds 16 bytes, two little-endian doubles (tokens, timestamp), and
+  expires when the bucket would be full again (``burst / rate`` + 1 s), so an idle bucket costs
+  nothing; a quota's ``<prefix><quota key>:<period start>`` holds the count and expires an hour
+  after the period ends, so periods roll over by themselves; a usage counter
+  ``<prefix><usage>:<YYYY-MM-DD>`` (the stage names it ``usage:<plan>:<key>``) counts the
+  requests allowed that UTC day and is kept 400 days.
+* Failures (no connection, a timeout, an error reply, a reply that makes no sense) never raise
+  and never wait longer than ``timeout``: the check resolves to the fail mode, ``ALLOWED``
+  (fail-open, API Gateway's behaviour) or ``Verdict(False, failed="backend", retry_after=1.0)``
+  (fail-closed), chosen per request when ``fail_open`` is a callable (a usage plan's setting).
+  :attr:`RedisBackend.fallbacks` counts them; ``on_error`` hears about it at most once per
+  ``error_interval`` seconds and once when Redis is back. While the connection is down, checks
+  fall back at once and the client reconnects in the background.
+
+``check`` returns a plain :class:`asyncio.Future` (no coroutine or Task per request), or a
+:class:`Verdict` directly when it can answer without Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import struct
+import time
+from collections.abc import Callable, Sequence
+
+from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict, day_of
+from iamgate.throttle.redis_client import Client
+from iamgate.throttle.resp import ProtocolError, Reply, RespError, bulk, encode, parse_url
+
+__all__ = ["BACKEND_FAILED", "SCRIPT", "FailMode", "RedisBackend"]
+
+log = logging.getLogger("iamgate.throttle.redis")
+
+FailMode = Callable[[Sequence[Bucket], Quota | None], bool] | bool
+BACKEND_FAILED = Verdict(False, failed="backend", retry_after=1.0)
+
+USAGE_TTL = 400 * 86400
+QUOTA_MARGIN = 3600  # a quota count outlives its period by this many seconds
+_CACHE_MAX = 4096  # encoded buckets and quotas kept (by key), then forgotten all at once
+
+SCRIPT = b"""\
+-- iamgate throttle check, v1: take one token from every bucket and one unit of the quota, or nothing.
+-- KEYS: the n bucket keys; then the quota key when ARGV[2] >= 0; then the usage key when ARGV[4] == '1'.
+-- ARGV: now (epoch seconds on the caller's clock, 8 bytes: a little-endian double, exact and cheap),
+--       quota limit (-1: no quota), quota period end, count usage ('0'/'1'), n;
+--       then for each bucket: rate (tokens/s), burst, TTL in ms ('0': none).
+-- A bucket holds struct '<dd' (tokens, timestamp); a missing bucket is full.
+-- Reply: allowed -> the quota left (an integer, -1 without quota);
+--        throttled -> {1, index of the first bucket without a token (1-based), retry_after};
+--        over quota -> {2, 0, retry_after}. retry_after is a string (a Lua number would be truncated).
+local ONE = 1 - 1e-9 -- as iamgate.throttle.backend.ONE: 0.1 * 10 must make a token
+local now = struct.unpack('<d', ARGV[1])
+local limit = tonumber(ARGV[2])
+local n = tonumber(ARGV[5])
+local tokens = {}
+local stamps = {}
+for i = 1, n do
+  local a = 3 * i + 3
+  local rate = tonumber(ARGV[a])
+  local burst = tonumber(ARGV[a + 1])
+  local v, t = burst, now
+  local raw = redis.call('GET', KEYS[i])
+  if raw and #raw == 16 then
+    local last
+    v, last = struct.unpack('<dd', raw)
+    if last >= now then
+      t = last -- another gateway's clock is ahead: no refill, and time never goes back
+    else
+      v = v + rate * (now - last)
+    end
+    if v > burst then v = burst end
+  end
+  if v < ONE then
+    local wait = math.huge
+    if rate > 0 then wait = (t - now) + (1 - v) / rate end
+    return {1, i, string.format('%.17g', wait)}
+  end
+  tokens[i] = v
+  stamps[i] = t
+end
+local count = 0
+if limit >= 0 then
+  count = redis.call('INCR', KEYS[n + 1])
+  if count == 1 then -- relative to the caller's clock, like everything else here
+    redis.call('EXPIRE', KEYS[n + 1], math.ceil(tonumber(ARGV[3]) - now) + QUOTA_MARGIN)
+  end
+  if count > limit then
+    redis.call('DECR', KEYS[n + 1])
+    return {2, 0, string.format('%.17g', tonumber(ARGV[3]) - now)}
+  end
+end
+for i = 1, n do
+  local ttl = ARGV[3 * i + 5]
+  local state = struct.pack('<dd', math.max(0, tokens[i] - 1), stamps[i])
+  if ttl ~= '0' then
+    redis.call('SET', KEYS[i], state, 'PX', ttl) -- the argument as sent: no number formatting
+  else
+    redis.call('SET', KEYS[i], state)
+  end
+end
+local remaining = -1
+if limit >= 0 then remaining = limit - count end
+if ARGV[4] == '1' then
+  local key = KEYS[#KEYS]
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, USAGE_TTL) end
+end
+return remaining
+""".replace(b"QUOTA_MARGIN", b"%d" % QUOTA_MARGIN).replace(b"USAGE_TTL", b"%d" % USAGE_TTL)
+
+_SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
+_LOAD = encode("SCRIPT", "LOAD", SCRIPT)
+_NO_QUOTA = bulk(b"-1") + bulk(b"0")
+_NOW = b"$8\r\n"  # ARGV[1]: the bulk header of 8 raw bytes; _pack_now(now) + CRLF follows
+_pack_now = struct.Struct("<d").pack
+
+
+def _head(nb: int, extra: int) -> bytes:
+    """``*<count>``, EVALSHA, the script's SHA and numkeys, for nb buckets and extra keys."""
+    nkeys = nb + extra
+    return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (3 + nkeys + 5 + 3 * nb, _SHA) + bulk(b"%d" % nkeys)
+
+
+_HEADS = [[_head(nb, extra) for extra in range(3)] for nb in range(8)]
+_NS = [bulk(b"%d" % nb) for nb in range(8)]
+_USAGE_ON = bulk(b"1")
+_USAGE_OFF = bulk(b"0")
+
+# ctx of one check: (future, buckets, quota, encoded command, deadline)
+_Ctx = tuple["asyncio.Future[Verdict]", Sequence[Bucket], Quota | None, bytes, float]
+
+
+class RedisBackend:
+    """The :class:`~iamgate.throttle.backend.Backend` protocol on Redis (see the module docstring).
+
+    Bind it to one event loop: the connection is opened by the first ``check`` (or :meth:`ready`)
+    on the running loop, and lives until :meth:`close`. The encoded form of each bucket and quota
+    is cached by key, so building new :class:`Bucket` objects per request costs little.
+    ``error_interval`` is how often, at most, ``on_error`` hears of a failure.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.05,
+        prefix: str = "iamgate:",
+        fail_open: FailMode = True,
+        on_error: Callable[[str], None] | None = None,
+        error_interval: float = 10.0,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+        self.address = parse_url(url)
+        self.timeout = timeout
+        self.prefix = prefix
+        self.fallbacks = 0  # checks answered by the fail mode (for metrics)
+        self._prefix = prefix.encode()
+        self._fail_open = fail_open
+        self._on_error = on_error
+        self._error_interval = error_interval
+        self._client: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._frags: dict[str, tuple[float, int, bytes, bytes]] = {}
+        self._quotas: dict[str, tuple[int, int, int, bytes, bytes]] = {}
+        self._usage_keys: dict[str, bytes] = {}
+        self._day: tuple[float, float, bytes] = (0.0, -1.0, b"")
+        self._loading = False
+        self._reported_at = -math.inf  # when on_error last heard of a failure (monotonic)
+        self._reported = False  # a failure was reported and the recovery not yet
+
+    # -- the Backend protocol -------------------------------------------------------------
+
+    def check(
+        self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
+    ) -> Verdict | asyncio.Future[Verdict]:
+        """Take a token from every bucket and a unit of the quota, all or nothing (one round
+        trip). Never raises; resolves within ``timeout``."""
+        client = self._client
+        try:
+            if client is None:
+                client = self._start()
+            if not client.accepting:
+                return self._fallback(buckets, quota, "not connected to Redis")
+            loop = self._loop
+            assert loop is not None
+            payload = self._encode(buckets, quota, now, usage)
+            fut: asyncio.Future[Verdict] = loop.create_future()
+            deadline = loop.time() + self.timeout
+            client.send(payload, self._done, (fut, buckets, quota, payload, deadline), deadline)
+        except Exception as exc:  # a bug, or no running loop: never let a check raise
+            log.exception("throttle check failed before reaching Redis")
+            return self._fallback(buckets, quota, f"check failed: {exc!r}")
+        return fut
+
+    async def usage(self, key: str, days: Sequence[str]) -> dict[str, int]:
+        """Requests allowed per UTC day (``YYYY-MM-DD``) for a usage counter: one ``MGET``.
+        Off the request path, so failures raise: ConnectionError, TimeoutError (1 s at least),
+        RespError or ProtocolError."""
+        if not days:
+            return {}
+        client = self._client if self._client is not None else self._start()
+        base = f"{self.prefix}{key}:"
+        reply = await client.call("MGET", *[base + day for day in days], timeout=max(1.0, self.timeout))
+        if not isinstance(reply, list) or len(reply) != len(days):
+            raise ProtocolError(f"MGET answered {reply!r}")
+        return {
+            day: int(value) if isinstance(value, bytes) else 0 for day, value in zip(days, reply, strict=True)
+        }
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # -- more -----------------------------------------------------------------------------
+
+    async def ready(self, timeout: float = 1.0) -> bool:
+        """Connect now (on the running loop) and wait until connected; False if not within
+        ``timeout``. Optional: the first check connects anyway."""
+        client = self._client if self._client is not None else self._start()
+        return await client.wait_up(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.up
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _start(self) -> Client:
+        loop = asyncio.get_running_loop()
+        client = Client(self.address, timeout=self.timeout, handshake=(_LOAD,), on_state=self._state_changed)
+        client.start()
+        self._loop, self._client = loop, client
+        return client
+
+    def _encode(self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None) -> bytes:
+        """The EVALSHA command: KEYS buckets, [quota], [usage]; ARGV now, quota limit and end,
+        usage flag, n, (rate, burst, TTL) per bucket. The encoded parts of buckets and quotas
+        are cached by key (the stage builds new objects for every request)."""
+        frags = self._frags
+        parts: list[bytes] = [b""]  # the head goes first, once the number of keys is known
+        args: list[bytes] = []
+        for bucket in buckets:
+            frag = frags.get(bucket.key)
+            if frag is None or frag[0] != bucket.rate or frag[1] != bucket.burst:
+                frag = self._fragment(bucket)
+            parts.append(frag[2])
+            args.append(frag[3])
+        nb = len(args)
+        extra = 0
+        if quota is not None:
+            qfrag = self._quotas.get(quota.key)
+            if qfrag is None or qfrag[0] != quota.start or qfrag[1] != quota.limit or qfrag[2] != quota.end:
+                qfrag = self._quota(quota)
+            parts.append(qfrag[3])
+            quota_args = qfrag[4]
+            extra = 1
+        else:
+            quota_args = _NO_QUOTA
+        if usage is not None:
+            if not self._day[0] <= now < self._day[1]:
+                start = now - now % 86400
+                self._day = (start, start + 86400, day_of(now).encode())
+                self._usage_keys = {}
+            usage_key = self._usage_keys.get(usage)
+            if usage_key is None:
+                usage_key = bulk(b"%b%b:%b" % (self._prefix, usage.encode(), self._day[2]))
+                self._usage_keys[usage] = usage_key
+            parts.append(usage_key)
+            extra += 1
+        parts[0] = _HEADS[nb][extra] if nb < len(_HEADS) else _head(nb, extra)
+        parts += (_NOW, _pack_now(now), b"\r\n", quota_args, _USAGE_OFF if usage is None else _USAGE_ON)
+        parts.append(_NS[nb] if nb < len(_NS) else bulk(b"%d" % nb))
+        parts += args
+        return b"".join(parts)
+
+    def _fragment(self, bucket: Bucket) -> tuple[float, int, bytes, bytes]:
+        rate = float(bucket.rate)
+        burst = int(bucket.burst)
+        refill = burst / rate if rate > 0 else math.inf
+        ttl_ms = math.ceil((refill + 1.0) * 1000) if refill < 1e9 else 0  # 0: never expires
+        frag = (
+            bucket.rate,
+            bucket.burst,
+            bulk(self._prefix + bucket.key.encode()),
+            bulk(b"%r" % rate) + bulk(b"%d" % burst) + bulk(b"%d" % ttl_ms),
+        )
+        if len(self._frags) >= _CACHE_MAX:
+            self._frags.clear()
+        self._frags[bucket.key] = frag
+        return frag
+
+    def _quota(self, quota: Quota) -> tuple[int, int, int, bytes, bytes]:
+        frag = (
+            quota.start,
+            quota.limit,
+            quota.end,
+            bulk(b"%b%b:%d" % (self._prefix, quota.key.encode(), quota.start)),
+            bulk(b"%d" % quota.limit) + bulk(b"%d" % quota.end),
+        )
+        if len(self._quotas) >= _CACHE_MAX:
+            self._quotas.clear()
+        self._quotas[quota.key] = frag
+        return frag
+
+    def _done(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
+        fut = ctx[0]
+        if fut.done():
+            return  # the caller gave up on it
+        if type(reply) is int:
+            fut.set_result(ALLOWED if reply < 0 else Verdict(True, remaining=reply))
+            if self._reported:
+                self._recovered()
+            return
+        if isinstance(reply, RespError) and reply.code == "NOSCRIPT":
+            self._retry(ctx)
+            return
+        self._settle(reply, ctx)
+
+    def _done_retried(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
+        if ctx[0].done():
+            return
+        if type(reply) is int:
+            self._done(reply, ctx)
+        else:
+            self._settle(reply, ctx)
+
+    def _settle(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
+        fut, buckets, quota = ctx[0], ctx[1], ctx[2]
+        if isinstance(reply, list):
+            verdict = _denied(reply)
+            if verdict is not None:
+                fut.set_result(verdict)
+                if self._reported:
+                    self._recovered()
+                return
+            reason = f"unexpected reply {reply!r}"
+        elif isinstance(reply, RespError):
+            reason = f"Redis answered an error: {reply}"
+        elif isinstance(reply, TimeoutError):
+            reason = f"no answer within {self.timeout:g} s"
+        elif isinstance(reply, BaseException):
+            reason = str(reply) or type(reply).__name__
+        else:
+            reason = f"unexpected reply {reply!r}"
+        fut.set_result(self._fallback(buckets, quota, reason))
+
+    def _retry(self, ctx: _Ctx) -> None:
+        """The script is not in the server's cache (flushed, or a fail-over): load it and send
+        the same command again, with the same deadline."""
+        client = self._client
+        assert client is not None
+        if not self._loading:
+            self._loading = True
+            client.send_by(_LOAD, self._loaded, None, ctx[4])
+        client.send_by(ctx[3], self._done_retried, ctx, ctx[4])
+
+    def _loaded(self, reply: Reply | BaseException, ctx: None) -> None:
+        self._loading = False
+
+    def _fallback(self, buckets: Sequence[Bucket], quota: Quota | None, reason: str) -> Verdict:
+        self.fallbacks += 1
+        self._failed(reason)
+        mode = self._fail_open
+        if mode is True:
+            return ALLOWED
+        if mode is False:
+            return BACKEND_FAILED
+        try:
+            open_ = bool(mode(buckets, quota))
+        except Exception:
+            log.exception("the throttle's fail-mode callable failed; failing closed")
+            return BACKEND_FAILED
+        return ALLOWED if open_ else BACKEND_FAILED
+
+    def _state_changed(self, up: bool, message: str) -> None:
+        if up:
+            if self._reported:
+                self._recovered()
+        else:
+            self._failed(message)
+
+    def _failed(self, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._reported_at < self._error_interval:
+            return
+        self._reported_at = now
+        self._reported = True
+        self._emit(
+            f"Redis throttle backend {self.address}: {reason}; applying the fail mode "
+            f"({self.fallbacks} fallbacks so far)"
+        )
+
+    def _recovered(self) -> None:
+        self._reported = False
+        self._emit(f"Redis throttle backend {self.address}: recovered ({self.fallbacks} fallbacks so far)")
+
+    def _emit(self, message: str) -> None:
+        if self._on_error is None:
+            log.warning("%s", message)
+            return
+        try:
+            self._on_error(message)
+        except Exception:
+            log.exception("the throttle's on_error callback failed")
+
+
+def _denied(reply: list[Reply]) -> Verdict | None:
+    """The Verdict of the script's array reply, or None if it makes no sense."""
+    if len(reply) != 3:
+        return None
+    code, index, wait = reply
+    if not isinstance(index, int) or not isinstance(wait, bytes):
+        return None
+    try:
+        retry_after = max(0.0, float(wait))
+    except ValueError:
+        return None
+    if code == 1:
+        return Verdict(False, failed="throttle", index=index - 1, retry_after=retry_after)
+    if code == 2:
+        return Verdict(False, failed="quota", retry_after=retry_after, remaining=0)
+    return None
