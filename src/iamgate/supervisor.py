@@ -184,6 +184,28 @@ class _Watcher:
         return False
 
 
+def _follow_store(
+    link: StoreLink | None,
+    on_change: Callable[[int], None],
+    admin: AdminServer | None,
+    config: Callable[[], GatewayConfig],
+    usage: Callable[[dict[str, str]], Awaitable[dict[str, Any]]],
+    options: ServeOptions,
+) -> None:
+    """Reload when the store changes (its URL may have changed with the configuration): the
+    store's watcher thread hands each new generation to the event loop; and keep the management
+    API on the current store."""
+    if link is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def changed(generation: int) -> None:  # on the store's watcher thread
+        loop.call_soon_threadsafe(on_change, generation)
+
+    link.follow(changed)
+    _attach_management(admin, link, config, usage, options)
+
+
 def _attach_management(
     admin: AdminServer | None,
     link: StoreLink | None,
@@ -253,17 +275,14 @@ class Worker:
         return ok
 
     def _follow_store(self) -> None:
-        """Reload when the store changes (its URL may have changed with the configuration)."""
-        if self.link is None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def changed(generation: int) -> None:  # on the store's watcher thread
-            loop.call_soon_threadsafe(self._store_changed, generation)
-
-        self.link.follow(changed)
-        _attach_management(
-            self.admin, self.link, lambda: self.state.snapshot.config, self.usage, self.options
+        state = self.state
+        _follow_store(
+            self.link,
+            self._store_changed,
+            self.admin,
+            lambda: state.snapshot.config,
+            self.usage,
+            self.options,
         )
 
     def _store_changed(self, generation: int) -> None:
@@ -616,15 +635,9 @@ class Supervisor:
         self._follow_store()
 
     def _follow_store(self) -> None:
-        if self.link is None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def changed(generation: int) -> None:  # on the store's watcher thread
-            loop.call_soon_threadsafe(self._store_changed, generation)
-
-        self.link.follow(changed)
-        _attach_management(self.admin, self.link, lambda: self.config, self.usage, self.options)
+        _follow_store(
+            self.link, self._store_changed, self.admin, lambda: self.config, self.usage, self.options
+        )
 
     def _store_changed(self, generation: int) -> None:
         if not self.draining:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from botocore.config import Config
 
 from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for
-from tests.management.conftest import ADMIN, AWS_CLI, Credentials
+from tests.management.conftest import ADMIN, aws_cli
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -61,34 +60,8 @@ def client(gw: Gateway) -> Any:
     )
 
 
-def aws(gw: Gateway, *args: str, credentials: Credentials = ADMIN) -> Any:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": credentials.access_key,
-        "AWS_SECRET_ACCESS_KEY": credentials.secret,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    env.pop("AWS_SESSION_TOKEN", None)
-    env.pop("AWS_PROFILE", None)
-    done = subprocess.run(
-        [
-            AWS_CLI,
-            "apigateway",
-            *args,
-            "--endpoint-url",
-            f"http://127.0.0.1:{gw.admin_port}",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+def aws(gw: Gateway, *args: str) -> Any:
+    done = aws_cli(f"http://127.0.0.1:{gw.admin_port}", *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout) if done.stdout.strip() else None
 

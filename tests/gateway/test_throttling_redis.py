@@ -4,7 +4,6 @@ closed) at once, and limits come back when Redis does."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import uuid
@@ -15,10 +14,11 @@ from typing import Any
 import pytest
 
 from tests.gateway.conftest import Gateway, metric_value, start_gateway, wait_for
-from tests.throttle.test_redis import HOST, PORT, PrivateRedis, Raw, _unavailable
+from tests.throttle.test_redis import HOST, PORT, PrivateRedis, Raw, _unavailable, private_redis
 
 KEY = "k1-abcdefghijklmnopqrstuvwxyz"
 HANG_MARGIN = 0.5  # scheduling slack on a loaded machine: a hang guard, not a performance bound
+__all__ = ["private_redis"]  # the backend tests' fixture (a redis-server of our own), used here too
 
 
 @pytest.fixture
@@ -35,18 +35,6 @@ def shared_redis() -> Iterator[str]:
     yield prefix
     raw.delete_prefix(prefix)
     raw.close()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _unavailable("redis-server is not installed")
-        raise AssertionError("unreachable")
-    server = PrivateRedis(binary)
-    server.start()
-    yield server
-    server.stop()
 
 
 def config(

@@ -105,6 +105,30 @@ def gateway_config(**kwargs: str) -> GatewayConfig:
     return config
 
 
+def aws_cli(endpoint: str, *args: str, credentials: Credentials = ADMIN) -> subprocess.CompletedProcess[str]:
+    """The real AWS CLI: ``aws apigateway ARGS --endpoint-url ENDPOINT``, with ``credentials`` and
+    nothing else from the environment (no profile, no config files, no retries)."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": credentials.access_key,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run(
+        [AWS_CLI, "apigateway", *args, "--endpoint-url", endpoint, "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
 @dataclass
 class AdminHandle:
     port: int
@@ -129,25 +153,7 @@ class AdminHandle:
 
     def aws_run(self, *args: str, credentials: Credentials = ADMIN) -> subprocess.CompletedProcess[str]:
         """``aws apigateway ARGS --endpoint-url URL`` with ``credentials`` in the environment."""
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": credentials.access_key,
-            "AWS_SECRET_ACCESS_KEY": credentials.secret,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_MAX_ATTEMPTS": "1",
-        }
-        env.pop("AWS_SESSION_TOKEN", None)
-        env.pop("AWS_PROFILE", None)
-        return subprocess.run(
-            [AWS_CLI, "apigateway", *args, "--endpoint-url", self.url, "--output", "json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        return aws_cli(self.url, *args, credentials=credentials)
 
     def aws(self, *args: str, credentials: Credentials = ADMIN, parse: bool = True) -> Any:
         """Like :meth:`aws_run`, but the parsed JSON output; a failure raises RuntimeError."""
