@@ -7,7 +7,11 @@ stages, policy, header rewriting, access log, metrics) with the system calls tak
 the socket-level benchmark (proxy_anchor.sh rows) then adds back. Reports process CPU time per
 request, best of several rounds.
 
-    python bench/hotpath.py [--policy small|large|allow-all] [--log on|off] [-n 20000]
+    python bench/hotpath.py [--policy small|large|allow-all] [--log on|off] [-n 20000] [--paths N]
+
+``--paths N`` cycles through N different request paths (``/prod/pets/0`` ... ``/prod/pets/N-1``)
+instead of repeating one: with N above the gateway's memo sizes (4096) every request misses the
+route and decision memos, the worst case for them.
 """
 
 from __future__ import annotations
@@ -93,7 +97,15 @@ def config_text(policy: str, log: str, log_path: str, throttle: str = "off") -> 
     return yaml.safe_dump({"gateway": gateway, "apis": [api], **top})
 
 
-async def run(policy: str, log: str, n: int, rounds: int, throttle: str = "off") -> list[float]:
+def requests(paths: int) -> list[bytes]:
+    if paths <= 1:
+        return [REQUEST]
+    return [REQUEST.replace(b"/prod/pets/123", b"/prod/pets/%d" % i) for i in range(paths)]
+
+
+async def run(
+    policy: str, log: str, n: int, rounds: int, throttle: str = "off", paths: int = 1
+) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log", throttle))
         assert config is not None, [d.render() for d in diags]
@@ -108,10 +120,12 @@ async def run(policy: str, log: str, n: int, rounds: int, throttle: str = "off")
         pool._members.add(up)
         pool.release(up)
         results = []
+        cycle = requests(paths)
+        k = len(cycle)
         for _ in range(rounds):
             start = time.process_time()
-            for _ in range(n):
-                down.data_received(REQUEST)
+            for i in range(n):
+                down.data_received(cycle[i % k])
                 up.data_received(RESPONSE)
             results.append((time.process_time() - start) / n * 1e6)
             assert client.written[-1].endswith(b"ok"), client.written[-1]
@@ -131,10 +145,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--throttle", default="off", choices=["off", "memory"])
+    parser.add_argument("--paths", type=int, default=1)
     args = parser.parse_args()
-    results = uvloop.run(run(args.policy, args.log, args.n, args.rounds, args.throttle))
+    results = uvloop.run(run(args.policy, args.log, args.n, args.rounds, args.throttle, args.paths))
     print(
-        f"policy={args.policy} log={args.log} throttle={args.throttle} "
+        f"policy={args.policy} log={args.log} throttle={args.throttle} paths={args.paths} "
         f"per-request CPU: best {min(results):.1f} us, "
         f"median {statistics.median(results):.1f} us over {args.rounds} rounds of {args.n}"
     )

@@ -64,7 +64,15 @@ def _date_header() -> bytes:
 
 
 def _status_line(status: int) -> bytes:
-    return f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
+    return line
+
+
+_STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in _REASONS.items()}
+_METHOD_NAMES = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
 
 _SIGNATURE_HEADERS = frozenset({b"authorization", b"x-amz-security-token"})
@@ -277,8 +285,10 @@ class DownstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        method = parser.get_method().decode("ascii")
-        version = "HTTP/" + parser.get_http_version()
+        raw_method = parser.get_method()
+        method = _METHOD_NAMES.get(raw_method) or raw_method.decode("ascii")
+        raw_version = parser.get_http_version()
+        version = _VERSIONS.get(raw_version) or "HTTP/" + raw_version
         keep_alive = parser.should_keep_alive()
         upgrade = parser.should_upgrade()
         queued = self.queued
@@ -328,16 +338,23 @@ class DownstreamConnection(asyncio.Protocol):
         self.ex = ex
         self.response_started = False
         self.continued = False
-        self.chunked_in = b"transfer-encoding" in self.hmap
+        hmap = self.hmap
+        self.chunked_in = b"transfer-encoding" in hmap
         state.in_flight += 1
-        client_id = self.hmap.get(b"x-amzn-requestid")
+        client_id = hmap.get(b"x-amzn-requestid")
         if client_id is not None and _UUID.fullmatch(client_id):  # a client may set its own UUID
             ex.request_id = client_id.decode("ascii").lower()
-        problem = self._head_problem(version, upgrade)
-        if problem is not None:
-            ex.keep_alive = False
-            self._respond(ex, problem)
-            return
+        if (
+            upgrade
+            or self.duplicate_host
+            or b"host" not in hmap
+            or self.header_bytes > state.snapshot.settings.max_header_bytes
+        ):  # only then can there be a problem (the common case skips a call)
+            problem = self._head_problem(version, upgrade)
+            if problem is not None:
+                ex.keep_alive = False
+                self._respond(ex, problem)
+                return
         self._run_stages(ex, 0)
 
     def _run_stages(self, ex: Exchange, start: int) -> None:
@@ -551,9 +568,11 @@ class DownstreamConnection(asyncio.Protocol):
         self.ex = None
         self.mode = _IDLE
         self.upstream = None
-        self.pending = []
+        if self.pending:
+            self.pending = []
         self.pending_size = 0
-        self.body_raw = []
+        if self.body_raw:
+            self.body_raw = []
         self.replay = None
         state.in_flight -= 1
         try:
@@ -603,7 +622,8 @@ class DownstreamConnection(asyncio.Protocol):
         state = self.state
         api = ex.api.id if ex.api is not None else "-"
         stage = ex.stage.name if ex.stage is not None else "-"
-        decision = ex.decision.effect.value if ex.decision is not None else "none"
+        # _value_: Enum.value is a descriptor call on CPython 3.11, the attribute behind it is not
+        decision = ex.decision.effect._value_ if ex.decision is not None else "none"
         state.metrics.request(api, stage, ex.status, decision, ex.end - ex.start, ex.integration_latency)
         if ex.would_deny:
             state.metrics.inc("iamgate_policy_would_deny_total", (("api", api), ("stage", stage)))
@@ -654,12 +674,15 @@ class DownstreamConnection(asyncio.Protocol):
         self.out = []
         self.replay = [] if ex.method in _IDEMPOTENT or b"idempotency-key" in ex.hmap else None
         self.replay_size = 0
-        self.pool_key = (target.scheme, target.host, target.port)
+        key = self.pool_key = (target.scheme, target.host, target.port)
         ex.integration_start = time.perf_counter()
         self.deadline = self.loop.time() + route.timeout
-        self.state.timed.add(self)
-        self._continue()
-        pool = self.state.pools.get(*self.pool_key)
+        state = self.state
+        state.timed.add(self)
+        if b"expect" in ex.hmap:
+            self._continue()
+        pools = state.pools
+        pool = pools.pools.get(key) or pools.get(*key)
         conn = pool.take()
         if conn is not None:
             self._attach(conn)
@@ -726,17 +749,18 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex
         assert ex is not None
         self.upstream = conn
-        data = [self.request_head]
         if self.replay is not None and self.retried:
-            data.extend(self.replay)
-        else:
+            data = b"".join([self.request_head, *self.replay])
+        elif self.pending:
             for chunk in self.pending:
                 self._keep_for_replay(chunk)
-            data.extend(self.pending)
-        self.pending = []
+            data = b"".join([self.request_head, *self.pending])
+            self.pending = []
+        else:  # the usual case: a request without a body, or whose body is still to come
+            data = self.request_head
         self.pending_size = 0
         self.mode = _PROXY
-        conn.start(self, b"".join(data), head_request=ex.method == "HEAD")
+        conn.start(self, data, head_request=ex.method == "HEAD")
         if self.paused_for_backend and self.transport is not None:
             self.paused_for_backend = False
             self.transport.resume_reading()
@@ -758,12 +782,20 @@ class DownstreamConnection(asyncio.Protocol):
             return
         if self.closing or self.state.draining:
             ex.keep_alive = False
-        self._cancel_timer_until_idle()
-        parts = [_status_line(status), _date_header()]
+        route = ex.route  # after the head, the deadline becomes an idle timeout between reads
+        self.deadline = self.loop.time() + (route.timeout if route is not None else 29.0)
+        # the head's pieces go straight into ``out``: one join when the read is written
+        parts = self.out
+        parts.append(_STATUS_LINES.get(status) or _status_line(status))
+        now = int(time.time())
+        parts.append(_date_cache[1] if _date_cache[0] == now else _date_header())  # type: ignore[arg-type]
         if head.tokens:  # a Connection header names more hop-by-hop headers
-            parts.extend(line for lname, line in head.lines if lname not in head.tokens)
+            tokens = head.tokens
+            parts.extend(
+                [line for lname, line in zip(head.names, head.lines, strict=True) if lname not in tokens]
+            )
         else:
-            parts.extend(line for _, line in head.lines)
+            parts.extend(head.lines)
         if head.length is not None and not head.chunked:
             parts.append(b"Content-Length: " + head.length + b"\r\n")
         elif not (ex.method == "HEAD" or status in (204, 304)):
@@ -773,14 +805,11 @@ class DownstreamConnection(asyncio.Protocol):
             else:
                 self.close_delimited = True
                 ex.keep_alive = False
-        parts.append(
-            b"x-amzn-RequestId: "
-            + ex.request_id.encode()
-            + b"\r\nx-amz-apigw-id: "
-            + ex.extended_id.encode()
-            + (b"\r\n\r\n" if ex.keep_alive else b"\r\nConnection: close\r\n\r\n")
-        )
-        self.out.append(b"".join(parts))
+        parts.append(b"x-amzn-RequestId: ")
+        parts.append(ex.request_id.encode())
+        parts.append(b"\r\nx-amz-apigw-id: ")
+        parts.append(ex.extended_id.encode())
+        parts.append(b"\r\n\r\n" if ex.keep_alive else b"\r\nConnection: close\r\n\r\n")
         self.response_started = True
         ex.status = status
         ex.integration_status = status
@@ -806,10 +835,14 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex
         if ex is None:
             return
-        self._cancel_timer()
+        self.state.timed.discard(self)
+        out = self.out
         if self.chunked_out:
-            self.out.append(b"0\r\n\r\n")
-        self.upstream_flush()
+            out.append(b"0\r\n\r\n")
+        if out:
+            if self.transport is not None:
+                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            self.out = []
         ex.integration_latency = time.perf_counter() - ex.integration_start
         self.upstream = None
         self._finish(ex)
@@ -902,10 +935,6 @@ class DownstreamConnection(asyncio.Protocol):
             self._abort(ex, "backend stalled mid-response")
             return
         self._integration_failed(ex, "timeout", "Endpoint request timed out")
-
-    def _cancel_timer_until_idle(self) -> None:
-        """After the response head the deadline becomes an idle timeout between reads."""
-        self.deadline = self.loop.time() + self._idle_timeout()
 
     def _cancel_timer(self) -> None:
         self.state.timed.discard(self)

@@ -21,6 +21,8 @@ __all__ = ["Exchange", "new_ids"]
 _PREFIX = os.urandom(8).hex()
 _RID_PREFIX = f"{_PREFIX[0:8]}-{_PREFIX[8:12]}-4{_PREFIX[13:16]}-a{os.urandom(2).hex()[:3]}-"
 _EXT_PREFIX = os.urandom(3)
+# base64 works in groups of 3 bytes: the 3-byte prefix's 4 characters, then those of the counter
+_EXT_TEXT = b2a_base64(_EXT_PREFIX, newline=False).decode()
 _counter = itertools.count(1)
 
 
@@ -28,12 +30,11 @@ def new_ids() -> tuple[str, str]:
     """A UUID-shaped request id and an ``x-amz-apigw-id``-shaped extended id.
 
     Unique per process (a random 64-bit prefix and a counter) and far cheaper than ``uuid4()``.
+    The extended id is the base64 of the 3 random bytes and the 8-byte counter (16 characters,
+    the last one ``=``).
     """
     n = next(_counter)
-    tail = f"{n:012x}"
-    rid = f"{_RID_PREFIX}{tail}"
-    ext = b2a_base64(_EXT_PREFIX + n.to_bytes(8, "big"), newline=False).decode()[:15] + "="
-    return rid, ext
+    return f"{_RID_PREFIX}{n:012x}", _EXT_TEXT + b2a_base64(n.to_bytes(8, "big"), newline=False).decode()
 
 
 class Exchange:

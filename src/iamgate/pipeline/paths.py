@@ -57,6 +57,8 @@ class PathError:
 
 
 def encode_segment(segment: str) -> str:
+    if segment.isascii() and segment.isalnum():  # letters and digits only: nothing to encode
+        return segment
     return quote(segment, safe=_PCHAR_SAFE)
 
 

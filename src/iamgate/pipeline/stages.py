@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from iamgate.auth.sigv4 import authorization_header_error
 from iamgate.pipeline import responses as R
@@ -18,6 +19,9 @@ from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.paths import PathError, canonicalize
 from iamgate.policy import Context
 from iamgate.policy.values import read_ip
+
+if TYPE_CHECKING:
+    from iamgate.config.snapshot import Snapshot
 
 __all__ = ["canonical_segments", "context", "rightmost_untrusted", "route", "time_keys"]
 
@@ -74,10 +78,49 @@ def _unmatched(ex: Exchange) -> R.GatewayResponse:
     return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
 
 
+# Routing is a pure function of the snapshot and (raw path, method, Host, x-apigw-api-id): its
+# successful results are memoised per snapshot (the one most recently routed with; a reload
+# starts a new memo), bounded like the policy engine's memos. A key is kept the second time it
+# is seen (``_route_seen`` holds the hashes of keys seen once), so a stream of distinct paths
+# (/pets/1, /pets/2, ...) costs a set lookup, not a memo entry each. Long keys are not kept.
+_ROUTE_MEMO_LIMIT = 4096
+_ROUTE_KEY_LIMIT = 512  # bytes of path + Host
+_RouteKey = tuple[bytes, str, bytes | None, bytes | None]
+_route_memo: dict[_RouteKey, tuple[object, ...]] = {}
+_route_seen: set[int] = set()
+_route_memo_owner: list[object] = [None]
+
+
 def route(ex: Exchange) -> R.GatewayResponse | None:
     """API, stage, resource and method; the canonical path and the method ARN."""
     snap = ex.snapshot
+    hmap = ex.hmap
     raw = ex.raw_path
+    key = (raw, ex.method, hmap.get(b"host"), hmap.get(b"x-apigw-api-id"))
+    if _route_memo_owner[0] is snap:
+        hit = _route_memo.get(key)
+        if hit is not None:
+            ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn = hit  # type: ignore[assignment]
+            return None
+    problem = _route(ex, snap, raw)
+    if problem is None and len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
+        if _route_memo_owner[0] is not snap:
+            _route_memo.clear()
+            _route_seen.clear()
+            _route_memo_owner[0] = snap
+        seen = hash(key)
+        if seen not in _route_seen:
+            if len(_route_seen) >= _ROUTE_MEMO_LIMIT:
+                _route_seen.clear()
+            _route_seen.add(seen)
+            return None
+        if len(_route_memo) >= _ROUTE_MEMO_LIMIT:
+            _route_memo.clear()
+        _route_memo[key] = (ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn)
+    return problem
+
+
+def _route(ex: Exchange, snap: Snapshot, raw: bytes) -> R.GatewayResponse | None:
     api = None
     if raw.startswith(b"/restapis/"):  # LocalStack: /restapis/{id}/{stage}/_user_request_/{path}
         parts = raw.split(b"/", 5)

@@ -21,6 +21,7 @@ that names the fault (fail closed).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 
 from .ast import Policy, PolicyKind
@@ -29,12 +30,21 @@ from .conditions import Atom, Context
 from .decision import Decision, DecisionEffect, MatchKind, StatementRef, StatementTrace
 from .operators import Family
 from .request import Caller, Request
+from .request import Context as Normalised
 from .values import read_ip, read_network
 from .variables import has_vars
 
 __all__ = ["CompiledPolicy"]
 
 _MEMO_LIMIT = 4096
+
+# enum members read once: on CPython 3.11 reading one from its class costs a descriptor call
+_ALLOW = DecisionEffect.ALLOW
+_EXPLICIT_DENY = DecisionEffect.EXPLICIT_DENY
+_IMPLICIT_DENY = DecisionEffect.IMPLICIT_DENY
+_NONE = MatchKind.NONE
+_ACCOUNT = MatchKind.ACCOUNT
+_FULL = MatchKind.FULL
 
 
 def _bits(mask: int) -> list[int]:
@@ -79,9 +89,13 @@ class _GenericGroup(_Group):
 
 
 class _IpGroup(_Group):
-    """Plain ``IpAddress`` / ``NotIpAddress`` (optionally ``IfExists``) on one key."""
+    """Plain ``IpAddress`` / ``NotIpAddress`` (optionally ``IfExists``) on one key.
 
-    __slots__ = ("absent", "empty", "key", "negated", "tables")
+    The statements whose listed networks contain an address depend on the address text alone,
+    so they are memoised per text (bounded like the other memos): a gateway sees the same few
+    client addresses over and over, and reading one costs far more than a dictionary lookup."""
+
+    __slots__ = ("absent", "empty", "key", "memo", "negated", "tables")
 
     def __init__(self, key: str, negated: bool, if_exists: bool) -> None:
         super().__init__()
@@ -90,6 +104,7 @@ class _IpGroup(_Group):
         self.absent = negated or if_exists  # result when the key is missing
         self.empty = 0  # statements whose clause lists no value: a negated one is vacuously true
         self.tables: dict[tuple[int, int], dict[int, int]] = {}
+        self.memo: dict[str, int] = {}  # address text -> statements it is in; -1: unreadable
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
@@ -106,23 +121,38 @@ class _IpGroup(_Group):
             key = int(net.network_address) >> shift
             table[key] = table.get(key, 0) | bit
 
+    def hits(self, text: str) -> int:
+        """The statements (of the whole group) with a network containing the address ``text``;
+        -1 when ``text`` is not an address. Memoised."""
+        addr = read_ip(text)
+        if addr is None:
+            hit = -1
+        else:
+            version, number = addr
+            hit = 0
+            for (v, shift), table in self.tables.items():
+                if v == version:
+                    found = table.get(number >> shift)
+                    if found:
+                        hit |= found
+        memo = self.memo
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[text] = hit
+        return hit
+
     def satisfied(self, context: Context, mask: int) -> int:
         value = context.get(self.key)
         if value is None:
             return mask if self.absent else 0
         if type(value) is not str:
             return 0  # multivalued under a plain operator never matches
-        addr = read_ip(value)
-        if addr is None:
+        hit = self.memo.get(value)
+        if hit is None:
+            hit = self.hits(value)
+        if hit < 0:
             # an unreadable address matches no value, and is "not in" none of them either
             return mask & self.empty if self.negated else 0
-        version, number = addr
-        hit = 0
-        for (v, shift), table in self.tables.items():
-            if v == version:
-                found = table.get(number >> shift)
-                if found:
-                    hit |= found
         return mask & ~hit if self.negated else mask & hit
 
 
@@ -158,16 +188,26 @@ class _EqualsGroup(_Group):
 
 
 class _ResourceIndex:
-    """Statements whose Resource (or NotResource) entries match a resource ARN."""
+    """Statements whose Resource (or NotResource) entries match a resource ARN.
 
-    __slots__ = ("always", "dynamic", "exact", "general", "prefixes")
+    ``prefix*`` entries are kept sorted, each with a link to the longest other entry that is a
+    prefix of it and the statements of that whole chain: the prefixes of an ARN are then found
+    with one binary search and (usually) one ``startswith``, whatever their number and lengths.
+    Why it works: if ``p`` is the longest entry that is a prefix of ``r``, every entry sorting
+    between ``p`` and ``r`` starts with ``p``, so ``p`` is on the chain of the last entry not
+    after ``r``; and every shorter entry that is a prefix of ``r`` is a prefix of ``p``."""
+
+    __slots__ = ("always", "chain", "dynamic", "exact", "general", "keys", "parent", "prefixes")
 
     def __init__(self) -> None:
         self.always = 0
         self.exact: dict[str, int] = {}
-        self.prefixes: dict[int, dict[str, int]] = {}
+        self.prefixes: dict[int, dict[str, int]] = {}  # by length, as added
         self.general: list[tuple[int, Callable[[str], bool]]] = []
         self.dynamic: list[tuple[int, Callable[[str, Context], bool]]] = []
+        self.keys: list[str] = []  # every prefix, sorted
+        self.parent: list[int] = []  # index of the longest other key that is a prefix, or -1
+        self.chain: list[int] = []  # statements of the key and of every key that is a prefix of it
 
     def add(self, bit: int, st: CompiledStatement) -> None:
         for entry in st.resources:
@@ -184,14 +224,30 @@ class _ResourceIndex:
             else:
                 self.general.append((bit, matcher.match))
 
+    def freeze(self) -> None:
+        """Build the sorted prefix index (after the last :meth:`add`)."""
+        bits = {p: b for table in self.prefixes.values() for p, b in table.items()}
+        keys = sorted(bits)
+        parent: list[int] = []
+        chain: list[int] = []
+        for i, key in enumerate(keys):
+            j = i - 1
+            while j >= 0 and not key.startswith(keys[j]):
+                j = parent[j]
+            parent.append(j)
+            chain.append(bits[key] | (chain[j] if j >= 0 else 0))
+        self.keys, self.parent, self.chain = keys, parent, chain
+
     def lookup(self, resource: str, context: Context, wanted: int) -> int:
         hit = self.always | self.exact.get(resource, 0)
-        size = len(resource)
-        for length, table in self.prefixes.items():
-            if length <= size:
-                found = table.get(resource[:length])
-                if found:
-                    hit |= found
+        keys = self.keys
+        if keys:
+            i = bisect_right(keys, resource) - 1
+            while i >= 0:
+                if resource.startswith(keys[i]):
+                    hit |= self.chain[i]
+                    break
+                i = self.parent[i]
         for bit, match in self.general:
             if bit & wanted & ~hit and match(resource):
                 hit |= bit
@@ -245,13 +301,26 @@ class CompiledPolicy:
                     generic.append(fallback)
                 else:
                     group.add(bit, atom)  # type: ignore[attr-defined]
+        self._res.freeze()
+        self._notres.freeze()
         indexed = [g for g in groups.values() if not isinstance(g, _GenericGroup)]
         others = [g for g in groups.values() if isinstance(g, _GenericGroup)]
         self._groups: tuple[_Group, ...] = tuple(g for g in (*indexed, *others, *generic) if g.mask)
+        # The condition keys a decision depends on, when it depends on nothing else of the context:
+        # no Resource with variables, only IpAddress/StringEquals groups (indexed, no variables).
+        # Then decide() memoises whole decisions; otherwise it just evaluates.
+        self._memo_keys: tuple[str, ...] | None = None
+        if not self._res.dynamic and not self._notres.dynamic and not others and not generic:
+            self._memo_keys = tuple(sorted({g.key for g in indexed}))  # type: ignore[attr-defined]
+        self._decided: dict[tuple[object, ...], Decision] = {}
+        self._seen: set[int] = set()  # hashes of decide() keys seen once
         self._action_memo: dict[str, int] = {}
         self._principal_memo: dict[str | None, tuple[int, int]] = {}
-        self._decisions: dict[tuple[DecisionEffect, int, MatchKind], Decision] = {}
-        self._implicit = Decision(DecisionEffect.IMPLICIT_DENY)
+        # decisions by statement mask: denials by the deny mask, allows by mask * 2 + (1 for a
+        # full principal match, 0 for an account match); plain int keys hash fast
+        self._denials: dict[int, Decision] = {}
+        self._allows: dict[int, Decision] = {}
+        self._implicit = Decision(_IMPLICIT_DENY)
 
     # --- memoised dimensions --------------------------------------------------------------
     def _actions(self, action: str) -> int:
@@ -277,15 +346,15 @@ class CompiledPolicy:
         self._principal_memo[principal] = (applies, full)
         return applies, full
 
-    def _decision(self, effect: DecisionEffect, mask: int, kind: MatchKind) -> Decision:
-        key = (effect, mask, kind)
-        found = self._decisions.get(key)
-        if found is None:
-            refs = tuple(self._refs[i] for i in _bits(mask))
-            found = Decision(effect, refs, kind)
-            if len(self._decisions) >= _MEMO_LIMIT:
-                self._decisions.clear()
-            self._decisions[key] = found
+    def _decision(self, memo: dict[int, Decision], key: int, effect: DecisionEffect, mask: int) -> Decision:
+        refs = tuple(self._refs[i] for i in _bits(mask))
+        if effect is _EXPLICIT_DENY:
+            found = Decision(effect, refs, _NONE)
+        else:
+            found = Decision(effect, refs, _FULL if key & 1 else _ACCOUNT)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = found
         return found
 
     # --- evaluation -----------------------------------------------------------------------
@@ -302,8 +371,43 @@ class CompiledPolicy:
                 ((StatementRef(-1, None), f"engine fault: {type(exc).__name__}: {exc}"),),
             )
 
+    def decide(self, principal: str | None, action: str, resource: str, context: Normalised) -> Decision:
+        """``evaluate(Request(principal, action, resource, context))`` for a hot path, with the
+        whole decision memoised when the policy allows it: the key is the principal, action,
+        resource and the values of every condition key the policy reads, so equal keys are the
+        same question. ``context`` must be a :class:`Context` (normalised keys); anything else is
+        just evaluated."""
+        keys = self._memo_keys
+        if keys is None or type(context) is not Normalised:
+            return self.evaluate(Request(principal, action, resource, context))
+        if len(keys) == 1:
+            key: tuple[object, ...] = (principal, action, resource, context.get(keys[0]))
+        else:
+            key = (principal, action, resource, *[context.get(k) for k in keys])
+        try:
+            found = self._decided.get(key)
+        except TypeError:  # a value that cannot be a key (not str or tuple of str): no memo
+            return self.evaluate(Request(principal, action, resource, context))
+        if found is not None:
+            return found
+        found = self.evaluate(Request(principal, action, resource, context))
+        if not found.errors:  # an engine fault is never kept
+            # kept the second time the key is seen: distinct resources (/pets/1, /pets/2, ...)
+            # cost a set lookup each, not a memo entry
+            seen = hash(key)
+            if seen not in self._seen:
+                if len(self._seen) >= _MEMO_LIMIT:
+                    self._seen.clear()
+                self._seen.add(seen)
+                return found
+            memo = self._decided
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
+        return found
+
     def is_allowed(self, request: Request) -> bool:
-        return self.evaluate(request).effect is DecisionEffect.ALLOW
+        return self.evaluate(request).effect is _ALLOW
 
     def _fast(self, request: Request) -> Decision:
         cand = self._action_memo.get(request.action)
@@ -333,9 +437,11 @@ class CompiledPolicy:
                         return self._implicit
         deny = cand & self._deny
         if deny:
-            return self._decision(DecisionEffect.EXPLICIT_DENY, deny, MatchKind.NONE)
-        kind = MatchKind.FULL if cand & pm[1] else MatchKind.ACCOUNT
-        return self._decision(DecisionEffect.ALLOW, cand, kind)
+            found = self._denials.get(deny)
+            return found if found is not None else self._decision(self._denials, deny, _EXPLICIT_DENY, deny)
+        key = cand << 1 | 1 if cand & pm[1] else cand << 1
+        found = self._allows.get(key)
+        return found if found is not None else self._decision(self._allows, key, _ALLOW, cand)
 
     def _walk(self, request: Request) -> Decision:
         traces: list[StatementTrace] = []

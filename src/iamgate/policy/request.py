@@ -91,9 +91,12 @@ def _normalise_value(value: object) -> str | tuple[str, ...]:
     return str(value)
 
 
+_EXECUTE_API = "arn:aws:execute-api:"
+
+
 def _fold_service(resource: str) -> str:
     """ARN service names compare case-insensitively (spec 4.4): fold the third part."""
-    if resource.startswith("arn:aws:execute-api:"):
+    if resource.startswith(_EXECUTE_API):
         return resource
     pieces = resource.split(":", 3)
     if len(pieces) == 4 and not pieces[2].islower():
@@ -114,14 +117,16 @@ class Request:
         resource: str,
         context: Mapping[str, object] | None = None,
     ) -> None:
+        # the common cases inline (this runs on every request): an anonymous caller, an
+        # execute-api ARN (its service name is already lower-case), a prepared Context
         self.principal = principal
-        self.caller = parse_caller(principal)
+        self.caller = ANONYMOUS if principal is None else parse_caller(principal)
         self.action = action
-        self.resource = _fold_service(resource)
-        if context is None:
-            self.context: Context = Context()
-        elif type(context) is Context:
-            self.context = context
+        self.resource = resource if resource.startswith(_EXECUTE_API) else _fold_service(resource)
+        if type(context) is Context:
+            self.context: Context = context
+        elif context is None:
+            self.context = Context()
         else:
             self.context = Context({str(k).lower(): _normalise_value(v) for k, v in context.items()})
 

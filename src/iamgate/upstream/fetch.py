@@ -39,7 +39,7 @@ class _Collector:
 
     def upstream_head(self, status: int, head: UpstreamHead) -> None:
         self.status = status
-        self.lines = head.lines
+        self.lines = list(zip(head.names, head.lines, strict=True))
 
     def upstream_body(self, data: bytes) -> None:
         self.size += len(data)

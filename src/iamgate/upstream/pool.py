@@ -39,19 +39,50 @@ class PoolTimeout(Exception):
 
 class UpstreamHead:
     """A backend response head, classified as it is parsed: the lines to pass on (hop-by-hop
-    headers and Content-Length already left out, Server and Date renamed), the framing, and the
-    extra hop-by-hop names a Connection header lists."""
+    headers and Content-Length already left out, Server and Date renamed) with their lower-case
+    names, the framing, and the extra hop-by-hop names a Connection header lists."""
 
-    __slots__ = ("chunked", "length", "lines", "tokens")
+    __slots__ = ("chunked", "length", "lines", "names", "tokens")
 
     def __init__(self) -> None:
-        self.lines: list[tuple[bytes, bytes]] = []  # (lower-case name, raw line)
+        self.lines: list[bytes] = []  # raw lines ("Name: value\r\n"), in arrival order
+        self.names: list[bytes] = []  # the lower-case (original) name of each line
         self.length: bytes | None = None
         self.chunked = False
-        self.tokens: frozenset[bytes] = frozenset()
+        self.tokens: frozenset[bytes] = _NO_TOKENS
+
+    def reset(self) -> None:
+        """Empty again, for the connection's next exchange (new lists: a sink may keep the old)."""
+        self.lines = []
+        self.names = []
+        self.length = None
+        self.chunked = False
+        self.tokens = _NO_TOKENS
 
 
+_NO_TOKENS: frozenset[bytes] = frozenset()
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+
+# what to do with a response header, by its name as the backend spelled it: (kind, lower-case
+# name, the start of the line to pass on); memoised, the same few names come back every time
+_PASS, _HOP, _CHUNKED, _CONNECTION, _LENGTH = 0, 1, 2, 3, 4
+_NAMES: dict[bytes, tuple[int, bytes, bytes]] = {}
+_NAMES_LIMIT = 4096
+
+
+def _classify(name: bytes) -> tuple[int, bytes, bytes]:
+    lname = name.lower()
+    if lname in HOP_BY_HOP:
+        kind = _CHUNKED if lname == b"transfer-encoding" else _CONNECTION if lname == b"connection" else _HOP
+    elif lname == b"content-length":
+        kind = _LENGTH
+    else:
+        kind = _PASS
+    found = (kind, lname, (REMAPPED_RESPONSE.get(lname) or name) + b": ")
+    if len(_NAMES) >= _NAMES_LIMIT:
+        _NAMES.clear()
+    _NAMES[name] = found
+    return found
 
 
 class ResponseSink(Protocol):
@@ -98,7 +129,7 @@ class UpstreamConnection(asyncio.Protocol):
     def start(self, sink: ResponseSink, data: bytes, *, head_request: bool) -> None:
         """Begin an exchange by writing the request head (and any body already at hand)."""
         self.sink = sink
-        self.head = UpstreamHead()
+        self.head.reset()
         self.got_response = False
         self.head_request = head_request
         self.reused = self.uses > 0
@@ -169,21 +200,22 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
+        found = _NAMES.get(name)
+        if found is None:
+            found = _classify(name)
+        kind, lname, start = found
         head = self.head
-        if lname in HOP_BY_HOP:
-            if lname == b"transfer-encoding":
-                head.chunked = True
-            elif lname == b"connection":
-                tokens = connection_tokens(value)
-                if not tokens <= _PLAIN_CONNECTION:
-                    head.tokens = head.tokens | tokens
-            return
-        if lname == b"content-length":
+        if kind == _PASS:
+            head.lines.append(start + value + b"\r\n")
+            head.names.append(lname)
+        elif kind == _LENGTH:
             head.length = value.strip()
-            return
-        remapped = REMAPPED_RESPONSE.get(lname)
-        head.lines.append((lname, (remapped or name) + b": " + value + b"\r\n"))
+        elif kind == _CHUNKED:
+            head.chunked = True
+        elif kind == _CONNECTION:
+            tokens = connection_tokens(value)
+            if not tokens <= _PLAIN_CONNECTION:
+                head.tokens = head.tokens | tokens
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
