@@ -194,6 +194,11 @@ CASES = [
         [("config.invalid-value", 5, 78)],
     ),
     Case(
+        "anonymous-principal-keys",
+        "gateway:\n  anonymous_principal_keys: anonymous\napis: []\n",
+        [("config.invalid-value", 2, 29), ("config.no-apis", 3, 7)],
+    ),
+    Case(
         "unmatched-status",
         "gateway:\n  unmatched_status: 500\napis: []\n",
         [("config.invalid-value", 2, 21), ("config.no-apis", 3, 7)],
@@ -471,6 +476,7 @@ def test_every_problem_is_located(case: Case) -> None:
         ("denial-messages", "policy-type"),
         ("policy-mode", "report"),
         ("unmatched-status", "404"),
+        ("anonymous-principal-keys", "omit, iam"),
         ("uri-undefined-param", "id"),
     ],
 )

@@ -94,13 +94,24 @@ POLICY = {
         ),
         _deny_when("userid", {"StringEquals": {"aws:userid": "AROAREADER0000000001:s1"}}),
         _deny_when("type", {"StringEquals": {"aws:PrincipalType": "AssumedRole"}}),
+        # with anonymous_principal_keys: iam, a signed caller's own keys replace the anonymous ones
+        _deny_when(
+            "anonymous",
+            {"StringEquals": {"aws:PrincipalType": "Anonymous"}, "Null": {"aws:userid": "false"}},
+        ),
+        _deny_when("anonymous-id", {"StringEquals": {"aws:userid": "anonymous"}}),
     ],
 }
 
 
 def config(backend_url: str) -> dict[str, Any]:
     return {
-        "gateway": {"region": "us-east-1", "account_id": ACCOUNT, "max_buffered_body": MAX_BUFFERED},
+        "gateway": {
+            "region": "us-east-1",
+            "account_id": ACCOUNT,
+            "max_buffered_body": MAX_BUFFERED,
+            "anonymous_principal_keys": "iam",
+        },
         "identities": {
             "accounts": [
                 {
@@ -577,6 +588,11 @@ KEY_CASES = [
     # aws:PrincipalType
     ("type", "s1", True),
     ("type", "bob", False),
+    # anonymous_principal_keys: iam applies to anonymous callers only
+    ("anonymous", "s1", False),
+    ("anonymous", "bob", False),
+    ("anonymous-id", "s1", False),
+    ("anonymous-id", "alice", False),
 ]
 
 

@@ -201,6 +201,13 @@ CONTEXT_POLICY = policy(
     ),
     allow("execute-api:/*/GET/future", {"DateGreaterThan": {"aws:CurrentTime": "2999-01-01T00:00:00Z"}}),
     allow("execute-api:/*/GET/ip-known", {"Null": {"aws:SourceIp": "false"}}),
+    allow("execute-api:/*/GET/anonymous-type", {"StringEquals": {"aws:PrincipalType": "Anonymous"}}),
+    allow("execute-api:/*/GET/anonymous-userid", {"StringEquals": {"aws:userid": "anonymous"}}),
+    allow("execute-api:/*/GET/anonymous-account", {"StringEquals": {"aws:PrincipalAccount": "anonymous"}}),
+    allow(
+        "execute-api:/*/GET/no-principal-keys",
+        {"Null": {"aws:PrincipalType": "true", "aws:userid": "true", "aws:PrincipalAccount": "true"}},
+    ),
 )
 
 
@@ -369,6 +376,29 @@ def test_user_agent_and_referer_only_when_sent(
 def test_current_and_epoch_time_are_set(direct: Gateway) -> None:
     assert status_of(direct, "/prod/time") == 200
     assert status_of(direct, "/prod/future") == 403
+
+
+@pytest.fixture(scope="module")
+def iam_anonymous_keys(module_tmp: Path) -> Iterator[Gateway]:
+    gw = _start(module_tmp, "iam-anonymous", _context_config(anonymous_principal_keys="iam"))
+    yield gw
+    gw.stop()
+
+
+ANONYMOUS_KEY_PATHS = ["/prod/anonymous-type", "/prod/anonymous-userid", "/prod/anonymous-account"]
+
+
+def test_anonymous_callers_have_no_principal_keys_by_default(direct: Gateway) -> None:
+    """Policy spec 9.2 [CONFLICT]: API Gateway lists the principal keys as IAM-only."""
+    assert [status_of(direct, p) for p in ANONYMOUS_KEY_PATHS] == [403, 403, 403]
+    assert status_of(direct, "/prod/no-principal-keys") == 200
+
+
+def test_anonymous_principal_keys_iam_gives_iams_values(iam_anonymous_keys: Gateway) -> None:
+    """``anonymous_principal_keys: iam``: aws:PrincipalType Anonymous, aws:userid and
+    aws:PrincipalAccount ``anonymous``, as IAM documents them."""
+    assert [status_of(iam_anonymous_keys, p) for p in ANONYMOUS_KEY_PATHS] == [200, 200, 200]
+    assert status_of(iam_anonymous_keys, "/prod/no-principal-keys") == 403
 
 
 # --- private APIs and the network map --------------------------------------------------------------

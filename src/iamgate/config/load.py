@@ -96,6 +96,7 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
             "cross_account_without_policy": False,
             "cognito_mode": False,
             "max_buffered_body": False,
+            "anonymous_principal_keys": False,
         },
     )
     if m is None:
@@ -252,6 +253,7 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
         "cross_account_without_policy": ("deny", "identity"),
         "cognito_mode": ("prose", "table"),
         "forwarded_header": ("x-forwarded-for", "forwarded"),
+        "anonymous_principal_keys": ("omit", "iam"),
     }
     picked = {
         key: (r.string(m[key], f"{ptr}/{key}", key, choices=options) if key in m else None)
@@ -287,6 +289,7 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
         picked["cognito_mode"],
         max_buffered,
         picked["forwarded_header"],
+        picked["anonymous_principal_keys"],
     )
 
 

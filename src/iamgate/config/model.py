@@ -70,6 +70,9 @@ class GatewaySettings:
     cognito_mode: str = "prose"  # or "table": see auth.combine.cognito
     max_buffered_body: int = 10 * 1024 * 1024  # bodies SigV4 must hash are buffered, up to this
     forwarded_header: str = "x-forwarded-for"  # or "forwarded" (RFC 7239): the one trusted proxies write
+    # principal condition keys of callers the resource policy sees as anonymous (every method
+    # that is not AWS_IAM): "omit" (API Gateway's key table) or "iam" (IAM's documented values)
+    anonymous_principal_keys: str = "omit"
 
 
 @dataclass(frozen=True, slots=True)

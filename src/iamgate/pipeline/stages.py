@@ -256,5 +256,11 @@ def context(ex: Exchange) -> R.GatewayResponse | None:
     referer = hmap.get(b"referer")
     if referer is not None:
         ctx["aws:referer"] = referer.decode("utf-8", "replace")
+    if snap.settings.anonymous_principal_keys == "iam":
+        # IAM's values for an anonymous caller (policy spec §9.2 [CONFLICT]); an AWS_IAM caller's
+        # own keys replace all three once its signature is verified (authenticate)
+        ctx["aws:principaltype"] = "Anonymous"
+        ctx["aws:userid"] = "anonymous"
+        ctx["aws:principalaccount"] = "anonymous"
     ex.context = ctx
     return None
