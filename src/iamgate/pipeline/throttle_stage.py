@@ -36,17 +36,41 @@ def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayRespon
     limits = ex.snapshot.limits
     if limits is None:
         return None
-    api, stage, route = ex.api, ex.stage, ex.route
-    assert api is not None  # route ran first
-    assert stage is not None
-    assert route is not None
+    route = ex.route
+    assert route is not None  # route ran first
     # the stage and account buckets depend on the route, stage and method only: built once per
     # snapshot (the route belongs to one), not per request
-    cached = route.throttle_cache.get((stage.name, ex.method))
+    method = ex.method
+    stage_name = ex.stage.name  # type: ignore[union-attr]
+    cached = route.throttle_cache.get((stage_name, method))
     if cached is None:
-        cached = route.throttle_cache[(stage.name, ex.method)] = _static(
-            limits, api.id, stage, route, ex.method
+        cached = route.throttle_cache[(stage_name, method)] = _static(
+            limits,
+            ex.api.id,  # type: ignore[union-attr]
+            ex.stage,
+            route,
+            method,
         )
+    if ex.api_key is None and route.rate_limit is None:
+        # the common case, without a usage plan or a route limit: only the static buckets
+        if not cached[0]:
+            return None
+        result = ex.gateway.throttler.check(cached[0], None, ex.wall, None)
+        if result is ALLOWED:
+            return None
+        if type(result) is Verdict:
+            return _answer(ex, result, cached[1], None, None, limits.fail_open)
+        return _relay(ex, result, cached[1], None, None, limits.fail_open)
+    return _dynamic(ex, limits, route, cached)
+
+
+def _dynamic(
+    ex: Exchange, limits: Any, route: Any, cached: tuple[tuple[Bucket, ...], tuple[str, ...]]
+) -> R.GatewayResponse | asyncio.Future[R.GatewayResponse | None] | None:
+    """A request with an API key (its usage plan) or a per-route limit: buckets built for it."""
+    api, stage = ex.api, ex.stage
+    assert api is not None
+    assert stage is not None
     buckets, levels = cached
     key = ex.api_key
     quota = None
@@ -90,7 +114,18 @@ def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayRespon
         return None
     if type(result) is Verdict:
         return _answer(ex, result, levels, plan, quota, fail_open)
-    done: asyncio.Future[Verdict] = result
+    return _relay(ex, result, levels, plan, quota, fail_open)
+
+
+def _relay(
+    ex: Exchange,
+    done: asyncio.Future[Verdict],
+    levels: tuple[str, ...],
+    plan: Any,
+    quota: Quota | None,
+    fail_open: bool,
+) -> asyncio.Future[R.GatewayResponse | None]:
+    """The stage's answer once a backend that answers later (Redis) has answered."""
     out: asyncio.Future[R.GatewayResponse | None] = done.get_loop().create_future()
 
     def relay(f: asyncio.Future[Verdict]) -> None:
