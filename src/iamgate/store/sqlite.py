@@ -143,11 +143,30 @@ class SqliteStore:
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: cannot open the SQLite database: {exc}") from None
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Put the database in WAL mode (it stays so: the mode is kept in the file).
+
+        Switching the mode can fail at once with "database is locked", busy timeout or not, while
+        another process opens the same new file and switches it too (several gateway workers
+        starting together): retried here until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def _migrate(self) -> None:
         conn = self._conn
