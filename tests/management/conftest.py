@@ -186,9 +186,12 @@ class AdminHandle:
 
 
 @contextlib.contextmanager
-def serve_admin(tmp_path: Path, config: GatewayConfig, host: str = "127.0.0.1") -> Iterator[AdminHandle]:
-    """The admin server with the management API over a fresh store in ``tmp_path``."""
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+def serve_admin(
+    tmp_path: Path, config: GatewayConfig, host: str = "127.0.0.1", store_url: str | None = None
+) -> Iterator[AdminHandle]:
+    """The admin server with the management API over a fresh store (SQLite in ``tmp_path``
+    unless ``store_url`` names another)."""
+    store = open_store(store_url or f"sqlite:///{tmp_path / 'store.db'}")
     handle: AdminHandle
 
     async def metrics() -> str:

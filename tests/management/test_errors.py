@@ -5,12 +5,15 @@ the caller's identity policies."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
 
 from .conftest import ACCOUNT, ADMIN, NOBODY, READER, AdminHandle, Credentials, gateway_config, serve_admin
 
@@ -410,3 +413,45 @@ def test_authentication_none_only_on_loopback(tmp_path: Path) -> None:
             "NotFoundException",
             "The management API is turned off (management.enabled: false)",
         )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def on_each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
+    """The management API over a SQLite store, then over a PostgreSQL one."""
+    if request.param == "sqlite":
+        with serve_admin(tmp_path, gateway_config()) as handle:
+            yield handle
+        return
+    for backend in pg_backend(request.getfixturevalue("pg_admin")):
+        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
+            yield handle
+
+
+def test_what_no_store_can_keep_is_refused_alike_on_every_store(on_each_store: AdminHandle) -> None:
+    """NUL characters and non-finite numbers: 400 naming the place (PostgreSQL answered 503 for
+    them, SQLite stored them), and nothing is written."""
+    apigw = on_each_store.boto3()
+    with pytest.raises(ClientError) as exc:
+        apigw.create_rest_api(name="nul", description="a\x00b")
+    code, message, status = error(exc)
+    assert (code, status) == ("BadRequestException", 400)
+    assert message == "Invalid request body: the string at '/description' contains a NUL character (\\u0000)"
+    raw = [
+        (b'{"name": "n", "minimumCompressionSize": NaN}', "NaN is not a JSON number"),
+        (b'{"name": "n", "tags": {"a\\u0000": "x"}}', "a name in '/tags' contains a NUL character"),
+    ]
+    for body, expected in raw:
+        status, headers, answer = on_each_store.signed("POST", "/restapis", body)
+        assert (status, headers["x-amzn-errortype"]) == (400, "BadRequestException"), answer
+        assert expected in json.loads(answer)["message"]
+    api_id = apigw.create_rest_api(name="kept")["id"]
+    with pytest.raises(ClientError) as exc:
+        apigw.update_rest_api(
+            restApiId=api_id, patchOperations=[{"op": "replace", "path": "/description", "value": "\x00"}]
+        )
+    assert error(exc)[2] == 400
+    openapi = b'openapi: "3.0.1"\ninfo: {title: "t\\0", version: "1"}\npaths: {}\n'
+    status, _, answer = on_each_store.signed("POST", "/restapis?mode=import", openapi)
+    assert status == 400, answer
+    assert "Invalid OpenAPI input: the string at '/info/title' contains a NUL character" in answer.decode()
+    assert [(a["name"], a.get("description")) for a in apigw.get_rest_apis()["items"]] == [("kept", None)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ __all__ = [
     "bad_request",
     "conflict",
     "not_found",
+    "storable",
 ]
 
 T = TypeVar("T")
@@ -49,6 +51,35 @@ class ApiError(Exception):
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequestException", message)
+
+
+def storable(value: object, what: str) -> None:
+    """Refuse what no store can keep: a NUL character in a string (PostgreSQL's ``jsonb`` and
+    ``text`` cannot hold one) and numbers that are not finite (NaN and infinities are not JSON).
+    Checked where bodies come in, so every store answers alike: 400 naming the place, never a 503
+    from the store or a document only one kind of store accepts."""
+    nul = "a NUL character (\\u0000)"
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise bad_request(f"{what}: the string at '{where or '/'}' contains {nul}")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise bad_request(f"{what}: the number at '{where or '/'}' is {item}, not a finite number")
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                name = str(key).replace("~", "~0").replace("/", "~1")
+                if isinstance(key, str) and "\x00" in key:
+                    raise bad_request(f"{what}: a name in '{where or '/'}' contains {nul}")
+                stack.append((sub, f"{where}/{name}"))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}/{i}") for i, sub in enumerate(item))
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def not_found(message: str) -> ApiError:
@@ -93,11 +124,12 @@ class Call:
         if not self.body.strip():
             return {}
         try:
-            value = json.loads(self.body)
+            value = json.loads(self.body, parse_constant=_no_constant)
         except ValueError as exc:
             raise bad_request(f"Invalid JSON in the request body: {exc}") from None
         if not isinstance(value, dict):
             raise bad_request("The request body must be a JSON object")
+        storable(value, "Invalid request body")
         return value
 
     def arg(self, name: str, default: str | None = None) -> str | None:

@@ -38,7 +38,7 @@ from iamgate.config._yaml import Positions, load_yaml
 from iamgate.management import access
 from iamgate.management.authorizers import check_authorizer
 from iamgate.management.convert import definition_to_draft
-from iamgate.management.core import ApiError, Call, Reply, Route, bad_request, not_found
+from iamgate.management.core import ApiError, Call, Reply, Route, bad_request, not_found, storable
 from iamgate.management.drafts import KIND, api_not_found
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import _check as check_integration
@@ -121,6 +121,7 @@ def read_openapi(body: bytes) -> tuple[dict[str, Any], _Problems]:
     data = parsed.data
     if not isinstance(data, dict):
         raise bad_request("Invalid OpenAPI input: the document must be an object with 'openapi' or 'swagger'")
+    storable(data, "Invalid OpenAPI input")
     return data, _Problems(parsed.positions)
 
 
