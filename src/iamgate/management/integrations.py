@@ -33,7 +33,7 @@ from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.pipeline.routing import parse_template
 from iamgate.store.base import Doc, Transaction
 
-__all__ = ["ROUTES", "integration_shape", "mock_status"]
+__all__ = ["ROUTES", "check_integration", "integration_shape", "mock_status"]
 
 SUPPORTED = ("HTTP_PROXY", "MOCK")
 AWS_TYPES = ("HTTP", "MOCK", "AWS_PROXY", "HTTP_PROXY", "AWS")
@@ -84,7 +84,7 @@ def _params(resource: Doc) -> set[str]:
     return {seg.value for seg in parse_template(resource["path"]) if seg.kind in ("param", "greedy")}
 
 
-def _check(resource: Doc, method: Doc, integration: Doc) -> None:
+def check_integration(resource: Doc, method: Doc, integration: Doc) -> None:
     kind = integration.get("type")
     if kind not in SUPPORTED:
         if kind in AWS_TYPES:
@@ -194,7 +194,7 @@ async def put_integration(call: Call) -> Reply:
         doc = {k: v for k, v in integration.items() if v is not None}
         doc["cacheNamespace"] = rid
         doc["cacheKeyParameters"] = []
-        _check(find_resource(draft, rid), method, doc)
+        check_integration(find_resource(draft, rid), method, doc)
         method["methodIntegration"] = doc
         return integration_shape(doc)
 
@@ -257,7 +257,7 @@ async def update_integration(call: Call) -> Reply:
             _apply(integration, op)
         rid = call.params["resource_id"]
         method = find_method(work, rid, call.params["http_method"].upper())
-        _check(find_resource(work, rid), method, integration)
+        check_integration(find_resource(work, rid), method, integration)
         draft.clear()
         draft.update(work)
         return integration_shape({k: v for k, v in integration.items() if v is not None})

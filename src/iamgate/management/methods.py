@@ -19,7 +19,7 @@ from iamgate.management.drafts import edit, find_resource, optional_bool, option
 from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.store.base import Doc, Transaction
 
-__all__ = ["AUTHORIZATION_TYPES", "HTTP_METHODS", "ROUTES", "find_method", "method_shape"]
+__all__ = ["AUTHORIZATION_TYPES", "HTTP_METHODS", "ROUTES", "check_method", "find_method", "method_shape"]
 
 HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "ANY")
 AUTHORIZATION_TYPES = ("NONE", "AWS_IAM", "CUSTOM", "COGNITO_USER_POOLS", "JWT")
@@ -79,7 +79,7 @@ def find_method(draft: Doc, resource_id: str, verb: str) -> Doc:
     return method  # type: ignore[no-any-return]
 
 
-def _check(draft: Doc, method: Doc) -> None:
+def check_method(draft: Doc, method: Doc) -> None:
     """The rules a method must keep whatever set it (PutMethod or a patch)."""
     kind = method.get("authorizationType")
     if kind not in AUTHORIZATION_TYPES:
@@ -151,7 +151,7 @@ async def put_method(call: Call) -> Reply:
         methods = resource.setdefault("resourceMethods", {})
         if verb in methods:
             raise conflict("Method already exists for this resource")
-        _check(draft, method)
+        check_method(draft, method)
         methods[verb] = method
         return method_shape(method)
 
@@ -236,7 +236,7 @@ async def update_method(call: Call) -> Reply:
         method = find_method(work, call.params["resource_id"], verb)
         for op in ops:
             _apply(method, op)
-        _check(work, method)
+        check_method(work, method)
         draft.clear()
         draft.update(work)
         return method_shape(method)

@@ -41,8 +41,8 @@ from iamgate.management.convert import definition_to_draft
 from iamgate.management.core import ApiError, Call, Reply, Route, bad_request, not_found, storable
 from iamgate.management.drafts import KIND, api_not_found
 from iamgate.management.ids import new_id
-from iamgate.management.integrations import _check as check_integration
-from iamgate.management.methods import _check as check_method
+from iamgate.management.integrations import check_integration
+from iamgate.management.methods import check_method
 from iamgate.management.policies import store_policy
 from iamgate.management.resources import check_path_part
 from iamgate.management.restapis import new_draft, rest_api_shape
