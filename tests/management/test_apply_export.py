@@ -147,6 +147,7 @@ def round_trip(tmp_path: Path, source: Path, env: dict[str, str] | None = None) 
     exported = tmp_path / "exported.yaml"
     done = run("export", "--store", f"sqlite:///{first}", "-o", str(exported))
     assert done.returncode == 0, done.stderr
+    assert exported.stat().st_mode & 0o777 == 0o600  # it holds the API keys' values
     done = run("apply", str(exported), "--store", f"sqlite:///{second}")
     assert done.returncode == 0, done.stderr
     again = run("export", "--store", f"sqlite:///{second}")
