@@ -128,20 +128,19 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
                 r.string(value, f"{ptr}/account_id", "account_id", pattern=_ACCOUNT, help="12 digits, quoted")
                 or account
             )
-    max_chars: int | None = defaults.max_policy_chars
-    if "max_policy_chars" in m:
-        if m["max_policy_chars"] is None:
-            max_chars = None
-        else:
-            n = r.number(
-                m["max_policy_chars"],
-                f"{ptr}/max_policy_chars",
-                "max_policy_chars",
-                low=1,
-                high=1 << 20,
-                integer=True,
-            )
-            max_chars = int(n) if n is not None else max_chars
+
+    def integer(key: str, low: int, high: int) -> int | None:
+        """``m[key]``, an integer from ``low`` to ``high``; None when absent or wrong (reported)."""
+        if key not in m:
+            return None
+        n = r.number(m[key], f"{ptr}/{key}", key, low=low, high=high, integer=True)
+        return None if n is None else int(n)
+
+    max_chars = defaults.max_policy_chars
+    if "max_policy_chars" in m and m["max_policy_chars"] is None:
+        max_chars = None
+    elif (n := integer("max_policy_chars", 1, 1 << 20)) is not None:
+        max_chars = n
     proxies: list[IPNetwork] = []
     if "trusted_proxies" in m:
         items = r.sequence(m["trusted_proxies"], f"{ptr}/trusted_proxies", "trusted_proxies") or []
@@ -203,17 +202,6 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
             )
         else:
             unmatched = int(value)
-    denial = defaults.denial_messages
-    if "denial_messages" in m:
-        denial = (
-            r.string(
-                m["denial_messages"],
-                f"{ptr}/denial_messages",
-                "denial_messages",
-                choices=("legacy", "policy-type"),
-            )
-            or denial
-        )
     semicolon = defaults.allow_semicolon_in_path
     if "allow_semicolon_in_path" in m:
         b = r.boolean(
@@ -221,27 +209,10 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
         )
         semicolon = semicolon if b is None else b
     max_body = defaults.max_request_body
-    if "max_request_body" in m and m["max_request_body"] is not None:
-        n = r.number(
-            m["max_request_body"],
-            f"{ptr}/max_request_body",
-            "max_request_body",
-            low=0,
-            high=1 << 50,
-            integer=True,
-        )
-        max_body = int(n) if n is not None else None
-    max_header = defaults.max_header_bytes
-    if "max_header_bytes" in m:
-        n = r.number(
-            m["max_header_bytes"],
-            f"{ptr}/max_header_bytes",
-            "max_header_bytes",
-            low=256,
-            high=1 << 20,
-            integer=True,
-        )
-        max_header = int(n) if n is not None else max_header
+    if m.get("max_request_body") is not None:
+        max_body = integer("max_request_body", 0, 1 << 50)
+    n = integer("max_header_bytes", 256, 1 << 20)
+    max_header = defaults.max_header_bytes if n is None else n
     access_log = defaults.access_log
     if "access_log" in m:
         access_log = _access_log(r, m["access_log"], f"{ptr}/access_log")
@@ -249,6 +220,7 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
     if "upstream" in m:
         upstream = _upstream(r, m["upstream"], f"{ptr}/upstream")
     choice = {
+        "denial_messages": ("legacy", "policy-type"),
         "unknown_access_key_error": ("AccessDeniedException", "UnrecognizedClientException"),
         "cross_account_without_policy": ("deny", "identity"),
         "cognito_mode": ("prose", "table"),
@@ -260,17 +232,8 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
         or getattr(defaults, key)
         for key, options in choice.items()
     }
-    max_buffered = defaults.max_buffered_body
-    if "max_buffered_body" in m:
-        n = r.number(
-            m["max_buffered_body"],
-            f"{ptr}/max_buffered_body",
-            "max_buffered_body",
-            low=1024,
-            high=1 << 30,
-            integer=True,
-        )
-        max_buffered = int(n) if n is not None else max_buffered
+    n = integer("max_buffered_body", 1024, 1 << 30)
+    max_buffered = defaults.max_buffered_body if n is None else n
     return GatewaySettings(
         region,
         account,
@@ -278,7 +241,7 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
         tuple(proxies),
         tuple(networks),
         unmatched,
-        denial,
+        picked["denial_messages"],
         semicolon,
         max_body,
         max_header,
