@@ -31,7 +31,9 @@ takes everything it serves from one read transaction, so a half-written change i
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -46,8 +48,11 @@ __all__ = [
     "StoreError",
     "Transaction",
     "Watch",
+    "Watcher",
     "mask",
 ]
+
+log = logging.getLogger("iamgate.store")
 
 KINDS = ("restapi", "deployment", "stage", "apikey", "usageplan")
 
@@ -102,6 +107,36 @@ class Transaction(Protocol):
 
 class Watch(Protocol):
     def stop(self) -> None: ...
+
+
+class Watcher:
+    """What every store's watcher shares: a daemon thread running :meth:`_run` (how the store
+    learns of commits), ``on_change`` called once per new generation (its failures logged, never
+    fatal), and :meth:`stop`. The generation is read before the thread starts, so no commit made
+    after ``watch()`` returns is missed."""
+
+    def __init__(self, generation: int, on_change: Callable[[int], None]) -> None:
+        self.on_change = on_change
+        self.last = generation
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="iamgate-store-watch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _seen(self, generation: int) -> None:
+        if generation != self.last:
+            self.last = generation
+            try:
+                self.on_change(generation)
+            except Exception:
+                log.exception("the store watcher's callback failed (generation %d)", generation)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join(5)
 
 
 class Store(Protocol):

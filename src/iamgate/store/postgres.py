@@ -60,7 +60,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from iamgate.store.base import ConflictError, Doc, Served, StoreError, mask
+from iamgate.store.base import ConflictError, Doc, Served, StoreError, Watcher, mask
 from iamgate.store.schema import POSTGRES_MIGRATIONS
 
 __all__ = ["PostgresStore"]
@@ -262,16 +262,12 @@ class _Tx:
         return cur.rowcount
 
 
-class _Listen:
+class _Listen(Watcher):
     """A watcher: its own connection, ``LISTEN``, a fallback poll, reconnection with backoff."""
 
     def __init__(self, store: PostgresStore, on_change: Callable[[int], None]) -> None:
         self.store = store
-        self.on_change = on_change
-        self.last = store.generation()  # before returning: no commit after watch() is missed
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="iamgate-store-watch", daemon=True)
-        self.thread.start()
+        super().__init__(store.generation(), on_change)
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = self.store._connect()
@@ -284,13 +280,7 @@ class _Listen:
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(GENERATION).fetchone()
-        now = int(row[0]) if row else 0
-        if now != self.last:
-            self.last = now
-            try:
-                self.on_change(now)
-            except Exception:
-                log.exception("the store watcher's callback failed (generation %d)", now)
+        self._seen(int(row[0]) if row else 0)
 
     def _run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
@@ -326,11 +316,6 @@ class _Listen:
         finally:
             if conn is not None:
                 conn.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        if self.thread is not threading.current_thread():
-            self.thread.join(5)
 
 
 class PostgresStore:

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from iamgate.store.base import ConflictError, Doc, Served, StoreError
+from iamgate.store.base import ConflictError, Doc, Served, StoreError, Watcher
 from iamgate.store.schema import SQLITE_MIGRATIONS
 
 __all__ = ["SqliteStore"]
 
 POLL_INTERVAL = 0.2
-
-log = logging.getLogger("iamgate.store.sqlite")
 
 
 def _now() -> str:
@@ -90,14 +87,10 @@ class _Tx:
         return cur.rowcount
 
 
-class _Poll:
+class _Poll(Watcher):
     def __init__(self, store: SqliteStore, on_change: Callable[[int], None]) -> None:
         self.store = store
-        self.on_change = on_change
-        self.last = store.generation()  # before returning: no commit after watch() is missed
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="iamgate-store-watch", daemon=True)
-        self.thread.start()
+        super().__init__(store.generation(), on_change)
 
     def _run(self) -> None:
         conn = self.store._connect()
@@ -107,19 +100,9 @@ class _Poll:
                     now = _generation(conn)
                 except sqlite3.Error:
                     continue  # locked or briefly unavailable: the next poll will see it
-                if now != self.last:
-                    self.last = now
-                    try:
-                        self.on_change(now)
-                    except Exception:
-                        log.exception("the store watcher's callback failed (generation %d)", now)
+                self._seen(now)
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        if self.thread is not threading.current_thread():
-            self.thread.join(2)
 
 
 def _generation(conn: sqlite3.Connection) -> int:
