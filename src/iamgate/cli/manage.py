@@ -33,6 +33,7 @@ from iamgate.config.model import GatewayConfig
 from iamgate.management.convert import definition_to_draft
 from iamgate.management.entries import api_definition, api_key_entry, stage_entry, usage_plan_entry
 from iamgate.management.stages import new_stage
+from iamgate.policy.parse import STATEMENT_KEYS, TOP_KEYS
 from iamgate.store import Store, StoreError, open_store
 from iamgate.store.base import Doc, Transaction, mask
 
@@ -43,17 +44,6 @@ KEY_FIELDS = ("id", "name", "value", "enabled")
 PLAN_FIELDS = ("id", "name", "api_stages", "throttle", "quota", "keys", "on_backend_error")
 API_ORDER = ("id", "deployment", "name", "endpoint_type", "policy", "policy_mode", "api_key_source")
 ROUTE_ORDER = ("path", "method", "authorization", "authorizer", "authorization_scopes", "api_key_required")
-POLICY_ORDER = ("Version", "Id", "Statement")
-STATEMENT_ORDER = (
-    "Sid",
-    "Effect",
-    "Principal",
-    "NotPrincipal",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-)
 
 
 class ApplyError(Exception):
@@ -218,12 +208,12 @@ def _ordered(mapping: dict[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _policy(policy: dict[str, Any]) -> dict[str, Any]:
-    out = _ordered(policy, POLICY_ORDER)
+    out = _ordered(policy, TOP_KEYS)
     statements = out.get("Statement")
     if isinstance(statements, list):
-        out["Statement"] = [_ordered(s, STATEMENT_ORDER) if isinstance(s, dict) else s for s in statements]
+        out["Statement"] = [_ordered(s, STATEMENT_KEYS) if isinstance(s, dict) else s for s in statements]
     elif isinstance(statements, dict):
-        out["Statement"] = _ordered(statements, STATEMENT_ORDER)
+        out["Statement"] = _ordered(statements, STATEMENT_KEYS)
     return out
 
 

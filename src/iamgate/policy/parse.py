@@ -15,7 +15,7 @@ from .ast import ConditionClause, Effect, Policy, PolicyKind, PrincipalEntry, St
 from .diagnostics import Diagnostic, Severity, did_you_mean
 from .operators import parse_operator
 
-__all__ = ["VERSIONS", "parse"]
+__all__ = ["STATEMENT_KEYS", "TOP_KEYS", "VERSIONS", "parse"]
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 TOP_KEYS = ("Version", "Id", "Statement")

@@ -125,26 +125,25 @@ class Client:
         that passes one must have computed it the same way (the sweep relies on deadlines growing
         in send order; :meth:`send_by` takes any deadline). Refused at once (``on_done`` gets a
         :class:`ConnectionError`) unless :attr:`accepting`."""
-        if self._state == _IDLE:
-            self.start()
-        loop = self._loop
-        assert loop is not None
-        if not self.accepting or len(self._pending) >= self._max_pending:
-            _call(
-                on_done, ConnectionError("not connected" if not self.accepting else "too many waiting"), ctx
-            )
+        loop = self._admit(on_done, ctx)
+        if loop is None:
             return
         entry = [loop.time() + self.timeout if deadline is None else deadline, on_done, ctx, None]
         if self._sweeper is None:
             self._sweeper = loop.call_at(entry[0], self._sweep)
-        self._pending.append(entry)
-        self._wbuf.append(payload)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        self._queue(loop, entry, payload)
 
     def send_by(self, payload: bytes, on_done: OnDone, ctx: Any, deadline: float) -> None:
         """:meth:`send` with any deadline (a timer of its own: for the rare command, not the hot path)."""
+        loop = self._admit(on_done, ctx)
+        if loop is None:
+            return
+        entry: list[Any] = [deadline, on_done, ctx, None]
+        entry[3] = loop.call_at(deadline, self._expire, entry)
+        self._queue(loop, entry, payload)
+
+    def _admit(self, on_done: OnDone, ctx: Any) -> asyncio.AbstractEventLoop | None:
+        """The loop to queue a command on, or None when it is refused (``on_done`` told)."""
         if self._state == _IDLE:
             self.start()
         loop = self._loop
@@ -153,9 +152,10 @@ class Client:
             _call(
                 on_done, ConnectionError("not connected" if not self.accepting else "too many waiting"), ctx
             )
-            return
-        entry: list[Any] = [deadline, on_done, ctx, None]
-        entry[3] = loop.call_at(deadline, self._expire, entry)
+            return None
+        return loop
+
+    def _queue(self, loop: asyncio.AbstractEventLoop, entry: list[Any], payload: bytes) -> None:
         self._pending.append(entry)
         self._wbuf.append(payload)
         if not self._flush_scheduled:
