@@ -51,23 +51,28 @@ def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayRespon
             route,
             method,
         )
-    if ex.api_key is None and route.rate_limit is None:
-        # the common case, without a usage plan or a route limit: only the static buckets
-        if not cached[0]:
-            return None
-        result = ex.gateway.throttler.check(cached[0], None, ex.wall, None)
-        if result is ALLOWED:
-            return None
-        if type(result) is Verdict:
-            return _answer(ex, result, cached[1], None, None, limits.fail_open)
-        return _relay(ex, result, cached[1], None, None, limits.fail_open)
-    return _dynamic(ex, limits, route, cached)
+    buckets, levels = cached
+    plan: Any = None
+    quota: Quota | None = None
+    usage: str | None = None
+    fail_open = limits.fail_open
+    if ex.api_key is not None or route.rate_limit is not None:  # the common case has neither
+        buckets, levels, plan, quota, usage, fail_open = _request_buckets(ex, limits, route, cached)
+    if not buckets and quota is None and usage is None:
+        return None
+    result = ex.gateway.throttler.check(buckets, quota, ex.wall, usage)
+    if result is ALLOWED:
+        return None
+    if type(result) is Verdict:
+        return _answer(ex, result, levels, plan, quota, fail_open)
+    return _relay(ex, result, levels, plan, quota, fail_open)
 
 
-def _dynamic(
+def _request_buckets(
     ex: Exchange, limits: Any, route: Any, cached: tuple[tuple[Bucket, ...], tuple[str, ...]]
-) -> R.GatewayResponse | asyncio.Future[R.GatewayResponse | None] | None:
-    """A request with an API key (its usage plan) or a per-route limit: buckets built for it."""
+) -> tuple[tuple[Bucket, ...], tuple[str, ...], Any, Quota | None, str | None, bool]:
+    """With an API key (its usage plan) or a per-route limit: the request's buckets and levels,
+    its plan, quota, usage counter and fail mode."""
     api, stage = ex.api, ex.stage
     assert api is not None
     assert stage is not None
@@ -107,14 +112,7 @@ def _dynamic(
                 rule.limit.burst,
             )
             buckets, levels = (*buckets, bucket), (*levels, f"route-{rule.by.split('.')[0]}")
-    if not buckets and quota is None and usage is None:
-        return None
-    result = ex.gateway.throttler.check(buckets, quota, ex.wall, usage)
-    if result is ALLOWED:
-        return None
-    if type(result) is Verdict:
-        return _answer(ex, result, levels, plan, quota, fail_open)
-    return _relay(ex, result, levels, plan, quota, fail_open)
+    return buckets, levels, plan, quota, usage, fail_open
 
 
 def _relay(
