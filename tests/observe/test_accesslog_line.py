@@ -109,4 +109,4 @@ def test_fast_line_is_the_general_line() -> None:
         general = orjson.dumps(context_variables(ex), option=orjson.OPT_APPEND_NEWLINE)
         # first sight (the general way), second (the memo is built), third (from the memo)
         assert [json_line(ex) for _ in range(3)] == [general] * 3
-    assert accesslog._pieces_memo  # the memoised way was taken
+    assert accesslog._pieces_memo.found  # the memoised way was taken

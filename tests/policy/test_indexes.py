@@ -181,7 +181,7 @@ def test_decide_memoises_only_what_the_decision_depends_on() -> None:
         arn = PREFIX + rng.choice(["pets/1", "pets/2", "cats/1"])
         got = policy.decide(principal, "execute-api:Invoke", arn, ctx)
         assert got == policy.evaluate(Request(principal, "execute-api:Invoke", arn, ctx))
-    assert 0 < len(policy._decided) <= 4096
+    assert 0 < len(policy._decided.found) <= 4096
     # a plain dict is normalised by Request, so it is never looked up in the memo
     plain = policy.decide(
         None, "execute-api:Invoke", PREFIX + "pets/1", {"aws:SourceIp": "10.1.1.1", "aws:UserAgent": "wrk"}
@@ -213,4 +213,4 @@ def test_decide_does_not_memoise_policies_reading_other_keys() -> None:
         assert policy.decide(None, "execute-api:Invoke", PREFIX + "alice/x", ctx).allowed is (user == "alice")
     late = Context({"aws:currenttime": "2031-01-01T00:00:00Z"})
     assert not policy.decide(None, "execute-api:Invoke", PREFIX + "open/x", late).allowed
-    assert not policy._decided
+    assert not policy._decided.found

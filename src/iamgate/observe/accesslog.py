@@ -23,6 +23,7 @@ import orjson
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import authorizer_values
 from iamgate.pipeline.stages import _time_cache, time_keys
+from iamgate.policy.memo import SecondSight
 
 if TYPE_CHECKING:
     from iamgate.policy import Decision
@@ -156,8 +157,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
 
 # (method, protocol, source ip, account, Host, User-Agent, API, stage, path, resource path,
 # decision, mode) -> the line's pieces between the per-request values, as JSON
-_pieces_memo: dict[tuple[object, ...], tuple[bytes, bytes, bytes]] = {}
-_pieces_seen: set[int] = set()  # hashes of keys seen once
+_pieces_memo: SecondSight[tuple[object, ...], tuple[bytes, bytes, bytes]] = SecondSight(_MEMO_LIMIT)
 
 
 def json_line(ex: Exchange) -> bytes:
@@ -213,15 +213,11 @@ def json_line(ex: Exchange) -> bytes:
         None if route is None else route.resource_path,
         decided,
     )
-    pieces = _pieces_memo.get(key)
+    pieces = _pieces_memo.found.get(key)
     if pieces is None:
-        # kept the second time a key is seen: a stream of distinct paths or client addresses
-        # costs the general way and a set lookup, not a memo entry (and its building) each
-        seen = hash(key)
-        if seen not in _pieces_seen:
-            if len(_pieces_seen) >= _MEMO_LIMIT:
-                _pieces_seen.clear()
-            _pieces_seen.add(seen)
+        # built the second time a key is seen: a stream of distinct paths or client addresses
+        # takes the general way and a set lookup each
+        if not _pieces_memo.again(key):
             return orjson.dumps(context_variables(ex), option=_NEWLINE)
         pieces = _pieces(ex, key)
     wall = ex.wall
@@ -289,9 +285,7 @@ def _pieces(ex: Exchange, key: tuple[object, ...]) -> tuple[bytes, bytes, bytes]
     )
     host, agent = ex.hmap.get(b"host"), ex.hmap.get(b"user-agent")  # key[4], key[5]
     if (host is None or len(host) <= 256) and (agent is None or len(agent) <= 256):
-        if len(_pieces_memo) >= _MEMO_LIMIT:
-            _pieces_memo.clear()
-        _pieces_memo[key] = pieces
+        _pieces_memo.keep(key, pieces)
     return pieces
 
 

@@ -18,6 +18,7 @@ from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.paths import PathError, canonicalize
 from iamgate.policy import Context
+from iamgate.policy.memo import SecondSight
 from iamgate.policy.values import read_ip
 
 if TYPE_CHECKING:
@@ -80,14 +81,11 @@ def _unmatched(ex: Exchange) -> R.GatewayResponse:
 
 # Routing is a pure function of the snapshot and (raw path, method, Host, x-apigw-api-id): its
 # successful results are memoised per snapshot (the one most recently routed with; a reload
-# starts a new memo), bounded like the policy engine's memos. A key is kept the second time it
-# is seen (``_route_seen`` holds the hashes of keys seen once), so a stream of distinct paths
-# (/pets/1, /pets/2, ...) costs a set lookup, not a memo entry each. Long keys are not kept.
-_ROUTE_MEMO_LIMIT = 4096
+# starts a new memo), kept on second sight and bounded like the policy engine's decisions
+# (policy.memo). Long keys are not kept.
 _ROUTE_KEY_LIMIT = 512  # bytes of path + Host
 _RouteKey = tuple[bytes, str, bytes | None, bytes | None]
-_route_memo: dict[_RouteKey, tuple[object, ...]] = {}
-_route_seen: set[int] = set()
+_route_memo: SecondSight[_RouteKey, tuple[object, ...]] = SecondSight()
 _route_memo_owner: list[object] = [None]
 
 
@@ -98,7 +96,7 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     raw = ex.raw_path
     key = (raw, ex.method, hmap.get(b"host"), hmap.get(b"x-apigw-api-id"))
     if _route_memo_owner[0] is snap:
-        hit = _route_memo.get(key)
+        hit = _route_memo.found.get(key)
         if hit is not None:
             ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn = hit  # type: ignore[assignment]
             return None
@@ -106,17 +104,8 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     if problem is None and len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
         if _route_memo_owner[0] is not snap:
             _route_memo.clear()
-            _route_seen.clear()
             _route_memo_owner[0] = snap
-        seen = hash(key)
-        if seen not in _route_seen:
-            if len(_route_seen) >= _ROUTE_MEMO_LIMIT:
-                _route_seen.clear()
-            _route_seen.add(seen)
-            return None
-        if len(_route_memo) >= _ROUTE_MEMO_LIMIT:
-            _route_memo.clear()
-        _route_memo[key] = (ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn)
+        _route_memo.offer(key, (ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn))
     return problem
 
 

@@ -28,6 +28,7 @@ from .ast import Policy, PolicyKind
 from .compile import ApiRef, CompiledStatement, compile_statements
 from .conditions import Atom, Context
 from .decision import Decision, DecisionEffect, MatchKind, StatementRef, StatementTrace
+from .memo import SecondSight
 from .operators import Family
 from .request import Caller, Request
 from .request import Context as Normalised
@@ -312,8 +313,7 @@ class CompiledPolicy:
         self._memo_keys: tuple[str, ...] | None = None
         if not self._res.dynamic and not self._notres.dynamic and not others and not generic:
             self._memo_keys = tuple(sorted({g.key for g in indexed}))  # type: ignore[attr-defined]
-        self._decided: dict[tuple[object, ...], Decision] = {}
-        self._seen: set[int] = set()  # hashes of decide() keys seen once
+        self._decided: SecondSight[tuple[object, ...], Decision] = SecondSight(_MEMO_LIMIT)
         self._action_memo: dict[str, int] = {}
         self._principal_memo: dict[str | None, tuple[int, int]] = {}
         # decisions by statement mask: denials by the deny mask, allows by mask * 2 + (1 for a
@@ -385,25 +385,14 @@ class CompiledPolicy:
         else:
             key = (principal, action, resource, *[context.get(k) for k in keys])
         try:
-            found = self._decided.get(key)
+            found = self._decided.found.get(key)
         except TypeError:  # a value that cannot be a key (not str or tuple of str): no memo
             return self.evaluate(Request(principal, action, resource, context))
         if found is not None:
             return found
         found = self.evaluate(Request(principal, action, resource, context))
         if not found.errors:  # an engine fault is never kept
-            # kept the second time the key is seen: distinct resources (/pets/1, /pets/2, ...)
-            # cost a set lookup each, not a memo entry
-            seen = hash(key)
-            if seen not in self._seen:
-                if len(self._seen) >= _MEMO_LIMIT:
-                    self._seen.clear()
-                self._seen.add(seen)
-                return found
-            memo = self._decided
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
-            memo[key] = found
+            self._decided.offer(key, found)
         return found
 
     def is_allowed(self, request: Request) -> bool:
