@@ -45,6 +45,7 @@ _host_memo: dict[bytes, tuple[str, str]] = {}  # Host header -> (domainName, dom
 
 
 def _decision_parts(decision: Decision) -> tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]:
+    """(the decision, its effect, its determining statements, its errors or None), memoised."""
     found = _decision_memo.get(id(decision))
     if found is None or found[0] is not decision:
         errors = tuple(e for _, e in decision.errors) if decision.errors else None
@@ -120,9 +121,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
         out["throttle.level"] = ex.throttled_by  # iamgate's: which limit refused (docs/throttling.md)
     decision = ex.decision
     if decision is not None:
-        found = _decision_memo.get(id(decision))
-        if found is None or found[0] is not decision:
-            found = _decision_parts(decision)
+        found = _decision_parts(decision)
         out["decision"] = found[1]
         out["decision.statements"] = found[2]
         out["decision.mode"] = ex.policy_mode
@@ -190,9 +189,7 @@ def json_line(ex: Exchange) -> bytes:
     ):
         return orjson.dumps(context_variables(ex), option=_NEWLINE)
     if decision is not None:
-        parts = _decision_memo.get(id(decision))
-        if parts is None or parts[0] is not decision:
-            parts = _decision_parts(decision)
+        parts = _decision_parts(decision)
         if parts[3] is not None:
             return orjson.dumps(context_variables(ex), option=_NEWLINE)
         decided: tuple[str, tuple[str, ...], str | None] | None = (parts[1], parts[2], ex.policy_mode)
