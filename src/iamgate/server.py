@@ -782,13 +782,11 @@ class DownstreamConnection(asyncio.Protocol):
             return
         if self.closing or self.state.draining:
             ex.keep_alive = False
-        route = ex.route  # after the head, the deadline becomes an idle timeout between reads
-        self.deadline = self.loop.time() + (route.timeout if route is not None else 29.0)
+        self.deadline = self.loop.time() + self._idle_timeout()  # now an idle timeout between reads
         # the head's pieces go straight into ``out``: one join when the read is written
         parts = self.out
-        parts.append(_STATUS_LINES.get(status) or _status_line(status))
-        now = int(time.time())
-        parts.append(_date_cache[1] if _date_cache[0] == now else _date_header())  # type: ignore[arg-type]
+        parts.append(_status_line(status))
+        parts.append(_date_header())
         if head.tokens:  # a Connection header names more hop-by-hop headers
             tokens = head.tokens
             parts.extend(
