@@ -50,6 +50,7 @@ from typing import Any
 
 import uvloop
 
+from iamgate._compiled import state as compiled_state
 from iamgate.admin import AdminServer
 from iamgate.config.load import load_config
 from iamgate.config.model import GatewayConfig
@@ -814,11 +815,12 @@ def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link
             )
             return 2
     log.info(
-        "listening on http://%s:%d (%d worker(s), %d API(s))",
+        "listening on http://%s:%d (%d worker(s), %d API(s)); request path: %s",
         options.host,
         sock.getsockname()[1],
         options.workers,
         len(config.apis),
+        compiled_state(),
     )
     if on_ready is not None:
         on_ready()

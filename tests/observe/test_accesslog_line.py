@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from types import SimpleNamespace
 
 import orjson
 
+from iamgate.config.load import parse_config
+from iamgate.config.snapshot import RouteRuntime, Snapshot, build_snapshot
 from iamgate.observe import accesslog
 from iamgate.observe.accesslog import context_variables, json_line
 from iamgate.pipeline.exchange import Exchange
@@ -44,15 +46,37 @@ def decision(rng: random.Random) -> Decision:
     return Decision(effect, refs, rng.choice(list(MatchKind)), errors)
 
 
+def _snapshot() -> Snapshot:
+    config, diagnostics = parse_config(
+        "gateway: {region: us-east-1, account_id: '123456789012'}\n"
+        "apis: [{id: petapi, stages: {prod: {}}, routes: [{path: '/pets/{id}', method: GET,"
+        " integration: {type: MOCK, status: 200}}]}]\n"
+    )
+    assert config is not None, diagnostics
+    return build_snapshot(config)
+
+
+# Real gateway objects (the compiled request path checks their types); the awkward text goes
+# into copies of them.
+SNAPSHOT = _snapshot()
+API = SNAPSHOT.apis["petapi"]
+STAGE = API.stages["prod"]
+ROUTE = next(methods["GET"] for path, methods in API.tree.resources() if path == "/pets/{id}")
+
+
+def _route(resource_path: str) -> RouteRuntime:
+    return dataclasses.replace(ROUTE, resource_path=resource_path)
+
+
 def exchange(rng: random.Random, decisions: list[Decision]) -> Exchange:
     hmap: dict[bytes, bytes] = {}
     if rng.random() < 0.9:
         hmap[b"host"] = raw(rng)
     if rng.random() < 0.8:
         hmap[b"user-agent"] = raw(rng)
-    settings = SimpleNamespace(account_id=rng.choice(["123456789012", text(rng)]))
+    settings = dataclasses.replace(SNAPSHOT.settings, account_id=rng.choice(["123456789012", text(rng)]))
     ex = Exchange(
-        SimpleNamespace(settings=settings),  # type: ignore[arg-type]
+        dataclasses.replace(SNAPSHOT, settings=settings),
         rng.choice(["GET", "POST", "M-SEARCH", "-"]),
         b"/prod/pets/1",
         b"",
@@ -71,13 +95,13 @@ def exchange(rng: random.Random, decisions: list[Decision]) -> Exchange:
     ex.status = rng.choice([200, 403, 502, 0, 499])
     ex.response_length = rng.randint(0, 10**7)
     if rng.random() < 0.9:
-        ex.api = SimpleNamespace(id=rng.choice(["petapi", text(rng)]))  # type: ignore[assignment]
+        ex.api = dataclasses.replace(API, id=rng.choice(["petapi", text(rng)]))
     if rng.random() < 0.9:
-        ex.stage = SimpleNamespace(name=rng.choice(["prod", text(rng)]))  # type: ignore[assignment]
+        ex.stage = dataclasses.replace(STAGE, name=rng.choice(["prod", text(rng)]))
         if rng.random() < 0.9:
             ex.path = "/" + text(rng)
     if rng.random() < 0.9:
-        ex.route = SimpleNamespace(resource_path=rng.choice(["/pets/{id}", text(rng)]))  # type: ignore[assignment]
+        ex.route = _route(rng.choice(["/pets/{id}", text(rng)]))
     if rng.random() < 0.9:
         ex.integration_latency = rng.choice([0.0, 0.0000004, 0.0000005, 0.0123456, 1.5, 29.0, rng.random()])
     if rng.random() < 0.9:

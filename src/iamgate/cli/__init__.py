@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from iamgate import __version__
+from iamgate._compiled import state as compiled_state
 from iamgate.cli.manage import apply, export
 from iamgate.cli.policy import policy
 from iamgate.cli.policy_lint import lint
@@ -15,7 +16,11 @@ __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="iamgate")
+@click.version_option(
+    __version__,
+    prog_name="iamgate",
+    message=f"%(prog)s, version %(version)s (request path: {compiled_state()})",
+)
 def cli() -> None:
     """iamgate: an API gateway that enforces AWS API Gateway resource policies."""
 

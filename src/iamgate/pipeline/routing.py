@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 __all__ = ["METHODS", "Match", "ResourceTree", "TemplateError", "parse_template"]
@@ -65,13 +65,17 @@ def parse_template(path: str) -> tuple[Segment, ...]:
     return tuple(out)
 
 
-@dataclass(slots=True)
 class _Node(Generic[T]):
-    literals: dict[str, _Node[T]] = field(default_factory=dict)
-    param: tuple[str, _Node[T]] | None = None
-    greedy: tuple[str, _Node[T]] | None = None
-    template: str | None = None  # set when a resource ends here
-    methods: dict[str, T] = field(default_factory=dict)
+    """One resource path segment's node in the routing tree."""
+
+    __slots__ = ("greedy", "literals", "methods", "param", "template")
+
+    def __init__(self) -> None:
+        self.literals: dict[str, _Node[T]] = {}
+        self.param: tuple[str, _Node[T]] | None = None
+        self.greedy: tuple[str, _Node[T]] | None = None
+        self.template: str | None = None  # set when a resource ends here
+        self.methods: dict[str, T] = {}
 
 
 class Match(Generic[T]):
