@@ -580,9 +580,18 @@ def test_an_error_reply_gives_the_fail_mode_and_the_connection_goes_on(
     async def scenario(fail_open: bool) -> None:
         backend = opened(redis_url, prefix=prefix, fail_open=fail_open, on_error=messages.append)
         assert await backend.ready()
-        got = await checks(backend, [([Bucket("broken", 1.0, 1)], None, time.time())])
-        assert got == [ALLOWED if fail_open else BACKEND_FAILED]
-        assert backend.fallbacks == 1
+        now = time.time()
+        fine = Bucket(f"ok{fail_open}", 0.0, 1)
+        # in one batch: only the check that uses the broken key gets the fail mode
+        got = await checks(backend, [([fine], None, now), ([Bucket("broken", 1.0, 1)], None, now)] * 2)
+        failed = ALLOWED if fail_open else BACKEND_FAILED
+        assert [(v.allowed, v.failed) for v in got] == [
+            (True, None),
+            (failed.allowed, failed.failed),
+            (False, "throttle"),
+            (failed.allowed, failed.failed),
+        ]
+        assert backend.fallbacks == 2
         fine = await checks(backend, [([Bucket(f"fine{fail_open}", 0.0, 1)], None, time.time())] * 2)
         assert [v.allowed for v in fine] == [True, False]  # answered by Redis, on the same connection
         backend.close()
@@ -597,7 +606,9 @@ def test_an_error_reply_gives_the_fail_mode_and_the_connection_goes_on(
 # --- one round trip, NOSCRIPT ---------------------------------------------------------------------
 
 
-def test_a_check_is_one_evalsha_and_usage_one_mget(private_redis: PrivateRedis) -> None:
+def test_the_checks_of_one_loop_iteration_are_one_evalsha_and_usage_one_mget(
+    private_redis: PrivateRedis,
+) -> None:
     raw = private_redis.raw()
     now = time.time()
     start, end = period_bounds(now, "DAY")
@@ -616,7 +627,10 @@ def test_a_check_is_one_evalsha_and_usage_one_mget(private_redis: PrivateRedis) 
             for _ in range(100)
         ]
         assert all(isinstance(p, asyncio.Future) for p in pending)  # a plain future, no coroutine
-        assert all(v.allowed for v in [await verdict(p) for p in pending])
+        got = [await verdict(p) for p in pending]
+        assert [v.remaining for v in got] == list(range(10**6 - 1, 10**6 - 101, -1))  # in order
+        # a second iteration: a second command
+        assert (await verdict(backend.check(buckets, None, now))).allowed
         assert await backend.usage("usage:p:k", [day_of(now)]) == {day_of(now): 100}
         after = raw.stats()
         ran = {
@@ -624,17 +638,49 @@ def test_a_check_is_one_evalsha_and_usage_one_mget(private_redis: PrivateRedis) 
         }
         inside = {"get", "set", "incr", "expire"}  # what the script itself called
         assert {name: n for name, n in ran.items() if name not in inside} == {
-            "evalsha": 100,
+            "evalsha": 2,
             "mget": 1,
             "info": 1,
         }
-        assert ran["get"] == 300
-        assert ran["set"] == 300
-        assert ran["incr"] == 200
+        assert ran["get"] == 6  # each bucket read once per batch
+        assert ran["set"] == 6  # and written once
+        assert ran["incr"] == 200  # the quota and the usage counter, per check
         backend.close()
 
     run(scenario())
     raw.close()
+
+
+def test_a_batch_decides_as_the_checks_one_by_one(redis_url: str, prefix: str) -> None:
+    """Random groups of checks (1-40 per loop iteration) over buckets that some checks share,
+    at random instants, some of them equal or going back: every verdict equals the reference's
+    for the same checks one after the other."""
+    rng = random.Random(17)
+    pool = [Bucket("a", 5.0, 3), Bucket("b", 8.0, 6), Bucket("c", 0.5, 2), Bucket("d", 100.0, 20)]
+    groups, t = [], 2_000_000.0
+    for _ in range(60):
+        group = []
+        for _ in range(rng.randint(1, 40)):
+            t += rng.choice([0.0, 0.0, rng.uniform(0, 0.01), rng.uniform(0, 0.2), -rng.uniform(0, 0.05)])
+            group.append((rng.sample(pool, rng.randint(1, 3)), t))
+        groups.append(group)
+
+    async def scenario() -> list[list[Verdict]]:
+        backend = opened(redis_url, prefix=prefix, timeout=2.0)
+        assert await backend.ready()
+        out = [await checks(backend, [(b, None, now) for b, now in group]) for group in groups]
+        assert backend.fallbacks == 0
+        return out
+
+    got = run(scenario())
+    ref = Reference()
+    for group, verdicts in zip(groups, got, strict=True):
+        for (buckets, now), v in zip(group, verdicts, strict=True):
+            allowed, index, wait = ref.check(buckets, now)
+            assert (v.allowed, v.index) == (allowed, index), now
+            assert v.retry_after == pytest.approx(wait, abs=1e-9)
+    flat = [v.allowed for verdicts in got for v in verdicts]
+    assert 0 < sum(flat) < len(flat)
 
 
 def test_noscript_reloads_once_and_retries(private_redis: PrivateRedis) -> None:

@@ -1,9 +1,13 @@
 """The Redis backend: token buckets and quotas shared by any number of gateway processes.
 
-One request costs ONE round trip: :meth:`RedisBackend.check` sends ``EVALSHA`` of :data:`SCRIPT`
-(loaded with ``SCRIPT LOAD`` on every new connection; on ``NOSCRIPT`` it is loaded again and the
-command retried once), which reads every bucket and the quota, grants all of them or none, writes
-the new state and counts the day's usage, atomically on the server.
+One round trip per event-loop iteration, however many requests it checks: :meth:`RedisBackend.check`
+queues the check, and just before the connection's next write the iteration's checks go out as
+ONE ``EVALSHA`` of :data:`SCRIPT` (loaded with ``SCRIPT LOAD`` on every new connection; on
+``NOSCRIPT`` it is loaded again and the command retried once). The script runs the checks in
+order, each exactly as if it ran alone (it reads every bucket and the quota, grants all of them
+or none, counts the day's usage), atomically on the server; a bucket that several checks of the
+batch share is read once and written once. A key Redis refuses (a wrong type) fails only the
+checks that use it.
 
 * Time is the caller's ``now`` (epoch seconds), so gateways need no call to the Redis clock. A
   bucket stores ``(tokens, timestamp)`` and refills from ``max(stored timestamp, now)``: a caller
@@ -56,94 +60,142 @@ QUOTA_MARGIN = 3600  # a quota count outlives its period by this many seconds
 _CACHE_MAX = 4096  # encoded buckets and quotas kept (by key), then forgotten all at once
 
 SCRIPT = b"""\
--- iamgate throttle check, v1: take one token from every bucket and one unit of the quota, or nothing.
--- KEYS: the n bucket keys; then the quota key when ARGV[2] >= 0; then the usage key when ARGV[4] == '1'.
--- ARGV: now (epoch seconds on the caller's clock, 8 bytes: a little-endian double, exact and cheap),
---       quota limit (-1: no quota), quota period end, count usage ('0'/'1'), n;
---       then for each bucket: rate (tokens/s), burst, TTL in ms ('0': none).
--- A bucket holds struct '<dd' (tokens, timestamp); a missing bucket is full.
--- Reply: allowed -> the quota left (an integer, -1 without quota);
---        throttled -> {1, index of the first bucket without a token (1-based), retry_after};
---        over quota -> {2, 0, retry_after}. retry_after is a string (a Lua number would be truncated).
+-- iamgate throttle check, v2: a batch of checks, in order, each as if it ran alone: take one token
+-- from every bucket of the check and one unit of its quota, or nothing.
+-- KEYS: every key the batch uses, once.
+-- ARGV[1]: the number of checks. Then three arguments per key, in KEYS order: a bucket's rate
+--   (tokens/s), burst and TTL in ms ('0': none); a quota's limit, period end and '0'; '0' x 3
+--   for a usage counter. Then per check: now (epoch seconds on the caller's clock, 8 bytes: a
+--   little-endian double, exact and cheap), the quota's key index (0: none), the usage
+--   counter's key index (0: none), the number of buckets n, and their n key indexes.
+-- A bucket holds struct '<dd' (tokens, timestamp); a missing bucket is full. Each bucket is read
+-- at most once and written at most once per batch.
+-- Reply: one entry per check: allowed -> the quota left (an integer, -1 without quota);
+--   throttled -> {1, index of the check's first bucket without a token (1-based), retry_after};
+--   over quota -> {2, 0, retry_after}; a key Redis refused (e.g. WRONGTYPE) -> {3, 0, the error}.
+--   retry_after is a string (a Lua number would be truncated).
 local ONE = 1 - 1e-9 -- as iamgate.throttle.backend.ONE: 0.1 * 10 must make a token
-local now = struct.unpack('<d', ARGV[1])
-local limit = tonumber(ARGV[2])
-local n = tonumber(ARGV[5])
-local tokens = {}
-local stamps = {}
-for i = 1, n do
-  local a = 3 * i + 3
-  local rate = tonumber(ARGV[a])
-  local burst = tonumber(ARGV[a + 1])
-  local v, t = burst, now
-  local raw = redis.call('GET', KEYS[i])
-  if raw and #raw == 16 then
-    local last
-    v, last = struct.unpack('<dd', raw)
-    if last >= now then
-      t = last -- another gateway's clock is ahead: no refill, and time never goes back
-    else
-      v = v + rate * (now - last)
+local rates, bursts = {}, {} -- by key index, once read
+local sv, st = {}, {} -- a bucket's tokens and timestamp as this batch left them (sv false: missing)
+local bad = {} -- key index -> the error Redis gave reading it
+local written = {} -- key index -> true: SET at the end
+local ks, tokens, stamps = {}, {}, {} -- the current check's buckets (reused)
+local out = {}
+local a = 2 + 3 * #KEYS
+for c = 1, tonumber(ARGV[1]) do
+  local now = struct.unpack('<d', ARGV[a])
+  local qk = tonumber(ARGV[a + 1])
+  local uk = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
+  local first = a + 4
+  a = first + n
+  local result = nil
+  for i = 1, n do
+    local k = tonumber(ARGV[first + i - 1])
+    local rate = rates[k]
+    if rate == nil and bad[k] == nil then
+      local raw = redis.pcall('GET', KEYS[k])
+      if type(raw) == 'table' and raw.err then
+        bad[k] = raw.err
+      else
+        rate = tonumber(ARGV[3 * k - 1])
+        rates[k] = rate
+        bursts[k] = tonumber(ARGV[3 * k])
+        sv[k] = false
+        if raw and #raw == 16 then sv[k], st[k] = struct.unpack('<dd', raw) end
+      end
     end
-    if v > burst then v = burst end
+    if bad[k] then
+      result = {3, 0, bad[k]}
+      break
+    end
+    local burst = bursts[k]
+    local v, t = burst, now
+    local last = st[k]
+    if sv[k] then
+      v = sv[k]
+      if last >= now then
+        t = last -- another gateway's clock is ahead: no refill, and time never goes back
+      else
+        v = v + rate * (now - last)
+      end
+      if v > burst then v = burst end
+    end
+    if v < ONE then
+      local wait = math.huge
+      if rate > 0 then wait = (t - now) + (1 - v) / rate end
+      result = {1, i, string.format('%.17g', wait)}
+      break
+    end
+    ks[i] = k
+    tokens[i] = v
+    stamps[i] = t
   end
-  if v < ONE then
-    local wait = math.huge
-    if rate > 0 then wait = (t - now) + (1 - v) / rate end
-    return {1, i, string.format('%.17g', wait)}
+  local count, limit = 0, 0
+  if result == nil and qk > 0 then
+    limit = tonumber(ARGV[3 * qk - 1])
+    local qend = tonumber(ARGV[3 * qk])
+    count = redis.pcall('INCR', KEYS[qk])
+    if type(count) == 'table' then
+      result = {3, 0, count.err}
+    else
+      if count == 1 then -- relative to the caller's clock, like everything else here
+        redis.call('EXPIRE', KEYS[qk], math.ceil(qend - now) + QUOTA_MARGIN)
+      end
+      if count > limit then
+        redis.call('DECR', KEYS[qk])
+        result = {2, 0, string.format('%.17g', qend - now)}
+      end
+    end
   end
-  tokens[i] = v
-  stamps[i] = t
+  if result == nil then
+    for i = 1, n do
+      local k = ks[i]
+      sv[k] = math.max(0, tokens[i] - 1)
+      st[k] = stamps[i]
+      written[k] = true
+    end
+    result = -1
+    if qk > 0 then result = limit - count end
+    if uk > 0 then
+      local used = redis.pcall('INCR', KEYS[uk])
+      if type(used) == 'table' then
+        result = {3, 0, used.err}
+      elseif used == 1 then
+        redis.call('EXPIRE', KEYS[uk], USAGE_TTL)
+      end
+    end
+  end
+  out[c] = result
 end
-local count = 0
-if limit >= 0 then
-  count = redis.call('INCR', KEYS[n + 1])
-  if count == 1 then -- relative to the caller's clock, like everything else here
-    redis.call('EXPIRE', KEYS[n + 1], math.ceil(tonumber(ARGV[3]) - now) + QUOTA_MARGIN)
-  end
-  if count > limit then
-    redis.call('DECR', KEYS[n + 1])
-    return {2, 0, string.format('%.17g', tonumber(ARGV[3]) - now)}
-  end
-end
-for i = 1, n do
-  local ttl = ARGV[3 * i + 5]
-  local state = struct.pack('<dd', math.max(0, tokens[i] - 1), stamps[i])
+for k in pairs(written) do
+  local ttl = ARGV[3 * k + 1]
+  local packed = struct.pack('<dd', sv[k], st[k])
   if ttl ~= '0' then
-    redis.call('SET', KEYS[i], state, 'PX', ttl) -- the argument as sent: no number formatting
+    redis.call('SET', KEYS[k], packed, 'PX', ttl) -- the argument as sent: no number formatting
   else
-    redis.call('SET', KEYS[i], state)
+    redis.call('SET', KEYS[k], packed)
   end
 end
-local remaining = -1
-if limit >= 0 then remaining = limit - count end
-if ARGV[4] == '1' then
-  local key = KEYS[#KEYS]
-  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, USAGE_TTL) end
-end
-return remaining
+return out
 """.replace(b"QUOTA_MARGIN", b"%d" % QUOTA_MARGIN).replace(b"USAGE_TTL", b"%d" % USAGE_TTL)
 
 _SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
 _LOAD = encode("SCRIPT", "LOAD", SCRIPT)
-_NO_QUOTA = bulk(b"-1") + bulk(b"0")
-_NOW = b"$8\r\n"  # ARGV[1]: the bulk header of 8 raw bytes; _pack_now(now) + CRLF follows
+_NOW = b"$8\r\n"  # a check's first argument: the bulk header of 8 raw bytes; _pack_now(now) + CRLF follows
 _pack_now = struct.Struct("<d").pack
+_INTS = [bulk(b"%d" % i) for i in range(512)]  # key indexes and bucket counts
+_NO_PARAMS = _INTS[0] * 3  # a usage counter's three key arguments
 
 
-def _head(nb: int, extra: int) -> bytes:
-    """``*<count>``, EVALSHA, the script's SHA and numkeys, for nb buckets and extra keys."""
-    nkeys = nb + extra
-    return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (3 + nkeys + 5 + 3 * nb, _SHA) + bulk(b"%d" % nkeys)
+def _int(i: int) -> bytes:
+    return _INTS[i] if i < len(_INTS) else bulk(b"%d" % i)
 
 
-_HEADS = [[_head(nb, extra) for extra in range(3)] for nb in range(8)]
-_NS = [bulk(b"%d" % nb) for nb in range(8)]
-_USAGE_ON = bulk(b"1")
-_USAGE_OFF = bulk(b"0")
-
-# ctx of one check: (future, buckets, quota, encoded command, deadline)
-_Ctx = tuple["asyncio.Future[Verdict]", Sequence[Bucket], Quota | None, bytes, float]
+# One check waiting in a batch: (future, buckets, quota, now, usage counter)
+_Check = tuple["asyncio.Future[Verdict]", Sequence[Bucket], Quota | None, float, str | None]
+# ctx of one sent batch: (its checks, the encoded command, deadline)
+_Ctx = tuple[list[_Check], bytes, float]
 
 
 class RedisBackend:
@@ -181,6 +233,7 @@ class RedisBackend:
         self._quotas: dict[str, tuple[int, int, int, bytes, bytes]] = {}
         self._usage_keys: dict[str, bytes] = {}
         self._day: tuple[float, float, bytes] = (0.0, -1.0, b"")
+        self._batch: list[_Check] = []  # checks of this loop iteration, sent just before the write
         self._loading = False
         self._reported_at = -math.inf  # when on_error last heard of a failure (monotonic)
         self._reported = False  # a failure was reported and the recovery not yet
@@ -190,8 +243,9 @@ class RedisBackend:
     def check(
         self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
     ) -> Verdict | asyncio.Future[Verdict]:
-        """Take a token from every bucket and a unit of the quota, all or nothing (one round
-        trip). Never raises; resolves within ``timeout``."""
+        """Take a token from every bucket and a unit of the quota, all or nothing. The checks of
+        one event-loop iteration go to Redis together, as one ``EVALSHA`` (one round trip).
+        Never raises; resolves within ``timeout`` of being sent."""
         client = self._client
         try:
             if client is None:
@@ -200,10 +254,11 @@ class RedisBackend:
                 return self._fallback(buckets, quota, "not connected to Redis")
             loop = self._loop
             assert loop is not None
-            payload = self._encode(buckets, quota, now, usage)
             fut: asyncio.Future[Verdict] = loop.create_future()
-            deadline = loop.time() + self.timeout
-            client.send(payload, self._done, (fut, buckets, quota, payload, deadline), deadline)
+            batch = self._batch
+            batch.append((fut, buckets, quota, now, usage))
+            if len(batch) == 1:
+                client.defer(self._send_batch)
         except Exception as exc:  # a bug, or no running loop: never let a check raise
             log.exception("throttle check failed before reaching Redis")
             return self._fallback(buckets, quota, f"check failed: {exc!r}")
@@ -249,46 +304,84 @@ class RedisBackend:
         self._loop, self._client = loop, client
         return client
 
-    def _encode(self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None) -> bytes:
-        """The EVALSHA command: KEYS buckets, [quota], [usage]; ARGV now, quota limit and end,
-        usage flag, n, (rate, burst, TTL) per bucket. The encoded parts of buckets and quotas
-        are cached by key (the stage builds new objects for every request)."""
-        frags = self._frags
-        parts: list[bytes] = [b""]  # the head goes first, once the number of keys is known
-        args: list[bytes] = []
-        for bucket in buckets:
-            frag = frags.get(bucket.key)
-            if frag is None or frag[0] != bucket.rate or frag[1] != bucket.burst:
-                frag = self._fragment(bucket)
-            parts.append(frag[2])
-            args.append(frag[3])
-        nb = len(args)
-        extra = 0
-        if quota is not None:
-            qfrag = self._quotas.get(quota.key)
-            if qfrag is None or qfrag[0] != quota.start or qfrag[1] != quota.limit or qfrag[2] != quota.end:
-                qfrag = self._quota(quota)
-            parts.append(qfrag[3])
-            quota_args = qfrag[4]
-            extra = 1
-        else:
-            quota_args = _NO_QUOTA
-        if usage is not None:
-            if not self._day[0] <= now < self._day[1]:
-                start = now - now % 86400
-                self._day = (start, start + 86400, day_of(now).encode())
-                self._usage_keys = {}
-            usage_key = self._usage_keys.get(usage)
-            if usage_key is None:
-                usage_key = bulk(b"%b%b:%b" % (self._prefix, usage.encode(), self._day[2]))
-                self._usage_keys[usage] = usage_key
-            parts.append(usage_key)
-            extra += 1
-        parts[0] = _HEADS[nb][extra] if nb < len(_HEADS) else _head(nb, extra)
-        parts += (_NOW, _pack_now(now), b"\r\n", quota_args, _USAGE_OFF if usage is None else _USAGE_ON)
-        parts.append(_NS[nb] if nb < len(_NS) else bulk(b"%d" % nb))
-        parts += args
-        return b"".join(parts)
+    def _send_batch(self) -> None:
+        """Client.defer's callback: this iteration's checks, as one command."""
+        batch, self._batch = self._batch, []
+        client, loop = self._client, self._loop
+        if not batch or client is None or loop is None:
+            return
+        try:
+            payload = self._encode(batch)
+        except Exception as exc:  # a bug: every check of the batch gets its fail mode
+            log.exception("throttle checks could not be encoded")
+            for check in batch:
+                self._settle_check(check, ConnectionError(f"check failed: {exc!r}"))
+            return
+        deadline = loop.time() + self.timeout
+        client.send(payload, self._done, (batch, payload, deadline), deadline)
+
+    def _encode(self, batch: Sequence[_Check]) -> bytes:
+        """The EVALSHA command of a batch (see SCRIPT): KEYS each key once; ARGV the number of
+        checks, three parameters per key, then per check now, the quota's and the usage
+        counter's key indexes, and the buckets' key indexes. The encoded parts of buckets and
+        quotas are cached by key (the stage builds new objects for every request)."""
+        frags, quotas = self._frags, self._quotas
+        index: dict[bytes, bytes] = {}  # a key's bulk -> the bulk of its 1-based index
+        keys: list[bytes] = []
+        params: list[bytes] = []
+        checks: list[bytes] = []
+        nargs = 1
+        for check in batch:
+            buckets, quota, now, usage = check[1], check[2], check[3], check[4]
+            checks += (_NOW, _pack_now(now), b"\r\n")
+            if quota is None:
+                checks.append(_INTS[0])
+            else:
+                qfrag = quotas.get(quota.key)
+                if qfrag is None or qfrag[:3] != (quota.start, quota.limit, quota.end):
+                    qfrag = self._quota(quota)
+                at = index.get(qfrag[3])
+                if at is None:
+                    keys.append(qfrag[3])
+                    params.append(qfrag[4])
+                    at = index[qfrag[3]] = _int(len(keys))
+                checks.append(at)
+            if usage is None:
+                checks.append(_INTS[0])
+            else:
+                usage_key = self._usage_key(usage, now)
+                at = index.get(usage_key)
+                if at is None:
+                    keys.append(usage_key)
+                    params.append(_NO_PARAMS)
+                    at = index[usage_key] = _int(len(keys))
+                checks.append(at)
+            checks.append(_int(len(buckets)))
+            for bucket in buckets:
+                frag = frags.get(bucket.key)
+                if frag is None or frag[0] != bucket.rate or frag[1] != bucket.burst:
+                    frag = self._fragment(bucket)
+                at = index.get(frag[2])
+                if at is None:
+                    keys.append(frag[2])
+                    params.append(frag[3])
+                    at = index[frag[2]] = _int(len(keys))
+                checks.append(at)
+            nargs += 4 + len(buckets)
+        nargs += 3 * len(keys)
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (3 + len(keys) + nargs, _SHA)
+        return b"".join((head, _int(len(keys)), *keys, _int(len(batch)), *params, *checks))
+
+    def _usage_key(self, usage: str, now: float) -> bytes:
+        if not self._day[0] <= now < self._day[1]:
+            start = now - now % 86400
+            self._day = (start, start + 86400, day_of(now).encode())
+            self._usage_keys = {}
+        usage_key = self._usage_keys.get(usage)
+        if usage_key is None:
+            usage_key = bulk(b"%b%b:%b" % (self._prefix, usage.encode(), self._day[2]))
+            self._usage_keys[usage] = usage_key
+        return usage_key
 
     def _fragment(self, bucket: Bucket) -> tuple[float, int, bytes, bytes]:
         rate = float(bucket.rate)
@@ -312,7 +405,7 @@ class RedisBackend:
             quota.limit,
             quota.end,
             bulk(b"%b%b:%d" % (self._prefix, quota.key.encode(), quota.start)),
-            bulk(b"%d" % quota.limit) + bulk(b"%d" % quota.end),
+            bulk(b"%d" % quota.limit) + bulk(b"%d" % quota.end) + _INTS[0],
         )
         if len(self._quotas) >= _CACHE_MAX:
             self._quotas.clear()
@@ -320,7 +413,24 @@ class RedisBackend:
         return frag
 
     def _done(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
-        fut = ctx[0]
+        if isinstance(reply, RespError) and reply.code == "NOSCRIPT":
+            self._retry(ctx)
+            return
+        self._settle(reply, ctx)
+
+    def _settle(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
+        batch = ctx[0]
+        if isinstance(reply, list) and len(reply) == len(batch):
+            for check, answer in zip(batch, reply, strict=True):
+                self._settle_check(check, answer)
+            return
+        if isinstance(reply, (list, int, bytes)) or reply is None:
+            reply = ProtocolError(f"unexpected reply {reply!r} to {len(batch)} check(s)")
+        for check in batch:
+            self._settle_check(check, reply)
+
+    def _settle_check(self, check: _Check, reply: Reply | BaseException) -> None:
+        fut = check[0]
         if fut.done():
             return  # the caller gave up on it
         if type(reply) is int:
@@ -328,21 +438,6 @@ class RedisBackend:
             if self._reported:
                 self._recovered()
             return
-        if isinstance(reply, RespError) and reply.code == "NOSCRIPT":
-            self._retry(ctx)
-            return
-        self._settle(reply, ctx)
-
-    def _done_retried(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
-        if ctx[0].done():
-            return
-        if type(reply) is int:
-            self._done(reply, ctx)
-        else:
-            self._settle(reply, ctx)
-
-    def _settle(self, reply: Reply | BaseException, ctx: _Ctx) -> None:
-        fut, buckets, quota = ctx[0], ctx[1], ctx[2]
         if isinstance(reply, list):
             verdict = _denied(reply)
             if verdict is not None:
@@ -350,7 +445,10 @@ class RedisBackend:
                 if self._reported:
                     self._recovered()
                 return
-            reason = f"unexpected reply {reply!r}"
+            if len(reply) == 3 and reply[0] == 3 and isinstance(reply[2], bytes):
+                reason = f"Redis answered an error: {reply[2].decode(errors='replace')}"
+            else:
+                reason = f"unexpected reply {reply!r}"
         elif isinstance(reply, RespError):
             reason = f"Redis answered an error: {reply}"
         elif isinstance(reply, TimeoutError):
@@ -359,7 +457,7 @@ class RedisBackend:
             reason = str(reply) or type(reply).__name__
         else:
             reason = f"unexpected reply {reply!r}"
-        fut.set_result(self._fallback(buckets, quota, reason))
+        fut.set_result(self._fallback(check[1], check[2], reason))
 
     def _retry(self, ctx: _Ctx) -> None:
         """The script is not in the server's cache (flushed, or a fail-over): load it and send
@@ -368,8 +466,8 @@ class RedisBackend:
         assert client is not None
         if not self._loading:
             self._loading = True
-            client.send_by(_LOAD, self._loaded, None, ctx[4])
-        client.send_by(ctx[3], self._done_retried, ctx, ctx[4])
+            client.send_by(_LOAD, self._loaded, None, ctx[2])
+        client.send_by(ctx[1], self._settle, ctx, ctx[2])
 
     def _loaded(self, reply: Reply | BaseException, ctx: None) -> None:
         self._loading = False

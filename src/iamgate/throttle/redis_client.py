@@ -6,7 +6,9 @@ would cost the gateway more than the 10% the throttle may take. This client does
 pipelined request path needs:
 
 * one connection; every command issued within one event-loop iteration goes out in ONE
-  ``write`` (coalesced with ``loop.call_soon``);
+  ``write`` (coalesced with ``loop.call_soon``); :meth:`Client.defer` lets a caller turn what it
+  gathered during the iteration into commands just before that write (the throttle sends a
+  whole iteration's checks as one command);
 * replies come back in order and are handed to a per-command callback (``on_done(reply, ctx)``)
   straight from ``data_received``: no coroutine and no Task per command;
 * every command has a deadline; one timer sweeps the queue (armed at the oldest deadline), so a
@@ -103,6 +105,7 @@ class Client:
         self._sweeper: asyncio.TimerHandle | None = None
         self._wbuf: list[bytes] = []
         self._flush_scheduled = False
+        self._prepares: list[Callable[[], None]] = []
         self._connector: asyncio.Task[None] | None = None
         self._up_waiters: list[asyncio.Future[None]] = []
 
@@ -141,6 +144,17 @@ class Client:
         entry: list[Any] = [deadline, on_done, ctx, None]
         entry[3] = loop.call_at(deadline, self._expire, entry)
         self._queue(loop, entry, payload)
+
+    def defer(self, prepare: Callable[[], None]) -> None:
+        """Call ``prepare()`` once, just before the next write; it may :meth:`send` commands,
+        which go out in that write."""
+        if self._state == _IDLE:
+            self.start()
+        assert self._loop is not None
+        self._prepares.append(prepare)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _admit(self, on_done: OnDone, ctx: Any) -> asyncio.AbstractEventLoop | None:
         """The loop to queue a command on, or None when it is refused (``on_done`` told)."""
@@ -326,6 +340,14 @@ class Client:
     # -- I/O --------------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        prepares = self._prepares
+        if prepares:  # while _flush_scheduled is still set: what they send joins this write
+            self._prepares = []
+            for prepare in prepares:
+                try:
+                    prepare()
+                except Exception:  # a caller's bug must not stop the write for everyone else
+                    log.exception("Redis deferred send failed")
         self._flush_scheduled = False
         transport = self._transport
         if transport is None or not self._wbuf:
