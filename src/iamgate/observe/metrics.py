@@ -35,57 +35,91 @@ _HELP = {
 }
 
 
+class _Histogram:
+    """One per-request histogram: bucket counts (the last one +Inf), sum and count."""
+
+    __slots__ = ("counts", "n", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.n = 0
+
+    def add(self, seconds: float) -> None:
+        i = 0
+        for bound in BUCKETS:  # as bisect_left: the first bucket whose bound is >= seconds
+            if seconds <= bound:
+                break
+            i += 1
+        self.counts[i] += 1
+        self.total += seconds
+        self.n += 1
+
+    def values(self) -> list[float]:
+        """In the labelled tables' layout: buckets, +Inf, sum, count."""
+        return [float(c) for c in self.counts] + [self.total, float(self.n)]
+
+
+class _Stage:
+    """The per-request numbers of one API stage: requests by status and decision, durations."""
+
+    __slots__ = ("durations", "requests", "upstream")
+
+    def __init__(self) -> None:
+        self.requests: dict[int, dict[str, int]] = {}
+        self.durations = _Histogram()
+        self.upstream = _Histogram()
+
+
 class Metrics:
-    __slots__ = ("_durations", "_requests", "_upstream", "counters", "gauges", "histograms")
+    __slots__ = ("_stages", "counters", "gauges", "histograms")
 
     def __init__(self) -> None:
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.histograms: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
-        # the per-request metrics, keyed by plain tuples (labels are built only when exported)
-        self._requests: dict[tuple[str, str, int, str], int] = {}
-        self._durations: dict[tuple[str, str], list[float]] = {}
-        self._upstream: dict[tuple[str, str], list[float]] = {}
+        # the per-request metrics, by api then stage (labels are built only when exported)
+        self._stages: dict[str, dict[str, _Stage]] = {}
 
     def request(
         self, api: str, stage: str, status: int, decision: str, seconds: float, upstream_seconds: float | None
     ) -> None:
-        """Count one finished request: the hot path's only metrics call."""
-        key = (api, stage, status, decision)
-        requests = self._requests
-        requests[key] = requests.get(key, 0) + 1
-        pair = (api, stage)
-        counts = self._durations.get(pair)
-        if counts is None:
-            counts = self._durations[pair] = [0.0] * (len(BUCKETS) + 3)
-        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        counts[-2] += seconds
-        counts[-1] += 1
+        """Count one finished request: the hot path's only metrics call (plain dictionary
+        lookups by the request's own strings, no tuple built)."""
+        stages = self._stages.get(api)
+        if stages is None:
+            stages = self._stages[api] = {}
+        totals = stages.get(stage)
+        if totals is None:
+            totals = stages[stage] = _Stage()
+        by_decision = totals.requests.get(status)
+        if by_decision is None:
+            by_decision = totals.requests[status] = {}
+        by_decision[decision] = by_decision.get(decision, 0) + 1
+        totals.durations.add(seconds)
         if upstream_seconds is not None:
-            counts = self._upstream.get(pair)
-            if counts is None:
-                counts = self._upstream[pair] = [0.0] * (len(BUCKETS) + 3)
-            counts[bisect.bisect_left(BUCKETS, upstream_seconds)] += 1
-            counts[-2] += upstream_seconds
-            counts[-1] += 1
+            totals.upstream.add(upstream_seconds)
 
     def _fold(self) -> None:
         """Move the per-request tables into the labelled ones (before reading them)."""
-        for (api, stage, status, decision), n in self._requests.items():
-            labels = (("api", api), ("stage", stage), ("status", str(status)), ("decision", decision))
-            self.inc("iamgate_requests_total", labels, n)
-        self._requests = {}
-        for name, table in (
-            ("iamgate_request_duration_seconds", self._durations),
-            ("iamgate_upstream_duration_seconds", self._upstream),
-        ):
-            for (api, stage), counts in table.items():
-                mine = self.histograms.setdefault(
-                    (name, (("api", api), ("stage", stage))), [0.0] * len(counts)
-                )
-                for i, c in enumerate(counts):
-                    mine[i] += c
-            table.clear()
+        stages, self._stages = self._stages, {}
+        for api, by_stage in stages.items():
+            for stage, totals in by_stage.items():
+                for status, by_decision in totals.requests.items():
+                    for decision, n in by_decision.items():
+                        labels = (("api", api), ("stage", stage), ("status", str(status)))
+                        self.inc("iamgate_requests_total", (*labels, ("decision", decision)), n)
+                for name, histogram in (
+                    ("iamgate_request_duration_seconds", totals.durations),
+                    ("iamgate_upstream_duration_seconds", totals.upstream),
+                ):
+                    if not histogram.n:
+                        continue
+                    mine = self.histograms.setdefault(
+                        (name, (("api", api), ("stage", stage))), [0.0] * (len(BUCKETS) + 3)
+                    )
+                    for i, c in enumerate(histogram.values()):
+                        mine[i] += c
 
     def inc(self, name: str, labels: tuple[tuple[str, str], ...] = (), value: float = 1.0) -> None:
         key = (name, labels)

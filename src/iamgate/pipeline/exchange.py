@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from binascii import b2a_base64
@@ -16,25 +15,55 @@ if TYPE_CHECKING:
     from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
     from iamgate.policy import Decision
 
-__all__ = ["Exchange", "new_ids"]
+__all__ = ["Exchange", "IdSource", "new_ids"]
 
 _PREFIX = os.urandom(8).hex()
 _RID_PREFIX = f"{_PREFIX[0:8]}-{_PREFIX[8:12]}-4{_PREFIX[13:16]}-a{os.urandom(2).hex()[:3]}-"
 _EXT_PREFIX = os.urandom(3)
 # base64 works in groups of 3 bytes: the 3-byte prefix's 4 characters, then those of the counter
 _EXT_TEXT = b2a_base64(_EXT_PREFIX, newline=False).decode()
-_counter = itertools.count(1)
+_HEX2 = tuple(f"{i:02x}" for i in range(256))
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+class IdSource:
+    """Request ids from a counter: a UUID-shaped request id and an ``x-amz-apigw-id``-shaped
+    extended id (the base64 of the 3 random bytes and the 8-byte counter: 16 characters, the
+    last one ``=``).
+
+    Unique per process (a random 64-bit prefix and a counter) and far cheaper than ``uuid4()``:
+    the text of the counter's high 48 bits is kept and redone once every 65,536 ids; each id only
+    adds its low 16 bits (as hex, and as base64's last three characters)."""
+
+    __slots__ = ("_ext_head", "_high", "_rid_head", "counter")
+
+    def __init__(self, start: int = 1) -> None:
+        self.counter = start
+        self._high = -1
+        self._rid_head = ""
+        self._ext_head = ""
+
+    def next(self) -> tuple[str, str]:
+        n = self.counter
+        self.counter = n + 1
+        high = n >> 16
+        if high != self._high:
+            self._high = high
+            self._rid_head = f"{_RID_PREFIX}{high:08x}"
+            self._ext_head = _EXT_TEXT + b2a_base64(high.to_bytes(6, "big"), newline=False).decode()
+        b6 = (n >> 8) & 255
+        b7 = n & 255
+        # base64 of the last two bytes: three characters and the padding
+        tail = f"{_BASE64[b6 >> 2]}{_BASE64[((b6 & 3) << 4) | (b7 >> 4)]}{_BASE64[(b7 & 15) << 2]}="
+        return f"{self._rid_head}{_HEX2[b6]}{_HEX2[b7]}", self._ext_head + tail
+
+
+_IDS = IdSource()
 
 
 def new_ids() -> tuple[str, str]:
-    """A UUID-shaped request id and an ``x-amz-apigw-id``-shaped extended id.
-
-    Unique per process (a random 64-bit prefix and a counter) and far cheaper than ``uuid4()``.
-    The extended id is the base64 of the 3 random bytes and the 8-byte counter (16 characters,
-    the last one ``=``).
-    """
-    n = next(_counter)
-    return f"{_RID_PREFIX}{n:012x}", _EXT_TEXT + b2a_base64(n.to_bytes(8, "big"), newline=False).decode()
+    """The next request id and extended id of this process (see :class:`IdSource`)."""
+    return _IDS.next()
 
 
 class Exchange:
