@@ -820,6 +820,21 @@ def test_closing_settles_every_check(private_redis: PrivateRedis) -> None:
     run(scenario())
 
 
+def test_a_batch_that_cannot_be_sent_leaves_no_check_waiting(redis_url: str, prefix: str) -> None:
+    async def scenario() -> list[Verdict]:
+        backend = opened(redis_url, prefix=prefix, fail_open=False, timeout=1.0)
+        assert await backend.ready()
+        broken = Bucket(None, 1.0, 1)  # type: ignore[arg-type]  # a bug upstream: no key
+        fine = Bucket("fine", 1.0, 5)
+        pending = [backend.check([fine], None, time.time()), backend.check([broken], None, 0.0)]
+        got = [await asyncio.wait_for(verdict(p), 2.0) for p in pending]
+        # the next loop iteration's batch is sent as usual
+        assert (await verdict(backend.check([fine], None, time.time()))).allowed
+        return got
+
+    assert run(scenario()) == [BACKEND_FAILED, BACKEND_FAILED]
+
+
 # --- several processes, one bucket ----------------------------------------------------------------
 
 WORKER = r"""

@@ -307,18 +307,19 @@ class RedisBackend:
     def _send_batch(self) -> None:
         """Client.defer's callback: this iteration's checks, as one command."""
         batch, self._batch = self._batch, []
-        client, loop = self._client, self._loop
-        if not batch or client is None or loop is None:
+        if not batch:
             return
+        client, loop = self._client, self._loop
         try:
+            assert client is not None
+            assert loop is not None
             payload = self._encode(batch)
-        except Exception as exc:  # a bug: every check of the batch gets its fail mode
-            log.exception("throttle checks could not be encoded")
+            deadline = loop.time() + self.timeout
+            client.send(payload, self._done, (batch, payload, deadline), deadline)
+        except Exception as exc:  # a bug: every check of the batch gets its fail mode, none waits
+            log.exception("throttle checks could not be sent")
             for check in batch:
                 self._settle_check(check, ConnectionError(f"check failed: {exc!r}"))
-            return
-        deadline = loop.time() + self.timeout
-        client.send(payload, self._done, (batch, payload, deadline), deadline)
 
     def _encode(self, batch: Sequence[_Check]) -> bytes:
         """The EVALSHA command of a batch (see SCRIPT): KEYS each key once; ARGV the number of
