@@ -824,7 +824,7 @@ def test_a_batch_that_cannot_be_sent_leaves_no_check_waiting(redis_url: str, pre
     async def scenario() -> list[Verdict]:
         backend = opened(redis_url, prefix=prefix, fail_open=False, timeout=1.0)
         assert await backend.ready()
-        broken = Bucket(None, 1.0, 1)  # type: ignore[arg-type]  # a bug upstream: no key
+        broken = Bucket("\ud800", 1.0, 1)  # a bug upstream: a key that cannot be encoded
         fine = Bucket("fine", 1.0, 5)
         pending = [backend.check([fine], None, time.time()), backend.check([broken], None, 0.0)]
         got = [await asyncio.wait_for(verdict(p), 2.0) for p in pending]
