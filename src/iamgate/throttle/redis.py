@@ -198,6 +198,26 @@ _Check = tuple["asyncio.Future[Verdict]", Sequence[Bucket], Quota | None, float,
 _Ctx = tuple[list[_Check], bytes, float]
 
 
+class _Keys:
+    """The keys of one batch, each once, with their three parameters (see SCRIPT)."""
+
+    __slots__ = ("index", "keys", "params")
+
+    def __init__(self) -> None:
+        self.index: dict[bytes, bytes] = {}  # a key's bulk -> the bulk of its 1-based index
+        self.keys: list[bytes] = []
+        self.params: list[bytes] = []
+
+    def at(self, key: bytes, params: bytes) -> bytes:
+        """The bulk of the key's index, adding the key (and its parameters) on first use."""
+        found = self.index.get(key)
+        if found is None:
+            self.keys.append(key)
+            self.params.append(params)
+            found = self.index[key] = _int(len(self.keys))
+        return found
+
+
 class RedisBackend:
     """The :class:`~iamgate.throttle.backend.Backend` protocol on Redis (see the module docstring).
 
@@ -327,9 +347,7 @@ class RedisBackend:
         counter's key indexes, and the buckets' key indexes. The encoded parts of buckets and
         quotas are cached by key (the stage builds new objects for every request)."""
         frags, quotas = self._frags, self._quotas
-        index: dict[bytes, bytes] = {}  # a key's bulk -> the bulk of its 1-based index
-        keys: list[bytes] = []
-        params: list[bytes] = []
+        keys = _Keys()
         checks: list[bytes] = []
         nargs = 1
         for check in batch:
@@ -341,37 +359,18 @@ class RedisBackend:
                 qfrag = quotas.get(quota.key)
                 if qfrag is None or qfrag[:3] != (quota.start, quota.limit, quota.end):
                     qfrag = self._quota(quota)
-                at = index.get(qfrag[3])
-                if at is None:
-                    keys.append(qfrag[3])
-                    params.append(qfrag[4])
-                    at = index[qfrag[3]] = _int(len(keys))
-                checks.append(at)
-            if usage is None:
-                checks.append(_INTS[0])
-            else:
-                usage_key = self._usage_key(usage, now)
-                at = index.get(usage_key)
-                if at is None:
-                    keys.append(usage_key)
-                    params.append(_NO_PARAMS)
-                    at = index[usage_key] = _int(len(keys))
-                checks.append(at)
+                checks.append(keys.at(qfrag[3], qfrag[4]))
+            checks.append(_INTS[0] if usage is None else keys.at(self._usage_key(usage, now), _NO_PARAMS))
             checks.append(_int(len(buckets)))
             for bucket in buckets:
                 frag = frags.get(bucket.key)
                 if frag is None or frag[0] != bucket.rate or frag[1] != bucket.burst:
                     frag = self._fragment(bucket)
-                at = index.get(frag[2])
-                if at is None:
-                    keys.append(frag[2])
-                    params.append(frag[3])
-                    at = index[frag[2]] = _int(len(keys))
-                checks.append(at)
+                checks.append(keys.at(frag[2], frag[3]))
             nargs += 4 + len(buckets)
-        nargs += 3 * len(keys)
-        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (3 + len(keys) + nargs, _SHA)
-        return b"".join((head, _int(len(keys)), *keys, _int(len(batch)), *params, *checks))
+        n = len(keys.keys)
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (3 + n + nargs + 3 * n, _SHA)
+        return b"".join((head, _int(n), *keys.keys, _int(len(batch)), *keys.params, *checks))
 
     def _usage_key(self, usage: str, now: float) -> bytes:
         if not self._day[0] <= now < self._day[1]:
