@@ -107,3 +107,33 @@ def test_the_gateway_serves_the_same_answers_from_the_sources(tmp_path: Path) ->
         env={**os.environ, _compiled.PURE_ENV: "1"},
     )
     assert "(request path: pure Python" in version.stdout, version.stderr
+
+
+def test_module_constants_of_the_compiled_path_are_final() -> None:
+    """Compiled, a module-level name is looked up in the module's dictionary on every use unless
+    it is ``Final`` (then it is a C static): upper-case constants and the memo tables the request
+    path reads must be declared ``Final``. Type aliases and type variables are exempt."""
+    import ast
+
+    src = ROOT_DIR / "src"
+    missing = []
+    for relative in _compiled.MODULES:
+        tree = ast.parse((src / relative).read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                targets = [
+                    name
+                    for target in node.targets
+                    for name in (target.elts if isinstance(target, ast.Tuple) else [target])
+                ]
+                value = ast.unparse(node.value)
+                if value.startswith(("TypeVar(", "tuple[", "Callable[")) or " | " in value:
+                    continue  # a type variable or a type alias
+                for name in targets:
+                    if isinstance(name, ast.Name) and name.id.lstrip("_")[:1].isupper():
+                        missing.append(f"{relative}:{node.lineno} {name.id}")
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                annotation = ast.unparse(node.annotation)
+                if not annotation.startswith(("Final", "TypeAlias")) and node.value is not None:
+                    missing.append(f"{relative}:{node.lineno} {node.target.id}: {annotation}")
+    assert not missing, "not Final: " + ", ".join(missing)

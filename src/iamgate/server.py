@@ -19,7 +19,7 @@ import http
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -42,15 +42,21 @@ if TYPE_CHECKING:
 
 __all__ = ["TICK", "DownstreamConnection", "GatewayState"]
 
-log = logging.getLogger("iamgate")
+log: Final = logging.getLogger("iamgate")
 
-_IDLE, _RESPONDED, _PENDING, _PROXY, _WAITING, _BUFFERING = 0, 1, 2, 3, 4, 5
-TICK = 0.05  # seconds between deadline sweeps
-_RETRY_BUFFER = 64 * 1024  # request bodies up to this size are kept so a stale-connection retry can replay
-_PENDING_LIMIT = 256 * 1024  # body buffered while connecting before reading pauses
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-_REASONS = {s.value: s.phrase for s in http.HTTPStatus}
-_date_cache: list[object] = [0, b""]
+_IDLE: Final = 0
+_RESPONDED: Final = 1
+_PENDING: Final = 2
+_PROXY: Final = 3
+_WAITING: Final = 4
+_BUFFERING: Final = 5
+TICK: Final = 0.05  # seconds between deadline sweeps
+# request bodies up to this size are kept so a stale-connection retry can replay
+_RETRY_BUFFER: Final = 64 * 1024
+_PENDING_LIMIT: Final = 256 * 1024  # body buffered while connecting before reading pauses
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_REASONS: Final = {s.value: s.phrase for s in http.HTTPStatus}
+_date_cache: Final[list[object]] = [0, b""]
 
 
 def _date_header() -> bytes:
@@ -70,13 +76,29 @@ def _status_line(status: int) -> bytes:
     return line
 
 
-_STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in _REASONS.items()}
-_METHOD_NAMES = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
-_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_STATUS_LINES: Final = {
+    status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in _REASONS.items()
+}
+_METHOD_NAMES: Final = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_VERSIONS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
 
-_SIGNATURE_HEADERS = frozenset({b"authorization", b"x-amz-security-token"})
-_UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SIGNATURE_HEADERS: Final = frozenset({b"authorization", b"x-amz-security-token"})
+_UUID: Final = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+# header names as clients spell them -> lower case: a dictionary hit costs less than bytes.lower()
+# called from compiled code; bounded like the other memos (cleared when full)
+_LOWER_NAMES: Final[dict[bytes, bytes]] = {}
+_LOWER_NAMES_LIMIT: Final = 4096
+
+
+def _lower_name(name: bytes) -> bytes:
+    lname = name.lower()
+    if len(_LOWER_NAMES) >= _LOWER_NAMES_LIMIT:
+        _LOWER_NAMES.clear()
+    _LOWER_NAMES[name] = lname
+    return lname
 
 
 class _Queued:
@@ -272,7 +294,9 @@ class DownstreamConnection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
+        lname = _LOWER_NAMES.get(name)
+        if lname is None:
+            lname = _lower_name(name)
         self.headers.append((lname, name + b": " + value + b"\r\n"))  # the raw line, for forwarding
         self.header_bytes += len(name) + len(value) + 4
         prev = self.hmap.get(lname)

@@ -11,7 +11,7 @@ import itertools
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from iamgate.auth.custom import CustomAuthorizer, load_callable, parse_identity_sources
@@ -34,9 +34,9 @@ from iamgate.throttle.backend import Bucket
 
 __all__ = ["ApiRuntime", "ProxyTarget", "RouteRuntime", "Snapshot", "build_snapshot"]
 
-_STAGE_VAR = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
-_URI_PARAM = re.compile(r"\{([A-Za-z0-9._-]+)\}")
-_versions = itertools.count(1)
+_STAGE_VAR: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
+_URI_PARAM: Final = re.compile(r"\{([A-Za-z0-9._-]+)\}")
+_versions: Final = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)

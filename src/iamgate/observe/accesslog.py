@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -30,18 +30,18 @@ if TYPE_CHECKING:
 
 __all__ = ["AccessLog", "Template", "context_variables", "json_line"]
 
-_VAR = re.compile(r"\$context\.([A-Za-z0-9_.]+[A-Za-z0-9_])")
-_FLUSH_BYTES = 64 * 1024
-_FLUSH_DELAY = 0.1
-_NEWLINE = orjson.OPT_APPEND_NEWLINE
+_VAR: Final = re.compile(r"\$context\.([A-Za-z0-9_.]+[A-Za-z0-9_])")
+_FLUSH_BYTES: Final = 64 * 1024
+_FLUSH_DELAY: Final = 0.1
+_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 
 
-_MEMO_LIMIT = 4096
+_MEMO_LIMIT: Final = 4096
 # id(decision) -> (the decision, effect, determining statements, errors): decisions are memoised
 # by the policy engine, so the same few objects come back on every request. The entry holds the
 # decision itself, so its id cannot be reused by another object while the entry exists.
-_decision_memo: dict[int, tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]] = {}
-_host_memo: dict[bytes, tuple[str, str]] = {}  # Host header -> (domainName, domainPrefix)
+_decision_memo: Final[dict[int, tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]]] = {}
+_host_memo: Final[dict[bytes, tuple[str, str]]] = {}  # Host header -> (domainName, domainPrefix)
 
 
 def _decision_parts(decision: Decision) -> tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]:
@@ -156,7 +156,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
 
 # (method, protocol, source ip, account, Host, User-Agent, API, stage, path, resource path,
 # decision, mode) -> the line's pieces between the per-request values, as JSON
-_pieces_memo: SecondSight[tuple[object, ...], tuple[bytes, bytes, bytes]] = SecondSight(_MEMO_LIMIT)
+_pieces_memo: Final[SecondSight[tuple[object, ...], tuple[bytes, bytes, bytes]]] = SecondSight(_MEMO_LIMIT)
 
 
 def json_line(ex: Exchange) -> bytes:

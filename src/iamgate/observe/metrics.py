@@ -9,13 +9,32 @@ processes are merged by the supervisor (:func:`merge`) before rendering.
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["BUCKETS", "Metrics", "merge", "render"]
 
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# the bounds as a list: compiled, a fixed-size tuple of floats is unpacked into C doubles on every
+# read of the global (and mypyc 2.4 leaves a Final tuple literal of floats unset at import)
+_BOUNDS: Final[list[float]] = [
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+]
+BUCKETS: Final = tuple(_BOUNDS)
 
-_HELP = {
+_HELP: Final = {
     "iamgate_requests_total": ("counter", "Requests by API, stage, status and policy decision."),
     "iamgate_policy_would_deny_total": ("counter", "Requests a report-only policy would have denied."),
     "iamgate_request_duration_seconds": ("histogram", "Time from request head to response end."),
@@ -46,12 +65,7 @@ class _Histogram:
         self.n = 0
 
     def add(self, seconds: float) -> None:
-        i = 0
-        for bound in BUCKETS:  # as bisect_left: the first bucket whose bound is >= seconds
-            if seconds <= bound:
-                break
-            i += 1
-        self.counts[i] += 1
+        self.counts[bisect.bisect_left(_BOUNDS, seconds)] += 1  # the first bound >= seconds
         self.total += seconds
         self.n += 1
 

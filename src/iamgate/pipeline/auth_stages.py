@@ -14,7 +14,7 @@ Stages return None (go on), a response, :data:`NEED_BODY`, or an awaitable of ei
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from iamgate.auth import combine
 from iamgate.auth.custom import AuthorizerError, RequestFacts, Unauthorized
@@ -27,8 +27,8 @@ from iamgate.policy import Decision, DecisionEffect, Request
 
 __all__ = ["NEED_BODY", "api_key", "authenticate", "authorize"]
 
-ACTION = "execute-api:Invoke"
-_ALLOW = DecisionEffect.ALLOW
+ACTION: Final = "execute-api:Invoke"
+_ALLOW: Final = DecisionEffect.ALLOW
 
 
 class _NeedBody:
@@ -38,7 +38,7 @@ class _NeedBody:
         return "NEED_BODY"
 
 
-NEED_BODY = _NeedBody()
+NEED_BODY: Final = _NeedBody()
 StageResult = R.GatewayResponse | None | _NeedBody | Awaitable["R.GatewayResponse | None"]
 
 

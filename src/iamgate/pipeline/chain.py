@@ -6,6 +6,7 @@ route -> context -> authenticate -> authorize -> api_key -> throttle -> (the int
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.auth_stages import api_key, authenticate, authorize
@@ -17,4 +18,4 @@ __all__ = ["STAGES", "Stage"]
 
 Stage = Callable[[Exchange], "R.GatewayResponse | object | Awaitable[R.GatewayResponse | None] | None"]
 
-STAGES: tuple[Stage, ...] = (route, context, authenticate, authorize, api_key, throttle)
+STAGES: Final[tuple[Stage, ...]] = (route, context, authenticate, authorize, api_key, throttle)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from binascii import b2a_base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from iamgate.auth.custom import AuthorizerResult
@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Exchange", "IdSource", "new_ids"]
 
-_PREFIX = os.urandom(8).hex()
-_RID_PREFIX = f"{_PREFIX[0:8]}-{_PREFIX[8:12]}-4{_PREFIX[13:16]}-a{os.urandom(2).hex()[:3]}-"
-_EXT_PREFIX = os.urandom(3)
+_PREFIX: Final = os.urandom(8).hex()
+_RID_PREFIX: Final = f"{_PREFIX[0:8]}-{_PREFIX[8:12]}-4{_PREFIX[13:16]}-a{os.urandom(2).hex()[:3]}-"
+_EXT_PREFIX: Final = os.urandom(3)
 # base64 works in groups of 3 bytes: the 3-byte prefix's 4 characters, then those of the counter
-_EXT_TEXT = b2a_base64(_EXT_PREFIX, newline=False).decode()
-_HEX2 = tuple(f"{i:02x}" for i in range(256))
-_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_EXT_TEXT: Final = b2a_base64(_EXT_PREFIX, newline=False).decode()
+_HEX2: Final = tuple(f"{i:02x}" for i in range(256))
+_BASE64: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 class IdSource:
@@ -58,7 +58,7 @@ class IdSource:
         return f"{self._rid_head}{_HEX2[b6]}{_HEX2[b7]}", self._ext_head + tail
 
 
-_IDS = IdSource()
+_IDS: Final = IdSource()
 
 
 def new_ids() -> tuple[str, str]:

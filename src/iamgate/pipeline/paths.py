@@ -27,15 +27,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote
 
 __all__ = ["CanonicalPath", "PathError", "canonicalize", "encode_segment"]
 
-_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_ESCAPE_TEXT = re.compile(r"%[0-9A-Fa-f]{2}")
+_ESCAPE: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
+_BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_ESCAPE_TEXT: Final = re.compile(r"%[0-9A-Fa-f]{2}")
 # RFC 3986 pchar minus "%": unreserved, sub-delims, ":" and "@"
-_PCHAR_SAFE = "!$&'()*+,;=:@-._~"
+_PCHAR_SAFE: Final = "!$&'()*+,;=:@-._~"
 
 
 @dataclass(frozen=True, slots=True)

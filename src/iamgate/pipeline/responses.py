@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
     "GatewayResponse",
@@ -30,32 +31,36 @@ class ResponseType:
     message: str | None  # default $context.error.message
 
 
-MISSING_AUTHENTICATION_TOKEN = ResponseType(
+MISSING_AUTHENTICATION_TOKEN: Final = ResponseType(
     "MISSING_AUTHENTICATION_TOKEN", 403, "MissingAuthenticationTokenException", "Missing Authentication Token"
 )
-RESOURCE_NOT_FOUND = ResponseType("RESOURCE_NOT_FOUND", 404, "NotFoundException", "Not Found")
-ACCESS_DENIED = ResponseType("ACCESS_DENIED", 403, "AccessDeniedException", None)
-FORBIDDEN = ResponseType("FORBIDDEN", 403, "ForbiddenException", "Forbidden")
-BAD_REQUEST = ResponseType("BAD_REQUEST", 400, "BadRequestException", "Bad Request")
-REQUEST_TOO_LARGE = ResponseType("REQUEST_TOO_LARGE", 413, "RequestTooLargeException", "Request Too Long")
-URI_TOO_LONG = ResponseType("URI_TOO_LONG", 414, "RequestUriTooLongException", "Request-URI Too Long")
-INTEGRATION_TIMEOUT = ResponseType(
+RESOURCE_NOT_FOUND: Final = ResponseType("RESOURCE_NOT_FOUND", 404, "NotFoundException", "Not Found")
+ACCESS_DENIED: Final = ResponseType("ACCESS_DENIED", 403, "AccessDeniedException", None)
+FORBIDDEN: Final = ResponseType("FORBIDDEN", 403, "ForbiddenException", "Forbidden")
+BAD_REQUEST: Final = ResponseType("BAD_REQUEST", 400, "BadRequestException", "Bad Request")
+REQUEST_TOO_LARGE: Final = ResponseType(
+    "REQUEST_TOO_LARGE", 413, "RequestTooLargeException", "Request Too Long"
+)
+URI_TOO_LONG: Final = ResponseType("URI_TOO_LONG", 414, "RequestUriTooLongException", "Request-URI Too Long")
+INTEGRATION_TIMEOUT: Final = ResponseType(
     "INTEGRATION_TIMEOUT", 504, "InternalServerErrorException", "Endpoint request timed out"
 )
-INTEGRATION_FAILURE = ResponseType(
+INTEGRATION_FAILURE: Final = ResponseType(
     "INTEGRATION_FAILURE", 502, "InternalServerErrorException", "Internal server error"
 )
-API_CONFIGURATION_ERROR = ResponseType(
+API_CONFIGURATION_ERROR: Final = ResponseType(
     "API_CONFIGURATION_ERROR", 500, "InternalServerErrorException", "Internal server error"
 )
-UNAUTHORIZED = ResponseType("UNAUTHORIZED", 401, "UnauthorizedException", "Unauthorized")
-AUTHORIZER_CONFIGURATION_ERROR = ResponseType(
+UNAUTHORIZED: Final = ResponseType("UNAUTHORIZED", 401, "UnauthorizedException", "Unauthorized")
+AUTHORIZER_CONFIGURATION_ERROR: Final = ResponseType(
     "AUTHORIZER_CONFIGURATION_ERROR", 500, "AuthorizerConfigurationException", None
 )
-INVALID_API_KEY = ResponseType("INVALID_API_KEY", 403, "ForbiddenException", "Forbidden")
-THROTTLED = ResponseType("THROTTLED", 429, "TooManyRequestsException", "Too Many Requests")
-QUOTA_EXCEEDED = ResponseType("QUOTA_EXCEEDED", 429, "LimitExceededException", "Limit Exceeded")
-SERVICE_UNAVAILABLE = ResponseType("DEFAULT_5XX", 503, "ServiceUnavailableException", "Service Unavailable")
+INVALID_API_KEY: Final = ResponseType("INVALID_API_KEY", 403, "ForbiddenException", "Forbidden")
+THROTTLED: Final = ResponseType("THROTTLED", 429, "TooManyRequestsException", "Too Many Requests")
+QUOTA_EXCEEDED: Final = ResponseType("QUOTA_EXCEEDED", 429, "LimitExceededException", "Limit Exceeded")
+SERVICE_UNAVAILABLE: Final = ResponseType(
+    "DEFAULT_5XX", 503, "ServiceUnavailableException", "Service Unavailable"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,7 @@ def json_message(key: str, message: str | None) -> bytes:
     return json.dumps({key: message}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-_DEFAULT = object()
+_DEFAULT: Final = object()
 
 
 def gateway_error(

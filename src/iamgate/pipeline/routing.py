@@ -15,14 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 __all__ = ["METHODS", "Match", "ResourceTree", "TemplateError", "parse_template"]
 
-METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 T = TypeVar("T")
 
-_PARAM = re.compile(r"\{([A-Za-z0-9._-]+)(\+?)\}")
+_PARAM: Final = re.compile(r"\{([A-Za-z0-9._-]+)(\+?)\}")
 
 
 class TemplateError(ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from iamgate.auth.sigv4 import authorization_header_error
 from iamgate.pipeline import responses as R
@@ -26,14 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = ["canonical_segments", "context", "rightmost_untrusted", "route", "time_keys"]
 
-MAX_ARN_BYTES = 1600  # API Gateway quota for a method ARN (spec §9.6)
+MAX_ARN_BYTES: Final = 1600  # API Gateway quota for a method ARN (spec §9.6)
 
-_time_cache: list[object] = [0, "", "", ""]
+_time_cache: Final[list[object]] = [0, "", "", ""]
 
 # Paths made only of RFC 3986 pchar characters (no '%', ';' or '\\'), without '.'/'..' segments
 # or doubled slashes, are already canonical: splitting them gives what paths.canonicalize would
 # (tests/pipeline/test_fastpath.py checks the two agree). Most real requests take this path.
-_PLAIN_PATH = re.compile(rb"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9\-_~!$&'()*+,=:@.]+)+/?|/")
+_PLAIN_PATH: Final = re.compile(rb"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9\-_~!$&'()*+,=:@.]+)+/?|/")
 
 
 def canonical_segments(raw: bytes, allow_semicolon: bool) -> tuple[str, ...] | PathError:
@@ -83,10 +83,10 @@ def _unmatched(ex: Exchange) -> R.GatewayResponse:
 # successful results are memoised per snapshot (the one most recently routed with; a reload
 # starts a new memo), kept on second sight and bounded like the policy engine's decisions
 # (policy.memo). Long keys are not kept.
-_ROUTE_KEY_LIMIT = 512  # bytes of path + Host
+_ROUTE_KEY_LIMIT: Final = 512  # bytes of path + Host
 _RouteKey = tuple[bytes, str, bytes | None, bytes | None]
-_route_memo: SecondSight[_RouteKey, tuple[object, ...]] = SecondSight()
-_route_memo_owner: list[object] = [None]
+_route_memo: Final[SecondSight[_RouteKey, tuple[object, ...]]] = SecondSight()
+_route_memo_owner: Final[list[object]] = [None]
 
 
 def route(ex: Exchange) -> R.GatewayResponse | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, Final
 
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
@@ -29,7 +29,7 @@ from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict
 
 __all__ = ["throttle"]
 
-_BACKEND_FAILED = Verdict(False, "backend")
+_BACKEND_FAILED: Final = Verdict(False, "backend")
 
 
 def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayResponse | None] | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
+from typing import Final
 
 from .ast import Policy, PolicyKind
 from .compile import ApiRef, CompiledStatement, compile_statements
@@ -37,15 +38,15 @@ from .variables import has_vars
 
 __all__ = ["CompiledPolicy"]
 
-_MEMO_LIMIT = 4096
+_MEMO_LIMIT: Final = 4096
 
 # enum members read once: on CPython 3.11 reading one from its class costs a descriptor call
-_ALLOW = DecisionEffect.ALLOW
-_EXPLICIT_DENY = DecisionEffect.EXPLICIT_DENY
-_IMPLICIT_DENY = DecisionEffect.IMPLICIT_DENY
-_NONE = MatchKind.NONE
-_ACCOUNT = MatchKind.ACCOUNT
-_FULL = MatchKind.FULL
+_ALLOW: Final = DecisionEffect.ALLOW
+_EXPLICIT_DENY: Final = DecisionEffect.EXPLICIT_DENY
+_IMPLICIT_DENY: Final = DecisionEffect.IMPLICIT_DENY
+_NONE: Final = MatchKind.NONE
+_ACCOUNT: Final = MatchKind.ACCOUNT
+_FULL: Final = MatchKind.FULL
 
 
 def _bits(mask: int) -> list[int]:

@@ -17,7 +17,7 @@ import calendar
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = [
     "ALLOWED",
@@ -57,7 +57,7 @@ class Verdict:
     remaining: int | None = None  # quota left after this request
 
 
-ALLOWED = Verdict(True)
+ALLOWED: Final = Verdict(True)
 
 
 class Backend(Protocol):
@@ -80,7 +80,7 @@ class Backend(Protocol):
 
 # A token is there when a bucket holds at least this much: float arithmetic must not refuse a
 # request that arrives exactly 1/rate seconds after the last (0.1 * 10 is 0.9999999999999964).
-ONE = 1.0 - 1e-9
+ONE: Final = 1.0 - 1e-9
 
 
 def refill(tokens: float, last: float, now: float, rate: float, burst: int) -> float:

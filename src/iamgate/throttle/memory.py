@@ -20,6 +20,7 @@ import mmap
 import os
 import struct
 from collections.abc import Sequence
+from typing import Final
 
 from iamgate.throttle.backend import ALLOWED, ONE, Bucket, Quota, Verdict, day_of, refill, wait_for
 
@@ -107,14 +108,16 @@ def _full_at(tokens: float, now: float, bucket: Bucket) -> float:
 
 
 # key hash, tokens, last use, (buckets) when full again or (quotas) period start, used/count, kind
-_SLOT = struct.Struct("<QddqqQ")
-_BUCKET, _QUOTA, _COUNTER = 1, 2, 3
-_KEEP = {_QUOTA: 40 * 86400.0, _COUNTER: 400 * 86400.0}  # seconds unused before reuse
-_NEVER = 1 << 62
-_SLOT_SIZE = _SLOT.size
-_HEADER = 64
-_MAGIC = b"iamgate-throttle-v1\0"
-_PROBES = 64
+_SLOT: Final = struct.Struct("<QddqqQ")
+_BUCKET: Final = 1
+_QUOTA: Final = 2
+_COUNTER: Final = 3
+_KEEP: Final = {_QUOTA: 40 * 86400.0, _COUNTER: 400 * 86400.0}  # seconds unused before reuse
+_NEVER: Final = 1 << 62
+_SLOT_SIZE: Final = _SLOT.size
+_HEADER: Final = 64
+_MAGIC: Final = b"iamgate-throttle-v1\0"
+_PROBES: Final = 64
 
 
 def _hash(key: str) -> int:

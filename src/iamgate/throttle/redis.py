@@ -43,6 +43,7 @@ import math
 import struct
 import time
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict, day_of
 from iamgate.throttle.redis_client import Client
@@ -50,16 +51,16 @@ from iamgate.throttle.resp import ProtocolError, Reply, RespError, bulk, encode,
 
 __all__ = ["BACKEND_FAILED", "SCRIPT", "FailMode", "RedisBackend"]
 
-log = logging.getLogger("iamgate.throttle.redis")
+log: Final = logging.getLogger("iamgate.throttle.redis")
 
 FailMode = Callable[[Sequence[Bucket], Quota | None], bool] | bool
-BACKEND_FAILED = Verdict(False, failed="backend", retry_after=1.0)
+BACKEND_FAILED: Final = Verdict(False, failed="backend", retry_after=1.0)
 
-USAGE_TTL = 400 * 86400
-QUOTA_MARGIN = 3600  # a quota count outlives its period by this many seconds
-_CACHE_MAX = 4096  # encoded buckets and quotas kept (by key), then forgotten all at once
+USAGE_TTL: Final = 400 * 86400
+QUOTA_MARGIN: Final = 3600  # a quota count outlives its period by this many seconds
+_CACHE_MAX: Final = 4096  # encoded buckets and quotas kept (by key), then forgotten all at once
 
-SCRIPT = b"""\
+SCRIPT: Final = b"""\
 -- iamgate throttle check, v2: a batch of checks, in order, each as if it ran alone: take one token
 -- from every bucket of the check and one unit of its quota, or nothing.
 -- KEYS: every key the batch uses, once.
@@ -180,12 +181,13 @@ end
 return out
 """.replace(b"QUOTA_MARGIN", b"%d" % QUOTA_MARGIN).replace(b"USAGE_TTL", b"%d" % USAGE_TTL)
 
-_SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
-_LOAD = encode("SCRIPT", "LOAD", SCRIPT)
-_NOW = b"$8\r\n"  # a check's first argument: the bulk header of 8 raw bytes; _pack_now(now) + CRLF follows
-_pack_now = struct.Struct("<d").pack
-_INTS = [bulk(b"%d" % i) for i in range(512)]  # key indexes and bucket counts
-_NO_PARAMS = _INTS[0] * 3  # a usage counter's three key arguments
+_SHA: Final = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
+_LOAD: Final = encode("SCRIPT", "LOAD", SCRIPT)
+# a check's first argument: the bulk header of 8 raw bytes; _pack_now(now) + CRLF follows
+_NOW: Final = b"$8\r\n"
+_pack_now: Final = struct.Struct("<d").pack
+_INTS: Final = [bulk(b"%d" % i) for i in range(512)]  # key indexes and bucket counts
+_NO_PARAMS: Final = _INTS[0] * 3  # a usage counter's three key arguments
 
 
 def _int(i: int) -> bytes:

@@ -36,17 +36,21 @@ import logging
 import random
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from iamgate.throttle.resp import Address, Parser, ProtocolError, Reply, encode
 
 __all__ = ["Client", "OnDone"]
 
-log = logging.getLogger("iamgate.throttle.redis_client")
+log: Final = logging.getLogger("iamgate.throttle.redis_client")
 
 OnDone: TypeAlias = "Callable[[Reply | BaseException, Any], None]"
 
-_IDLE, _CONNECTING, _UP, _DOWN, _CLOSED = range(5)
+_IDLE: Final = 0
+_CONNECTING: Final = 1
+_UP: Final = 2
+_DOWN: Final = 3
+_CLOSED: Final = 4
 
 
 class _Protocol(asyncio.Protocol):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["HOP_BY_HOP", "REMAPPED_RESPONSE", "REQUEST_DROP", "connection_tokens"]
 
 # never forwarded in either direction (hop-by-hop), lower-case bytes
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -21,7 +23,7 @@ HOP_BY_HOP = frozenset(
 )
 
 # request headers the gateway replaces or never forwards (spec gateway §11)
-REQUEST_DROP = HOP_BY_HOP | {
+REQUEST_DROP: Final = HOP_BY_HOP | {
     b"host",
     b"content-length",
     b"expect",
@@ -40,10 +42,10 @@ REQUEST_DROP = HOP_BY_HOP | {
 }
 
 # backend response headers API Gateway passes on as x-amzn-Remapped-<Name>
-REMAPPED_RESPONSE = {b"date": b"x-amzn-Remapped-Date", b"server": b"x-amzn-Remapped-Server"}
+REMAPPED_RESPONSE: Final = {b"date": b"x-amzn-Remapped-Date", b"server": b"x-amzn-Remapped-Server"}
 
 
-_tokens_cache: dict[bytes, frozenset[bytes]] = {}
+_tokens_cache: Final[dict[bytes, frozenset[bytes]]] = {}
 
 
 def connection_tokens(value: bytes) -> frozenset[bytes]:

@@ -17,7 +17,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from typing import Protocol
+from typing import Final, Protocol
 
 import httptools
 
@@ -60,14 +60,18 @@ class UpstreamHead:
         self.tokens = _NO_TOKENS
 
 
-_NO_TOKENS: frozenset[bytes] = frozenset()
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
 
 # what to do with a response header, by its name as the backend spelled it: (kind, lower-case
 # name, the start of the line to pass on); memoised, the same few names come back every time
-_PASS, _HOP, _CHUNKED, _CONNECTION, _LENGTH = 0, 1, 2, 3, 4
-_NAMES: dict[bytes, tuple[int, bytes, bytes]] = {}
-_NAMES_LIMIT = 4096
+_PASS: Final = 0
+_HOP: Final = 1
+_CHUNKED: Final = 2
+_CONNECTION: Final = 3
+_LENGTH: Final = 4
+_NAMES: Final[dict[bytes, tuple[int, bytes, bytes]]] = {}
+_NAMES_LIMIT: Final = 4096
 
 
 def _classify(name: bytes) -> tuple[int, bytes, bytes]:
