@@ -88,16 +88,19 @@ _UUID: Final = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 
 
 # header names as clients spell them -> lower case: a dictionary hit costs less than bytes.lower()
-# called from compiled code; bounded like the other memos (cleared when full)
+# called from compiled code; bounded like the other memos (cleared when full), and only names of
+# ordinary length are kept, so a client cannot park thousands of long names in it
 _LOWER_NAMES: Final[dict[bytes, bytes]] = {}
 _LOWER_NAMES_LIMIT: Final = 4096
+_LOWER_NAME_MAX: Final = 64
 
 
 def _lower_name(name: bytes) -> bytes:
     lname = name.lower()
-    if len(_LOWER_NAMES) >= _LOWER_NAMES_LIMIT:
-        _LOWER_NAMES.clear()
-    _LOWER_NAMES[name] = lname
+    if len(name) <= _LOWER_NAME_MAX:
+        if len(_LOWER_NAMES) >= _LOWER_NAMES_LIMIT:
+            _LOWER_NAMES.clear()
+        _LOWER_NAMES[name] = lname
     return lname
 
 

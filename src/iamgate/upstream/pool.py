@@ -72,6 +72,7 @@ _CONNECTION: Final = 3
 _LENGTH: Final = 4
 _NAMES: Final[dict[bytes, tuple[int, bytes, bytes]]] = {}
 _NAMES_LIMIT: Final = 4096
+_NAME_MAX: Final = 64
 
 
 def _classify(name: bytes) -> tuple[int, bytes, bytes]:
@@ -83,9 +84,10 @@ def _classify(name: bytes) -> tuple[int, bytes, bytes]:
     else:
         kind = _PASS
     found = (kind, lname, (REMAPPED_RESPONSE.get(lname) or name) + b": ")
-    if len(_NAMES) >= _NAMES_LIMIT:
-        _NAMES.clear()
-    _NAMES[name] = found
+    if len(name) <= _NAME_MAX:  # long names are classified each time, not kept
+        if len(_NAMES) >= _NAMES_LIMIT:
+            _NAMES.clear()
+        _NAMES[name] = found
     return found
 
 
