@@ -46,6 +46,7 @@ MODULES = (
     "iamgate/observe/accesslog.py",
     "iamgate/observe/metrics.py",
     "iamgate/config/snapshot.py",
+    "iamgate/config/model.py",
     "iamgate/throttle/backend.py",
     "iamgate/throttle/memory.py",
     "iamgate/throttle/redis.py",
