@@ -32,9 +32,10 @@ from iamgate.pipeline.auth_stages import NEED_BODY
 from iamgate.pipeline.chain import STAGES, Stage
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import request_parameter
+from iamgate.policy.memo import SecondSight
 from iamgate.throttle.backend import Backend
 from iamgate.throttle.factory import make_throttler
-from iamgate.upstream.headers import REQUEST_DROP, connection_tokens
+from iamgate.upstream.headers import NAME_MEMO_MAX, REQUEST_DROP, connection_tokens
 from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
 
 if TYPE_CHECKING:
@@ -88,19 +89,14 @@ _UUID: Final = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 
 
 # header names as clients spell them -> lower case: a dictionary hit costs less than bytes.lower()
-# called from compiled code; bounded like the other memos (cleared when full), and only names of
-# ordinary length are kept, so a client cannot park thousands of long names in it
-_LOWER_NAMES: Final[dict[bytes, bytes]] = {}
-_LOWER_NAMES_LIMIT: Final = 4096
-_LOWER_NAME_MAX: Final = 64
+# called from compiled code
+_LOWER_NAMES: Final[SecondSight[bytes, bytes]] = SecondSight()
 
 
 def _lower_name(name: bytes) -> bytes:
     lname = name.lower()
-    if len(name) <= _LOWER_NAME_MAX:
-        if len(_LOWER_NAMES) >= _LOWER_NAMES_LIMIT:
-            _LOWER_NAMES.clear()
-        _LOWER_NAMES[name] = lname
+    if len(name) <= NAME_MEMO_MAX:
+        _LOWER_NAMES.keep(name, lname)
     return lname
 
 
@@ -297,7 +293,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        lname = _LOWER_NAMES.get(name)
+        lname = _LOWER_NAMES.found.get(name)
         if lname is None:
             lname = _lower_name(name)
         self.headers.append((lname, name + b": " + value + b"\r\n"))  # the raw line, for forwarding

@@ -11,23 +11,23 @@ def test_client_header_names_are_lower_cased_and_only_short_ones_kept() -> None:
     long = b"X-" + b"Long" * 40
     assert server._lower_name(short) == b"x-short-name"
     assert server._lower_name(long) == b"x-" + b"long" * 40
-    assert server._LOWER_NAMES.get(short) == b"x-short-name"
-    assert long not in server._LOWER_NAMES
+    assert server._LOWER_NAMES.found.get(short) == b"x-short-name"
+    assert long not in server._LOWER_NAMES.found
 
 
 def test_client_header_name_memo_is_cleared_when_full() -> None:
-    for i in range(server._LOWER_NAMES_LIMIT + 10):
+    for i in range(server._LOWER_NAMES.limit + 10):
         server._lower_name(b"X-Name-%d" % i)
-    assert len(server._LOWER_NAMES) <= server._LOWER_NAMES_LIMIT
+    assert len(server._LOWER_NAMES.found) <= server._LOWER_NAMES.limit
 
 
 def test_backend_header_names_are_classified_and_only_short_ones_kept() -> None:
     long = b"X-" + b"Long" * 40
     kind, lname, start = pool._classify(long)
     assert (kind, lname, start) == (pool._PASS, long.lower(), long + b": ")
-    assert long not in pool._NAMES
+    assert long not in pool._NAMES.found
     assert pool._classify(b"Server")[2] == b"x-amzn-Remapped-Server: "
-    assert b"Server" in pool._NAMES
-    for i in range(pool._NAMES_LIMIT + 10):
+    assert b"Server" in pool._NAMES.found
+    for i in range(pool._NAMES.limit + 10):
         pool._classify(b"X-Backend-%d" % i)
-    assert len(pool._NAMES) <= pool._NAMES_LIMIT
+    assert len(pool._NAMES.found) <= pool._NAMES.limit

@@ -147,7 +147,7 @@ class Metrics:
         counts = self.histograms.get(key)
         if counts is None:
             counts = self.histograms[key] = [0.0] * (len(BUCKETS) + 3)  # buckets, +Inf, sum, count
-        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        counts[bisect.bisect_left(_BOUNDS, seconds)] += 1
         counts[-2] += seconds
         counts[-1] += 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["HOP_BY_HOP", "REMAPPED_RESPONSE", "REQUEST_DROP", "connection_tokens"]
+__all__ = ["HOP_BY_HOP", "NAME_MEMO_MAX", "REMAPPED_RESPONSE", "REQUEST_DROP", "connection_tokens"]
 
 # never forwarded in either direction (hop-by-hop), lower-case bytes
 HOP_BY_HOP: Final = frozenset(
@@ -40,6 +40,10 @@ REQUEST_DROP: Final = HOP_BY_HOP | {
     b"x-http-method",
     b"x-method-override",
 }
+
+# the longest header name the request path's name memos keep (client names lower-cased in
+# server.py, backend names classified in upstream/pool.py): a peer cannot park long names there
+NAME_MEMO_MAX: Final = 64
 
 # backend response headers API Gateway passes on as x-amzn-Remapped-<Name>
 REMAPPED_RESPONSE: Final = {b"date": b"x-amzn-Remapped-Date", b"server": b"x-amzn-Remapped-Server"}

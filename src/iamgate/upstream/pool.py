@@ -21,7 +21,8 @@ from typing import Final, Protocol
 
 import httptools
 
-from iamgate.upstream.headers import HOP_BY_HOP, REMAPPED_RESPONSE, connection_tokens
+from iamgate.policy.memo import SecondSight
+from iamgate.upstream.headers import HOP_BY_HOP, NAME_MEMO_MAX, REMAPPED_RESPONSE, connection_tokens
 
 __all__ = [
     "PoolTimeout",
@@ -70,9 +71,7 @@ _HOP: Final = 1
 _CHUNKED: Final = 2
 _CONNECTION: Final = 3
 _LENGTH: Final = 4
-_NAMES: Final[dict[bytes, tuple[int, bytes, bytes]]] = {}
-_NAMES_LIMIT: Final = 4096
-_NAME_MAX: Final = 64
+_NAMES: Final[SecondSight[bytes, tuple[int, bytes, bytes]]] = SecondSight()
 
 
 def _classify(name: bytes) -> tuple[int, bytes, bytes]:
@@ -84,10 +83,8 @@ def _classify(name: bytes) -> tuple[int, bytes, bytes]:
     else:
         kind = _PASS
     found = (kind, lname, (REMAPPED_RESPONSE.get(lname) or name) + b": ")
-    if len(name) <= _NAME_MAX:  # long names are classified each time, not kept
-        if len(_NAMES) >= _NAMES_LIMIT:
-            _NAMES.clear()
-        _NAMES[name] = found
+    if len(name) <= NAME_MEMO_MAX:  # long names are classified each time, not kept
+        _NAMES.keep(name, found)
     return found
 
 
@@ -206,7 +203,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        found = _NAMES.get(name)
+        found = _NAMES.found.get(name)
         if found is None:
             found = _classify(name)
         kind, lname, start = found
