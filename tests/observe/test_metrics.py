@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from iamgate.observe.metrics import BUCKETS, Metrics, merge
+import bisect
+import math
+import random
+
+from iamgate.observe.metrics import BUCKETS, Metrics, bucket, merge
 
 
 def _labels(api: str, stage: str) -> list[list[str]]:
@@ -50,3 +54,15 @@ def test_later_requests_add_to_what_was_folded_and_workers_merge() -> None:
     assert total["counters"][0][2] == 4
     assert total["histograms"][0][1] == _labels("a1", "prod")
     assert total["histograms"][0][2][-1] == 4
+
+
+def test_bucket_is_bisect_left_over_the_bounds() -> None:
+    """Each duration lands in the first bucket whose bound is >= it (Prometheus' ``le``), the
+    same answer as ``bisect.bisect_left`` for bounds, values between them, and the edges."""
+    values = [-1.0, 0.0, 1e-9, float("inf"), float("nan"), 1e9]
+    for b in BUCKETS:
+        values += [b, math.nextafter(b, 0.0), math.nextafter(b, math.inf)]
+    values += [random.Random(7).uniform(0, 40) for _ in range(500)]
+    for v in values:
+        assert bucket(v) == bisect.bisect_left(BUCKETS, v), v
+    assert bucket(31.0) == len(BUCKETS)  # +Inf
