@@ -34,6 +34,7 @@ MODULES = (
     "iamgate/server.py",
     "iamgate/upstream/pool.py",
     "iamgate/upstream/headers.py",
+    "iamgate/upstream/fetch.py",
     "iamgate/pipeline/auth_stages.py",
     "iamgate/pipeline/chain.py",
     "iamgate/pipeline/exchange.py",

@@ -15,11 +15,12 @@ written and the metrics updated, whatever happened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
@@ -29,17 +30,17 @@ from iamgate.observe.accesslog import AccessLog
 from iamgate.observe.metrics import Metrics
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.auth_stages import NEED_BODY
-from iamgate.pipeline.chain import STAGES, Stage
+from iamgate.pipeline.chain import NAMES, run_stage
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import request_parameter
 from iamgate.policy.memo import SecondSight
 from iamgate.throttle.backend import Backend
 from iamgate.throttle.factory import make_throttler
 from iamgate.upstream.headers import NAME_MEMO_MAX, REQUEST_DROP, connection_tokens
-from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
+from iamgate.upstream.pool import PoolTimeout, ResponseSink, UpstreamConnection, UpstreamHead, UpstreamPools
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine
 
 __all__ = ["TICK", "DownstreamConnection", "GatewayState"]
 
@@ -55,13 +56,20 @@ TICK: Final = 0.05  # seconds between deadline sweeps
 # request bodies up to this size are kept so a stale-connection retry can replay
 _RETRY_BUFFER: Final = 64 * 1024
 _PENDING_LIMIT: Final = 256 * 1024  # body buffered while connecting before reading pauses
+_STAGE_COUNT: Final = len(NAMES)
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REASONS: Final = {s.value: s.phrase for s in http.HTTPStatus}
 _date_cache: Final[list[object]] = [0, b""]
+# The clocks, bound once: compiled, ``time.perf_counter()`` is a module attribute lookup and then
+# the call; a Final name is a C static. Deadlines use the monotonic clock (not ``loop.time()``, a
+# method call on the loop object), set and checked against the same clock.
+_perf_counter: Final = time.perf_counter
+_monotonic: Final = time.monotonic
+_time: Final = time.time
 
 
 def _date_header() -> bytes:
-    now = int(time.time())
+    now = int(_time())
     if _date_cache[0] != now:
         _date_cache[0] = now
         _date_cache[1] = (
@@ -119,13 +127,10 @@ def _backend_settings(snapshot: Snapshot) -> tuple[object, ...]:
 class GatewayState:
     """What the connections of one process share. ``snapshot`` is swapped atomically on reload."""
 
-    def __init__(
-        self, snapshot: Snapshot, *, stages: tuple[Stage, ...] = STAGES, shared_state: str | None = None
-    ) -> None:
+    def __init__(self, snapshot: Snapshot, *, shared_state: str | None = None) -> None:
         self.snapshot = snapshot
         self.shared_state = shared_state
         self.throttler: Backend = make_throttler(snapshot.config.throttling, shared_state)
-        self.stages = stages
         self.pools = self._pools(snapshot)
         self.access_log = AccessLog(snapshot.settings.access_log.destination)
         self.metrics = Metrics()
@@ -173,7 +178,7 @@ class GatewayState:
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         self._ticker = loop.call_later(TICK, self._tick, loop)
         if self.timed:
-            self.check_deadlines(loop.time())
+            self.check_deadlines(_monotonic())
 
     def check_deadlines(self, now: float) -> None:
         """Time out backend exchanges past their deadline. Run every ``TICK`` seconds: one sweep
@@ -185,7 +190,7 @@ class GatewayState:
         return lambda: DownstreamConnection(self, secure)
 
 
-class DownstreamConnection(asyncio.Protocol):
+class DownstreamConnection(asyncio.Protocol, ResponseSink):
     """One client connection."""
 
     def __init__(self, state: GatewayState, secure: bool = False) -> None:
@@ -224,15 +229,13 @@ class DownstreamConnection(asyncio.Protocol):
         self.continued = False
         self.out: list[bytes] = []
         self.deadline = 0.0
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set in connection_made
         self.retried = False
         self.body_bytes = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.loop = asyncio.get_running_loop()  # once: get_running_loop() costs a getpid() call
-        self.state.start_ticker(self.loop)
+        self.state.start_ticker(asyncio.get_running_loop())
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else "127.0.0.1"
         if ip.startswith("::ffff:") and "." in ip:
@@ -310,10 +313,18 @@ class DownstreamConnection(asyncio.Protocol):
         parser = self.parser
         raw_method = parser.get_method()
         method = _METHOD_NAMES.get(raw_method) or raw_method.decode("ascii")
-        raw_version = parser.get_http_version()
-        version = _VERSIONS.get(raw_version) or "HTTP/" + raw_version
         keep_alive = parser.should_keep_alive()
-        upgrade = parser.should_upgrade()
+        hmap = self.hmap
+        # llhttp accepts HTTP/0.9, 1.0, 1.1 and 2.0, and keeps a request without a Connection
+        # header alive only for 1.1: then the version is known without get_http_version(),
+        # which formats a new string on every call (a tenth of the parser's cost per request)
+        if keep_alive and b"connection" not in hmap:
+            version = "HTTP/1.1"
+        else:
+            raw_version = parser.get_http_version()
+            version = _VERSIONS.get(raw_version) or "HTTP/" + raw_version
+        # llhttp's upgrade flag needs an Upgrade header or CONNECT
+        upgrade = (b"upgrade" in hmap or method == "CONNECT") and parser.should_upgrade()
         queued = self.queued
         if queued is not None:
             queued.head = (
@@ -337,13 +348,17 @@ class DownstreamConnection(asyncio.Protocol):
     def _begin(self, method: str, version: str, keep_alive: bool, upgrade: bool) -> None:
         state = self.state
         url = self.url
-        if url.startswith((b"http://", b"https://")):  # absolute-form: keep only the path (and query)
+        # (a first byte other than '/' is rare: the test before startswith() skips a method call)
+        if url and url[0] != 47 and url.startswith((b"http://", b"https://")):  # absolute-form: keep the path
             start = url.find(b"//") + 2
             end = min(
                 (i for i in (url.find(c, start) for c in (b"/", b"?", b"#")) if i != -1), default=len(url)
             )
             url = url[end:] if url[end : end + 1] == b"/" else b"/" + url[end:]
-        path, _, query = url.partition(b"?")
+        if b"?" in url:  # an operator, not a method call (partition), on the common path
+            path, _, query = url.partition(b"?")
+        else:
+            path, query = url, b""
         keep_alive = keep_alive and not self.closing and not state.draining
         ex = Exchange(
             state.snapshot,
@@ -383,10 +398,9 @@ class DownstreamConnection(asyncio.Protocol):
     def _run_stages(self, ex: Exchange, start: int) -> None:
         """Run the stages from ``start``: on to the integration, or a response, or wait (for the
         body, or for an asynchronous stage) and come back here."""
-        stages = self.state.stages
-        for i in range(start, len(stages)):
+        for i in range(start, _STAGE_COUNT):
             try:
-                result = stages[i](ex)
+                result = run_stage(i, ex)
             except Exception:  # a bug must never take the connection down silently or allow
                 log.exception("stage failed for request %s", ex.request_id)
                 result = R.gateway_error(R.API_CONFIGURATION_ERROR)
@@ -397,7 +411,7 @@ class DownstreamConnection(asyncio.Protocol):
                 return
             if result is NEED_BODY:
                 if ex.body is not None:  # a stage must not ask twice
-                    log.error("stage %s asked for the body twice (request %s)", stages[i], ex.request_id)
+                    log.error("stage %s asked for the body twice (request %s)", NAMES[i], ex.request_id)
                     self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
                     return
                 if self.request_complete:
@@ -409,8 +423,9 @@ class DownstreamConnection(asyncio.Protocol):
                 self._continue()  # a client waiting for 100 Continue sends the body only then
                 return
             self.mode = _WAITING
-            task = asyncio.ensure_future(result)  # type: ignore[call-overload]
-            task.add_done_callback(lambda t, i=i: self._stage_done(ex, i, t))
+            # what is left of a stage's answers: an awaitable (an authorizer, a Redis throttle)
+            task = asyncio.ensure_future(cast("Awaitable[R.GatewayResponse | None]", result))
+            task.add_done_callback(functools.partial(self._stage_done, ex, i))
             return
         self._integrate(ex)
 
@@ -587,7 +602,7 @@ class DownstreamConnection(asyncio.Protocol):
         if ex is not self.ex:
             return
         state = self.state
-        ex.end = time.perf_counter()
+        ex.end = _perf_counter()
         self.ex = None
         self.mode = _IDLE
         self.upstream = None
@@ -698,8 +713,8 @@ class DownstreamConnection(asyncio.Protocol):
         self.replay = [] if ex.method in _IDEMPOTENT or b"idempotency-key" in ex.hmap else None
         self.replay_size = 0
         key = self.pool_key = (target.scheme, target.host, target.port)
-        ex.integration_start = time.perf_counter()
-        self.deadline = self.loop.time() + route.timeout
+        ex.integration_start = _perf_counter()
+        self.deadline = _monotonic() + route.timeout
         state = self.state
         state.timed.add(self)
         if b"expect" in ex.hmap:
@@ -805,7 +820,7 @@ class DownstreamConnection(asyncio.Protocol):
             return
         if self.closing or self.state.draining:
             ex.keep_alive = False
-        self.deadline = self.loop.time() + self._idle_timeout()  # now an idle timeout between reads
+        self.deadline = _monotonic() + self._idle_timeout()  # now an idle timeout between reads
         # the head's pieces go straight into ``out``: one join when the read is written
         parts = self.out
         parts.append(_status_line(status))
@@ -850,7 +865,7 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.write(b"".join(self.out) if len(self.out) > 1 else self.out[0])
         self.out = []
         if self.response_started:
-            self.deadline = self.loop.time() + self._idle_timeout()
+            self.deadline = _monotonic() + self._idle_timeout()
 
     def upstream_done(self) -> None:
         ex = self.ex
@@ -864,7 +879,7 @@ class DownstreamConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.write(b"".join(out) if len(out) > 1 else out[0])
             self.out = []
-        ex.integration_latency = time.perf_counter() - ex.integration_start
+        ex.integration_latency = _perf_counter() - ex.integration_start
         self.upstream = None
         self._finish(ex)
 
@@ -904,7 +919,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._cancel_timer()
         api = ex.api.id if ex.api is not None else "-"
         self.state.metrics.inc("iamgate_upstream_errors_total", (("api", api), ("kind", kind)))
-        ex.integration_latency = time.perf_counter() - ex.integration_start
+        ex.integration_latency = _perf_counter() - ex.integration_start
         ex.extra = {**(ex.extra or {}), "integrationErrorMessage": detail}
         self._drop_upstream()
         response = R.gateway_error(R.INTEGRATION_TIMEOUT if kind == "timeout" else R.INTEGRATION_FAILURE)

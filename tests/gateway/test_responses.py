@@ -406,6 +406,84 @@ def test_stage_access_log_template(gw: Gateway) -> None:
     assert wait_for_log(gw, headers["x-amzn-requestid"])["stage"] == "prod"
 
 
+API_A = "x-apigw-api-id: a1b2c3d4e5\r\n"
+
+
+def _raw(gw: Gateway, request: bytes) -> tuple[bytes, bytes]:
+    """Send raw bytes; return the response head and whatever followed it until the gateway
+    closed or went quiet."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(request)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data or not data.endswith((b"\r\n\r\n", b"backend:/pets/v", b"}")):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+@pytest.mark.parametrize(
+    ("version", "connection", "protocol", "kept"),
+    [
+        ("1.1", None, "HTTP/1.1", True),
+        ("1.1", "close", "HTTP/1.1", False),
+        ("1.1", "keep-alive", "HTTP/1.1", True),
+        ("1.0", None, "HTTP/1.0", False),
+        ("1.0", "keep-alive", "HTTP/1.0", True),
+        ("1.0", "close", "HTTP/1.0", False),
+        ("0.9", None, "HTTP/0.9", False),
+        ("2.0", None, "HTTP/2.0", False),
+        ("2.0", "keep-alive", "HTTP/2.0", True),
+    ],
+)
+def test_request_protocol_and_persistence_by_version_and_connection_header(
+    gw: Gateway, version: str, connection: str | None, protocol: str, kept: bool
+) -> None:
+    """The request's HTTP version reaches the log (``$context.protocol``) and decides, with the
+    Connection header, whether the connection stays open, for every version llhttp accepts."""
+    conn = f"Connection: {connection}\r\n" if connection else ""
+    head, body = _raw(gw, f"GET /prod/pets/v HTTP/{version}\r\nHost: gw\r\n{API_A}{conn}\r\n".encode())
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert body == b"backend:/pets/v"
+    lines = head.decode("latin-1").split("\r\n")
+    rid = next(line.split(": ", 1)[1] for line in lines if line.lower().startswith("x-amzn-requestid:"))
+    assert wait_for_log(gw, rid)["protocol"] == protocol
+    assert ("Connection: close" in lines) is not kept
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /prod/pets/up HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"GET /prod/pets/up HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n",
+    ],
+    ids=["websocket", "h2c", "connect"],
+)
+def test_protocol_upgrades_and_connect_are_refused_before_the_backend(
+    gw: Gateway, backend_m: Backend, request_bytes: bytes
+) -> None:
+    before = len(backend_m.requests)
+    head, body = _raw(gw, request_bytes.replace(b"Host: gw\r\n", b"Host: gw\r\n" + API_A.encode()))
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert b"Connection: close" in head
+    assert json.loads(body) == {"message": "Bad Request: protocol upgrades are not supported"}
+    assert len(backend_m.requests) == before
+
+
+def test_an_upgrade_header_without_connection_upgrade_is_an_ordinary_request(gw: Gateway) -> None:
+    head, body = _raw(
+        gw, b"GET /prod/pets/v HTTP/1.1\r\nHost: gw\r\n" + API_A.encode() + b"Upgrade: websocket\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert body == b"backend:/pets/v"
+
+
 # --- metrics ----------------------------------------------------------------------------------------
 
 

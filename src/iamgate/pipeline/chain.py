@@ -1,21 +1,38 @@
-"""The order of the stages: data, visible in one place (docs/architecture.md shows it too).
+"""The order of the stages: visible in one place (docs/architecture.md shows it too).
 
 route -> context -> authenticate -> authorize -> api_key -> throttle -> (the integration)
+
+:func:`run_stage` calls stage ``i`` by name rather than through a tuple of callables: compiled,
+each is then a direct C call; through the tuple it was a generic call that boxes its argument
+and parses it back (about 300 machine instructions each, six per request).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Final
 
-from iamgate.pipeline import responses as R
-from iamgate.pipeline.auth_stages import api_key, authenticate, authorize
+from iamgate.pipeline.auth_stages import StageResult, api_key, authenticate, authorize
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.stages import context, route
 from iamgate.pipeline.throttle_stage import throttle
 
-__all__ = ["STAGES", "Stage"]
+__all__ = ["NAMES", "StageResult", "run_stage"]
 
-Stage = Callable[[Exchange], "R.GatewayResponse | object | Awaitable[R.GatewayResponse | None] | None"]
+NAMES: Final = ("route", "context", "authenticate", "authorize", "api_key", "throttle")
 
-STAGES: Final[tuple[Stage, ...]] = (route, context, authenticate, authorize, api_key, throttle)
+
+def run_stage(index: int, ex: Exchange) -> StageResult:
+    """Run stage ``index`` (0 to ``len(NAMES) - 1``, in the order of :data:`NAMES`)."""
+    if index == 0:
+        return route(ex)
+    if index == 1:
+        return context(ex)
+    if index == 2:
+        return authenticate(ex)
+    if index == 3:
+        return authorize(ex)
+    if index == 4:
+        return api_key(ex)
+    if index == 5:
+        return throttle(ex)
+    raise IndexError(f"no stage {index}")

@@ -24,6 +24,9 @@ _EXT_PREFIX: Final = os.urandom(3)
 _EXT_TEXT: Final = b2a_base64(_EXT_PREFIX, newline=False).decode()
 _HEX2: Final = tuple(f"{i:02x}" for i in range(256))
 _BASE64: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# bound once: compiled, a Final name is a C static, ``time.perf_counter`` an attribute lookup
+_perf_counter: Final = time.perf_counter
+_time: Final = time.time
 
 
 class IdSource:
@@ -130,12 +133,12 @@ class Exchange:
         self.keep_alive = keep_alive
         self.source_ip = peer_ip
         self.secure = secure
-        self.start = time.perf_counter()
-        self.wall = time.time()
+        self.start = _perf_counter()
+        self.wall = _time()
         self.request_id, self.extended_id = new_ids()
 
     def end_time(self) -> float:
-        return self.end or time.perf_counter()
+        return self.end or _perf_counter()
 
     def header(self, name: bytes) -> str | None:
         """A request header (lower-case name) as text, or None."""

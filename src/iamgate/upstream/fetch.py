@@ -7,13 +7,14 @@ sent, the whole response collected (up to a size limit), all within one timeout.
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 from urllib.parse import urlsplit
 
-from iamgate.upstream.pool import PoolTimeout, UpstreamConnection, UpstreamHead, UpstreamPools
+from iamgate.upstream.pool import PoolTimeout, ResponseSink, UpstreamConnection, UpstreamHead, UpstreamPools
 
 __all__ = ["FetchError", "Response", "fetch"]
 
-MAX_RESPONSE = 1 << 20
+MAX_RESPONSE: Final = 1 << 20
 
 
 class FetchError(Exception):
@@ -29,7 +30,7 @@ class Response:
         self.body = body
 
 
-class _Collector:
+class _Collector(ResponseSink):
     def __init__(self, future: asyncio.Future[Response]) -> None:
         self.future = future
         self.status = 0

@@ -17,9 +17,10 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from typing import Final, Protocol
+from typing import Final
 
 import httptools
+from mypy_extensions import trait
 
 from iamgate.policy.memo import SecondSight
 from iamgate.upstream.headers import HOP_BY_HOP, NAME_MEMO_MAX, REMAPPED_RESPONSE, connection_tokens
@@ -62,6 +63,7 @@ class UpstreamHead:
 
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+_monotonic: Final = time.monotonic  # a C static when compiled, not an attribute lookup
 _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
 
 # what to do with a response header, by its name as the backend spelled it: (kind, lower-case
@@ -88,14 +90,32 @@ def _classify(name: bytes) -> tuple[int, bytes, bytes]:
     return found
 
 
-class ResponseSink(Protocol):
-    def upstream_head(self, status: int, head: UpstreamHead) -> None: ...
-    def upstream_body(self, data: bytes) -> None: ...
-    def upstream_done(self) -> None: ...  # writes what is pending and finishes the exchange
-    def upstream_failed(self, exc: BaseException | None, retriable: bool) -> None: ...
-    def upstream_flush(self) -> None: ...  # end of one read: write what head/body produced
-    def upstream_pause_request(self) -> None: ...
-    def upstream_resume_request(self) -> None: ...
+@trait
+class ResponseSink:
+    """What a connection reports an exchange's response to (the client connection, or the
+    collector of a gateway's own call). A trait: compiled, the connection calls these methods
+    through the trait's table, not by name; an interpreted class cannot take it as a base."""
+
+    def upstream_head(self, status: int, head: UpstreamHead) -> None:
+        raise NotImplementedError
+
+    def upstream_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def upstream_done(self) -> None:  # writes what is pending and finishes the exchange
+        raise NotImplementedError
+
+    def upstream_failed(self, exc: BaseException | None, retriable: bool) -> None:
+        raise NotImplementedError
+
+    def upstream_flush(self) -> None:  # end of one read: write what head/body produced
+        raise NotImplementedError
+
+    def upstream_pause_request(self) -> None:
+        raise NotImplementedError
+
+    def upstream_resume_request(self) -> None:
+        raise NotImplementedError
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -357,7 +377,7 @@ class UpstreamPool:
             self.forget(conn)
             return
         transport = conn.transport
-        conn.idle_since = time.monotonic() if transport is not None else 0.0
+        conn.idle_since = _monotonic() if transport is not None else 0.0
         self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
