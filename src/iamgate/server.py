@@ -37,7 +37,14 @@ from iamgate.policy.memo import SecondSight
 from iamgate.throttle.backend import Backend
 from iamgate.throttle.factory import make_throttler
 from iamgate.upstream.headers import NAME_MEMO_MAX, REQUEST_DROP, connection_tokens
-from iamgate.upstream.pool import PoolTimeout, ResponseSink, UpstreamConnection, UpstreamHead, UpstreamPools
+from iamgate.upstream.pool import (
+    PoolTimeout,
+    ResponseSink,
+    UpstreamConnection,
+    UpstreamHead,
+    UpstreamPool,
+    UpstreamPools,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -101,8 +108,37 @@ _UUID: Final = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 _LOWER_NAMES: Final[SecondSight[bytes, bytes]] = SecondSight()
 
 
+# the header names the request path looks up, as the very objects its literals are (compiled, one
+# literal table serves every module): a stored name that *is* the looked-up key matches without
+# comparing bytes
+_KNOWN_NAMES: Final = {
+    name: name
+    for name in (
+        b"authorization",
+        b"connection",
+        b"content-length",
+        b"date",
+        b"expect",
+        b"forwarded",
+        b"host",
+        b"idempotency-key",
+        b"referer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"user-agent",
+        b"x-amz-date",
+        b"x-amzn-requestid",
+        b"x-api-key",
+        b"x-apigw-api-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+    )
+}
+
+
 def _lower_name(name: bytes) -> bytes:
     lname = name.lower()
+    lname = _KNOWN_NAMES.get(lname, lname)
     if len(name) <= NAME_MEMO_MAX:
         _LOWER_NAMES.keep(name, lname)
     return lname
@@ -199,6 +235,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer_ip = ""
+        self.forwarded_line = b""
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []  # (lower-case name, raw line)
         self.hmap: dict[bytes, bytes] = {}
@@ -214,7 +251,12 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
         self.paused_for_backend = False
         # proxying
         self.upstream: UpstreamConnection | None = None
-        self.pool_key: tuple[str, str, int] | None = None
+        self.target: ProxyTarget | None = None  # of the request being proxied
+        # the pool of the last target, while the process keeps the same pools (a reload with new
+        # upstream settings replaces them): a keep-alive client calling one route again skips
+        # building and hashing the (scheme, host, port) key
+        self.target_pools: UpstreamPools | None = None
+        self.target_pool: UpstreamPool | None = None
         self.pending: list[bytes] = []  # body (framed for the backend) that arrived before a backend
         self.pending_size = 0
         self.body_raw: list[bytes] = []  # body kept whole for a stage (SigV4's payload hash)
@@ -241,6 +283,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
         if ip.startswith("::ffff:") and "." in ip:
             ip = ip[7:]
         self.peer_ip = ip
+        self.forwarded_line = b"X-Forwarded-For: %b\r\n" % ip.encode()  # when the client sent none
         self.state.connections.add(self)
         self.state.metrics.set("iamgate_connections", len(self.state.connections))
         if self.state.draining:
@@ -712,7 +755,6 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
         self.out = []
         self.replay = [] if ex.method in _IDEMPOTENT or b"idempotency-key" in ex.hmap else None
         self.replay_size = 0
-        key = self.pool_key = (target.scheme, target.host, target.port)
         ex.integration_start = _perf_counter()
         self.deadline = _monotonic() + route.timeout
         state = self.state
@@ -720,7 +762,12 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
         if b"expect" in ex.hmap:
             self._continue()
         pools = state.pools
-        pool = pools.pools.get(key) or pools.get(*key)
+        pool = self.target_pool
+        if pool is None or target is not self.target or pools is not self.target_pools:
+            pool = pools.get(target.scheme, target.host, target.port)
+            self.target_pools = pools
+            self.target_pool = pool
+        self.target = target
         conn = pool.take()
         if conn is not None:
             self._attach(conn)
@@ -749,8 +796,10 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
             if value is not None and "\r" not in value and "\n" not in value:
                 parts.append(f"{name}: {value}\r\n".encode("utf-8", "replace"))
         forwarded = hmap.get(b"x-forwarded-for")
-        peer = self.peer_ip.encode()
-        parts.append(b"X-Forwarded-For: %b\r\n" % (forwarded + b", " + peer if forwarded else peer))
+        if forwarded:
+            parts.append(b"X-Forwarded-For: %b, %b\r\n" % (forwarded, self.peer_ip.encode()))
+        else:
+            parts.append(self.forwarded_line)
         parts.append(b"X-Forwarded-Proto: https\r\n" if ex.secure else b"X-Forwarded-Proto: http\r\n")
         transfer = hmap.get(b"transfer-encoding")
         length = hmap.get(b"content-length")
@@ -891,11 +940,12 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
         if self.response_started:
             self._abort(ex, f"backend connection lost mid-response: {exc or 'closed'}")
             return
-        if retriable and not self.retried and self.replay is not None and self.pool_key is not None:
+        target = self.target
+        if retriable and not self.retried and self.replay is not None and target is not None:
             self.retried = True
             self.state.metrics.inc("iamgate_upstream_retries_total")
             self.mode = _PENDING
-            pool = self.state.pools.get(*self.pool_key)
+            pool = self.state.pools.get(target.scheme, target.host, target.port)
             self._connect(pool.open())
             return
         kind = "reset" if exc is not None else "closed"

@@ -785,3 +785,25 @@ def test_ambiguous_request_framing_is_refused(gw: Gateway, backend_m: Backend, r
     assert data.startswith(b"HTTP/1.1 400 "), data[:300]
     assert b"/echo/smuggled" not in data
     assert [r.target for r in backend_m.requests] == before
+
+
+def test_one_client_connection_alternating_routes_reaches_each_routes_backend(gw: Gateway) -> None:
+    """A client connection keeps the pool of the route it last proxied to: alternating between
+    routes with different backends on one keep-alive connection must still reach each route's
+    own backend (here, one that answers and one where nothing listens)."""
+    c = connect(gw)
+    try:
+        c.connect()
+        sock = c.sock
+        for i in range(3):
+            c.request("GET", f"/prod/echo/alt{i}")
+            r = c.getresponse()
+            assert r.status == 200
+            assert json.loads(r.read())["target"] == f"/echo/alt{i}"
+            c.request("GET", "/prod/down")
+            r = c.getresponse()
+            assert r.status == 502
+            r.read()
+        assert c.sock is sock  # all on one client connection
+    finally:
+        c.close()

@@ -24,6 +24,11 @@ _EXT_PREFIX: Final = os.urandom(3)
 _EXT_TEXT: Final = b2a_base64(_EXT_PREFIX, newline=False).decode()
 _HEX2: Final = tuple(f"{i:02x}" for i in range(256))
 _BASE64: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# the last three characters of the extended id by (the low 2 bits of byte 6, byte 7): base64's
+# second and third characters of the final two bytes, and the padding
+_LAST3: Final = tuple(
+    f"{_BASE64[((i >> 8) << 4) | ((i & 255) >> 4)]}{_BASE64[(i & 15) << 2]}=" for i in range(1024)
+)
 # bound once: compiled, a Final name is a C static, ``time.perf_counter`` an attribute lookup
 _perf_counter: Final = time.perf_counter
 _time: Final = time.time
@@ -35,30 +40,39 @@ class IdSource:
     last one ``=``).
 
     Unique per process (a random 64-bit prefix and a counter) and far cheaper than ``uuid4()``:
-    the text of the counter's high 48 bits is kept and redone once every 65,536 ids; each id only
-    adds its low 16 bits (as hex, and as base64's last three characters)."""
+    the text of all but the counter's low 8 bits is kept and redone once every 256 ids (the high
+    48 bits once every 65,536); each id adds two table entries to it."""
 
-    __slots__ = ("_ext_head", "_high", "_rid_head", "counter")
+    __slots__ = ("_block", "_ext_head", "_ext_mid", "_high", "_low_bits", "_rid_head", "_rid_mid", "counter")
 
     def __init__(self, start: int = 1) -> None:
         self.counter = start
         self._high = -1
+        self._block = -1
         self._rid_head = ""
         self._ext_head = ""
+        self._rid_mid = ""
+        self._ext_mid = ""
+        self._low_bits = 0
 
     def next(self) -> tuple[str, str]:
         n = self.counter
         self.counter = n + 1
-        high = n >> 16
-        if high != self._high:
-            self._high = high
-            self._rid_head = f"{_RID_PREFIX}{high:08x}"
-            self._ext_head = _EXT_TEXT + b2a_base64(high.to_bytes(6, "big"), newline=False).decode()
-        b6 = (n >> 8) & 255
+        block = n >> 8
+        if block != self._block:
+            self._block = block
+            high = n >> 16
+            if high != self._high:
+                self._high = high
+                self._rid_head = f"{_RID_PREFIX}{high:08x}"
+                self._ext_head = _EXT_TEXT + b2a_base64(high.to_bytes(6, "big"), newline=False).decode()
+            b6 = block & 255
+            self._rid_mid = self._rid_head + _HEX2[b6]
+            # base64 of the last two bytes: the first character is b6's top six bits alone
+            self._ext_mid = self._ext_head + _BASE64[b6 >> 2]
+            self._low_bits = (b6 & 3) << 8
         b7 = n & 255
-        # base64 of the last two bytes: three characters and the padding
-        tail = f"{_BASE64[b6 >> 2]}{_BASE64[((b6 & 3) << 4) | (b7 >> 4)]}{_BASE64[(b7 & 15) << 2]}="
-        return f"{self._rid_head}{_HEX2[b6]}{_HEX2[b7]}", self._ext_head + tail
+        return self._rid_mid + _HEX2[b7], self._ext_mid + _LAST3[self._low_bits | b7]
 
 
 _IDS: Final = IdSource()
