@@ -66,7 +66,19 @@ _PENDING_LIMIT: Final = 256 * 1024  # body buffered while connecting before read
 _STAGE_COUNT: Final = len(NAMES)
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REASONS: Final = {s.value: s.phrase for s in http.HTTPStatus}
-_date_cache: Final[list[object]] = [0, b""]
+
+
+class _DateLine:
+    """The ``Date`` header line of one second (a native object when compiled, see stages.py)."""
+
+    __slots__ = ("line", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+
+_date_cache: Final = _DateLine()
 # The clocks, bound once: compiled, ``time.perf_counter()`` is a module attribute lookup and then
 # the call; a Final name is a C static. Deadlines use the monotonic clock (not ``loop.time()``, a
 # method call on the loop object), set and checked against the same clock.
@@ -77,12 +89,13 @@ _time: Final = time.time
 
 def _date_header() -> bytes:
     now = int(_time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = (
+    cache = _date_cache
+    if cache.second != now:
+        cache.line = (
             b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode() + b"\r\n"
         )
-    return _date_cache[1]  # type: ignore[return-value]
+        cache.second = now
+    return cache.line
 
 
 def _status_line(status: int) -> bytes:

@@ -65,7 +65,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
     ``round(x, 3)`` costs ten times more)."""
     wall = ex.wall
     cache = _time_cache
-    clf = cache[3] if cache[0] == int(wall) else time_keys(wall)[2]
+    clf = cache.clf if cache.second == int(wall) else time_keys(wall)[2]
     out: dict[str, Any] = {
         "requestId": ex.request_id,
         "extendedRequestId": ex.extended_id,
@@ -226,7 +226,7 @@ def json_line(ex: Exchange) -> bytes:
             0,
             ex.request_id,
             ex.extended_id,
-            cache[3] if cache[0] == int(wall) else time_keys(wall)[2],
+            cache.clf if cache.second == int(wall) else time_keys(wall)[2],
             int(wall * 1000),
             ex.status,
             ex.response_length,

@@ -28,7 +28,21 @@ __all__ = ["canonical_segments", "context", "rightmost_untrusted", "route", "tim
 
 MAX_ARN_BYTES: Final = 1600  # API Gateway quota for a method ARN (spec §9.6)
 
-_time_cache: Final[list[object]] = [0, "", "", ""]
+
+class _TimeKeys:
+    """The time keys of one second (a native object when compiled: its fields are read directly,
+    where a list's items would be generic objects compared generically)."""
+
+    __slots__ = ("clf", "epoch", "iso", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.iso = ""
+        self.epoch = ""
+        self.clf = ""
+
+
+_time_cache: Final = _TimeKeys()
 
 # Paths made only of RFC 3986 pchar characters (no '%', ';' or '\\'), without '.'/'..' segments
 # or doubled slashes, are already canonical: splitting them gives what paths.canonicalize would
@@ -49,13 +63,13 @@ def time_keys(wall: float) -> tuple[str, str, str]:
     """(aws:CurrentTime ISO 8601, aws:EpochTime, CLF requestTime), cached per second."""
     second = int(wall)
     cache = _time_cache
-    if cache[0] != second:
+    if cache.second != second:
         tm = time.gmtime(second)
-        cache[0] = second
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", tm)
-        cache[2] = str(second)
-        cache[3] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", tm)
-    return cache[1], cache[2], cache[3]  # type: ignore[return-value]
+        cache.iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", tm)
+        cache.epoch = str(second)
+        cache.clf = time.strftime("%d/%b/%Y:%H:%M:%S +0000", tm)
+        cache.second = second
+    return cache.iso, cache.epoch, cache.clf
 
 
 def _unmatched(ex: Exchange) -> R.GatewayResponse:
