@@ -177,6 +177,7 @@ def _custom(ex: Exchange) -> StageResult:
 
 async def _run_custom(ex: Exchange, authorizer: Any, request_facts: RequestFacts) -> R.GatewayResponse | None:
     try:
+        assert ex.gateway is not None
         result = await authorizer.authorize(request_facts, ex.gateway.pools)
     except Unauthorized as exc:
         ex.authorizer_error = str(exc)

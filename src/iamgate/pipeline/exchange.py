@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from iamgate.config.model import StageConfig
     from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
     from iamgate.policy import Decision
+    from iamgate.server import GatewayState
 
 __all__ = ["Exchange", "IdSource", "new_ids"]
 
@@ -114,7 +115,7 @@ class Exchange:
     vpce_id: str | None = None
     extra: dict[str, Any] | None = None
     body: bytes | None = None  # the whole request body, when a stage needed it (SigV4)
-    gateway: Any = None  # the process's GatewayState: pools, throttle backend, metrics
+    gateway: GatewayState | None = None  # the process's: pools, throttle backend, metrics
     throttled_by: str | None = None
     identity: Identity | None = None  # the SigV4-authenticated caller
     identity_decision: Decision | None = None  # its identity policies, or the authorizer's policy

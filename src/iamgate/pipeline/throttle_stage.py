@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
@@ -60,12 +60,15 @@ def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayRespon
         buckets, levels, plan, quota, usage, fail_open = _request_buckets(ex, limits, route, cached)
     if not buckets and quota is None and usage is None:
         return None
-    result = ex.gateway.throttler.check(buckets, quota, ex.wall, usage)
+    gateway = ex.gateway
+    assert gateway is not None  # set before the stages run
+    result = gateway.throttler.check(buckets, quota, ex.wall, usage)
     if result is ALLOWED:
         return None
-    if type(result) is Verdict:
+    if isinstance(result, Verdict):
         return _answer(ex, result, levels, plan, quota, fail_open)
-    return _relay(ex, result, levels, plan, quota, fail_open)
+    # a backend that answers later (Redis) answers with a future
+    return _relay(ex, cast("asyncio.Future[Verdict]", result), levels, plan, quota, fail_open)
 
 
 def _request_buckets(
@@ -181,6 +184,7 @@ def _answer(
 ) -> R.GatewayResponse | None:
     if verdict.allowed:
         return None
+    assert ex.gateway is not None
     metrics = ex.gateway.metrics
     api = ex.api.id if ex.api is not None else "-"
     stage = ex.stage.name if ex.stage is not None else "-"

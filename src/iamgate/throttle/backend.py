@@ -17,7 +17,9 @@ import calendar
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
+
+from mypy_extensions import trait
 
 __all__ = [
     "ALLOWED",
@@ -60,7 +62,12 @@ class Verdict:
 ALLOWED: Final = Verdict(True)
 
 
-class Backend(Protocol):
+@trait
+class Backend:
+    """A throttle backend. A trait (see upstream/pool.py's ResponseSink): compiled, the throttle
+    stage calls ``check`` through the trait's table instead of by name; every backend is a
+    compiled class that names it as a base."""
+
     def check(
         self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
     ) -> Verdict | Awaitable[Verdict]:
@@ -69,13 +76,14 @@ class Backend(Protocol):
         ``usage`` names a per-day usage counter to increment when allowed (for GetUsage); the day
         is taken from ``now`` in UTC.
         """
-        ...
+        raise NotImplementedError
 
     def usage(self, key: str, days: Sequence[str]) -> dict[str, int] | Awaitable[dict[str, int]]:
         """Per-day request counts of a usage counter, for ``YYYY-MM-DD`` days."""
-        ...
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 # A token is there when a bucket holds at least this much: float arithmetic must not refuse a

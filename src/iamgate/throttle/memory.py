@@ -22,18 +22,32 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
-from iamgate.throttle.backend import ALLOWED, ONE, Bucket, Quota, Verdict, day_of, refill, wait_for
+from iamgate.throttle.backend import ALLOWED, ONE, Backend, Bucket, Quota, Verdict, day_of, refill, wait_for
 
 __all__ = ["MemoryBackend", "SharedMemoryBackend"]
 
 
-class MemoryBackend:
+class _BucketState:
+    """One bucket's tokens at its last use (a native object when compiled: its fields are C
+    doubles, where a list's items are boxed floats read and written generically)."""
+
+    __slots__ = ("burst", "last", "level", "rate", "tokens")
+
+    def __init__(self, tokens: float, last: float, rate: float, burst: float) -> None:
+        self.tokens = tokens
+        self.last = last
+        self.rate = rate
+        self.burst = burst
+        self.level = tokens  # during a check: the tokens found at its time, before taking one
+
+
+class MemoryBackend(Backend):
     """Buckets and quotas in this process's memory."""
 
     def __init__(self) -> None:
-        # key -> [tokens, last time, rate, burst]; a full bucket is the same as none, so a state
-        # is created full the first time a key is seen, even if the request is then refused
-        self.buckets: dict[str, list[float]] = {}
+        # key -> the bucket's state; a full bucket is the same as none, so a state is created
+        # full the first time a key is seen, even if the request is then refused
+        self.buckets: dict[str, _BucketState] = {}
         self.quotas: dict[str, list[int]] = {}  # key -> [period start, used]
         self.counters: dict[str, int] = {}  # usage key + day -> count
         self._swept = 0.0
@@ -44,22 +58,22 @@ class MemoryBackend:
         # the request path runs this for every throttled request: written for speed (no helper
         # calls, no allocation on the allowed path beyond the first sight of a key)
         store = self.buckets
-        taken = []
         for i, bucket in enumerate(buckets):
             state = store.get(bucket.key)
             if state is None:
-                state = store[bucket.key] = [float(bucket.burst), now, bucket.rate, float(bucket.burst)]
-                tokens = state[0]
+                burst = float(bucket.burst)
+                state = store[bucket.key] = _BucketState(burst, now, bucket.rate, burst)
+                tokens = burst
             else:
-                tokens = state[0]
-                last = state[1]
+                tokens = state.tokens
+                last = state.last
                 if now > last:
                     tokens += bucket.rate * (now - last)
                     if tokens > bucket.burst:
                         tokens = float(bucket.burst)
             if tokens < ONE:
                 return Verdict(False, "throttle", i, wait_for(tokens, bucket.rate))
-            taken.append((state, tokens, bucket))
+            state.level = tokens  # taken below, once every bucket has a token
         remaining = None
         if quota is not None:
             state_q = self.quotas.get(quota.key)
@@ -68,12 +82,13 @@ class MemoryBackend:
                 return Verdict(False, "quota", -1, max(0.0, quota.end - now), 0)
             self.quotas[quota.key] = [quota.start, used + 1]
             remaining = quota.limit - used - 1
-        for state, tokens, bucket in taken:
-            left = tokens - 1.0
-            state[0] = left if left > 0.0 else 0.0
-            state[1] = now
-            state[2] = bucket.rate
-            state[3] = bucket.burst
+        for bucket in buckets:
+            state = store[bucket.key]
+            left = state.level - 1.0
+            state.tokens = left if left > 0.0 else 0.0
+            state.last = now
+            state.rate = bucket.rate
+            state.burst = float(bucket.burst)
         if usage is not None:
             day_key = f"{usage}:{day_of(now)}"
             self.counters[day_key] = self.counters.get(day_key, 0) + 1
@@ -87,8 +102,8 @@ class MemoryBackend:
         self._swept = now
         full = [
             key
-            for key, (tokens, last, rate, burst) in self.buckets.items()
-            if refill(tokens, last, now, rate, int(burst)) >= burst
+            for key, state in self.buckets.items()
+            if refill(state.tokens, state.last, now, state.rate, int(state.burst)) >= state.burst
         ]
         for key in full:
             del self.buckets[key]
@@ -125,7 +140,7 @@ def _hash(key: str) -> int:
     return value or 1  # 0 marks an empty slot
 
 
-class SharedMemoryBackend:
+class SharedMemoryBackend(Backend):
     """Buckets, quotas and usage counters in a file mapped by every worker of one node."""
 
     def __init__(self, path: str, *, slots: int = 1 << 16, create: bool = False) -> None:

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict, day_of
+from iamgate.throttle.backend import ALLOWED, Backend, Bucket, Quota, Verdict, day_of
 from iamgate.throttle.redis_client import Client
 from iamgate.throttle.resp import ProtocolError, Reply, RespError, bulk, encode, parse_url
 
@@ -220,7 +220,7 @@ class _Keys:
         return found
 
 
-class RedisBackend:
+class RedisBackend(Backend):
     """The :class:`~iamgate.throttle.backend.Backend` protocol on Redis (see the module docstring).
 
     Bind it to one event loop: the connection is opened by the first ``check`` (or :meth:`ready`)
