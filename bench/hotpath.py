@@ -8,6 +8,13 @@ the socket-level benchmark (proxy_anchor.sh rows) then adds back. Reports proces
 request, best of several rounds.
 
     python bench/hotpath.py [--policy small|large|allow-all] [--log on|off] [-n 20000] [--paths N]
+                            [--throttle off|memory|redis]
+
+``--throttle redis`` checks a never-triggering throttle in the Redis at ``IAMGATE_BENCH_REDIS``
+(default ``redis://127.0.0.1:6379/15``), one request at a time: each waits for its reply before
+the backend sees it, so every batch holds one check (the worst case for batching), and the
+count includes the event-loop turns the Redis path needs (the Redis server's own work is not in
+this process).
 
 ``--paths N`` cycles through N different request paths (``/prod/pets/0`` ... ``/prod/pets/N-1``)
 instead of repeating one: with N above the gateway's memo sizes (4096) every request misses the
@@ -47,12 +54,16 @@ class FakeTransport(asyncio.Transport):
         self.peer = peer
         self.written: list[bytes] = []
         self.closing = False
+        self.waiter: asyncio.Future[None] | None = None  # set by the first write (--throttle redis)
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return self.peer if name == "peername" else default
 
     def write(self, data: bytes) -> None:  # type: ignore[override]
         self.written.append(data)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def is_closing(self) -> bool:
         return self.closing
@@ -122,10 +133,19 @@ async def run(
         results = []
         cycle = requests(paths)
         k = len(cycle)
+        later = throttle == "redis"  # the request reaches the backend once Redis has answered
+        if later:
+            assert await state.throttler.ready(2.0), "Redis is not answering"  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
         for _ in range(rounds):
             start = time.process_time()
             for i in range(n):
-                down.data_received(cycle[i % k])
+                if later:
+                    backend.waiter = loop.create_future()
+                    down.data_received(cycle[i % k])
+                    await backend.waiter
+                else:
+                    down.data_received(cycle[i % k])
                 up.data_received(RESPONSE)
             results.append((time.process_time() - start) / n * 1e6)
             assert client.written[-1].endswith(b"ok"), client.written[-1]
@@ -144,7 +164,7 @@ def main() -> None:
     parser.add_argument("--log", default="on", choices=["on", "off"])
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--throttle", default="off", choices=["off", "memory"])
+    parser.add_argument("--throttle", default="off", choices=["off", "memory", "redis"])
     parser.add_argument("--paths", type=int, default=1)
     args = parser.parse_args()
     results = uvloop.run(run(args.policy, args.log, args.n, args.rounds, args.throttle, args.paths))

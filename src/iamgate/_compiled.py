@@ -38,6 +38,7 @@ MODULES = (
     "iamgate/pipeline/auth_stages.py",
     "iamgate/pipeline/chain.py",
     "iamgate/pipeline/exchange.py",
+    "iamgate/pipeline/later.py",
     "iamgate/pipeline/mapping.py",
     "iamgate/pipeline/paths.py",
     "iamgate/pipeline/responses.py",

@@ -32,6 +32,7 @@ from iamgate.pipeline import responses as R
 from iamgate.pipeline.auth_stages import NEED_BODY
 from iamgate.pipeline.chain import NAMES, run_stage
 from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.later import Later, Resumer
 from iamgate.pipeline.mapping import request_parameter
 from iamgate.policy.memo import SecondSight
 from iamgate.throttle.backend import Backend
@@ -239,7 +240,7 @@ class GatewayState:
         return lambda: DownstreamConnection(self, secure)
 
 
-class DownstreamConnection(asyncio.Protocol, ResponseSink):
+class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
     """One client connection."""
 
     def __init__(self, state: GatewayState, secure: bool = False) -> None:
@@ -479,25 +480,31 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink):
                 self._continue()  # a client waiting for 100 Continue sends the body only then
                 return
             self.mode = _WAITING
-            # what is left of a stage's answers: an awaitable (an authorizer, a Redis throttle)
+            if isinstance(result, Later):  # the Redis throttle: answers by calling stage_answered
+                result.attach(self, i)
+                return
+            # what is left of a stage's answers: an awaitable (an authorizer)
             task = asyncio.ensure_future(cast("Awaitable[R.GatewayResponse | None]", result))
             task.add_done_callback(functools.partial(self._stage_done, ex, i))
             return
         self._integrate(ex)
 
     def _stage_done(self, ex: Exchange, index: int, task: asyncio.Future[R.GatewayResponse | None]) -> None:
+        if task.cancelled():
+            result: R.GatewayResponse | None = R.gateway_error(R.API_CONFIGURATION_ERROR)
+        elif (exc := task.exception()) is not None:
+            if ex is self.ex and self.mode == _WAITING:
+                log.error("stage failed for request %s", ex.request_id, exc_info=exc)
+            result = R.gateway_error(R.API_CONFIGURATION_ERROR)
+        else:
+            result = task.result()
+        self.stage_answered(ex, index, result)
+
+    def stage_answered(self, ex: Exchange, index: int, result: R.GatewayResponse | None) -> None:
+        """(Resumer) stage ``index`` answered later: go on from there."""
         if ex is not self.ex or self.mode != _WAITING:
             return  # the client went away, or the request was already answered
         self.mode = _IDLE
-        if task.cancelled():
-            self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("stage failed for request %s", ex.request_id, exc_info=exc)
-            self._respond(ex, R.gateway_error(R.API_CONFIGURATION_ERROR))
-            return
-        result = task.result()
         if result is not None:
             self._respond(ex, result)
             return

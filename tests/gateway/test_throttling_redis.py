@@ -4,6 +4,7 @@ closed) at once, and limits come back when Redis does."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -144,5 +145,42 @@ def test_redis_stopped_mid_load_gives_each_request_its_fail_mode(
         private_redis.start()  # the same port: the gateway reconnects by itself
         wait_for(lambda: call("/prod/open")[0] == 200, "recovery once Redis is back", timeout=15)
         assert call("/prod/keyed")[0] == 200
+    finally:
+        gw.stop()
+
+
+def test_a_client_that_leaves_while_its_check_waits(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    """Redis frozen: the check of a request whose client then closes (half-way through the
+    body) is settled by the timeout (fail-closed) after the client has gone. That late verdict
+    is dropped: nothing is written to a closed connection, nothing raised, the request is logged
+    once, as the client's (499), none stays in flight, and the gateway serves the next requests
+    once Redis is back."""
+    never = {"rate": 1e6, "burst": 1_000_000}
+    cfg = config(private_redis.url, "iamgate-test:", plan={}, on_error="closed", stage={"throttling": never})
+    gw = start_gateway(tmp_path, cfg)
+    made: list[int] = []
+
+    def call() -> tuple[int, str | None]:
+        status, headers, _ = gw.request("GET", "/prod/open")
+        made.append(status)
+        return status, headers.get("retry-after")
+
+    try:
+        assert call() == (200, None)
+        private_redis.freeze()
+        try:
+            with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+                # the body is still to come, so the gateway keeps reading and sees the client close
+                sock.sendall(b"GET /prod/open HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\nabc")
+                time.sleep(0.01)  # the check is on its way to Redis, which does not answer
+            time.sleep(0.3)  # past the 50 ms timeout: the fail mode's verdict for a gone client
+            assert call() == (429, "1")  # while Redis is frozen: the fail mode, not a hang
+        finally:
+            private_redis.thaw()
+        wait_for(lambda: call()[0] == 200, "serving once Redis answers again")
+        statuses = [e["status"] for e in gw.access_log()]
+        assert statuses == [made[0], 499, *made[1:]]
+        wait_for(lambda: metric_value(gw, "iamgate_requests_in_flight") == 0, "no request left in flight")
+        assert "Traceback" not in gw.stderr()
     finally:
         gw.stop()

@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
-from iamgate.throttle.backend import ALLOWED, ONE, Bucket, Quota, Verdict, day_of, period_bounds
-from iamgate.throttle.redis import BACKEND_FAILED, RedisBackend
+from iamgate.throttle.backend import ALLOWED, ONE, Bucket, Pending, Quota, Verdict, day_of, period_bounds
+from iamgate.throttle.redis import BACKEND_FAILED, RedisBackend, _FutureSink
 from iamgate.throttle.resp import Parser, ProtocolError, Reply, RespError, encode, parse_url
 
 HOST, PORT = "127.0.0.1", 6379
@@ -833,6 +833,49 @@ def test_a_batch_that_cannot_be_sent_leaves_no_check_waiting(redis_url: str, pre
         return got
 
     assert run(scenario()) == [BACKEND_FAILED, BACKEND_FAILED]
+
+
+def test_submit_hands_each_verdict_to_its_listener_once(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request path's call: a Pending check per request, settled from the reply; a listener
+    added after the verdict hears it at once; a listener that fails (here: its future's loop is
+    closed) is logged and the rest of the batch is still settled."""
+
+    async def scenario() -> None:
+        backend = opened(redis_url, prefix=prefix, timeout=1.0)
+        assert await backend.ready()
+        loop = asyncio.get_running_loop()
+        bucket = [Bucket("b", 1.0, 2)]
+        other = uvloop.new_event_loop()
+        dead: asyncio.Future[Verdict] = other.create_future()
+        dead.add_done_callback(lambda f: None)  # so that set_result schedules on the closed loop
+        other.close()
+        submitted = [backend.submit(bucket, None, 1_000.0) for _ in range(3)]
+        assert all(isinstance(p, Pending) for p in submitted)
+        first, second, third = submitted
+        assert isinstance(first, Pending)
+        assert isinstance(second, Pending)
+        assert isinstance(third, Pending)
+        first.then(_FutureSink(dead))
+        heard: list[asyncio.Future[Verdict]] = [loop.create_future(), loop.create_future()]
+        second.then(_FutureSink(heard[0]))
+        third.then(_FutureSink(heard[1]))
+        got = [await asyncio.wait_for(f, 2.0) for f in heard]
+        assert first.result is not None
+        assert first.result.allowed
+        assert got[0].allowed
+        assert (got[1].allowed, got[1].failed, got[1].index) == (False, "throttle", 0)
+        late: asyncio.Future[Verdict] = loop.create_future()
+        third.then(_FutureSink(late))
+        assert late.done()
+        assert late.result() is third.result
+        third.settle(ALLOWED)  # a second answer is ignored
+        assert third.result is got[1]
+
+    with caplog.at_level("ERROR", logger="iamgate.throttle"):
+        run(scenario())
+    assert [r.getMessage() for r in caplog.records] == ["a throttle verdict's listener failed"]
 
 
 # --- several processes, one bucket ----------------------------------------------------------------

@@ -8,7 +8,8 @@
   authorizer policy, valid token) using Tables A and B.
 * ``api_key`` checks the API key of methods that require one.
 
-Stages return None (go on), a response, :data:`NEED_BODY`, or an awaitable of either.
+Stages return None (go on), a response, :data:`NEED_BODY`, an awaitable of None or a response,
+or a :class:`~iamgate.pipeline.later.Later` that answers one of them by a call.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from iamgate.auth.jwt import JwtError
 from iamgate.auth.sigv4 import SignatureError, SignedRequest, is_signed, needs_body, verify
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.later import Later
 from iamgate.policy import Decision, DecisionEffect, Request
 
 __all__ = ["NEED_BODY", "api_key", "authenticate", "authorize"]
@@ -39,7 +41,7 @@ class _NeedBody:
 
 
 NEED_BODY: Final = _NeedBody()
-StageResult = R.GatewayResponse | None | _NeedBody | Awaitable["R.GatewayResponse | None"]
+StageResult = R.GatewayResponse | None | _NeedBody | Later | Awaitable["R.GatewayResponse | None"]
 
 
 def _unauthorized(message: str = "Unauthorized") -> R.GatewayResponse:

@@ -18,21 +18,22 @@ route limit applies.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import math
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.later import Later
 from iamgate.pipeline.mapping import authorizer_values
-from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict
+from iamgate.throttle.backend import ALLOWED, Bucket, Quota, Verdict, VerdictSink
 
 __all__ = ["throttle"]
 
-_BACKEND_FAILED: Final = Verdict(False, "backend")
+log: Final = logging.getLogger("iamgate.throttle")
 
 
-def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayResponse | None] | None:
+def throttle(ex: Exchange) -> R.GatewayResponse | Later | None:
     limits = ex.snapshot.limits
     if limits is None:
         return None
@@ -62,13 +63,15 @@ def throttle(ex: Exchange) -> R.GatewayResponse | asyncio.Future[R.GatewayRespon
         return None
     gateway = ex.gateway
     assert gateway is not None  # set before the stages run
-    result = gateway.throttler.check(buckets, quota, ex.wall, usage)
+    result = gateway.throttler.submit(buckets, quota, ex.wall, usage)
     if result is ALLOWED:
         return None
     if isinstance(result, Verdict):
         return _answer(ex, result, levels, plan, quota, fail_open)
-    # a backend that answers later (Redis) answers with a future
-    return _relay(ex, cast("asyncio.Future[Verdict]", result), levels, plan, quota, fail_open)
+    # a backend that answers later (Redis): the connection goes on when the verdict arrives
+    waiting = _Waiting(ex, levels, plan, quota, fail_open)
+    result.then(waiting)
+    return waiting
 
 
 def _request_buckets(
@@ -118,26 +121,26 @@ def _request_buckets(
     return buckets, levels, plan, quota, usage, fail_open
 
 
-def _relay(
-    ex: Exchange,
-    done: asyncio.Future[Verdict],
-    levels: tuple[str, ...],
-    plan: Any,
-    quota: Quota | None,
-    fail_open: bool,
-) -> asyncio.Future[R.GatewayResponse | None]:
-    """The stage's answer once a backend that answers later (Redis) has answered."""
-    out: asyncio.Future[R.GatewayResponse | None] = done.get_loop().create_future()
+class _Waiting(Later, VerdictSink):
+    """The stage's answer once a backend that answers later (Redis) has answered: hears the
+    backend's verdict and answers the connection, in the same call."""
 
-    def relay(f: asyncio.Future[Verdict]) -> None:
-        if out.done():
-            return
-        failed = f.cancelled() or f.exception() is not None
-        verdict = _BACKEND_FAILED if failed else f.result()
-        out.set_result(_answer(ex, verdict, levels, plan, quota, fail_open))
+    def __init__(
+        self, ex: Exchange, levels: tuple[str, ...], plan: Any, quota: Quota | None, fail_open: bool
+    ) -> None:
+        super().__init__(ex)
+        self.levels = levels
+        self.plan = plan
+        self.quota = quota
+        self.fail_open = fail_open
 
-    done.add_done_callback(relay)
-    return out
+    def verdict(self, verdict: Verdict) -> None:
+        try:
+            result = _answer(self.ex, verdict, self.levels, self.plan, self.quota, self.fail_open)
+        except Exception:  # a bug must not leave the request waiting, nor let it through
+            log.exception("throttle answer failed for request %s", self.ex.request_id)
+            result = R.gateway_error(R.API_CONFIGURATION_ERROR)
+        self.answer(result)
 
 
 def _static(

@@ -14,6 +14,7 @@ bucket admits at most ``burst + rate * T`` requests.
 from __future__ import annotations
 
 import calendar
+import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ __all__ = [
     "ONE",
     "Backend",
     "Bucket",
+    "Pending",
     "Quota",
     "Verdict",
+    "VerdictSink",
     "day_of",
     "period_bounds",
     "refill",
@@ -61,6 +64,56 @@ class Verdict:
 
 ALLOWED: Final = Verdict(True)
 
+log: Final = logging.getLogger("iamgate.throttle")
+
+
+@trait
+class VerdictSink:
+    """Hears the verdict of a :class:`Pending` check (a trait: compiled, a direct native call)."""
+
+    def verdict(self, verdict: Verdict) -> None:
+        raise NotImplementedError
+
+
+class Pending:
+    """A check a backend answers later (Redis, once the server has replied or the timeout has
+    passed): the backend calls :meth:`settle` exactly once, and :meth:`then` names who hears the
+    verdict. No future and no scheduled callback: the verdict is handed on where it arrives (the
+    request path goes on from the Redis reply's ``data_received``)."""
+
+    def __init__(self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None) -> None:
+        self.buckets = buckets
+        self.quota = quota
+        self.now = now
+        self.usage = usage
+        self.result: Verdict | None = None  # once settled
+        self.sink: VerdictSink | None = None
+
+    def then(self, sink: VerdictSink) -> None:
+        """``sink.verdict`` is called once with the verdict: now, if it is already known."""
+        result = self.result
+        if result is None:
+            self.sink = sink
+        else:
+            _tell(sink, result)
+
+    def settle(self, verdict: Verdict) -> None:
+        """The backend's answer; a second one is ignored. Never raises (a sink's failure is logged)."""
+        if self.result is not None:
+            return
+        self.result = verdict
+        sink = self.sink
+        if sink is not None:
+            self.sink = None
+            _tell(sink, verdict)
+
+
+def _tell(sink: VerdictSink, verdict: Verdict) -> None:
+    try:
+        sink.verdict(verdict)
+    except Exception:  # the backend settles a whole batch: one listener's bug must not stop it
+        log.exception("a throttle verdict's listener failed")
+
 
 @trait
 class Backend:
@@ -76,6 +129,13 @@ class Backend:
         ``usage`` names a per-day usage counter to increment when allowed (for GetUsage); the day
         is taken from ``now`` in UTC.
         """
+        raise NotImplementedError
+
+    def submit(
+        self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
+    ) -> Verdict | Pending:
+        """:meth:`check` for the request path: the verdict, or a :class:`Pending` check to hear
+        it from (:meth:`Pending.then`) when the backend answers later."""
         raise NotImplementedError
 
     def usage(self, key: str, days: Sequence[str]) -> dict[str, int] | Awaitable[dict[str, int]]:

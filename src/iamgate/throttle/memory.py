@@ -111,6 +111,11 @@ class MemoryBackend(Backend):
     def usage(self, key: str, days: Sequence[str]) -> dict[str, int]:
         return {day: self.counters.get(f"{key}:{day}", 0) for day in days}
 
+    def submit(
+        self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
+    ) -> Verdict:
+        return self.check(buckets, quota, now, usage)
+
     def close(self) -> None:
         pass
 
@@ -254,6 +259,11 @@ class SharedMemoryBackend(Backend):
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
         return out
+
+    def submit(
+        self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
+    ) -> Verdict:
+        return self.check(buckets, quota, now, usage)
 
     def close(self) -> None:
         try:

@@ -30,8 +30,10 @@ checks that use it.
   ``error_interval`` seconds and once when Redis is back. While the connection is down, checks
   fall back at once and the client reconnects in the background.
 
-``check`` returns a plain :class:`asyncio.Future` (no coroutine or Task per request), or a
-:class:`Verdict` directly when it can answer without Redis.
+``submit`` (the request path's call) returns a :class:`~iamgate.throttle.backend.Pending` check
+whose listener hears the verdict straight from the reply's ``data_received`` (no future, no
+scheduled callback), or a :class:`Verdict` directly when it can answer without Redis; ``check``
+wraps the same in an :class:`asyncio.Future` for callers off the request path.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from iamgate.throttle.backend import ALLOWED, Backend, Bucket, Quota, Verdict, day_of
+from iamgate.throttle.backend import ALLOWED, Backend, Bucket, Pending, Quota, Verdict, VerdictSink, day_of
 from iamgate.throttle.redis_client import Client
 from iamgate.throttle.resp import ProtocolError, Reply, RespError, bulk, encode, parse_url
 
@@ -194,10 +196,19 @@ def _int(i: int) -> bytes:
     return _INTS[i] if i < len(_INTS) else bulk(b"%d" % i)
 
 
-# One check waiting in a batch: (future, buckets, quota, now, usage counter)
-_Check = tuple["asyncio.Future[Verdict]", Sequence[Bucket], Quota | None, float, str | None]
 # ctx of one sent batch: (its checks, the encoded command, deadline)
-_Ctx = tuple[list[_Check], bytes, float]
+_Ctx = tuple[list[Pending], bytes, float]
+
+
+class _FutureSink(VerdictSink):
+    """:meth:`RedisBackend.check`'s future, as a :class:`Pending` check's listener."""
+
+    def __init__(self, fut: asyncio.Future[Verdict]) -> None:
+        self.fut = fut
+
+    def verdict(self, verdict: Verdict) -> None:
+        if not self.fut.done():  # the caller may have given up on it (cancelled)
+            self.fut.set_result(verdict)
 
 
 class _Keys:
@@ -255,35 +266,45 @@ class RedisBackend(Backend):
         self._quotas: dict[str, tuple[int, int, int, bytes, bytes]] = {}
         self._usage_keys: dict[str, bytes] = {}
         self._day: tuple[float, float, bytes] = (0.0, -1.0, b"")
-        self._batch: list[_Check] = []  # checks of this loop iteration, sent just before the write
+        self._batch: list[Pending] = []  # checks of this loop iteration, sent just before the write
         self._loading = False
         self._reported_at = -math.inf  # when on_error last heard of a failure (monotonic)
         self._reported = False  # a failure was reported and the recovery not yet
 
     # -- the Backend protocol -------------------------------------------------------------
 
-    def check(
+    def submit(
         self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
-    ) -> Verdict | asyncio.Future[Verdict]:
+    ) -> Verdict | Pending:
         """Take a token from every bucket and a unit of the quota, all or nothing. The checks of
         one event-loop iteration go to Redis together, as one ``EVALSHA`` (one round trip).
-        Never raises; resolves within ``timeout`` of being sent."""
+        Never raises; a :class:`Pending` check settles within ``timeout`` of being sent."""
         client = self._client
         try:
             if client is None:
                 client = self._start()
             if not client.accepting:
                 return self._fallback(buckets, quota, "not connected to Redis")
-            loop = self._loop
-            assert loop is not None
-            fut: asyncio.Future[Verdict] = loop.create_future()
+            pending = Pending(buckets, quota, now, usage)
             batch = self._batch
-            batch.append((fut, buckets, quota, now, usage))
+            batch.append(pending)
             if len(batch) == 1:
                 client.defer(self._send_batch)
         except Exception as exc:  # a bug, or no running loop: never let a check raise
             log.exception("throttle check failed before reaching Redis")
             return self._fallback(buckets, quota, f"check failed: {exc!r}")
+        return pending
+
+    def check(
+        self, buckets: Sequence[Bucket], quota: Quota | None, now: float, usage: str | None = None
+    ) -> Verdict | asyncio.Future[Verdict]:
+        """:meth:`submit`, answering later with a future (for callers off the request path)."""
+        result = self.submit(buckets, quota, now, usage)
+        if isinstance(result, Verdict):
+            return result
+        assert self._loop is not None  # submit started the client on the running loop
+        fut: asyncio.Future[Verdict] = self._loop.create_future()
+        result.then(_FutureSink(fut))
         return fut
 
     async def usage(self, key: str, days: Sequence[str]) -> dict[str, int]:
@@ -343,7 +364,7 @@ class RedisBackend(Backend):
             for check in batch:
                 self._settle_check(check, ConnectionError(f"check failed: {exc!r}"))
 
-    def _encode(self, batch: Sequence[_Check]) -> bytes:
+    def _encode(self, batch: Sequence[Pending]) -> bytes:
         """The EVALSHA command of a batch (see SCRIPT): KEYS each key once; ARGV the number of
         checks, three parameters per key, then per check now, the quota's and the usage
         counter's key indexes, and the buckets' key indexes. The encoded parts of buckets and
@@ -353,7 +374,7 @@ class RedisBackend(Backend):
         checks: list[bytes] = []
         nargs = 1
         for check in batch:
-            buckets, quota, now, usage = check[1], check[2], check[3], check[4]
+            buckets, quota, now, usage = check.buckets, check.quota, check.now, check.usage
             checks += (_NOW, _pack_now(now), b"\r\n")
             if quota is None:
                 checks.append(_INTS[0])
@@ -431,19 +452,18 @@ class RedisBackend(Backend):
         for check in batch:
             self._settle_check(check, reply)
 
-    def _settle_check(self, check: _Check, reply: Reply | BaseException) -> None:
-        fut = check[0]
-        if fut.done():
-            return  # the caller gave up on it
+    def _settle_check(self, check: Pending, reply: Reply | BaseException) -> None:
+        if check.result is not None:
+            return
         if type(reply) is int:
-            fut.set_result(ALLOWED if reply < 0 else Verdict(True, remaining=reply))
             if self._reported:
                 self._recovered()
+            check.settle(ALLOWED if reply < 0 else Verdict(True, remaining=reply))
             return
         if isinstance(reply, list):
             verdict = _denied(reply)
             if verdict is not None:
-                fut.set_result(verdict)
+                check.settle(verdict)
                 if self._reported:
                     self._recovered()
                 return
@@ -459,7 +479,7 @@ class RedisBackend(Backend):
             reason = str(reply) or type(reply).__name__
         else:
             reason = f"unexpected reply {reply!r}"
-        fut.set_result(self._fallback(check[1], check[2], reason))
+        check.settle(self._fallback(check.buckets, check.quota, reason))
 
     def _retry(self, ctx: _Ctx) -> None:
         """The script is not in the server's cache (flushed, or a fail-over): load it and send
