@@ -53,6 +53,7 @@ MODULES = (
     "iamgate/throttle/memory.py",
     "iamgate/throttle/redis.py",
     "iamgate/throttle/redis_client.py",
+    "iamgate/throttle/resp.py",
     "iamgate/policy/memo.py",
     "iamgate/policy/evaluate.py",
 )

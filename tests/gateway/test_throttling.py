@@ -92,6 +92,27 @@ def test_method_settings_override_the_stage_default(
     assert _statuses(gw, "GET", "/prod/pets", 6) == [200] * 5 + [429]
 
 
+def test_one_route_asked_for_other_stages_and_methods_in_turn_keeps_their_buckets_apart(
+    backend: Backend, gateway_factory: Callable[..., Gateway]
+) -> None:
+    """An ANY route, its stage and method changing from one request to the next (the stage keeps
+    the last one's buckets at hand): each (stage, method) still counts in its own bucket."""
+    config = _config(
+        backend,
+        stage={
+            "throttling": {"rate": 0.001, "burst": 100},
+            "method_throttling": {"/any/GET": {"rate": 0.001, "burst": 2}},
+        },
+    )
+    config["apis"][0]["routes"].append(_route(backend, "/any", "ANY"))
+    config["apis"][0]["stages"]["test"] = {"throttling": {"rate": 0.001, "burst": 1}}
+    gw = gateway_factory(config)
+    turns = [("GET", "prod"), ("POST", "prod"), ("GET", "test"), ("GET", "prod"), ("POST", "test")]
+    turns += [("GET", "prod"), ("GET", "test"), ("POST", "prod"), ("POST", "test")]
+    got = [gw.request(method, f"/{stage}/any")[0] for method, stage in turns]
+    assert got == [200, 200, 200, 200, 200, 429, 429, 200, 429]
+
+
 def test_the_account_limit_covers_every_api_and_stage(
     backend: Backend, gateway_factory: Callable[..., Gateway]
 ) -> None:

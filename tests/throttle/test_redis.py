@@ -652,17 +652,28 @@ def test_the_checks_of_one_loop_iteration_are_one_evalsha_and_usage_one_mget(
 
 
 def test_a_batch_decides_as_the_checks_one_by_one(redis_url: str, prefix: str) -> None:
-    """Random groups of checks (1-40 per loop iteration) over buckets that some checks share,
-    at random instants, some of them equal or going back: every verdict equals the reference's
-    for the same checks one after the other."""
+    """Random groups of checks (1-40 per loop iteration) over buckets that some checks share
+    (often as the very tuple of the check before, or all of a group as the tuple of earlier
+    groups: the encoder's shortcuts), at random instants, some of them equal or going back:
+    every verdict equals the reference's for the same checks one after the other."""
     rng = random.Random(17)
     pool = [Bucket("a", 5.0, 3), Bucket("b", 8.0, 6), Bucket("c", 0.5, 2), Bucket("d", 100.0, 20)]
     groups, t = [], 2_000_000.0
-    for _ in range(60):
-        group = []
+    kept = tuple(rng.sample(pool, 2))
+    for g in range(60):
+        group: list[tuple[Sequence[Bucket], float]] = []
+        if g % 3 == 1 and rng.random() < 0.3:
+            kept = tuple(rng.sample(pool, rng.randint(1, 3)))
         for _ in range(rng.randint(1, 40)):
             t += rng.choice([0.0, 0.0, rng.uniform(0, 0.01), rng.uniform(0, 0.2), -rng.uniform(0, 0.05)])
-            group.append((rng.sample(pool, rng.randint(1, 3)), t))
+            if g % 3:  # a whole batch of one tuple, often the one of earlier such batches
+                buckets: Sequence[Bucket] = kept
+            elif group and rng.random() < 0.5:  # the very tuple (or list) of the check before
+                buckets = group[-1][0]
+            else:
+                chosen = rng.sample(pool, rng.randint(1, 3))
+                buckets = tuple(chosen) if rng.random() < 0.7 else chosen
+            group.append((buckets, t))
         groups.append(group)
 
     async def scenario() -> list[list[Verdict]]:

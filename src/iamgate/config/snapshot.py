@@ -80,7 +80,14 @@ class RouteRuntime:
     rate_limit: RateLimitRule | None = None
     _targets: dict[str, ProxyTarget] = field(default_factory=dict)
     # (stage, method) -> the static throttle buckets and their levels (pipeline.throttle_stage)
-    throttle_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
+    throttle_cache: dict[tuple[str, str], tuple[tuple[Bucket, ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+    # the last entry of throttle_cache the stage used, and its stage and method: a route is
+    # mostly asked for one, which is then found without building and hashing a tuple key
+    throttle_stage: str = ""
+    throttle_method: str = ""
+    throttle_entry: tuple[tuple[Bucket, ...], tuple[str, ...]] | None = None
 
     def target(self, stage: StageConfig) -> ProxyTarget:
         found = self._targets.get(stage.name)

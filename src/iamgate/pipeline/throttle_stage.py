@@ -43,15 +43,18 @@ def throttle(ex: Exchange) -> R.GatewayResponse | Later | None:
     # snapshot (the route belongs to one), not per request
     method = ex.method
     stage_name = ex.stage.name  # type: ignore[union-attr]
-    cached = route.throttle_cache.get((stage_name, method))
-    if cached is None:
-        cached = route.throttle_cache[(stage_name, method)] = _static(
-            limits,
-            ex.api.id,  # type: ignore[union-attr]
-            ex.stage,
-            route,
-            method,
-        )
+    cached = route.throttle_entry
+    if cached is None or route.throttle_stage != stage_name or route.throttle_method != method:
+        cached = route.throttle_cache.get((stage_name, method))
+        if cached is None:
+            cached = route.throttle_cache[(stage_name, method)] = _static(
+                limits,
+                ex.api.id,  # type: ignore[union-attr]
+                ex.stage,
+                route,
+                method,
+            )
+        route.throttle_entry, route.throttle_stage, route.throttle_method = cached, stage_name, method
     buckets, levels = cached
     plan: Any = None
     quota: Quota | None = None

@@ -58,7 +58,10 @@ class MemoryBackend(Backend):
         # the request path runs this for every throttled request: written for speed (no helper
         # calls, no allocation on the allowed path beyond the first sight of a key)
         store = self.buckets
-        for i, bucket in enumerate(buckets):
+        # a tuple (what the stage passes) is walked by index when compiled, any other sequence
+        # through the generic iterator protocol: copy those
+        items: tuple[Bucket, ...] = buckets if isinstance(buckets, tuple) else tuple(buckets)
+        for i, bucket in enumerate(items):
             state = store.get(bucket.key)
             if state is None:
                 burst = float(bucket.burst)
@@ -82,7 +85,7 @@ class MemoryBackend(Backend):
                 return Verdict(False, "quota", -1, max(0.0, quota.end - now), 0)
             self.quotas[quota.key] = [quota.start, used + 1]
             remaining = quota.limit - used - 1
-        for bucket in buckets:
+        for bucket in items:
             state = store[bucket.key]
             left = state.level - 1.0
             state.tokens = left if left > 0.0 else 0.0

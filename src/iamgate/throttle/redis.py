@@ -192,10 +192,48 @@ _INTS: Final = [bulk(b"%d" % i) for i in range(512)]  # key indexes and bucket c
 _NO_PARAMS: Final = _INTS[0] * 3  # a usage counter's three key arguments
 
 
+_CRLF: Final = b"\r\n"
+# the command's first line and name: "*<count>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n"
+_EVALSHA: Final = b"\r\n$7\r\nEVALSHA\r\n$40\r\n" + _SHA + b"\r\n"
+_HEADS: Final = [b"*%d%b" % (i, _EVALSHA) for i in range(1024)]
+
+
 def _int(i: int) -> bytes:
     return _INTS[i] if i < len(_INTS) else bulk(b"%d" % i)
 
 
+def _head(count: int) -> bytes:
+    return _HEADS[count] if count < len(_HEADS) else b"*%d%b" % (count, _EVALSHA)
+
+
+def _from_shape(shape: _Shape, batch: Sequence[Pending]) -> bytes:
+    """The command of a batch whose checks all match ``shape`` (see RedisBackend._keep_shape)."""
+    n, keys, params, tail, width = shape[1], shape[2], shape[3], shape[4], shape[5]
+    count = len(batch)
+    out = [_head(3 + n + 1 + count * width + 3 * n), _int(n), keys, _int(count), params]
+    for check in batch:
+        out.append(_NOW)
+        out.append(_pack_now(check.now))
+        out.append(tail)
+    return b"".join(out)
+
+
+def _index_of(
+    key: bytes, params: bytes, index: dict[bytes, bytes], keys: list[bytes], more: list[bytes]
+) -> bytes:
+    """The bulk of a key's 1-based index in a batch's KEYS, adding it (and its three parameters)
+    the first time the batch uses it."""
+    found = index.get(key)
+    if found is None:
+        keys.append(key)
+        more.append(params)
+        found = index[key] = _int(len(keys))
+    return found
+
+
+# a batch shape: (its checks' buckets, the number of keys, the keys' bulks joined, their
+# parameters joined, a check's arguments after now, their number)
+_Shape = tuple[Sequence[Bucket], int, bytes, bytes, bytes, int]
 # ctx of one sent batch: (its checks, the encoded command, deadline)
 _Ctx = tuple[list[Pending], bytes, float]
 
@@ -209,26 +247,6 @@ class _FutureSink(VerdictSink):
     def verdict(self, verdict: Verdict) -> None:
         if not self.fut.done():  # the caller may have given up on it (cancelled)
             self.fut.set_result(verdict)
-
-
-class _Keys:
-    """The keys of one batch, each once, with their three parameters (see SCRIPT)."""
-
-    __slots__ = ("index", "keys", "params")
-
-    def __init__(self) -> None:
-        self.index: dict[bytes, bytes] = {}  # a key's bulk -> the bulk of its 1-based index
-        self.keys: list[bytes] = []
-        self.params: list[bytes] = []
-
-    def at(self, key: bytes, params: bytes) -> bytes:
-        """The bulk of the key's index, adding the key (and its parameters) on first use."""
-        found = self.index.get(key)
-        if found is None:
-            self.keys.append(key)
-            self.params.append(params)
-            found = self.index[key] = _int(len(self.keys))
-        return found
 
 
 class RedisBackend(Backend):
@@ -267,6 +285,7 @@ class RedisBackend(Backend):
         self._usage_keys: dict[str, bytes] = {}
         self._day: tuple[float, float, bytes] = (0.0, -1.0, b"")
         self._batch: list[Pending] = []  # checks of this loop iteration, sent just before the write
+        self._shape: _Shape | None = None  # the parts of a batch of one kind of check
         self._loading = False
         self._reported_at = -math.inf  # when on_error last heard of a failure (monotonic)
         self._reported = False  # a failure was reported and the recovery not yet
@@ -368,32 +387,76 @@ class RedisBackend(Backend):
         """The EVALSHA command of a batch (see SCRIPT): KEYS each key once; ARGV the number of
         checks, three parameters per key, then per check now, the quota's and the usage
         counter's key indexes, and the buckets' key indexes. The encoded parts of buckets and
-        quotas are cached by key (the stage builds new objects for every request)."""
-        frags, quotas = self._frags, self._quotas
-        keys = _Keys()
+        quotas are cached by key (the stage builds new objects for every request). A check
+        without quota or usage counter whose buckets are the very tuple of the check before it
+        (the stage's cached buckets of an unmetered method) reuses that one's arguments; a batch
+        made only of such checks of the tuple the last shape was kept for is put together from
+        that shape's parts (see :meth:`_keep_shape`) without looking at any bucket."""
+        shape = self._shape
+        if shape is not None:
+            same = shape[0]
+            for check in batch:
+                if check.buckets is not same or check.quota is not None or check.usage is not None:
+                    break
+            else:
+                return _from_shape(shape, batch)
+        frags = self._frags
+        index: dict[bytes, bytes] = {}  # a key's bulk -> the bulk of its 1-based index
+        keys: list[bytes] = []
+        params: list[bytes] = []
         checks: list[bytes] = []
         nargs = 1
+        last: Sequence[Bucket] | None = None  # the buckets of the tail below, if reusable
+        tail = b""  # a check's arguments after now
+        width = 0  # their number
         for check in batch:
-            buckets, quota, now, usage = check.buckets, check.quota, check.now, check.usage
-            checks += (_NOW, _pack_now(now), b"\r\n")
+            buckets, quota, usage = check.buckets, check.quota, check.usage
+            checks.append(_NOW)
+            checks.append(_pack_now(check.now))
+            if buckets is last and quota is None and usage is None:
+                checks.append(tail)
+                nargs += width
+                continue
+            parts = [_CRLF]
             if quota is None:
-                checks.append(_INTS[0])
+                parts.append(_INTS[0])
             else:
-                qfrag = quotas.get(quota.key)
+                qfrag = self._quotas.get(quota.key)
                 if qfrag is None or qfrag[:3] != (quota.start, quota.limit, quota.end):
                     qfrag = self._quota(quota)
-                checks.append(keys.at(qfrag[3], qfrag[4]))
-            checks.append(_INTS[0] if usage is None else keys.at(self._usage_key(usage, now), _NO_PARAMS))
-            checks.append(_int(len(buckets)))
+                parts.append(_index_of(qfrag[3], qfrag[4], index, keys, params))
+            if usage is None:
+                parts.append(_INTS[0])
+            else:
+                parts.append(_index_of(self._usage_key(usage, check.now), _NO_PARAMS, index, keys, params))
+            parts.append(_int(len(buckets)))
             for bucket in buckets:
                 frag = frags.get(bucket.key)
                 if frag is None or frag[0] != bucket.rate or frag[1] != bucket.burst:
                     frag = self._fragment(bucket)
-                checks.append(keys.at(frag[2], frag[3]))
-            nargs += 4 + len(buckets)
-        n = len(keys.keys)
-        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (3 + n + nargs + 3 * n, _SHA)
-        return b"".join((head, _int(n), *keys.keys, _int(len(batch)), *keys.params, *checks))
+                parts.append(_index_of(frag[2], frag[3], index, keys, params))
+            tail = b"".join(parts)
+            width = 4 + len(buckets)
+            last = buckets if quota is None and usage is None and type(buckets) is tuple else None
+            if last is not None and len(checks) == 2 and (shape is None or shape[0] is not last):
+                self._keep_shape(last, keys, params, tail, width)  # the batch's first check
+            checks.append(tail)
+            nargs += width
+        n = len(keys)
+        out = [_head(3 + n + nargs + 3 * n), _int(n)]
+        out += keys
+        out.append(_int(len(batch)))
+        out += params
+        out += checks
+        return b"".join(out)
+
+    def _keep_shape(
+        self, buckets: Sequence[Bucket], keys: list[bytes], params: list[bytes], tail: bytes, width: int
+    ) -> None:
+        """Keep the parts of a batch whose checks all have these buckets (an immutable tuple of
+        frozen buckets, held here so that no other object can take its identity): its keys and
+        their parameters, and a check's arguments after now."""
+        self._shape = (buckets, len(keys), b"".join(keys), b"".join(params), tail, width)
 
     def _usage_key(self, usage: str, now: float) -> bytes:
         if not self._day[0] <= now < self._day[1]:
