@@ -1,4 +1,5 @@
-"""Write every policy of the conformance corpus and of examples/ into a libFuzzer corpus directory.
+"""Write every policy of the conformance cases (tests/conformance) and of examples/ into a libFuzzer
+corpus directory.
 
     .venv/bin/python fuzz/seed_corpus.py fuzz/corpus
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [
-    *sorted((ROOT.parent / "shared" / "conformance").glob("*.jsonl")),
+    *sorted((ROOT / "tests" / "conformance" / "cases").glob("*.jsonl")),
+    *sorted((ROOT / "tests" / "conformance" / "vectors").glob("*.jsonl")),
     *sorted((ROOT / "examples").glob("*.json")),
 ]
 

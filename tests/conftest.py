@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} (the shared ground truth) is not present")
-    return SHARED
+# The decision cases the engine is tested against (tests/conformance/README.md): the corpus of
+# cases/ and our own vectors/, all kept in the repository.
+CONFORMANCE = ROOT / "tests" / "conformance"
+CORPUS_FILES = sorted((CONFORMANCE / "cases").glob("*.jsonl"))
+VECTOR_FILES = sorted((CONFORMANCE / "vectors").glob("*.jsonl"))

@@ -1,4 +1,4 @@
-"""Decision cases: the JSON-lines format of ``../shared/conformance``, run against the engine.
+"""Decision cases: the JSON-lines format of ``tests/conformance`` (its README), run against the engine.
 
 One case per line::
 

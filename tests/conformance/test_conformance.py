@@ -1,4 +1,5 @@
-"""Every decision case of ../shared/conformance (and our own vectors) through both evaluators."""
+"""Every decision case of tests/conformance (the corpus in cases/ and our own vectors/) through
+both evaluators. See tests/conformance/README.md for where the cases come from."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import pytest
 
 from iamgate.cases import build_request, read_cases, run_case
 from iamgate.policy import ApiRef, prepare, reference
-from tests.conftest import SHARED
+from tests.conftest import CONFORMANCE, CORPUS_FILES, VECTOR_FILES
 
-HERE = Path(__file__).parent
-FILES = sorted((SHARED / "conformance").glob("*.jsonl")) + sorted(HERE.glob("vectors/*.jsonl"))
+FILES = CORPUS_FILES + VECTOR_FILES
 
 
 def _cases():
@@ -22,9 +22,28 @@ def _cases():
 
 
 def test_corpus_is_present():
-    assert any(p.parent.name == "conformance" and p.parent.parent == SHARED for p in FILES), (
-        "../shared/conformance/*.jsonl not found"
-    )
+    assert [p.name for p in CORPUS_FILES] == ["resource-policy-cases.jsonl"], CONFORMANCE / "cases"
+    assert VECTOR_FILES, CONFORMANCE / "vectors"
+    corpus = [c for p in CORPUS_FILES for c in read_cases(p.read_text(encoding="utf-8"), source=p.name)]
+    assert len(corpus) >= 134
+    assert {c.expect for c in corpus} == {"Allow", "ExplicitDeny", "ImplicitDeny", "Invalid"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_case_is_named_and_states_its_source(path: Path) -> None:
+    """A case without its source note cannot be checked against AWS again: every line has a
+    unique ``name`` and a non-empty ``why``."""
+    names = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        why = case.get("why")
+        assert isinstance(why, str), f"{path.name}:{number}"
+        assert why.strip(), f"{path.name}:{number}"
+        names.append(case.get("name"))
+    assert all(isinstance(n, str) and n for n in names)
+    assert len(names) == len(set(names)), f"{path.name}: duplicate case names"
 
 
 @pytest.mark.parametrize(("path", "case"), list(_cases()))

@@ -9,7 +9,6 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from iamgate.policy.compile import compile_statements
 from iamgate.policy.lint import ENDPOINT_TYPES, LINT_CODES, _resource_covers, _when_absent, lint_policy
 from iamgate.policy.operators import BASE_OPERATORS, Family, parse_operator
 from iamgate.policy.patterns import ArnMatcher, GlobMatcher, fold_service, glob_from_text
-from tests.conftest import ROOT, SHARED
+from tests.conftest import CORPUS_FILES, ROOT
 
 API = "arn:aws:execute-api:us-east-1:111122223333:a1b2c3d4e5"
 W, INFO = Severity.WARNING, Severity.INFO
@@ -566,7 +565,7 @@ def test_policy_without_locations_is_linted() -> None:
 
 def _corpus_policies() -> list[Policy]:
     out = []
-    for path in sorted((SHARED / "conformance").glob("*.jsonl")):
+    for path in CORPUS_FILES:
         for case in read_cases(path.read_text(encoding="utf-8"), source=path.name, base=path.parent):
             if case.policy is None or case.expect == "Invalid":
                 continue
@@ -576,7 +575,7 @@ def _corpus_policies() -> list[Policy]:
     return out
 
 
-def test_lints_the_whole_conformance_corpus(shared_dir: Path) -> None:
+def test_lints_the_whole_conformance_corpus() -> None:
     policies = _corpus_policies()
     assert len(policies) > 50
     seen: set[str] = set()
