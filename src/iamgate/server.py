@@ -555,10 +555,13 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             self.queued = None
             return
         self.request_complete = True
-        if self.mode == _PROXY and self.chunked_in:
-            self._keep_for_replay(b"0\r\n\r\n")
-            assert self.upstream is not None
-            self.upstream.write(b"0\r\n\r\n")
+        if self.mode == _PROXY:
+            upstream = self.upstream
+            assert upstream is not None
+            if self.chunked_in:
+                self._keep_for_replay(b"0\r\n\r\n")
+                upstream.write(b"0\r\n\r\n")
+            upstream.end_request()
         elif self.mode in (_PENDING, _WAITING, _BUFFERING) and self.chunked_in:
             self.pending.append(b"0\r\n\r\n")
         if self.mode == _BUFFERING and self.ex is not None:
@@ -867,7 +870,9 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             data = self.request_head
         self.pending_size = 0
         self.mode = _PROXY
-        conn.start(self, data, head_request=ex.method == "HEAD")
+        # complete: the body (if any) was all parsed and is in ``data``; otherwise
+        # on_message_complete tells the connection when its last byte is written
+        conn.start(self, data, head_request=ex.method == "HEAD", complete=self.request_complete)
         if self.paused_for_backend and self.transport is not None:
             self.paused_for_backend = False
             self.transport.resume_reading()
@@ -887,8 +892,8 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         ex = self.ex
         if ex is None:
             return
-        if self.closing or self.state.draining:
-            ex.keep_alive = False
+        if self.closing or self.state.draining or (not self.request_complete and self._body_outstanding()):
+            ex.keep_alive = False  # (an early answer with much body to come: closing beats reading it)
         self.deadline = _monotonic() + self._idle_timeout()  # now an idle timeout between reads
         # the head's pieces go straight into ``out``: one join when the read is written
         parts = self.out

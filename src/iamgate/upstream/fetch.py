@@ -92,7 +92,7 @@ async def fetch(
     try:
         async with asyncio.timeout(timeout):
             conn = pool.take() or await pool.open()
-            conn.start(_Collector(future), data, head_request=method == "HEAD")
+            conn.start(_Collector(future), data, head_request=method == "HEAD", complete=True)
             return await future
     except TimeoutError:
         if conn is not None:

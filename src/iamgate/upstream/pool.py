@@ -9,6 +9,15 @@ arrived (the stale keep-alive race), only when the request can be replayed.
 
 A connection serves one exchange at a time. The exchange is a :class:`ResponseSink`: the
 connection calls it with the response head, body chunks and completion, or with the failure.
+
+A connection goes back to the idle pool only when **both messages on it ended by their
+framing**: the whole request was written (the exchange says so: ``start(..., complete=True)``
+or :meth:`UpstreamConnection.end_request`) and the response was read to the end its framing
+gives, with no byte after it, and the backend keeps it alive. Anything else -- an answer that
+came before the request body was sent, a second response or junk after the first, a response cut
+short, a parse error, a byte arriving while idle -- closes it. Reusing such a connection would
+let the next request's bytes be read as the rest of the last one's body (a request smuggled past
+the policy) or a client read another's answer (docs/security.md, "Backend connections").
 """
 
 from __future__ import annotations
@@ -120,7 +129,9 @@ class ResponseSink:
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
+        "beyond",
         "closed",
+        "ended",
         "got_response",
         "head",
         "head_request",
@@ -128,6 +139,7 @@ class UpstreamConnection(asyncio.Protocol):
         "keep_alive",
         "parser",
         "pool",
+        "request_sent",
         "reused",
         "sink",
         "transport",
@@ -147,13 +159,20 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.uses = 0
         self.idle_since = 0.0
+        self.request_sent = False  # the exchange has written its whole request
+        self.ended = False  # the response ended by its framing
+        self.beyond = False  # bytes came after the response's end
 
     # --- driving ------------------------------------------------------------------------------
-    def start(self, sink: ResponseSink, data: bytes, *, head_request: bool) -> None:
-        """Begin an exchange by writing the request head (and any body already at hand)."""
+    def start(self, sink: ResponseSink, data: bytes, *, head_request: bool, complete: bool) -> None:
+        """Begin an exchange by writing the request head (and any body already at hand);
+        ``complete``: ``data`` is the whole request (else :meth:`end_request` says when it is)."""
         self.sink = sink
         self.head.reset()
         self.got_response = False
+        self.ended = False
+        self.beyond = False
+        self.request_sent = complete
         self.head_request = head_request
         self.reused = self.uses > 0
         self.uses += 1
@@ -163,6 +182,10 @@ class UpstreamConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def end_request(self) -> None:
+        """The exchange has written the last byte of its request."""
+        self.request_sent = True
 
     def abort(self) -> None:
         """Drop the connection (the exchange gave up on it)."""
@@ -191,14 +214,19 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.sink = None
-            self.closed = True
-            if self.transport is not None:
-                self.transport.abort()
-            sink.upstream_failed(exc, False)
-            return
-        if self.sink is sink:  # still mid-response: write what this read produced
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if not self.ended:
+                self.sink = None
+                self.closed = True
+                if self.transport is not None:
+                    self.transport.abort()
+                self.pool.forget(self)
+                sink.upstream_failed(exc, False)
+                return
+            self.beyond = True  # what followed the response is not even HTTP
+        if self.ended:
+            self._settle(sink)
+        elif self.sink is sink:  # still mid-response: write what this read produced
             sink.upstream_flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -222,7 +250,16 @@ class UpstreamConnection(asyncio.Protocol):
             self.sink.upstream_resume_request()
 
     # --- httptools callbacks ------------------------------------------------------------------
+    # Any callback after the response ended means bytes beyond its framing: noted, and the
+    # connection is closed once the read is parsed (_settle).
+    def on_message_begin(self) -> None:
+        if self.ended:
+            self.beyond = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.ended:
+            self.beyond = True
+            return
         found = _NAMES.found.get(name)
         if found is None:
             found = _classify(name)
@@ -241,6 +278,9 @@ class UpstreamConnection(asyncio.Protocol):
                 head.tokens = head.tokens | tokens
 
     def on_headers_complete(self) -> None:
+        if self.ended:
+            self.beyond = True
+            return
         status = self.parser.get_status_code()
         if status < 200:  # 1xx interim responses are not forwarded
             self.head = UpstreamHead()
@@ -251,29 +291,34 @@ class UpstreamConnection(asyncio.Protocol):
             self.sink.upstream_head(status, self.head)
         if self.head_request:
             # a response to HEAD has no body whatever its Content-Length says; httptools cannot be
-            # told so, hence a fresh parser for the next exchange
+            # told so, hence a fresh parser for the next exchange (the old one still parses the
+            # rest of this read: anything it finds there is beyond the response)
             self.parser = httptools.HttpResponseParser(self)
-            self._complete()
+            self.ended = True
 
     def on_body(self, body: bytes) -> None:
-        if self.sink is not None:
+        if self.ended:
+            self.beyond = True
+        elif self.sink is not None:
             self.sink.upstream_body(body)
 
     def on_message_complete(self) -> None:
-        if self.got_response and not self.head_request:
-            self._complete()
+        if self.ended:
+            self.beyond = True
+        elif self.got_response:
+            self.ended = True
 
-    def _complete(self) -> None:
-        sink, self.sink = self.sink, None
-        if self.keep_alive and not self.closed:
+    def _settle(self, sink: ResponseSink) -> None:
+        """The response ended: keep the connection only if both messages ended cleanly."""
+        self.sink = None
+        if self.keep_alive and self.request_sent and not self.beyond and not self.closed:
             self.pool.release(self)
         else:
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
             self.pool.forget(self)
-        if sink is not None:
-            sink.upstream_done()
+        sink.upstream_done()
 
     def _close_delimited(self) -> bool:
         return self.head.length is None and not self.head.chunked
