@@ -387,3 +387,56 @@ def test_conditions_agree_with_reference(doc: dict[str, Any], request: Request) 
     assert fast.effect == ref.effect, (fast, ref)
     assert fast.determining == ref.determining
     assert walked.determining == fast.determining
+
+
+def _listed_layer(values: Any, caller: str | None) -> bool:
+    """Independently of both evaluators: does a NotPrincipal list the caller, its account or
+    its role (any layer of it)?"""
+    if values == "*":
+        return True
+    aws = values.get("AWS", []) if isinstance(values, dict) else []
+    listed = [aws] if isinstance(aws, str) else list(aws)
+    if "*" in listed:
+        return True
+    if caller is None:
+        return False
+    if caller in listed:
+        return True
+    account = caller.split(":")[4]
+    if account in listed or f"arn:aws:iam::{account}:root" in listed:
+        return True
+    rest = caller.split(":", 5)[5]
+    role = None
+    if rest.startswith("assumed-role/"):
+        role = rest.split("/")[1]
+    elif rest.startswith("role/"):
+        role = rest.rsplit("/", 1)[1]
+    return role is not None and any(
+        v.startswith(f"arn:aws:iam::{account}:role/") and v.rsplit("/", 1)[1] == role for v in listed
+    )
+
+
+@SETTINGS
+@given(policies(), requests())
+def test_an_allow_with_not_principal_never_grants_a_listed_layer(
+    doc: dict[str, Any], request: Request
+) -> None:
+    """Issue 14 item 9: whatever else the policy says, an Allow + NotPrincipal statement is never
+    among the statements that grant a caller any layer of whom it lists."""
+    fast, walked, ref = _both(doc, request)
+    assert fast.effect == walked.effect == ref.effect
+    if fast.effect is not DecisionEffect.ALLOW:
+        return
+    for granted in fast.determining:
+        statement = doc["Statement"][granted.index]
+        if "NotPrincipal" in statement:
+            assert not _listed_layer(statement["NotPrincipal"], request.principal), (statement, request)
+
+
+@SETTINGS
+@given(principals(), st.sampled_from(CALLERS))
+def test_allow_with_not_principal_grants_exactly_the_unlisted(listed: Any, caller: str | None) -> None:
+    doc = {"Statement": [{"Effect": "Allow", "NotPrincipal": listed, "Action": "*", "Resource": "*"}]}
+    fast, walked, ref = _both(doc, Request.build(caller, "execute-api:Invoke", f"{A}/prod/GET/pets"))
+    expected = DecisionEffect.IMPLICIT_DENY if _listed_layer(listed, caller) else DecisionEffect.ALLOW
+    assert fast.effect is walked.effect is ref.effect is expected, (listed, caller)

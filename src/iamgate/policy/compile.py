@@ -129,7 +129,7 @@ class PrincipalSet:
         return MatchKind.NONE
 
     def covers(self, caller: Caller) -> bool:
-        """Whether a NotPrincipal element excludes the caller.
+        """Whether the NotPrincipal element of a Deny excludes the caller.
 
         AWS checks the caller layer by layer: the account, then the user or the role, then the
         role session, and the caller is excluded only when every layer is named (the IAM
@@ -154,6 +154,32 @@ class PrincipalSet:
                 and caller.arn in self.exact
             )
         return caller.arn in self.exact
+
+    def touches(self, caller: Caller) -> bool:
+        """Whether the NotPrincipal element of an Allow excludes the caller: when it names any
+        layer of it (the caller, its role or its account), as a Principal would match it.
+
+        AWS does not support Allow with NotPrincipal; read literally with the Deny rule, a
+        caller listed without its account would be granted by the very statement that names
+        it. Excluding on any layer keeps every listed principal out (fail closed).
+        """
+        return self.match(caller) is not MatchKind.NONE
+
+    def named_layer(self, caller: Caller) -> str | None:
+        """Which layer of the caller the element names, in words (for explanations)."""
+        if self.star:
+            return '"*"'
+        if caller.anonymous:
+            return None
+        if caller.arn in self.exact:
+            return "by its own ARN"
+        if caller.kind in (CallerKind.SESSION, CallerKind.ROLE) and (
+            (caller.account, caller.role_name) in self.roles
+        ):
+            return f"by its role {caller.role_name}"
+        if caller.account is not None and caller.account in self.accounts:
+            return f"by its account {caller.account}"
+        return None
 
 
 # --- actions and resources ----------------------------------------------------------------
@@ -268,7 +294,11 @@ class CompiledStatement:
         if self.principals is None:
             return MatchKind.NONE
         if self.not_principal:
-            return MatchKind.NONE if self.principals.covers(caller) else MatchKind.FULL
+            if self.effect is Effect.DENY:
+                excluded = self.principals.covers(caller)
+            else:
+                excluded = self.principals.touches(caller)
+            return MatchKind.NONE if excluded else MatchKind.FULL
         return self.principals.match(caller)
 
     def action_matches(self, action: str) -> bool:
@@ -293,11 +323,14 @@ class CompiledStatement:
             name = "NotPrincipal" if self.not_principal else "Principal"
             if self.principals is None:
                 detail = "the statement names no principal and applies to nobody"
+            elif self.not_principal and kind is not MatchKind.NONE:
+                detail = f"{who} is not excluded by NotPrincipal"
+            elif self.not_principal and self.effect is Effect.DENY:
+                detail = f"{who} is listed (with every layer of its identity), so excluded"
             elif self.not_principal:
                 detail = (
-                    f"{who} is listed (with every layer of its identity), so excluded"
-                    if kind is MatchKind.NONE
-                    else f"{who} is not excluded by NotPrincipal"
+                    f"{who} is listed ({self.principals.named_layer(caller)}), so excluded: "
+                    "an Allow with NotPrincipal excludes a caller any layer of which is listed"
                 )
             elif kind is MatchKind.FULL:
                 detail = f"{who} is named" + (' ("*" covers everyone)' if self.principals.star else "")

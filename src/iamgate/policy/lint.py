@@ -320,8 +320,9 @@ class _Linter:
             self.warn(
                 "allow-not-principal",
                 st.principals[0].location,
-                f"statement {st.label} is an Allow with NotPrincipal: it grants every caller not "
-                "listed, anonymous callers included",
+                f"statement {st.label} is an Allow with NotPrincipal, which AWS does not support: "
+                "it grants every caller not listed, anonymous callers included (iamgate never "
+                "grants a caller whose user, role, session or account is listed)",
                 'use "Principal" with the callers to allow, or "Principal": "*" with a Condition on '
                 "aws:PrincipalArn or aws:PrincipalAccount",
             )

@@ -184,7 +184,9 @@ def _principal_kind(st: Statement, caller: dict[str, str | None]) -> MatchKind:
             ) or value == caller["arn"]:
                 return MatchKind.FULL
         return best
-    # NotPrincipal: excluded only when every layer of the caller is listed
+    # NotPrincipal: a Deny excludes the caller only when every layer of it is listed; an Allow
+    # (which AWS does not support) excludes it when any layer is listed, so that it never
+    # grants a principal it names
     named = {"account": False, "self": False, "role": False, "star": False}
     for kind, value in entries:
         if kind == "*" or (kind == "AWS" and value == "*"):
@@ -200,6 +202,8 @@ def _principal_kind(st: Statement, caller: dict[str, str | None]) -> MatchKind:
             named["self"] = True
     if named["star"]:
         excluded = True
+    elif st.effect is Effect.ALLOW:
+        excluded = named["account"] or named["role"] or named["self"]
     elif caller["kind"] == "anonymous":
         excluded = False
     elif caller["kind"] == "root":
