@@ -1,14 +1,16 @@
-"""iamgate's policy engine as an extra engine of ``policy_anchor.py`` (../shared/bench).
+"""iamgate's policy engine as an engine of the policy benchmark (bench/policy_timing.py).
 
 ``make_decider(policy_doc)`` compiles the policy once; the returned ``decide(req)`` builds the
-engine's :class:`~iamgate.policy.Request` from the anchor's common request (``.method``,
+engine's :class:`~iamgate.policy.Request` from the benchmark's plain request (``.method``,
 ``.path``, ``.ip``, ``.principal``; None = anonymous) on every call, as the gateway has to, and
 answers whether the request is allowed. Only the public API of ``iamgate.policy`` is used.
 
-Run from the project root (see bench/policy_bench.py, which does this for you)::
+Run from the project root (bench/policy_bench.py does this for you, pinned to one core)::
 
-    PYTHONPATH=bench /tmp/benchvenv/bin/python ../shared/bench/policy_anchor.py \\
-        --add-engine 'iamgate=adapter:make_decider'
+    PYTHONPATH=bench python bench/policy_timing.py --engine 'iamgate=adapter:make_decider'
+
+The same factories plug into an external baseline harness that takes
+``--add-engine NAME=module:factory`` (``policy_bench.py --anchor PATH``).
 
 Two factories:
 
@@ -36,7 +38,7 @@ SOURCE_IP = "aws:sourceip"  # condition keys are case-insensitive; Context holds
 
 
 class BenchRequest(Protocol):
-    """The anchor's ``Req(method, path, ip, principal)`` namedtuple."""
+    """The benchmark's ``Req(method, path, ip, principal)`` (bench/policy_timing.py)."""
 
     @property
     def method(self) -> str: ...

@@ -7,7 +7,7 @@ policy, no timeouts, no pool, no logging: what is left is the event loop, the tw
 the system calls. iamgate's rows are compared with it to separate the cost of what iamgate
 does from the cost of being a Python proxy at all.
 
-    python bench/floor_proxy.py PORT UPSTREAM            # a proxy_anchor.sh row
+    python bench/floor_proxy.py PORT UPSTREAM            # a bench/proxy_bench.py row
     python bench/floor_proxy.py --hotpath [-n 20000]     # in-process CPU per request, no sockets
                                                          # (as bench/hotpath.py does for iamgate)
 """

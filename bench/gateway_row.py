@@ -1,10 +1,10 @@
-"""A proxy_anchor.sh row for iamgate: write a gateway config for PORT/UPSTREAM, then exec `iamgate serve`.
+"""An iamgate row of bench/proxy_bench.sh: a gateway config for PORT/UPSTREAM, then `iamgate serve`.
 
-Usage (as a -a row of ../shared/bench/proxy_anchor.sh; see docs/benchmarks.md):
+Usage (proxy_bench.sh runs it for its iamgate-* rows; see docs/benchmarks.md):
     python bench/gateway_row.py PORT UPSTREAM POLICY [--log on|off] [--workers N] [--run DIR]
         [--throttle off|memory|redis]
 
-POLICY: allow-all (no policy: a public API), small (../shared/bench/policies/small.json),
+POLICY: allow-all (no policy: a public API), small (bench/policies/small.json: 5 statements),
 large (large.json: 200 statements, 1,000 CIDRs) or localhost (allow-localhost-get-pets.json);
 every policy but allow-all also gets the statement that allows 127.0.0.1 to GET /pets/*, so the
 harness's readiness check passes. One API "petapi" (us-east-1, 123456789012), stage prod,
@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-POLICIES = HERE.parent.parent / "shared" / "bench" / "policies"
+POLICIES = HERE / "policies"
 
 
 def policy_for(name: str) -> dict[str, object] | None:

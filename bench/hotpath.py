@@ -4,7 +4,7 @@ Drives the real protocol objects (`DownstreamConnection`, `UpstreamConnection`) 
 transports: raw request bytes in, a raw backend response back, the proxied response out, over
 and over on one keep-alive connection. What is left is the Python work per request (parsing,
 stages, policy, header rewriting, access log, metrics) with the system calls taken out, which
-the socket-level benchmark (proxy_anchor.sh rows) then adds back. Reports process CPU time per
+the socket-level benchmark (bench/proxy_bench.py) then adds back. Reports process CPU time per
 request, best of several rounds.
 
     python bench/hotpath.py [--policy small|large|allow-all] [--log on|off] [-n 20000] [--paths N]

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""Policy-engine benchmark: iamgate side by side with the baselines, same process, same run.
+"""Policy-engine benchmark: iamgate per decision, pinned to one core, with a markdown report.
 
-A thin wrapper around the shared anchor ``../shared/bench/policy_anchor.py`` (the scenarios, the
-baseline engines and the timing machinery all live there): it checks bench/adapter.py against the
-anchor's scenarios (imported by path, not copied), runs the anchor pinned to one core with
-iamgate added as extra engines (``--add-engine``, bench/ on PYTHONPATH, from the project root),
-then turns the anchor's JSON into a markdown report with machine info, date, the exact command,
-per-decision mean / p50 / p99, correctness and iamgate-vs-baseline ratios.
+By default it runs bench/policy_timing.py (the scenarios of bench/policies, the timing of
+every engine; nothing outside this repository) with iamgate's two adapters as engines
+(bench/adapter.py, bench/ on PYTHONPATH, from the project root), after checking that both decide
+every scenario request as expected, then turns the JSON into a report with machine info, date,
+the exact command, per-decision mean / p50 / p99 and correctness.
 
-    python bench/policy_bench.py                           # small + large, ~2-3 min
+    python bench/policy_bench.py                                       # small + large, ~1 min
     python bench/policy_bench.py --scenario small --n 20000 --cap 2    # quick smoke
-    python bench/policy_bench.py --engines naive-compiled,cedar-handles,moto
 
-The anchor runs under ``--python`` (default /tmp/benchvenv/bin/python, the baseline venv of
-../shared/bench/README.md, with iamgate installed into it by ``pip install -e .``). Outputs go to
-``--out`` (default /tmp/iamgate-bench/policy-<timestamp>/): policy.json (the anchor's raw
-results), anchor.log (its stdout), report.md (the tables).
+Baselines in the same run (cedarpy, naive Python walks, moto...) come from an external anchor,
+a ``policy_anchor.py`` that takes ``--add-engine NAME=module:factory`` (the team's baseline
+harness; not part of this repository). Given ``--anchor PATH``, that script runs instead, with
+its baseline engines (``--engines``) and iamgate added as extra engines, under ``--python`` (an
+interpreter that has the baselines' packages and iamgate installed), and the report gains the
+iamgate-vs-baseline ratios:
+
+    python bench/policy_bench.py --anchor /path/to/policy_anchor.py --python /tmp/benchvenv/bin/python
+
+Outputs go to ``--out`` (default /tmp/iamgate-bench/policy-<timestamp>/): policy.json (the raw
+results), timing.log (the timing script's output), report.md (the tables), meta.json.
 """
 
 from __future__ import annotations
@@ -34,17 +39,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from policy_timing import scenario
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-DEFAULT_ANCHOR = ROOT.parent / "shared" / "bench" / "policy_anchor.py"
-DEFAULT_PYTHON = "/tmp/benchvenv/bin/python"
-BASELINES = "naive,naive-compiled,cedar-handles"
+TIMING = BENCH / "policy_timing.py"
+BASELINES = "naive,naive-compiled,cedar-handles"  # the anchor's engines, with --anchor
 IAMGATE_ENGINES = ("iamgate=adapter:make_decider", "iamgate-dict=adapter:make_decider_dict")
 TARGET_P50_US = {"small": 4.0, "large": 8.0}  # from the issue
 
 
 def load_anchor(path: Path) -> ModuleType:
-    """Import policy_anchor.py by path (it only needs the standard library at import time)."""
+    """Import an external policy_anchor.py by path (it only needs the standard library at import time)."""
     spec = importlib.util.spec_from_file_location("policy_anchor", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot import {path}")
@@ -54,17 +62,29 @@ def load_anchor(path: Path) -> ModuleType:
     return module
 
 
-def precheck(anchor: ModuleType, scenarios: list[str]) -> list[str]:
-    """Every adapter factory decides the anchor's 8 requests of each scenario correctly."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import adapter
-    except ImportError as exc:  # iamgate not importable in this interpreter: the anchor still reports
-        return [f"pre-check skipped ({exc}); see the 'correct' column"]
+def anchor_differences(anchor: ModuleType, scenarios: list[str]) -> list[str]:
+    """Where the anchor's scenarios are not those of bench/policies (it builds them in code)."""
     builders = {"small": anchor.small_scenario, "large": anchor.large_scenario}
     notes = []
     for name in scenarios:
         doc, pairs = builders[name]()
+        mine_doc, mine_pairs = scenario(name)
+        theirs = [(tuple(req), want) for req, want in pairs]
+        if doc != mine_doc or theirs != [(tuple(req), want) for req, want in mine_pairs]:
+            notes.append(f"the anchor's {name} scenario differs from bench/policies/{name}*.json")
+    return notes
+
+
+def precheck(scenarios: list[str]) -> list[str]:
+    """Every adapter factory decides the 8 requests of each scenario correctly."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import adapter
+    except ImportError as exc:  # iamgate not importable in this interpreter: the report still checks
+        return [f"pre-check skipped ({exc}); see the 'correct' column"]
+    notes = []
+    for name in scenarios:
+        doc, pairs = scenario(name)
         for spec in IAMGATE_ENGINES:
             factory = getattr(adapter, spec.split(":")[1])
             decide = factory(doc)
@@ -163,7 +183,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         f"* iamgate: git {meta['machine']['git']}; uncommitted changes in the policy engine: "
         f"{meta['machine']['engine_changes']}",
         f"* command (project root): `{meta['wrapper_command']}`",
-        f"* anchor command it ran: `{meta['command']}`",
+        f"* timing command it ran: `{meta['command']}`",
         f"* load average before / after: {meta['load_before']} / {meta['load_after']}; "
         f"during the run ({'pinned to cpu' + meta['cpu'] if meta['cpu'] else 'unpinned'}): {meta['busy']}",
         f"* other processes running at the start: {meta['others']}; at the end: {meta['others_end']}",
@@ -185,16 +205,18 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     by = {(c["scenario"], c["engine"]): c for c in cases}
     scenarios = list(dict.fromkeys(c["scenario"] for c in cases))
     engines = list(dict.fromkeys(c["engine"] for c in cases))
-    lines += [
-        "",
-        "Ratios in this run (iamgate / baseline; below 1 = iamgate is faster), from p50 and from the mean:",
-        "",
-        "| scenario | iamgate engine | vs | p50 ratio | mean ratio |",
-        "|---|---|---|---|---|",
-    ]
+    baselines = [e for e in engines if not e.startswith("iamgate")]
+    if baselines:
+        lines += [
+            "",
+            "Ratios in this run (iamgate / baseline; below 1 = iamgate is faster), from p50 and the mean:",
+            "",
+            "| scenario | iamgate engine | vs | p50 ratio | mean ratio |",
+            "|---|---|---|---|---|",
+        ]
     for s in scenarios:
         for mine in (e for e in engines if e.startswith("iamgate") and (s, e) in by):
-            for other in (e for e in engines if not e.startswith("iamgate") and (s, e) in by):
+            for other in (e for e in baselines if (s, e) in by):
                 a, b = by[(s, mine)], by[(s, other)]
                 lines.append(
                     f"| {s} | {mine} | {other} | {a['percall_median_us'] / b['percall_median_us']:.3f} "
@@ -218,10 +240,10 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--python", default=DEFAULT_PYTHON, help="interpreter with cedarpy etc. and iamgate")
-    ap.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR, help="path of policy_anchor.py")
+    ap.add_argument("--python", default=sys.executable, help="interpreter to time in (default: this one)")
+    ap.add_argument("--anchor", type=Path, help="an external policy_anchor.py, for baseline engines")
     ap.add_argument("--scenario", default="small,large")
-    ap.add_argument("--engines", default=BASELINES, help="the anchor's baseline engines to run")
+    ap.add_argument("--engines", default=BASELINES, help="the anchor's baseline engines (with --anchor)")
     ap.add_argument("--no-dict-variant", action="store_true", help="skip the iamgate-dict row")
     ap.add_argument("--n", type=int, default=100_000, help="target decisions per timing pass")
     ap.add_argument("--cap", type=float, default=20.0, help="max seconds per timing pass")
@@ -230,19 +252,27 @@ def main() -> int:
     args = ap.parse_args()
 
     scenarios = [s for s in args.scenario.split(",") if s]
-    anchor = load_anchor(args.anchor)
-    for note in precheck(anchor, scenarios):
+    for note in precheck(scenarios):
         print("# pre-check:", note)
+    if args.anchor is not None:
+        for note in anchor_differences(load_anchor(args.anchor), scenarios):
+            print("# warning:", note)
 
     stamp = dt.datetime.now(dt.UTC)
     out: Path = args.out or Path("/tmp/iamgate-bench") / f"policy-{stamp:%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "policy.json"
     extra = IAMGATE_ENGINES[:1] if args.no_dict_variant else IAMGATE_ENGINES
-    cmd = [args.python, os.path.relpath(args.anchor, ROOT), "--scenario", ",".join(scenarios)]
-    cmd += ["--engines", args.engines, "--n", str(args.n), "--cap", str(args.cap), "--json", str(json_path)]
-    for spec in extra:
-        cmd += ["--add-engine", spec]
+    common = ["--scenario", ",".join(scenarios), "--n", str(args.n), "--cap", str(args.cap)]
+    common += ["--json", str(json_path)]
+    if args.anchor is not None:
+        cmd = [args.python, os.path.relpath(args.anchor, ROOT), *common, "--engines", args.engines]
+        for spec in extra:
+            cmd += ["--add-engine", spec]
+    else:
+        cmd = [args.python, os.path.relpath(TIMING, ROOT), *common]
+        for spec in extra:
+            cmd += ["--engine", spec]
     pinned = args.cpu != "none"
     if pinned:
         cmd = ["taskset", "-c", args.cpu, *cmd]
@@ -256,7 +286,7 @@ def main() -> int:
     load_before = loadavg()
     ticks0 = cpu_times()
     t0 = time.monotonic()
-    with (out / "anchor.log").open("w") as log:
+    with (out / "timing.log").open("w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -266,7 +296,7 @@ def main() -> int:
     elapsed = time.monotonic() - t0
     ticks1 = cpu_times()
     if rc != 0:
-        print(f"anchor failed with exit status {rc}", file=sys.stderr)
+        print(f"the timing run failed with exit status {rc}", file=sys.stderr)
         return rc
     results = json.loads(json_path.read_text())
     meta = {
@@ -286,7 +316,7 @@ def main() -> int:
     (out / "report.md").write_text(report)
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     print("\n" + report)
-    print(f"# wrote {out}/report.md, policy.json, anchor.log, meta.json")
+    print(f"# wrote {out}/report.md, policy.json, timing.log, meta.json")
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where iamgate's per-decision time goes, for the two policy_anchor.py scenarios.
+"""Where iamgate's per-decision time goes, for the two policy benchmark scenarios (bench/policies).
 
     taskset -c 1 /tmp/benchvenv/bin/python bench/policy_profile.py              # all three views
     taskset -c 1 /tmp/benchvenv/bin/python bench/policy_profile.py --mode stages --scenario large
@@ -14,7 +14,7 @@ Views (each over ``--n`` decisions cycling the scenario's 8 requests, default 10
   cost per Python call, so it over-weights many small calls; use it for the call graph and counts.
 * ``lines``: line_profiler on the hot functions (needs ``pip install line_profiler``).
 
-The scenarios come from ../shared/bench/policy_anchor.py, imported by path.
+The scenarios and their requests are read from bench/policies (bench/policy_timing.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import adapter
 from iamgate.policy import Context, Request
-from policy_bench import DEFAULT_ANCHOR, load_anchor
+from policy_timing import scenario
 
 
 def cycle_loop(decide: Callable[[Any], bool], reqs: list[Any], n: int) -> Callable[[], None]:
@@ -204,18 +204,15 @@ def lines_view(name: str, doc: dict[str, Any], pairs: list[tuple[Any, bool]], n:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR)
     ap.add_argument("--scenario", default="small,large")
     ap.add_argument("--mode", default="stages,cprofile,lines")
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds of the stages view")
     args = ap.parse_args()
-    anchor = load_anchor(args.anchor)
-    builders = {"small": anchor.small_scenario, "large": anchor.large_scenario}
     modes = args.mode.split(",")
     for name in args.scenario.split(","):
-        doc, pairs = builders[name]()
+        doc, pairs = scenario(name)
         if "stages" in modes:
             stages(name, doc, pairs, args.n, args.rounds)
         if "cprofile" in modes:

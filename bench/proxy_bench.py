@@ -1,0 +1,617 @@
+#!/usr/bin/env python3
+"""Socket-level proxy benchmark: iamgate side by side with nginx and a minimal Python proxy.
+
+Every row is a server under test (SUT) that answers ``GET <path>`` on 127.0.0.1 by proxying it
+to one shared backend (nginx, one worker, answering ``200 ok`` on any path); wrk loads it with
+``-t1 -c64`` and a Lua script (bench/wrk_report.lua) that prints one parseable line. Rows run
+in interleaved rounds (round 1: every row once, then round 2 ...) so that a machine that speeds
+up or slows down during the run affects every row alike, and every ratio is taken between rows
+of the same round. Only ratios within one run are meant to be compared: on a shared 2-core VM
+two runs half an hour apart differ by a third.
+
+    python bench/proxy_bench.py --list                      # the built-in rows and their commands
+    python bench/proxy_bench.py                             # default rows, 5 pinned rounds of 10 s
+    python bench/proxy_bench.py -r 1 -d 3 -w 1 --rows direct,nginx-proxy,floor,iamgate-small  # smoke
+    B=/tmp/base; python bench/proxy_bench.py -r 8 -d 6 --rows nginx-proxy,iamgate-small,base-small \\
+      --add "base-small|$B/.venv/bin/python $B/bench/gateway_row.py {PORT} {UPSTREAM} small --run {RUN}"
+
+Needs wrk and nginx on PATH (Debian: ``apt-get install wrk nginx-light``), and redis-server for
+the ``*-thr-redis`` rows. Run it from the venv iamgate is installed in (the iamgate rows use this
+interpreter's ``iamgate``) or give ``--python``.
+
+One measurement: start the row's command in a new session (its own process group, pinned to
+``--sut-cpus`` in pinned mode), wait until the path answers ``200 ok``, warm up with wrk for
+``-w`` s, read the CPU counters, run wrk for ``-d`` s, read them again, stop the process group
+(SIGTERM, SIGKILL after 5 s). CPU counters: the utime+stime of every process in the SUT's and the
+backend's process groups (/proc/<pid>/stat) and each core's busy and steal ticks (/proc/stat), so
+the summary shows the SUT's CPU time per request, the least noisy figure, and whether the load
+generator's core was saturated.
+
+Modes: ``pinned`` (default): the SUT alone on cpu1, wrk, the backend and Redis on cpu0; a Python
+SUT is then the bottleneck, and nginx rows are bounded by cpu0 (their figures are lower bounds).
+``shared``: nothing pinned (rows named ``*-w2``, with two workers, make sense only here).
+
+Outputs in ``--out`` (default /tmp/iamgate-bench/proxy-<timestamp>/): results.tsv (one line per
+measurement), summary.md (per mode: medians, ranges, per-round ratios to ``direct`` and
+``nginx-proxy``), env.txt (versions and parameters), logs/ (each server's output and wrk's).
+Everything listens on 127.0.0.1; the harness stops only the process groups it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import http.client
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LUA = BENCH / "wrk_report.lua"
+MAX_DURATION = 15  # seconds per wrk run: every load run is bounded
+
+BACKEND_CONF = """\
+# the benchmark backend: 200 "ok" on any path
+worker_processes 1;
+daemon off;
+pid {run}/nginx-{port}.pid;
+error_log {run}/nginx-{port}.err warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+{temp}
+    keepalive_requests 1000000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ default_type text/plain; return 200 "ok"; }}
+    }}
+}}
+"""
+
+PROXY_CONF = """\
+# the nginx reverse-proxy row: keep-alive connections to the backend, only 127.0.0.1 allowed
+worker_processes {workers};
+daemon off;
+pid {run}/nginx-{port}.pid;
+error_log {run}/nginx-{port}.err warn;
+events {{ worker_connections 8192; }}
+http {{
+{log}
+{temp}
+    keepalive_requests 1000000000;
+    keepalive_timeout 120s;
+    upstream backend {{
+        server 127.0.0.1:{backend};
+        keepalive 256;
+        keepalive_requests 1000000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            allow 127.0.0.1;
+            deny all;
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $remote_addr;
+        }}
+    }}
+}}
+"""
+
+NO_LOG = "    access_log off;"
+JSON_LOG = """\
+    log_format lines escape=json '{{"requestTime":"$time_iso8601","ip":"$remote_addr",'
+                                 '"httpMethod":"$request_method","path":"$uri","status":$status,'
+                                 '"responseLength":$body_bytes_sent,"latency":$request_time}}';
+    access_log {run}/nginx-{port}-access.log lines;"""
+
+
+def temp_paths(run: Path, port: int) -> str:
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    return "\n".join(f"    {k}_temp_path {run}/nginx-{port}-{k};" for k in kinds)
+
+
+def gateway(policy: str, *flags: str) -> str:
+    return f"{{PY}} {{BENCH}}/gateway_row.py {{PORT}} {{UPSTREAM}} {policy} {' '.join(flags)} --run {{RUN}}"
+
+
+# name -> command; placeholders: {PORT} {UPSTREAM} {RUN} {PY} {BENCH} {ROOT} {REDIS}
+BUILTIN: dict[str, str] = {
+    "direct": "nginx -c {RUN}/backend-{PORT}.conf",  # the backend itself, no proxy hop
+    "nginx-proxy": "nginx -c {RUN}/proxy-{PORT}.conf",
+    "nginx-proxy-log": "nginx -c {RUN}/proxy-log-{PORT}.conf",  # one JSON line per request to a file
+    "nginx-proxy-w2": "nginx -c {RUN}/proxy-w2-{PORT}.conf",
+    "floor": "{PY} {BENCH}/floor_proxy.py {PORT} {UPSTREAM}",
+    "iamgate-allow-all": gateway("allow-all", "--log off"),
+    "iamgate-small": gateway("small", "--log off"),
+    "iamgate-large": gateway("large", "--log off"),
+    "iamgate-small-log": gateway("small", "--log on"),
+    "iamgate-small-pure": "env IAMGATE_PURE_PYTHON=1 " + gateway("small", "--log off"),
+    "iamgate-small-thr-mem": gateway("small", "--log off", "--throttle memory"),
+    "iamgate-small-thr-redis": "env IAMGATE_BENCH_REDIS={REDIS} "
+    + gateway("small", "--log off", "--throttle redis"),
+    "iamgate-small-w2": gateway("small", "--log off", "--workers 2"),
+}
+DEFAULT_ROWS = {
+    "pinned": "direct,nginx-proxy,floor,iamgate-allow-all,iamgate-small,iamgate-large,iamgate-small-log",
+    "shared": "direct,nginx-proxy,nginx-proxy-w2,floor,iamgate-small,iamgate-small-w2",
+}
+COLUMNS = [
+    *("mode", "round", "row", "rps", "p50_us", "p90_us", "p99_us", "max_us", "requests", "errors"),
+    *("sut_cpu_s", "backend_cpu_s", "cpu0_busy", "cpu1_busy", "steal", "wall_s"),
+]
+
+
+@dataclass
+class Settings:
+    mode: str
+    rounds: int
+    duration: int
+    warmup: int
+    connections: int
+    threads: int
+    path: str
+    python: str
+    run: Path
+    logs: Path
+    backend_port: int
+    base_port: int
+    redis_port: int
+    sut_cpus: str | None
+    load_cpus: str | None
+
+
+# --- processes ------------------------------------------------------------------------------
+
+STARTED: list[int] = []  # process-group ids this harness started and has not stopped yet
+
+
+def start(command: str, log: Path, cpus: str | None) -> int:
+    """Start a command in a new session (pgid = pid), optionally pinned; returns the pgid."""
+    argv = ["bash", "-c", f"exec {command}"]
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus, *argv]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    STARTED.append(proc.pid)
+    return proc.pid
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop(pgid: int) -> None:
+    """SIGTERM the process group, SIGKILL it if it is still there after 5 s, reap the leader."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while group_alive(pgid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pgid, os.WNOHANG)
+            time.sleep(0.05)
+        if group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, 0)
+    if pgid in STARTED:
+        STARTED.remove(pgid)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_port_free(port: int, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while port_in_use(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def answers_ok(port: int, path: str) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        ok = response.status == 200 and response.read() == b"ok"
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return False
+    return ok
+
+
+def wait_ready(port: int, path: str, pgid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return False
+        if answers_ok(port, path):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+# --- CPU counters ---------------------------------------------------------------------------
+
+
+def group_ticks(pgids: list[int]) -> list[int]:
+    """utime + stime (clock ticks) of every live process in each process group."""
+    ticks = dict.fromkeys(pgids, 0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields from the state on (field 3)
+        pgrp = int(fields[2])
+        if pgrp in ticks:
+            ticks[pgrp] += int(fields[11]) + int(fields[12])
+    return [ticks[p] for p in pgids]
+
+
+def core_ticks() -> dict[str, tuple[int, int, int]]:
+    """Per core: (busy, total, steal) ticks; busy leaves out idle, iowait and steal."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            v = [int(x) for x in values[:8]]
+            total = sum(v)
+            out[name] = (total - v[3] - v[4] - v[7], total, v[7])
+    return out
+
+
+@dataclass
+class Sample:
+    groups: list[int]
+    cores: dict[str, tuple[int, int, int]]
+    at: float
+
+
+def sample(pgids: list[int]) -> Sample:
+    return Sample(group_ticks(pgids), core_ticks(), time.monotonic())
+
+
+# --- one measurement ------------------------------------------------------------------------
+
+
+def write_nginx_configs(s: Settings, port: int) -> None:
+    common = {"run": s.run, "port": port, "temp": temp_paths(s.run, port), "backend": s.backend_port}
+    (s.run / f"backend-{port}.conf").write_text(BACKEND_CONF.format(**common))
+    (s.run / f"proxy-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=NO_LOG, **common))
+    (s.run / f"proxy-w2-{port}.conf").write_text(PROXY_CONF.format(workers=2, log=NO_LOG, **common))
+    log = JSON_LOG.format(run=s.run, port=port)
+    (s.run / f"proxy-log-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=log, **common))
+
+
+def fill(command: str, s: Settings, port: int) -> str:
+    values = {
+        "PORT": str(port),
+        "UPSTREAM": f"http://127.0.0.1:{s.backend_port}",
+        "RUN": str(s.run),
+        "PY": shlex.quote(s.python),
+        "BENCH": str(BENCH),
+        "ROOT": str(ROOT),
+        "REDIS": f"redis://127.0.0.1:{s.redis_port}/0",
+    }
+    return re.sub(r"\{([A-Z]+)\}", lambda m: values.get(m.group(1), m.group(0)), command)
+
+
+def wrk_argv(s: Settings, port: int, seconds: int) -> list[str]:
+    argv = ["wrk", f"-t{s.threads}", f"-c{s.connections}", f"-d{seconds}s", "--latency", "-s", str(LUA)]
+    argv.append(f"http://127.0.0.1:{port}{s.path}")
+    return ["taskset", "-c", s.load_cpus, *argv] if s.load_cpus is not None else argv
+
+
+def measure(
+    s: Settings, rnd: int, row: str, command: str, port: int, backend_pg: int
+) -> dict[str, str] | None:
+    tag = f"[{s.mode} r{rnd}] {row}"
+    if not wait_port_free(port):
+        print(f"{tag}: port {port} is busy, skipped", file=sys.stderr)
+        return None
+    write_nginx_configs(s, port)
+    log = s.logs / f"{s.mode}-r{rnd}-{row}.log"
+    pg = start(fill(command, s, port), log, s.sut_cpus)
+    try:
+        if not wait_ready(port, s.path, pg):
+            print(f"{tag}: never answered 200 ok on {s.path} (see {log})", file=sys.stderr)
+            return None
+        subprocess.run(wrk_argv(s, port, s.warmup), capture_output=True, check=False)
+        before = sample([pg, backend_pg])
+        done = subprocess.run(wrk_argv(s, port, s.duration), capture_output=True, text=True, check=False)
+        after = sample([pg, backend_pg])
+    finally:
+        stop(pg)
+    (s.logs / f"{s.mode}-r{rnd}-{row}.wrk").write_text(done.stdout + done.stderr)
+    found = re.search(r"^BENCH (.*)$", done.stdout, re.MULTILINE)
+    if found is None:
+        print(
+            f"{tag}: wrk gave no result (exit {done.returncode}): {done.stderr.strip()[:200]}",
+            file=sys.stderr,
+        )
+        return None
+    kv = dict(item.split("=", 1) for item in found.group(1).split())
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = {}
+    steal_ticks = total_ticks = 0
+    for core, (b1, t1, s1) in after.cores.items():
+        b0, t0, s0 = before.cores.get(core, (b1, t1, s1))
+        busy[core] = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        steal_ticks += s1 - s0
+        total_ticks += t1 - t0
+    result = {
+        "mode": s.mode,
+        "round": str(rnd),
+        "row": row,
+        "rps": kv["rps"],
+        "p50_us": kv["p50_us"],
+        "p90_us": kv["p90_us"],
+        "p99_us": kv["p99_us"],
+        "max_us": kv["max_us"],
+        "requests": kv["requests"],
+        "errors": str(sum(int(v) for k, v in kv.items() if k.startswith("err_"))),
+        "sut_cpu_s": f"{(after.groups[0] - before.groups[0]) / hz:.2f}",
+        "backend_cpu_s": f"{(after.groups[1] - before.groups[1]) / hz:.2f}",
+        "cpu0_busy": f"{busy.get('cpu0', 0.0):.3f}",
+        "cpu1_busy": f"{busy.get('cpu1', 0.0):.3f}",
+        "steal": f"{steal_ticks / total_ticks if total_ticks else 0.0:.3f}",
+        "wall_s": f"{after.at - before.at:.2f}",
+    }
+    cpu_us = float(result["sut_cpu_s"]) * 1e6 / max(1, int(result["requests"]))
+    print(
+        f"{tag:<34} {float(result['rps']):>9,.0f} req/s  p50 {int(result['p50_us']) / 1000:6.2f} ms  "
+        f"p99 {int(result['p99_us']) / 1000:6.2f} ms  errors {result['errors']}  "
+        f"SUT {cpu_us:5.1f} µs CPU/request",
+        flush=True,
+    )
+    return result
+
+
+# --- summary --------------------------------------------------------------------------------
+
+
+def ratio_text(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def summarize(rows: list[dict[str, str]]) -> str:
+    out = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        mine = [r for r in rows if r["mode"] == mode]
+        names = list(dict.fromkeys(r["row"] for r in mine))
+        rps_of = {(r["round"], r["row"]): float(r["rps"]) for r in mine}
+        where = {
+            "pinned": "the server under test alone on cpu1; wrk, the backend and Redis on cpu0",
+            "shared": "nothing pinned",
+        }.get(mode, mode)
+        out += [
+            f"### mode `{mode}` ({where})",
+            "",
+            "| row | rounds | req/s median | min-max | spread | p50 ms | p99 ms | errors | SUT cores "
+            "| SUT CPU µs/request | cpu0/cpu1 busy | steal (max) | × direct | × nginx-proxy |",
+            "|" + "---|" * 14,
+        ]
+        for name in names:
+            runs = [r for r in mine if r["row"] == name]
+            rps = [float(r["rps"]) for r in runs]
+            median = statistics.median(rps)
+            p50 = statistics.median(int(r["p50_us"]) for r in runs) / 1000
+            p99 = statistics.median(int(r["p99_us"]) for r in runs) / 1000
+            cores = statistics.median(float(r["sut_cpu_s"]) / float(r["wall_s"]) for r in runs)
+            per_request = statistics.median(
+                float(r["sut_cpu_s"]) * 1e6 / max(1, int(r["requests"])) for r in runs
+            )
+            cpu0 = statistics.median(float(r["cpu0_busy"]) for r in runs)
+            cpu1 = statistics.median(float(r["cpu1_busy"]) for r in runs)
+            ratios = {}
+            for ref in ("direct", "nginx-proxy"):
+                per_round = [
+                    float(r["rps"]) / rps_of[(r["round"], ref)] for r in runs if rps_of.get((r["round"], ref))
+                ]
+                ratios[ref] = ratio_text(per_round)
+            out.append(
+                f"| {name} | {len(runs)} | {median:,.0f} | {min(rps):,.0f}-{max(rps):,.0f} "
+                f"| {(max(rps) - min(rps)) / median:.0%} | {p50:.2f} | {p99:.2f} "
+                f"| {sum(int(r['errors']) for r in runs)} | {cores:.2f} | {per_request:.1f} "
+                f"| {cpu0:.0%}/{cpu1:.0%} | {max(float(r['steal']) for r in runs):.1%} "
+                f"| {ratios['direct']} | {ratios['nginx-proxy']} |"
+            )
+        out.append("")
+    out.append(
+        "Medians over the rounds. spread = (max - min) / median of req/s. Ratios: each round's req/s "
+        "divided by the reference row's in the same round, then their median (min-max). SUT cores: "
+        "CPU time of the server's process group over the wrk run's wall time; µs/request: that CPU "
+        "time per request. Busy shares leave out steal (time the hypervisor gave to other guests)."
+    )
+    return "\n".join(out) + "\n"
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def environment(s: Settings, rows: list[str], commands: dict[str, str]) -> str:
+    def run(*argv: str) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+        return (
+            (done.stdout + done.stderr).strip().splitlines()[0]
+            if (done.stdout + done.stderr).strip()
+            else "?"
+        )
+
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?"
+    )
+    lines = [
+        f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC",
+        f"host: {' '.join(os.uname()[i] for i in (0, 2, 4))}; {os.cpu_count()} cpus; {model}",
+        f"nginx: {run('nginx', '-v')}",
+        f"wrk: {run('wrk', '-v')}",
+        f"python: {run(s.python, '-VV')}",
+        f"iamgate: git {run('git', '-C', str(ROOT), 'describe', '--always', '--dirty')}",
+        f"params: mode={s.mode} rounds={s.rounds} duration={s.duration}s warmup={s.warmup}s "
+        f"connections={s.connections} threads={s.threads} path={s.path} sut_cpus={s.sut_cpus} "
+        f"load_cpus={s.load_cpus}",
+        "rows:",
+        *(f"  {r}: {commands[r]}" for r in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-m", "--mode", choices=("pinned", "shared"), default="pinned")
+    ap.add_argument("-r", "--rounds", type=int, default=5)
+    ap.add_argument(
+        "-d", "--duration", type=int, default=10, help=f"seconds of each measured run (<= {MAX_DURATION})"
+    )
+    ap.add_argument("-w", "--warmup", type=int, default=2, help="seconds of wrk before each measured run")
+    ap.add_argument("-c", "--connections", type=int, default=64)
+    ap.add_argument("-t", "--threads", type=int, default=1)
+    ap.add_argument(
+        "-p", "--path", default="/prod/pets/123", help="the request path (the nginx rows answer any)"
+    )
+    ap.add_argument("--rows", help="comma-separated rows, in this order (default: the mode's set)")
+    ap.add_argument(
+        "--add", action="append", default=[], metavar="NAME|COMMAND", help="an extra row (repeatable)"
+    )
+    ap.add_argument("--python", default=sys.executable, help="interpreter of the Python rows")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--backend-port", type=int, default=18080)
+    ap.add_argument("--base-port", type=int, default=18100, help="row N listens on base + N")
+    ap.add_argument("--redis-port", type=int, default=6391, help="the private redis-server of the Redis rows")
+    ap.add_argument("--list", action="store_true", help="print the built-in rows and exit")
+    args = ap.parse_args()
+
+    commands = dict(BUILTIN)
+    for spec in args.add:
+        name, sep, command = spec.partition("|")
+        if not (sep and name and command):
+            ap.error(f"--add wants NAME|COMMAND, got {spec!r}")
+        commands[name] = command
+    if args.list:
+        for name, command in commands.items():
+            print(f"{name:<26} {command}")
+        return 0
+    rows = (args.rows or DEFAULT_ROWS[args.mode]).split(",")
+    unknown = [r for r in rows if r not in commands]
+    if unknown:
+        ap.error(f"unknown rows {unknown} (see --list)")
+    missing = [tool for tool in ("wrk", "nginx", "taskset") if shutil.which(tool) is None]
+    if any("redis" in r for r in rows) and shutil.which("redis-server") is None:
+        missing.append("redis-server")
+    if missing:
+        print(f"missing on PATH: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.duration > MAX_DURATION:
+        print(f"duration capped at {MAX_DURATION} s", file=sys.stderr)
+        args.duration = MAX_DURATION
+
+    out: Path = args.out or Path("/tmp/iamgate-bench") / f"proxy-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    pinned = args.mode == "pinned"
+    s = Settings(
+        mode=args.mode,
+        rounds=args.rounds,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        threads=args.threads,
+        path=args.path,
+        python=args.python,
+        run=out / "run",
+        logs=out / "logs",
+        backend_port=args.backend_port,
+        base_port=args.base_port,
+        redis_port=args.redis_port,
+        sut_cpus="1" if pinned else None,
+        load_cpus="0" if pinned else None,
+    )
+    s.run.mkdir(parents=True, exist_ok=True)
+    s.logs.mkdir(parents=True, exist_ok=True)
+    (out / "env.txt").write_text(environment(s, rows, commands))
+    print(
+        f"# {len(rows)} rows x {s.rounds} rounds x ({s.warmup} + {s.duration}) s, mode {s.mode}; output {out}"
+    )
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signum)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    results: list[dict[str, str]] = []
+    tsv = out / "results.tsv"
+    rc = 0
+    try:
+        write_nginx_configs(s, s.backend_port)
+        for port in (s.backend_port, s.redis_port):
+            if port_in_use(port):
+                print(f"port {port} is already in use", file=sys.stderr)
+                return 1
+        backend = start(
+            f"nginx -c {s.run}/backend-{s.backend_port}.conf", s.logs / "backend.log", s.load_cpus
+        )
+        if not wait_ready(s.backend_port, s.path, backend):
+            print("the backend did not start (see logs/backend.log)", file=sys.stderr)
+            return 1
+        if any("redis" in r for r in rows):
+            redis = f"redis-server --port {s.redis_port} --bind 127.0.0.1 --save '' --appendonly no"
+            start(redis, s.logs / "redis.log", s.load_cpus)
+        for rnd in range(1, s.rounds + 1):
+            for index, row in enumerate(rows, start=1):
+                result = measure(s, rnd, row, commands[row], s.base_port + index, backend)
+                if result is not None:
+                    results.append(result)
+                    with tsv.open("w", newline="") as f:
+                        writer = csv.DictWriter(f, COLUMNS, delimiter="\t")
+                        writer.writeheader()
+                        writer.writerows(results)
+    except KeyboardInterrupt:
+        print("interrupted: stopping what was started", file=sys.stderr)
+        rc = 130
+    finally:
+        for pgid in list(reversed(STARTED)):
+            stop(pgid)
+    if results:
+        summary = summarize(results)
+        (out / "summary.md").write_text(summary)
+        print("\n" + summary)
+        print(f"results: {tsv}\nsummary: {out / 'summary.md'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
