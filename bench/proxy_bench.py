@@ -12,15 +12,17 @@ two runs half an hour apart differ by a third.
     python bench/proxy_bench.py --list                      # the built-in rows and their commands
     python bench/proxy_bench.py                             # default rows, 5 pinned rounds of 10 s
     python bench/proxy_bench.py -r 1 -d 3 -w 1 --rows direct,nginx-proxy,floor,iamgate-small  # smoke
-    B=/tmp/base; python bench/proxy_bench.py -r 8 -d 6 --rows nginx-proxy,iamgate-small,base-small \\
-      --add "base-small|$B/.venv/bin/python $B/bench/gateway_row.py {PORT} {UPSTREAM} small --run {RUN}"
+    python bench/proxy_bench.py -r 8 -d 6 --rows nginx-proxy,iamgate-small,base-small --add \\
+      "base-small|/tmp/old/bin/python {BENCH}/gateway_row.py {PORT} {UPSTREAM} small --log off --run {RUN}"
 
-Needs wrk and nginx on PATH (Debian: ``apt-get install wrk nginx-light``), and redis-server for
-the ``*-thr-redis`` rows. Run it from the venv iamgate is installed in (the iamgate rows use this
+The last one adds an older build, installed in its own venv (/tmp/old), as a row serving the
+same config: gateway_row.py runs the ``iamgate`` next to the interpreter that runs it. Needs wrk
+and nginx on PATH (Debian: ``apt-get install wrk nginx-light``), and redis-server for the
+``*-thr-redis`` rows. Run it from the venv iamgate is installed in (the iamgate rows use this
 interpreter's ``iamgate``) or give ``--python``.
 
 One measurement: start the row's command in a new session (its own process group, pinned to
-``--sut-cpus`` in pinned mode), wait until the path answers ``200 ok``, warm up with wrk for
+cpu1 in pinned mode), wait until the path answers ``200 ok``, warm up with wrk for
 ``-w`` s, read the CPU counters, run wrk for ``-d`` s, read them again, stop the process group
 (SIGTERM, SIGKILL after 5 s). CPU counters: the utime+stime of every process in the SUT's and the
 backend's process groups (/proc/<pid>/stat) and each core's busy and steal ticks (/proc/stat), so
