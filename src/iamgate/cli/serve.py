@@ -26,13 +26,21 @@ __all__ = ["config_group", "serve"]
 @click.option(
     "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
 )
-@click.option("--admin-host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--admin-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the admin port (see --admin-port). Keep it on loopback or a private network: "
+    "it serves the management API when a store is configured.",
+)
 @click.option(
     "--admin-port",
     default=9901,
     show_default=True,
     type=click.IntRange(0, 65535),
-    help="Port of /healthz, /readyz and /metrics; 0 disables the admin port.",
+    help="Port of the admin port, which serves /healthz, /readyz, /metrics, /usage (usage "
+    "reports) and, when a store is configured, the management API (Amazon API Gateway's REST API, "
+    "docs/management.md); 0 disables the admin port.",
 )
 @click.option(
     "--workers",
