@@ -1,7 +1,7 @@
 """The gateway's HTTP/1.1 server: client connections, the stage chain, and the integrations.
 
 Built directly on asyncio protocols, llhttp (through httptools) and uvloop: the measurements in
-../shared/STYLE.md show that the request path's overhead, not the policy, decides a Python
+docs/benchmarks.md show that the request path's overhead, not the policy, decides a Python
 proxy's throughput, so each request is handled with callbacks and no task or coroutine unless a
 stage has to wait. A client connection serves one request at a time (pipelined requests wait,
 reading is paused, so responses keep their order); a request body streams to the backend as it
@@ -806,7 +806,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         connection = hmap.get(b"connection")
         if connection is not None:
             dropped = dropped | connection_tokens(connection)
-        if ex.identity is not None:  # a verified SigV4 signature is not passed on (spec gateway §4.4)
+        if ex.identity is not None:  # a verified SigV4 signature is not passed on (as AWS)
             dropped = dropped | _SIGNATURE_HEADERS
         mapped = ex.route.integration.request_parameters if ex.route is not None else ()  # type: ignore[union-attr]
         if mapped:

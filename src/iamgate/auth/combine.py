@@ -1,4 +1,4 @@
-"""How the resource policy combines with the caller's side (spec policy-language §8.3, §9.4).
+"""How the resource policy combines with the caller's side (docs/authentication.md).
 
 One function per authorization type, all pure: they take decisions and return an
 :class:`Outcome`. The tables:
@@ -8,7 +8,7 @@ One function per authorization type, all pure: they take decisions and return an
 * **Table B** (cross account, ``AWS_IAM``): an explicit deny wins; both sides must allow.
 * A resource-policy allow that names only the caller's **account** (an account match) grants
   nothing by itself to a same-account IAM caller: it delegates to the account, whose identity
-  policy must allow (spec §8.3 [CONFLICT] resolved to the IAM rule).
+  policy must allow (API Gateway's tables do not say; IAM's rule).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def aws_iam(
     """``AWS_IAM``: Table A in the same account, Table B across accounts.
 
     Without a resource policy a same-account caller needs only its identity allow; for a
-    cross-account caller the tables are silent ([INFER] spec §9.4): ``"deny"`` (Table B read
+    cross-account caller the tables are silent: ``"deny"`` (Table B read
     literally, the default) or ``"identity"`` (the identity policy alone decides).
     """
     caller = side(identity)
@@ -114,7 +114,7 @@ def custom(authorizer: Decision, resource: Decision | None) -> Outcome:
 
 
 def cognito(resource: Decision | None, *, mode: str = "prose") -> Outcome:
-    """``COGNITO_USER_POOLS`` after a valid token. [CONFLICT] spec §9.4 d: ``"prose"`` (the
+    """``COGNITO_USER_POOLS`` after a valid token; AWS's prose and Table A disagree: ``"prose"`` (the
     default) requires an explicit resource-policy allow; ``"table"`` applies Table A with the
     valid token as an allow (a silent policy then allows)."""
     if resource is None:

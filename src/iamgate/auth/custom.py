@@ -1,4 +1,4 @@
-"""Lambda-style (``CUSTOM``) authorizers: TOKEN and REQUEST, as API Gateway runs them (spec §5).
+"""Lambda-style (``CUSTOM``) authorizers: TOKEN and REQUEST, as API Gateway runs them.
 
 The authorizer is a function that receives AWS's event and returns AWS's output
 (``principalId``, ``policyDocument``, ``context``, ``usageIdentifierKey``). iamgate runs it
@@ -321,7 +321,7 @@ class CustomAuthorizer:
 
 
 def parse_output(output: Any, name: str) -> AuthorizerResult:
-    """Validate an authorizer's output (spec §5.4); raises :class:`AuthorizerError`."""
+    """Validate an authorizer's output (AWS's Lambda authorizer output); raises :class:`AuthorizerError`."""
     if isinstance(output, str):
         try:
             output = json.loads(output)

@@ -1,7 +1,7 @@
 """The identity store: accounts, IAM users and roles, their access keys and role sessions.
 
 What SigV4 resolves an access key to, and what fills the principal condition keys exactly as AWS
-does for an ``AWS_IAM`` caller (spec policy-language §9.2-9.3): ``aws:PrincipalArn`` (a session's
+does for an ``AWS_IAM`` caller (docs/authentication.md): ``aws:PrincipalArn`` (a session's
 is its role's ARN), ``aws:PrincipalAccount``, ``aws:PrincipalType``, ``aws:userid``,
 ``aws:username`` (users only), ``aws:PrincipalOrgID``, ``aws:PrincipalOrgPaths`` (multivalued),
 ``aws:PrincipalTag/<key>`` (session tags override the role's), ``aws:TokenIssueTime`` and
@@ -129,7 +129,7 @@ class IdentityStore:
 
 
 def identity_decision(identity: Identity, request: Request) -> Decision:
-    """The caller's identity policies together (spec §8.2 over all of them): any explicit deny
+    """The caller's identity policies together (IAM's evaluation over all of them): any explicit deny
     wins, then any allow; with no policy at all, an implicit deny. The account root is allowed
     everything its account owns (it has no identity policies to consult)."""
     if identity.principal.kind == "root":

@@ -111,7 +111,7 @@ class JwtError(Exception):
         return self.message == EXPIRED
 
     def www_authenticate(self) -> str:
-        """The header value an HTTP API JWT authorizer sends with its 401 (spec 6.2, item 4)."""
+        """The header value an HTTP API JWT authorizer sends with its 401 (AWS's JWT troubleshooting page)."""
         return f'Bearer scope="" error="{self.error}" error_description="{self.description}"'
 
     def copy(self) -> JwtError:

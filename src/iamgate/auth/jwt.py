@@ -1,4 +1,4 @@
-"""JWT validation for ``COGNITO_USER_POOLS`` (REST) and ``JWT`` (HTTP API) authorizers, spec 6.
+"""JWT validation for ``COGNITO_USER_POOLS`` (REST) and ``JWT`` (HTTP API) authorizers.
 
 PyJWT does the JOSE work (parsing, base64url, signature verification with the key the JWKS
 cache picked); this module adds what API Gateway checks on top, with an injectable clock:
@@ -50,7 +50,7 @@ __all__ = [
 MAX_TOKEN_BYTES = 16 * 1024
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+=*\.[A-Za-z0-9_-]+=*\.[A-Za-z0-9_-]*=*")
 _TOKEN_USES = ("id", "access")
-# REST claims: exp and iat arrive as Java's Date.toString() in UTC (spec 6.1 [OBS]); fixed English
+# REST claims: exp and iat arrive as Java's Date.toString() in UTC (observed on AWS); fixed English
 # names, so the output does not depend on the process locale.
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -3,7 +3,7 @@
 Written by hand because there is no good server-side SigV4 verifier on PyPI: botocore and
 requests-aws4auth only *sign*, moto re-runs botocore's signer inside its mock, and the few
 packages that say they verify are young single releases that document neither the raw-path
-double encoding nor the two query forms (spec 4.2) nor AWS's error texts, so they would need
+double encoding nor the two query forms nor AWS's error texts, so they would need
 auditing line by line anyway. The canonicalisation lives in
 :mod:`iamgate.auth.sigv4_canonical`; this module parses, checks, compares and raises. Only the
 standard library is used (``hmac.compare_digest`` for every secret comparison).
@@ -11,7 +11,7 @@ standard library is used (``hmac.compare_digest`` for every secret comparison).
 Verification *raises* (pyca/cryptography habit): :func:`verify` returns a :class:`Verified` or
 raises :class:`SignatureError`, never anything else for any request. Every
 :class:`SignatureError` carries the HTTP status, the ``x-amzn-ErrorType`` and the message AWS
-sends (spec ``gateway-behaviour.md`` 4.4)::
+sends (docs/authentication.md)::
 
     SignatureError (403)
       MissingAuthenticationTokenException  nothing signed at all
@@ -25,7 +25,7 @@ The order of the checks is the one AWS's request-signing front end (shared by AP
 DynamoDB and STS: the "Coral" texts) was recorded to follow: parse (all missing components
 at once), date format, clock skew, ``host`` signed, algorithm, credential shape, credential
 scope (region, service, terminator and date together), every signed header present, access
-key, signature, session token, credential expiry. Sources: spec 4.1-4.4 [OBS]; the
+key, signature, session token, credential expiry. Sources: AWS's answers quoted in public issues; the
 request-validation order documented from live DynamoDB responses in mhart/dynalite and
 mhart/kinesalite (``index.js``); the "named as a SignedHeader" text observed from AppSync
 (aws-mobile-appsync-sdk-js #702).
@@ -82,7 +82,7 @@ MISSING_AUTHENTICATION_TOKEN: Final = "MissingAuthenticationTokenException"  # n
 INCOMPLETE_SIGNATURE: Final = "IncompleteSignatureException"
 INVALID_SIGNATURE: Final = "InvalidSignatureException"
 # AWS's Knowledge Center table lists AccessDeniedException for an unknown key on execute-api;
-# other Coral services answer UnrecognizedClientException (spec 4.4). verify() takes either.
+# other Coral services answer UnrecognizedClientException. verify() takes either.
 ACCESS_DENIED: Final = "AccessDeniedException"
 EXPIRED_TOKEN: Final = "ExpiredTokenException"  # noqa: S105
 
@@ -206,7 +206,7 @@ def parse_authorization_header(value: str, *, has_date: bool = True) -> ParsedAu
 
 
 def authorization_header_error(value: str, *, has_date: bool = False) -> SignatureError | None:
-    """The error AWS answers for an ``Authorization`` header on an unmatched route (spec 1.2),
+    """The error AWS answers for an ``Authorization`` header on an unmatched route (observed),
     or ``None`` when the header parses (the gateway then answers Missing Authentication Token)."""
     try:
         parse_authorization_header(value, has_date=has_date)
@@ -533,7 +533,7 @@ def verify(
     the server's epoch time. ``show_canonical`` appends the canonical request and string to
     sign to a mismatch message, as AWS does. The canonical query is tried in the
     specification's form first and then in the raw form botocore signs for a query written
-    into the URL (spec 4.2); :attr:`Verified.canonical_variant` says which matched.
+    into the URL; :attr:`Verified.canonical_variant` says which matched.
     """
     headers = _Headers(request.headers)
     current = math.floor(now)

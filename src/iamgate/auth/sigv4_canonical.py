@@ -1,9 +1,9 @@
 """SigV4 canonicalisation: the pure functions that turn wire bytes into the strings AWS signs.
 
 Each function reproduces one step of what the real signers compute (botocore ``SigV4Auth``,
-requests-aws4auth >= 1.0) and what AWS recomputes on the server (spec ``gateway-behaviour.md``
-section 4.2 and 4.3). Nothing here decides anything: :mod:`iamgate.auth.sigv4` calls these,
-compares, and raises.
+requests-aws4auth >= 1.0) and what AWS recomputes on the server (the canonical request, the
+string to sign and the key derivation of Signature Version 4). Nothing here decides anything:
+:mod:`iamgate.auth.sigv4` calls these, compares, and raises.
 
 Inputs are the bytes exactly as received. Header values are read as ISO-8859-1, because that is
 how ``http.client`` (under botocore, urllib3 and requests) writes a ``str`` header value onto the
@@ -95,7 +95,7 @@ def _split_query(raw_query: str) -> list[tuple[str, str]]:
 
 
 def form_decode(text: str) -> bytes:
-    # "+" in a wire query is a space (spec 4.2: requests-aws4auth form-decodes, and botocore's
+    # "+" in a wire query is a space (requests-aws4auth form-decodes, and botocore's
     # params put "+" on the wire for a space); %XX sequences become their bytes
     return unquote_to_bytes(text.replace("+", " "))
 

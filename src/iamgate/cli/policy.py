@@ -123,7 +123,7 @@ def _api_from_flags(api_id: str | None, region: str | None, account: str | None)
 
 
 def method_arn(api: ApiRef, stage: str, method: str, path: str) -> str:
-    """The method ARN API Gateway evaluates (spec 5.1): the root keeps its trailing slash."""
+    """The method ARN API Gateway evaluates: the root keeps its trailing slash."""
     return f"{api.arn_prefix}/{stage}/{method.upper()}/{path.removeprefix('/')}"
 
 

@@ -28,7 +28,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True, slots=True)
 class Network:
-    """Source addresses that arrive through a VPC endpoint (spec gateway §9.2)."""
+    """Source addresses that arrive through a VPC endpoint (docs/configuration.md, ``networks``)."""
 
     cidr: IPNetwork
     vpc_id: str | None

@@ -213,7 +213,7 @@ class Snapshot:
 
     def key_allowed(self, key: ApiKey, api_id: str, stage: str) -> bool:
         """Whether an API key may be used on this API stage: once usage plans are configured, only
-        keys of a plan that covers the stage are (spec gateway §7.2)."""
+        keys of a plan that covers the stage are (as API Gateway's usage plans)."""
         if self.limits is None or not self.limits.plans:
             return True
         return self.limits.plan_for(key.id, api_id, stage) is not None
@@ -252,8 +252,8 @@ class JwtAuthorizer:
     """A COGNITO_USER_POOLS / JWT authorizer: where the token is and how it is validated.
 
     For ``COGNITO_USER_POOLS`` without a configured ``token_use``, API Gateway reads the token as
-    an ID token when the method has no scopes and as an access token when it has some (spec
-    gateway §6.1): two validators sharing one key cache.
+    an ID token when the method has no scopes and as an access token when it has some
+    (docs/authentication.md): two validators sharing one key cache.
     """
 
     def __init__(self, config: AuthorizerConfig) -> None:

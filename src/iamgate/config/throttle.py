@@ -64,7 +64,7 @@ class QuotaSpec:
     limit: int
     period: str  # DAY | WEEK | MONTH
     offset: int = 0
-    # offset_mode "subtract" (spec gateway §7.4): offset is a number of requests taken off the
+    # offset_mode "subtract" (the API reference's reading): offset is a number of requests taken off the
     # limit in the initial period, the one containing ``created`` (epoch seconds)
     subtract: bool = False
     created: int | None = None

@@ -1,4 +1,4 @@
-"""Resource policies as the management API stores and returns them (spec §3.4).
+"""Resource policies as the management API stores and returns them (as AWS's GetRestApi does).
 
 A policy is validated with the project's engine when it is saved (never at deployment only), and
 refused with ``BadRequestException`` whose message gives every problem with its place (line,

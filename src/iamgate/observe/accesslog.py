@@ -1,4 +1,4 @@
-"""Access logs: one line per request, denied and failed ones included (spec gateway §8).
+"""Access logs: one line per request, denied and failed ones included (as API Gateway's).
 
 The default line is JSON whose keys are API Gateway's ``$context`` variable names
 (``requestId``, ``identity.sourceIp``, ``resourcePath``, ``error.responseType`` ...) plus the

@@ -1,4 +1,4 @@
-"""The stages that decide who may call: authenticate, authorize, API key (spec §9.4, gateway §2).
+"""The stages that decide who may call: authenticate, authorize, API key (docs/authentication.md).
 
 * ``authenticate`` establishes the caller for the method's authorization type: a SigV4
   signature (``AWS_IAM``; the body is buffered first when the payload hash needs it), a
@@ -101,7 +101,7 @@ def authenticate(ex: Exchange) -> StageResult:
 def _sigv4(ex: Exchange) -> StageResult:
     headers = _wire_headers(ex)
     # Any Authorization header is read as SigV4, as AWS does (a bearer token gets the parse error,
-    # spec gateway 1.2 and 4.4); only a request with neither it nor a presigned query is unsigned.
+    # as observed); only a request with neither it nor a presigned query is unsigned.
     if b"authorization" not in ex.hmap and not is_signed(headers, ex.query):
         return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
     if ex.body is None and needs_body(headers, ex.query):
@@ -212,7 +212,7 @@ async def _run_jwt(ex: Exchange, validator: Any, scopes: tuple[str, ...]) -> R.G
     except JwtError as exc:
         ex.authorizer_error = exc.reason
         response = _unauthorized(exc.message)
-        if validator.config.type == "JWT":  # HTTP API JWT authorizers say why (spec gateway §6.2)
+        if validator.config.type == "JWT":  # HTTP API JWT authorizers say why
             headers = (*response.headers, ("www-authenticate", exc.www_authenticate()))
             response = R.GatewayResponse(
                 response.status,
@@ -306,7 +306,7 @@ def _denied(ex: Exchange, caller: str, *, explicit: bool) -> R.GatewayResponse:
 
 
 def api_key(ex: Exchange) -> R.GatewayResponse | None:
-    """API keys on methods that require one (spec gateway §7.2): from the ``x-api-key`` header,
+    """API keys on methods that require one: from the ``x-api-key`` header,
     or from the authorizer's ``usageIdentifierKey`` when the API's key source is AUTHORIZER."""
     route = ex.route
     api = ex.api

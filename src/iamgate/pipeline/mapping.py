@@ -1,5 +1,5 @@
 """Request-parameter mappings: values for backend headers, as API Gateway's
-``integration.request.header.NAME: SOURCE`` (spec gateway §5.7, §10.3).
+``integration.request.header.NAME: SOURCE``.
 
 Sources: a quoted literal (``'value'``), ``context.authorizer.principalId``,
 ``context.authorizer.KEY`` (a Lambda authorizer's context), ``context.authorizer.claims.NAME``

@@ -1,4 +1,4 @@
-"""Gateway responses: one table from outcome to status, body and headers (spec §2, §10).
+"""Gateway responses: one table from outcome to status, body and headers (AWS's gateway responses).
 
 Bodies are what Amazon API Gateway sends: ``{"message": ...}`` for gateway-generated errors and
 ``{"Message": ...}`` for denials by the policy engine. Every response also carries
@@ -133,7 +133,7 @@ def access_denied(caller: str, arn: str, *, explicit: bool, suffix_style: str = 
 
 
 def authorizer_denied(*, explicit: bool) -> GatewayResponse:
-    """A Lambda authorizer's policy denied the method (spec gateway §5.5)."""
+    """A Lambda authorizer's policy denied the method."""
     text = "User is not authorized to access this resource" + (" with an explicit deny" if explicit else "")
     return GatewayResponse(
         403,

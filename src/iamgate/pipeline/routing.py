@@ -1,4 +1,4 @@
-"""Routing: which API, which stage, which resource and method (spec gateway-behaviour §1).
+"""Routing: which API, which stage, which resource and method (docs/configuration.md).
 
 A resource path is a template of segments: literal (``pets``), a parameter (``{id}``) or a greedy
 parameter (``{proxy+}``, last segment only, one or more segments). The most specific *resource*

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["canonical_segments", "context", "rightmost_untrusted", "route", "time_keys"]
 
-MAX_ARN_BYTES: Final = 1600  # API Gateway quota for a method ARN (spec §9.6)
+MAX_ARN_BYTES: Final = 1600  # API Gateway quota for a method ARN
 
 
 class _TimeKeys:
@@ -76,7 +76,7 @@ def _unmatched(ex: Exchange) -> R.GatewayResponse:
     authorization = ex.hmap.get(b"authorization")
     if authorization is not None:
         # API Gateway parses an Authorization header as SigV4 even on an unknown route, and
-        # answers with the parse error (spec gateway §1.2)
+        # answers with the parse error (observed)
         has_date = b"x-amz-date" in ex.hmap or b"date" in ex.hmap
         error = authorization_header_error(authorization.decode("latin-1"), has_date=has_date)
         if error is not None:
@@ -260,7 +260,7 @@ def context(ex: Exchange) -> R.GatewayResponse | None:
     if referer is not None:
         ctx["aws:referer"] = referer.decode("utf-8", "replace")
     if snap.settings.anonymous_principal_keys == "iam":
-        # IAM's values for an anonymous caller (policy spec §9.2 [CONFLICT]); an AWS_IAM caller's
+        # IAM's values for an anonymous caller (docs/authentication.md); an AWS_IAM caller's
         # own keys replace all three once its signature is verified (authenticate)
         ctx["aws:principaltype"] = "Anonymous"
         ctx["aws:userid"] = "anonymous"

@@ -1,6 +1,6 @@
 """The throttle stage: usage plans, stage and method limits, the account limit, per-route limits.
 
-The levels, in API Gateway's order (spec gateway §7.3), each a token bucket the request must get
+The levels, in API Gateway's order (docs/throttling.md), each a token bucket the request must get
 a token from (all or nothing, see ``throttle.backend``):
 
 1. the usage plan of the request's API key (only on methods that require a key): the plan's

@@ -1,7 +1,7 @@
 """The parsed policy: what the document says, with where it says it.
 
 Produced by ``parse``; read by ``compile``, ``reference``, ``explain`` and ``lint``. Values keep
-their source text (numbers and booleans already turned into their string form, spec 1.3).
+their source text (numbers and booleans already turned into their string form).
 """
 
 from __future__ import annotations
@@ -97,5 +97,5 @@ class Policy:
 
     @property
     def variables_enabled(self) -> bool:
-        """Policy variables are expanded only under Version 2012-10-17 (spec 7.1)."""
+        """Policy variables are expanded only under Version 2012-10-17."""
         return self.version == VARIABLES_VERSION

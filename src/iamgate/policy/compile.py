@@ -1,4 +1,4 @@
-"""Compile: a validated policy into per-statement matchers (spec 2-7).
+"""Compile: a validated policy into per-statement matchers (docs/policy-semantics.md).
 
 Every statement becomes a :class:`CompiledStatement` that can answer, for one request, whether
 its principal, action, resource and condition parts match. ``evaluate`` builds its indexes on
@@ -68,7 +68,7 @@ class ApiRef:
 
 
 def expand_shorthand(resource: str, api: ApiRef | None) -> str:
-    """``execute-api:/prod/GET/pets`` -> the full ARN of that API (spec 4.2); text otherwise."""
+    """``execute-api:/prod/GET/pets`` -> the full ARN of that API; text otherwise."""
     if api is not None and resource.startswith(SHORTHAND):
         return api.arn_prefix + resource[len(SHORTHAND) - 1 :]
     return resource
@@ -113,7 +113,7 @@ class PrincipalSet:
         self.roles = frozenset(roles)
 
     def match(self, caller: Caller) -> MatchKind:
-        """How a Principal element matches the caller (spec 2.2)."""
+        """How a Principal element matches the caller."""
         if self.star:
             return MatchKind.FULL
         if caller.anonymous:
@@ -194,7 +194,7 @@ class ActionMatcher:
             return
         service, _, name = text.partition(":")
         self.service = service.lower()
-        # an empty or blank action name never matches (spec 3)
+        # an empty or blank action name never matches
         self.name = GlobMatcher(glob_from_text(name.lower())) if name.strip() else None
 
     def match(self, action: str) -> bool:
@@ -227,7 +227,7 @@ class ResourceEntry:
         assert self.template is not None
         glob = resolve(self.template, context)
         if glob is None:
-            return False  # an unresolvable variable: this entry matches nothing (spec 7.3)
+            return False  # an unresolvable variable: this entry matches nothing
         return ArnMatcher(fold_service(glob)).match(resource)
 
     def resolved(self, context: Context) -> str | None:
@@ -238,7 +238,7 @@ class ResourceEntry:
 
 
 def _resource_template(text: str, variables: bool) -> Template:
-    """Variables are expanded only in the resource part, after the fifth colon (spec 7.2)."""
+    """Variables are expanded only in the resource part, after the fifth colon."""
     if not variables or "${" not in text:
         return glob_from_text(text)
     pieces = text.split(":", 5)

@@ -1,19 +1,19 @@
-"""Condition evaluation (spec 6): one :class:`Atom` per ``operator -> key -> values`` clause.
+"""Condition evaluation: one :class:`Atom` per ``operator -> key -> values`` clause.
 
-The rules, in the order ``Atom.evaluate`` applies them:
+The rules (docs/policy-semantics.md, Conditions), in the order ``Atom.evaluate`` applies them:
 
 * key absent: ``...IfExists`` -> true; ``Null`` -> whether ``"true"`` was asked for;
   ``ForAnyValue:`` -> false; ``ForAllValues:`` -> true; other negated operators -> true;
-  other positive operators -> false (spec 6.3);
+  other positive operators -> false;
 * ``Null`` with the key present: true when ``"false"`` was asked for (an empty list of values
   counts as absent);
-* set operators apply the base operator to each request value (spec 6.13);
-* a multivalued request key under a plain operator never matches (spec 6.13);
+* set operators apply the base operator to each request value;
+* a multivalued request key under a plain operator never matches;
 * one request value against the policy values: positive operators OR over the values,
   negated operators NOR; a pair that cannot be read for the operator's type (a request value
   that is not a number, an address, an ARN) is "no match" and never makes a negated operator
   true on its own; a variable without a value and without a default is "no match", which a
-  negated operator counts as "not equal" (spec 6.14, 7.3).
+  negated operator counts as "not equal".
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def _ip(r: str, v: _Value, context: Context) -> PairResult:
         return None
     version, number = addr
     if version != net.version:
-        return False  # family mismatch: not in the range (spec 6.9)
+        return False  # family mismatch: not in the range
     return (number >> (net.max_prefixlen - net.prefixlen)) == (
         int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
     )
@@ -288,7 +288,7 @@ def _ip(r: str, v: _Value, context: Context) -> PairResult:
 
 def _arn(r: str, v: _Value, context: Context) -> PairResult:
     if r.count(":") < 5:
-        return None  # not an ARN (spec 6.10)
+        return None  # not an ARN
     matcher = v.arn
     if matcher is None:
         glob = resolve(v.template, context)

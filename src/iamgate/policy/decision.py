@@ -3,7 +3,7 @@
 A :class:`Decision` holds the effect, the *determining* statements (the applicable Deny
 statements for an explicit deny, the applicable Allow statements for an allow), the kind of
 principal match behind an allow (``FULL`` or only ``ACCOUNT``, which the gateway's same-account
-rule needs, spec 8.3), statements whose evaluation failed, and on request a trace of every
+rule needs), statements whose evaluation failed, and on request a trace of every
 statement.
 """
 
@@ -31,7 +31,7 @@ class DecisionEffect(enum.Enum):
 
 
 class MatchKind(enum.Enum):
-    """How a statement's principal part matched the caller (spec 2.2)."""
+    """How a statement's principal part matched the caller."""
 
     NONE = "none"
     ACCOUNT = "account"  # matched only because the caller's account is named

@@ -1,4 +1,4 @@
-"""Evaluate: the prepared, indexed form of a policy and its decision procedure (spec 8).
+"""Evaluate: the prepared, indexed form of a policy and its decision procedure.
 
 Statements are bits of an integer. For one request the evaluator computes, without walking the
 statements one by one:

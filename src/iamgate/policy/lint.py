@@ -1,7 +1,7 @@
 """Lint: findings about valid policies that are risky, pointless or not what they seem.
 
 In the spirit of IAM Access Analyzer's policy checks, tuned to API Gateway resource policies
-(spec 2-9 and the edge cases of spec 13). Works on the AST only and never decides a request:
+(the rules of docs/policy-semantics.md and their pitfalls). Works on the AST only and never decides a request:
 a finding is a :class:`Diagnostic` with code ``policy.lint.<name>``, the location of the
 element at fault and, in ``help``, the suggested fix. The codes and what each one means are in
 ``docs/lint.md``; :data:`LINT_CODES` lists them.
@@ -59,7 +59,7 @@ LINT_CODES: Final = tuple(
     )
 )
 
-# spec 9.2: the request-context keys API Gateway supplies (aws:PrincipalTag/<key> aside)
+# the request-context keys API Gateway supplies (its condition-key table; aws:PrincipalTag/<key> aside)
 SUPPLIED_KEYS: Final = (
     "aws:CurrentTime",
     "aws:EpochTime",
@@ -159,7 +159,7 @@ def _everyone(st: Statement) -> bool:
 
 
 def _when_absent(clause: ConditionClause) -> bool:
-    """The clause's result when its key is absent from the request (spec 6.3)."""
+    """The clause's result when its key is absent from the request (the missing-key rule)."""
     spec = clause.operator
     if spec.base == "Null":
         return any(read_bool(v.value) is True for v in clause.values)

@@ -1,4 +1,4 @@
-"""The condition operators: names, families and modifiers (spec section 6).
+"""The condition operators: names, families and modifiers (IAM's condition operators).
 
 A data module: it says what each operator *is*; ``conditions`` says how it evaluates.
 """
@@ -40,7 +40,7 @@ class _Base:
     family: Family
     negated: bool
     positive: str  # the operator whose result a negated operator negates (NOR over values)
-    variables: bool  # policy variables are expanded in values (spec 7.2)
+    variables: bool  # policy variables are expanded in values
 
 
 _S, _N, _D = Family.STRING, Family.NUMERIC, Family.DATE
@@ -63,7 +63,7 @@ BASE_OPERATORS: dict[str, _Base] = {
     "DateLessThanEquals": _Base(_D, False, "DateLessThanEquals", False),
     "DateGreaterThan": _Base(_D, False, "DateGreaterThan", False),
     "DateGreaterThanEquals": _Base(_D, False, "DateGreaterThanEquals", False),
-    # [CONFLICT] spec 6.7: variables in Bool are supported (harmless).
+    # AWS's pages disagree on variables in Bool; they are supported (harmless).
     "Bool": _Base(Family.BOOL, False, "Bool", True),
     "BinaryEquals": _Base(Family.BINARY, False, "BinaryEquals", False),
     "IpAddress": _Base(Family.IP, False, "IpAddress", False),
@@ -108,7 +108,7 @@ _ALL_NAMES = sorted([*BASE_OPERATORS, *(f"{b}IfExists" for b in BASE_OPERATORS i
 def parse_operator(name: str, *, hints: bool = True) -> tuple[OperatorSpec | None, str | None, str | None]:
     """Parse an operator name. Returns ``(spec, None, None)`` or ``(None, message, help)``.
 
-    Names are matched with their documented spelling only (spec 6.2 recommendation); a
+    Names are matched with their documented spelling only (docs/policy-semantics.md); a
     different case is reported with a did-you-mean.
     """
     rest = name

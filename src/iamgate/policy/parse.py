@@ -1,6 +1,6 @@
 """Parse: the JSON tree of a policy document into the AST, reporting every shape problem.
 
-Checks the grammar of spec section 1: the top level (Version, Id, Statement), statement
+Checks the policy grammar: the top level (Version, Id, Statement), statement
 members and their types, the forbidden pairs (Action+NotAction, ...), Effect and Version values,
 Principal shapes and condition operator names. Problems in one statement never hide problems in
 another: a broken statement is left out of the AST and reported, and parsing goes on.
@@ -106,7 +106,7 @@ class _Parser:
 
     # --- scalars -----------------------------------------------------------------------
     def scalar_text(self, node: JsonNode, what: str, *, allow_scalars: bool) -> Text | None:
-        """A string; with ``allow_scalars`` numbers and booleans become their text (spec 1.3)."""
+        """A string; with ``allow_scalars`` numbers and booleans become their text (IAM grammar)."""
         loc = self.lines.location(node.pointer, node.offset)
         if node.kind == "string":
             return Text(str(node.value), loc)
@@ -124,7 +124,7 @@ class _Parser:
     def string_list(
         self, node: JsonNode, what: str, *, allow_scalars: bool = False, allow_empty: bool = False
     ) -> tuple[Text, ...] | None:
-        """A string or an array of strings (spec 1.3: a bare scalar is a one-element array)."""
+        """A string or an array of strings (a bare scalar is a one-element array)."""
         if node.kind == "array":
             items = node.items()
             if not items and not allow_empty:

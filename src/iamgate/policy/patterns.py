@@ -1,4 +1,4 @@
-"""Wildcard matching for actions, resources, StringLike and ArnLike (spec 3, 4.3, 6.4, 6.10).
+"""Wildcard matching for actions, resources, StringLike and ArnLike (docs/policy-semantics.md).
 
 Written by hand: ``fnmatch`` gives ``[...]`` classes a meaning IAM does not have, and any
 regex translation of ``*a*a*a...b`` backtracks exponentially. Here a pattern is split on ``*``

@@ -21,7 +21,7 @@ from .validate import validate
 
 __all__ = ["DEFAULT_MAX_CHARS", "HARD_MAX_CHARS", "Prepared", "prepare", "read_document"]
 
-DEFAULT_MAX_CHARS = 8192  # API Gateway's quota for a resource policy (spec 9.6)
+DEFAULT_MAX_CHARS = 8192  # API Gateway's quota for a resource policy
 HARD_MAX_CHARS = 1 << 20  # beyond this nothing is parsed at all, whatever the setting
 
 

@@ -4,7 +4,7 @@ Written to be obviously right rather than fast: it reads the AST directly, walks
 statement, and shares no helper with the fast path (its own wildcard matcher, variable
 substitution, value parsing and caller model), so that a bug in one is unlikely to be
 repeated in the other. The differential tests compare the two on generated policies.
-It follows spec/policy-language.md section by section; section numbers are in the comments.
+It follows docs/policy-semantics.md section by section; the sections are named in the comments.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _arn_match(tokens: list[Token], arn: str, *, fold_service: bool) -> bool:
     return True
 
 
-# --- principals (spec 2) ------------------------------------------------------------------
+# --- principals -------------------------------------------------------------------------
 def _caller_layers(arn: str | None) -> dict[str, str | None]:
     """kind, account, role, arn of a caller ARN."""
     if arn is None:
@@ -219,7 +219,7 @@ def _principal_kind(st: Statement, caller: dict[str, str | None]) -> MatchKind:
     return MatchKind.NONE if excluded else MatchKind.FULL
 
 
-# --- actions (spec 3) and resources (spec 4) -------------------------------------------------
+# --- actions and resources -----------------------------------------------------------------
 def _action_matches(pattern: str, action: str) -> bool:
     if pattern == "*":
         return True
@@ -249,14 +249,14 @@ def _resource_matches(pattern: str, resource: str, ctx: Mapping[str, object], va
     if variables and len(bits) == 6:
         tail = _tokens_with_variables(bits[5], ctx)
         if tail is None:
-            return False  # spec 7.3: this entry matches nothing
+            return False  # an unresolvable variable: this entry matches nothing
         tokens = _tokens_plain(":".join(bits[:5]) + ":") + tail
     else:
         tokens = _tokens_plain(pattern)
     return _arn_match(tokens, resource, fold_service=True)
 
 
-# --- conditions (spec 6) -------------------------------------------------------------------
+# --- conditions --------------------------------------------------------------------------
 NEGATED = {
     "StringNotEquals",
     "StringNotEqualsIgnoreCase",
@@ -448,7 +448,7 @@ def _single(
     return any(h is True for h in hits)
 
 
-# --- evaluation (spec 8) ------------------------------------------------------------------
+# --- decision ----------------------------------------------------------------------------
 def evaluate(policy: Policy, request: Request, api: tuple[str, str, str] | None = None) -> Decision:
     """Decide ``request`` against ``policy``; ``api`` = (region, account, api id) for shorthand."""
     caller = _caller_layers(request.principal)
@@ -460,7 +460,7 @@ def evaluate(policy: Policy, request: Request, api: tuple[str, str, str] | None 
         if policy.kind is PolicyKind.IDENTITY:
             kind = MatchKind.FULL
         elif st.principals is None:
-            continue  # spec 10 #17: no Principal -> the statement is skipped
+            continue  # no Principal (a validation error) -> the statement is skipped
         else:
             kind = _principal_kind(st, caller)
         if kind is MatchKind.NONE:

@@ -1,6 +1,6 @@
 """What is being decided: the caller, the action, the resource ARN and the condition keys.
 
-Condition-key names are case-insensitive (spec 6.2), so a :class:`Request` always holds them
+Condition-key names are case-insensitive, so a :class:`Request` always holds them
 lower-cased; a multivalued key holds a tuple. Build one with :meth:`Request.build` from loose
 input (a CLI, a test case) or, on a hot path, pass a :class:`Context` that is already
 normalised.
@@ -34,7 +34,7 @@ class CallerKind:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """A caller identity parsed from its ARN (spec 2.2, 9.3)."""
+    """A caller identity parsed from its ARN."""
 
     kind: str
     arn: str | None
@@ -95,7 +95,7 @@ _EXECUTE_API = "arn:aws:execute-api:"
 
 
 def _fold_service(resource: str) -> str:
-    """ARN service names compare case-insensitively (spec 4.4): fold the third part."""
+    """ARN service names compare case-insensitively (iamgate's choice): fold the third part."""
     if resource.startswith(_EXECUTE_API):
         return resource
     pieces = resource.split(":", 3)
@@ -167,7 +167,7 @@ class Request:
 
 
 def principal_arn_key(caller: Caller) -> str | None:
-    """``aws:PrincipalArn`` for a caller: a session's is its role's ARN (spec 9.3)."""
+    """``aws:PrincipalArn`` for a caller: a session's is its role's ARN (as IAM sets it)."""
     if caller.arn is None:
         return None
     if caller.kind == CallerKind.SESSION and caller.account and caller.role_name:

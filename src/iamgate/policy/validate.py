@@ -1,4 +1,4 @@
-"""Validate: the values inside a well-shaped policy (spec 1-7).
+"""Validate: the values inside a well-shaped policy (docs/policy-semantics.md).
 
 *Compatible* mode accepts what AWS accepts and warns about the rest; *strict* mode also turns
 likely mistakes (duplicate Sids, unknown execute-api actions, malformed variables, Bool values

@@ -2,7 +2,7 @@
 
 Each reader returns the typed value or None when the text is not of that type; validation
 turns None into a diagnostic for policy values, evaluation into "no match" for request
-values (spec 6.14).
+values (docs/policy-semantics.md, values that cannot be read).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def read_number(text: str) -> Decimal | None:
     return value
 
 
-# W3C profile of ISO 8601 (spec 6.6): YYYY-MM[-DD[Thh:mm[:ss[.s+]]][TZD]]; a missing time zone
+# W3C profile of ISO 8601 (IAM's date operators): YYYY-MM[-DD[Thh:mm[:ss[.s+]]][TZD]]; a missing time zone
 # means UTC. A string of digits only is epoch seconds (also with a fraction).
 _ISO = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})(?:-(?P<d>\d{2}))?"

@@ -1,4 +1,4 @@
-"""Policy variables (spec 7) and wildcard tokens.
+"""Policy variables (docs/policy-semantics.md) and wildcard tokens.
 
 A policy string is read into a *template*: a tuple of items, each one of
 
@@ -8,7 +8,7 @@ A policy string is read into a *template*: a tuple of items, each one of
 
 ``${*}``, ``${?}`` and ``${$}`` read as the literal characters. Resolving a template gives a
 *glob*: a tuple of ``STAR``/``QMARK``/``str`` where every substituted value is literal text, so a
-``*`` inside a tag value never acts as a wildcard (spec 7.4).
+``*`` inside a tag value never acts as a wildcard.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ QMARK: Final = _Wild("?")
 
 @dataclass(frozen=True, slots=True)
 class Var:
-    key: str  # lower-cased: key names are case-insensitive (spec 7.1)
+    key: str  # lower-cased: key names are case-insensitive
     default: str | None
     text: str  # as written, for explanations
 
@@ -157,12 +157,12 @@ def _lookup(var: Var, context: Mapping[str, str | tuple[str, ...]]) -> str | Non
     value = context.get(var.key)
     if isinstance(value, str):
         return value
-    # absent, or multivalued (multivalued keys cannot be variables, spec 7.1): the default
+    # absent, or multivalued (multivalued keys cannot be variables): the default
     return var.default
 
 
 def resolve(template: Template, context: Mapping[str, str | tuple[str, ...]]) -> Glob | None:
-    """Substitute variables; None when one has no value and no default (spec 7.3)."""
+    """Substitute variables; None when one has no value and no default."""
     out: list[str | _Wild] = []
     for it in template:
         if isinstance(it, Var):

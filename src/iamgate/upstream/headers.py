@@ -1,4 +1,4 @@
-"""Header rules between client, gateway and backend (RFC 9110 §7.6.1; spec gateway §11)."""
+"""Header rules between client, gateway and backend (RFC 9110 §7.6.1; API Gateway's header rules)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
-# request headers the gateway replaces or never forwards (spec gateway §11)
+# request headers the gateway replaces or never forwards (as API Gateway does for HTTP integrations)
 REQUEST_DROP: Final = HOP_BY_HOP | {
     b"host",
     b"content-length",

@@ -1,7 +1,7 @@
 """Pooled keep-alive HTTP/1.1 connections to backends, on asyncio protocols and httptools.
 
 Written by hand (not aiohttp or httpx) because the upstream client dominates a Python proxy's
-cost (see ../shared/STYLE.md: 0.01-0.13 of nginx with the stock clients); this one works at
+cost (measured with aiohttp's and httpx's clients: 0.01-0.13 of nginx; docs/benchmarks.md); this one works at
 the protocol level, streams both bodies with flow control in both directions, and does what a
 production client must: connect and response timeouts, pool limits with waiting, idle expiry,
 and a single retry of a request that failed on a *reused* connection before any response byte
