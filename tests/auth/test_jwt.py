@@ -1,4 +1,4 @@
-"""JWT / Cognito-style authorizer validation (spec 6.1, 6.2; responses spec 2).
+"""JWT / Cognito-style authorizer validation (docs/authentication.md; AWS's responses).
 
 Everything is real: RSA 2048 / EC P-256 / Ed25519 keys generated here, tokens signed by PyJWT (or,
 for the attacks PyJWT refuses to produce, signed by hand with the same primitives), and a JWKS

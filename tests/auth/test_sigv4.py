@@ -1,4 +1,4 @@
-"""The SigV4 verifier: vectors by stage, every error of spec 4.4 with its exact text, parsing
+"""The SigV4 verifier: vectors by stage, every error AWS answers with its exact text, parsing
 edge cases, and Hypothesis fuzzing.
 
 Vectors live in ``vectors/sigv4/``; every entry names its source:
@@ -10,7 +10,7 @@ Vectors live in ``vectors/sigv4/``; every entry names its source:
 
 Each request vector is checked stage by stage (canonical request from the wire bytes, string to
 sign, signature) and then end to end through :func:`verify`. The error tests start from a
-botocore vector and change one thing; the expected texts are AWS's (spec 4.4 and the sources
+botocore vector and change one thing; the expected texts are AWS's (the sources
 named in :mod:`iamgate.auth.sigv4`).
 """
 
@@ -279,7 +279,7 @@ def test_canonical_uri_encodes_the_wire_path_again(raw: bytes, expected: str) ->
     ],
 )
 def test_canonical_query_forms(raw: bytes, spec: str, raw_form: str) -> None:
-    # spec form: spec 4.2 rule; raw form: botocore's URL form (both cross-checked against the
+    # spec form: SigV4's rule; raw form: botocore's URL form (both cross-checked against the
     # libraries by Hypothesis in test_sigv4_clients.py)
     assert canon.canonical_query_spec(raw) == spec
     assert canon.canonical_query_raw(raw) == raw_form
@@ -306,7 +306,7 @@ def test_canonical_headers_trim_collapse_and_join() -> None:
     assert canon.canonical_headers(headers, ["host", "x-absent"]) == ("", "x-absent")
 
 
-# -- every error of spec 4.4 -------------------------------------------------------------------
+# -- every error AWS answers -----------------------------------------------------------------
 
 GET = REQUEST_VECTORS["botocore-params-space-plus"]  # GET, header form, no token
 POST = REQUEST_VECTORS["botocore-post-json-token"]  # POST with a JSON body and a session token
@@ -355,7 +355,7 @@ def test_nothing_signed_is_missing_authentication_token() -> None:
     ],
 )
 def test_component_without_equal_sign(header: str, bad: str) -> None:
-    # texts: spec 1.2 / 4.1 [OBS] (SP-API, Cloud9, DynamoDB answers quoted in public issues)
+    # texts: observed (SP-API, Cloud9, DynamoDB answers quoted in public issues)
     request = with_headers(wire(GET), authorization=header)
     assert error_of(GET, request) == (
         INCOMPLETE_SIGNATURE,
@@ -419,7 +419,7 @@ def test_scope_date_differs_from_x_amz_date() -> None:
 @pytest.mark.parametrize(
     ("amz_date", "now", "message"),
     [
-        # the exact strings quoted in spec 4.4 [OBS]
+        # the exact strings AWS answers, as quoted in public issues
         (
             "20201027T123008Z",
             "20201027T130007Z",
@@ -676,7 +676,7 @@ def test_body_must_match_the_declared_hash() -> None:
 
 
 def test_declared_hash_that_is_not_the_bodys_fails() -> None:
-    # spec 4.2: a real hash in x-amz-content-sha256 must equal the body's; the canonical request
+    # a real hash in x-amz-content-sha256 must equal the body's; the canonical request
     # then carries the real hash, so the signature (over the declared one) cannot match
     vector = REQUEST_VECTORS["botocore-unsigned-payload"]
     header = auth_of(vector)

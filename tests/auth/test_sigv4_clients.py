@@ -211,16 +211,16 @@ class _Logged(logging.Handler):
 VECTOR_CASES: list[dict[str, Any]] = [
     {"id": "botocore-url-query-raw", "method": "GET", "variant": "raw-query",
      "url": f"http://{LOCALSTACK}/prod/a%20b/./c//d:e/../f?b=2&a=x+y&a=1&z",
-     "note": "spec 4.2.1 row 1: dot segments, '//', %20 and ':' in the path, non-default port; query "
+     "note": "dot segments, '//', %20 and ':' in the path, non-default port; query "
              "written into the URL ('+' kept, 'z' without '=')"},
     {"id": "botocore-params-space-plus", "method": "GET", "url": f"https://{HOST}/prod/items",
-     "params": {"q": "a b", "p": "1+2"}, "note": "spec 4.2.1 row 2: params put '+' on the wire, sign %20"},
+     "params": {"q": "a b", "p": "1+2"}, "note": "params put '+' on the wire, sign %20"},
     {"id": "botocore-post-json-token", "method": "POST", "url": f"https://{HOST}/prod/items", "token": True,
      "data": b'{"x":1}', "headers": {"Content-Type": "application/json", "User-Agent": "ua"},
-     "note": "spec 4.2.1 row 3: JSON body hashed, User-Agent not signed, session token signed"},
+     "note": "JSON body hashed, User-Agent not signed, session token signed"},
     {"id": "botocore-presigned-token", "method": "GET", "url": f"https://{HOST}/prod/items?x=1",
      "token": True, "presign": 300,
-     "note": "spec 4.2.1 row 4: SigV4QueryAuth, token in the signed query, empty-body hash"},
+     "note": "SigV4QueryAuth, token in the signed query, empty-body hash"},
     {"id": "botocore-presigned-post-body", "method": "POST", "url": f"https://{HOST}/prod/items",
      "presign": 60, "data": b'{"k": "v w", "n": "\\u00e9"}',
      "note": "SigV4QueryAuth moves a JSON body into the query and signs an empty body"},

@@ -1,7 +1,7 @@
 """The configuration loader: every problem is a located diagnostic, all at once, and a file with
 any error yields no configuration at all.
 
-Cases compare codes and (line, column), never wording (STYLE.md). Each case is a complete YAML
+Cases compare codes and (line, column), never wording (wording may improve). Each case is a complete YAML
 document so that the expected positions can be read off the text.
 """
 

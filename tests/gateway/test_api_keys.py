@@ -1,4 +1,4 @@
-"""API keys end to end (issue 4, "API keys"; spec gateway 7.1-7.2).
+"""API keys end to end (issue 4, "API keys"; docs/authentication.md).
 
 ``api_key_required: true`` routes take the key from the ``x-api-key`` header (any case); a
 missing, unknown or disabled key is 403 ``{"message":"Forbidden"}`` (ForbiddenException) and

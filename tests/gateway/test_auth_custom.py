@@ -17,7 +17,7 @@ function (they append their events to a file the test reads). Covered:
   pitfall), TTL 0 disabling it;
 * context values reaching the integration (``request_parameters``) and the access log
   (``authorizer.principalId``, ``authorizer.tier``);
-* the TOKEN and REQUEST event shapes (spec gateway 5.3).
+* the TOKEN and REQUEST event shapes (AWS's Lambda authorizer input).
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ def test_result_is_cached_per_token(world: World, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_cached_policy_is_evaluated_again_for_each_method_arn(world: World, kind: str) -> None:
-    """The classic pitfall (spec gateway 5.6): an authorizer that allows only ``event.methodArn``
+    """The classic pitfall: an authorizer that allows only ``event.methodArn``
     allows the first path and then denies every other one for the TTL; the first path stays
     allowed."""
     token = fresh("only")
@@ -431,7 +431,7 @@ def test_request_authorizer_with_caching_needs_every_identity_source(world: Worl
 
 
 def test_request_authorizer_without_caching_takes_missing_sources(world: World) -> None:
-    """With TTL 0 identity sources are optional (spec gateway 5.2): the authorizer is called."""
+    """With TTL 0 identity sources are optional (as on AWS): the authorizer is called."""
     token = fresh("allow")
     assert world.get(f"/prod/freq0/1?q={token}").status == 200  # no X-Token header
     assert world.get(f"/prod/freq0/1?q={token}").status == 200

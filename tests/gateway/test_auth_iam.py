@@ -442,7 +442,7 @@ def test_tampered_or_forged_requests_are_refused(gw: Gateway, backend: Backend, 
     before = len(backend.requests)
     response = _tampered(gw, how)
     refused(backend, before, response, "InvalidSignatureException", MISMATCH, prefix=True)
-    # AWS echoes what it expected to be signed (spec 4.4)
+    # AWS echoes what it expected to be signed
     assert "The Canonical String for this request should have been" in response.json()["message"]
 
 
@@ -502,7 +502,7 @@ def test_unsigned_request_is_missing_authentication_token(gw: Gateway, backend: 
 def test_authorization_header_that_is_not_a_signature_is_refused(
     gw: Gateway, backend: Backend, authorization: str, message: str
 ) -> None:
-    """AWS parses any ``Authorization`` header of an AWS_IAM method as SigV4 (spec 1.2, 4.1)."""
+    """AWS parses any ``Authorization`` header of an AWS_IAM method as SigV4 (observed)."""
     before = len(backend.requests)
     response = send(gw.port, "GET", "/prod/items", headers={"Authorization": authorization})
     refused(backend, before, response, "IncompleteSignatureException", message)

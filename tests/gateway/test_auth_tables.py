@@ -1,6 +1,6 @@
-"""The authorization tables of spec policy-language 9.4, row by row, through the real gateway.
+"""The authorization tables of docs/authentication.md (API Gateway's), row by row, through the real gateway.
 
-Issue 4: "the authorization tables of the spec as table-driven tests (auth type x same/cross
+Issue 4: "the authorization tables as table-driven tests (auth type x same/cross
 account x resource-policy outcome x identity outcome)". Two gateways serve the same APIs, one
 with the default settings and one with every choice flipped (``cross_account_without_policy:
 identity``, ``cognito_mode: table``, ``unknown_access_key_error: UnrecognizedClientException``).
@@ -16,9 +16,9 @@ Every cell is one request. The path chooses the outcomes: ``/{auth}/{rp}/{side}`
   ``iddeny``; same-account and cross-account role sessions carry the same identity policy); for
   CUSTOM the authorizer's policy (token ``allow``, ``silent``, ``deny``); for COGNITO a valid token.
 
-Expected results are written out as the spec's tables, with the account-principal rule (an
-allow naming only the caller's account needs an identity allow, spec 8.3 [CONFLICT] resolved to
-the IAM rule) and the two settings that pick between readings of the documentation.
+Expected results are written out as API Gateway's tables, with the account-principal rule (an
+allow naming only the caller's account needs an identity allow: the tables do not say, IAM's
+rule) and the two settings that pick between readings of the documentation.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ CLIENT = "tables-client-id"
 
 # outcomes
 A = "allow"
-I = "implicit deny"  # noqa: E741 - reads like the spec's tables
+I = "implicit deny"  # noqa: E741 - reads like the documentation's tables
 E = "explicit deny"
 AI = "authorizer implicit deny"
 AE = "authorizer explicit deny"

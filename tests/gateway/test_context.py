@@ -389,7 +389,7 @@ ANONYMOUS_KEY_PATHS = ["/prod/anonymous-type", "/prod/anonymous-userid", "/prod/
 
 
 def test_anonymous_callers_have_no_principal_keys_by_default(direct: Gateway) -> None:
-    """Policy spec 9.2 [CONFLICT]: API Gateway lists the principal keys as IAM-only."""
+    """API Gateway lists the principal keys as IAM-only (IAM documents anonymous values)."""
     assert [status_of(direct, p) for p in ANONYMOUS_KEY_PATHS] == [403, 403, 403]
     assert status_of(direct, "/prod/no-principal-keys") == 200
 

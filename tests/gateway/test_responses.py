@@ -218,7 +218,7 @@ def test_non_uuid_client_request_id_is_not_echoed(gw: Gateway) -> None:
 
 
 def test_client_supplied_uuid_request_id_is_used(gw: Gateway) -> None:
-    """Spec gateway §2.1/§8.2 [DOC]: clients may override the request id with a UUID."""
+    """AWS documents that clients may override the request id with a UUID."""
     mine = "11111111-2222-4333-8444-555555555555"
     _, headers, _ = call(gw, "GET", "/prod/pets/1", headers={"x-amzn-RequestId": mine})
     assert headers["x-amzn-requestid"] == mine

@@ -1,4 +1,4 @@
-"""The spec §12.2 walkthrough with the real boto3 and AWS CLI, up to the deployment and stage,
+"""The walkthrough of docs/management.md with the real boto3 and AWS CLI, up to the deployment and stage,
 and what the store then holds: the draft, an immutable deployment, the stage pointing at it."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ POLICY = {
 
 
 def build_walkthrough_api(apigw: Any) -> tuple[str, str]:
-    """Spec §12.2 up to (not including) the deployment: the API id and the proxy resource id."""
+    """The walkthrough up to (not including) the deployment: the API id and the proxy resource id."""
     api = apigw.create_rest_api(name="demo", endpointConfiguration={"types": ["REGIONAL"]})
     api_id = api["id"]
     root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")

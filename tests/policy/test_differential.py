@@ -1,7 +1,7 @@
 """Differential tests: the indexed evaluator, its explain walk and the reference evaluator agree.
 
 Policies and requests are drawn from a small overlapping vocabulary so that statements mostly
-*match* (random pairs almost never would), as cedar-spec does. Properties from STYLE.md:
+*match* (random pairs almost never would), as cedar-spec does. Properties:
 shuffling statements never changes a decision; adding a matching Deny never yields Allow.
 """
 
@@ -359,7 +359,7 @@ def test_allow_means_some_allow_applies_and_no_deny_does(doc: dict[str, Any], re
 
 @st.composite
 def condition_policies(draw: st.DrawFn) -> dict[str, Any]:
-    """Statements that always match but for their conditions: stresses spec section 6."""
+    """Statements that always match but for their conditions: stresses the condition rules."""
     stmts = []
     for _ in range(draw(st.integers(1, 4))):
         cond: dict[str, Any] = {}

@@ -76,7 +76,7 @@ ALLOW_CASES = [
     ({"AWS": ACCOUNT}, FRED, IMPLICIT),
     ({"AWS": ROOT}, BOB, IMPLICIT),
     ({"AWS": ACCOUNT}, STRANGER, ALLOW),
-    ({"AWS": ACCOUNT}, None, ALLOW),  # spec 13 #57: anonymous callers are still granted
+    ({"AWS": ACCOUNT}, None, ALLOW),  # IAM NotPrincipal page: anonymous callers are still granted
     # a role: the role and every session of it (paths aside), not other roles' sessions
     ({"AWS": ROLE}, SESSION, IMPLICIT),
     ({"AWS": ROLE}, OTHER_SESSION, IMPLICIT),
