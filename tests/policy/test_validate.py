@@ -148,7 +148,7 @@ def test_error_codes(doc: object, code: str) -> None:
             "policy.validate.variables-ignored",
         ),
         (
-            {**GOOD, "Resource": "arn:aws:execute-api:${aws:username}:1:a/x"},
+            {**GOOD, "Resource": "arn:aws:execute-api:${aws:username}:111122223333:a/x"},
             "2012-10-17",
             "policy.validate.variable-outside-resource-part",
         ),

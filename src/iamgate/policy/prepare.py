@@ -63,8 +63,10 @@ def read_document(
     max_chars: int | None = DEFAULT_MAX_CHARS,
     strict: bool = False,
     lines: LineIndex | None = None,
+    api: ApiRef | None = None,
 ) -> tuple[Policy | None, list[Diagnostic]]:
-    """Read, parse and validate, without compiling. ``max_chars=None`` lifts the size limit."""
+    """Read, parse and validate, without compiling. ``max_chars=None`` lifts the size limit;
+    ``api``, the API the policy is attached to, lets validation report resources of others."""
     diags: list[Diagnostic] = []
     result: ReadResult
     if isinstance(source, bytes):
@@ -108,7 +110,7 @@ def read_document(
     policy, problems = parse(result.root, result.lines, kind)
     diags.extend(problems)
     if policy is not None:
-        diags.extend(validate(policy, strict=strict))
+        diags.extend(validate(policy, strict=strict, api=api))
     return policy, diags
 
 
@@ -123,7 +125,7 @@ def prepare(
     lines: LineIndex | None = None,
 ) -> Prepared:
     """Everything from text to a compiled policy. ``api`` expands ``execute-api:/`` shorthand."""
-    policy, diags = read_document(source, kind=kind, max_chars=max_chars, strict=strict, lines=lines)
+    policy, diags = read_document(source, kind=kind, max_chars=max_chars, strict=strict, lines=lines, api=api)
     if policy is not None and api is None and _uses_shorthand(policy):
         diags.append(
             Diagnostic(

@@ -2,7 +2,9 @@
 
 *Compatible* mode accepts what AWS accepts and warns about the rest; *strict* mode also turns
 likely mistakes (duplicate Sids, unknown execute-api actions, malformed variables, Bool values
-that are not booleans, empty value lists) into errors.
+that are not booleans, empty value lists, execute-api resources no request can match) into
+errors. Given the API the policy is attached to, resources naming another API, region or
+account are reported too (:func:`iamgate.policy.names.resource_problems`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import re
 from collections.abc import Iterator
 
 from .ast import ConditionClause, Policy, PrincipalEntry, Statement, Text
+from .compile import ApiRef
 from .diagnostics import Diagnostic, Location, Severity, did_you_mean
+from .names import resource_problems
 from .operators import Family
 from .values import read_base64, read_bool, read_date, read_network, read_number
 from .variables import Var, read_template
@@ -43,13 +47,18 @@ _STRICT = frozenset(
         "variables-ignored",
         "not-an-arn",
         "unique-id-principal",
+        "invalid-account-id",
+        "invalid-region",
+        "unknown-method",
+        "other-api",
     }
 )
 
 
 class _Validator:
-    def __init__(self, strict: bool) -> None:
+    def __init__(self, strict: bool, api: ApiRef | None) -> None:
         self.strict = strict
+        self.api = api
         self.diags: list[Diagnostic] = []
 
     def report(
@@ -234,6 +243,9 @@ class _Validator:
                 "or arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE/METHOD/PATH",
             )
             return
+        if value != "*":
+            for problem in resource_problems(value, what, self.api):
+                self.warn(problem.code, resource.location, problem.message, problem.help)
         self.template_checks(policy, value, resource.location, what, resource_part_only=True)
 
     def template_checks(
@@ -368,8 +380,10 @@ def _arn_like(text: str) -> bool:
     return text.count(":") >= 5 or (text.endswith("*"))
 
 
-def validate(policy: Policy, *, strict: bool = False) -> list[Diagnostic]:
-    v = _Validator(strict)
+def validate(policy: Policy, *, strict: bool = False, api: ApiRef | None = None) -> list[Diagnostic]:
+    """Every problem in ``policy``'s values; ``api`` (the API it is attached to, when known)
+    also reports resources that name another API."""
+    v = _Validator(strict, api)
     v.policy(policy)
     return v.diags
 
