@@ -10,17 +10,33 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import click
 
 from iamgate.cases import CaseResult, read_cases, run_case
+from iamgate.cli.flags import (
+    account_problem,
+    action_problem,
+    api_id_problem,
+    checked,
+    context_problem,
+    method_flag_problem,
+    path_problem,
+    principal_problem,
+    region_problem,
+    resource_problem,
+    stage_problem,
+)
 from iamgate.policy import DEFAULT_MAX_CHARS, ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
 from iamgate.policy.explain import render_decision, summary
 
-__all__ = ["policy"]
+__all__ = ["api_options", "policy"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class InputError(click.FileError):
@@ -52,6 +68,17 @@ max_chars_option = click.option(
 )
 
 
+def api_options(purpose: str) -> Callable[[F], F]:
+    """``--api-id``, ``--region`` and ``--account`` (given together), each checked."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option("--account", callback=checked(account_problem), help="The API owner's account.")(fn)
+        fn = click.option("--region", callback=checked(region_problem), help="The API's region.")(fn)
+        return click.option("--api-id", callback=checked(api_id_problem), help=f"The API id {purpose}.")(fn)
+
+    return decorate
+
+
 @click.group()
 def policy() -> None:
     """Work with API Gateway resource policies offline.
@@ -78,18 +105,31 @@ def policy() -> None:
     show_default=True,
     help="resource: a resource policy (Principal required); identity: an identity policy (no Principal).",
 )
+@api_options("the policy is attached to (with --region and --account): resources of other APIs are reported")
 @max_chars_option
-def validate(files: tuple[str, ...], fmt: str, strict: bool, kind: str, max_chars: int) -> None:
+def validate(
+    files: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    kind: str,
+    api_id: str | None,
+    region: str | None,
+    account: str | None,
+    max_chars: int,
+) -> None:
     """Check policy FILES ("-" for stdin) and report every problem.
 
     Text output: FILE:LINE:COL: severity code: message, then an indented help line.
     Exit status 1 when any file has an error.
     """
+    api = _api_from_flags(api_id, region, account)
     reports = []
     failed = False
     for path in files:
         data, name = _read_input(path)
-        _, diags = read_document(data, kind=PolicyKind(kind), max_chars=_max_chars(max_chars), strict=strict)
+        _, diags = read_document(
+            data, kind=PolicyKind(kind), max_chars=_max_chars(max_chars), strict=strict, api=api
+        )
         diags = [d.with_source(name) for d in diags]
         errors = sum(d.is_error for d in diags)
         failed = failed or errors > 0
@@ -132,7 +172,10 @@ def _context(pairs: tuple[str, ...]) -> dict[str, object]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--context")
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="'--context'")
+        problem = context_problem(key, value)
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint="'--context'")
         if key in ctx:  # a repeated key is multivalued
             prev = ctx[key]
             ctx[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
@@ -148,15 +191,25 @@ def _emit(stream: IO[str], result: CaseResult) -> None:
 @policy.command()
 @click.option("--cases", "cases_path", metavar="FILE", help="Case file (JSON lines, '-' for stdin).")
 @click.option("--policy", "policy_path", metavar="FILE", help="Policy file for one request given as flags.")
-@click.option("--principal", metavar="ARN", help="Caller ARN; omit for an anonymous caller.")
-@click.option("--action", default="execute-api:Invoke", show_default=True)
-@click.option("--resource", metavar="ARN", help="Method ARN; or use --method/--path/--stage.")
-@click.option("--method", help="HTTP method, to build the method ARN.")
-@click.option("--path", "req_path", help="Request path after the stage, e.g. /pets/7.")
-@click.option("--stage", help="Stage name, e.g. prod.")
-@click.option("--api-id", help="API id (for the method ARN and the execute-api:/ shorthand).")
-@click.option("--region", help="API region.")
-@click.option("--account", help="API owner account id.")
+@click.option(
+    "--principal",
+    metavar="ARN",
+    callback=checked(principal_problem),
+    help="Caller ARN (or account id); omit for an anonymous caller.",
+)
+@click.option("--action", default="execute-api:Invoke", show_default=True, callback=checked(action_problem))
+@click.option(
+    "--resource",
+    metavar="ARN",
+    callback=checked(resource_problem),
+    help="Method ARN; or use --method/--path/--stage.",
+)
+@click.option("--method", callback=checked(method_flag_problem), help="HTTP method, to build the method ARN.")
+@click.option(
+    "--path", "req_path", callback=checked(path_problem), help="Request path after the stage, e.g. /pets/7."
+)
+@click.option("--stage", callback=checked(stage_problem), help="Stage name, e.g. prod.")
+@api_options("(with --region and --account) for the method ARN and the execute-api:/ shorthand")
 @click.option(
     "--context",
     "contexts",
@@ -273,9 +326,7 @@ def _print_invalid(diags: tuple[Diagnostic, ...], as_json: bool) -> None:
 # --- test ---------------------------------------------------------------------------------
 @policy.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--api-id", help="API id for the execute-api:/ shorthand (default: from each request).")
-@click.option("--region")
-@click.option("--account")
+@api_options("(with --region and --account) for the execute-api:/ shorthand; default: from each request")
 @click.option("-v", "--verbose", is_flag=True, help="Also list passing cases.")
 @max_chars_option
 def test(

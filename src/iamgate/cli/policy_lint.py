@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from iamgate.cli.policy import _max_chars, _read_input, max_chars_option
+from iamgate.cli.policy import _api_from_flags, _max_chars, _read_input, api_options, max_chars_option
 from iamgate.policy import Diagnostic, Severity, has_errors, read_document
 from iamgate.policy.lint import ENDPOINT_TYPES, lint_policy
 
@@ -54,8 +54,18 @@ def _summary(name: str, diags: list[Diagnostic], linted: bool) -> str:
     help="The API's endpoint type: enables the checks of keys only some endpoints supply "
     "(aws:SourceIp on PRIVATE, VPC keys on REGIONAL and EDGE).",
 )
+@api_options("the policy is attached to (with --region and --account): resources of other APIs are reported")
 @max_chars_option
-def lint(files: tuple[str, ...], fmt: str, fail_on: str, endpoint_type: str | None, max_chars: int) -> None:
+def lint(
+    files: tuple[str, ...],
+    fmt: str,
+    fail_on: str,
+    endpoint_type: str | None,
+    api_id: str | None,
+    region: str | None,
+    account: str | None,
+    max_chars: int,
+) -> None:
     """Find risky or pointless constructs in resource policy FILES ("-" for stdin).
 
     \b
@@ -65,13 +75,14 @@ def lint(files: tuple[str, ...], fmt: str, fail_on: str, endpoint_type: str | No
     Exit status 1 when any finding reaches --fail-on (default: error), 2 when a file
     cannot be read.
     """
+    api = _api_from_flags(api_id, region, account)
     reports: list[tuple[str, list[Diagnostic], bool]] = []
     for path in files:
         try:
             data, name = _read_input(path)
         except click.FileError as exc:
             raise UnreadableFile(exc.filename, exc.message) from None
-        policy, diags = read_document(data, max_chars=_max_chars(max_chars))
+        policy, diags = read_document(data, max_chars=_max_chars(max_chars), api=api)
         linted = policy is not None and not has_errors(diags)
         if policy is not None and linted:
             diags.extend(lint_policy(policy, endpoint_type=endpoint_type))
