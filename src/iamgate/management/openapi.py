@@ -708,19 +708,18 @@ def _operation(
 # --- policies -------------------------------------------------------------------------------
 
 
-def policy_problems(raw: Any, api: ApiRef, max_chars: int | None) -> list[tuple[str, str]]:
-    """Every error in a policy as (JSON pointer inside the policy, message), from the same engine
-    and settings as :func:`iamgate.management.policies.store_policy` (which then stores it): so
-    an import reports each problem at its place in the OpenAPI document."""
+def policy_problems(raw: Any, api: ApiRef, max_chars: int | None) -> list[tuple[str, str, bool]]:
+    """Every problem in a policy as (JSON pointer inside the policy, message, is it an error),
+    from the same engine and settings as :func:`iamgate.management.policies.store_policy` (which
+    then stores it): so an import reports each problem at its place in the OpenAPI document.
+    Warnings (a ``Resource`` no request can match...) are the import's warnings."""
     prepared = prepare(raw, api=api, max_chars=max_chars)
     problems = []
     for d in prepared.diagnostics:
-        if not d.is_error:
-            continue
         message = f"{d.code}: {d.message}"
         if isinstance(raw, str) and d.location.line is not None:
             message += f" (line {d.location.line}, column {d.location.column} of the policy text)"
-        problems.append((d.location.pointer, message + (f" ({d.help})" if d.help else "")))
+        problems.append((d.location.pointer, message + (f" ({d.help})" if d.help else ""), d.is_error))
     return problems
 
 
@@ -882,9 +881,12 @@ def _read(call: Call, api_id: str) -> tuple[Imported, _Problems]:
     settings = call.gateway.config().settings
     if imported.policy is not None:
         api = ApiRef(settings.region, settings.account_id, api_id)
-        for pointer, message in policy_problems(imported.policy, api, settings.max_policy_chars):
+        for pointer, message, error in policy_problems(imported.policy, api, settings.max_policy_chars):
             inner = pointer if isinstance(imported.policy, dict) else ""
-            p.error(imported.policy_pointer + inner, f"invalid policy: {message}")
+            if error:
+                p.error(imported.policy_pointer + inner, f"invalid policy: {message}")
+            else:
+                p.warn(imported.policy_pointer + inner, f"policy: {message}")
     return imported, p
 
 

@@ -6,6 +6,12 @@ column and JSON pointer in the text that was sent). A valid policy is stored as 
 returns it from ``GetRestApi``: compact JSON, the ``execute-api:/...`` shorthand expanded to the
 API's ARN (``arn:aws:execute-api:REGION:ACCOUNT:API_ID/...``), and every ``/`` written ``\\/``
 (AWS's serialiser escapes forward slashes; still the same JSON, so any JSON parser reads it).
+
+A valid policy may still have warnings (a ``Resource`` no request can match: an account id of
+11 digits, a region like ``useast1``, a method ``GETT``, another API's id). They do not refuse the
+policy; :func:`save_policy` returns them as text, and the operations that save a policy answer
+them in the ``RestApi``'s ``warnings`` list (a member of API Gateway's ``RestApi`` shape, which
+AWS fills on imports: boto3 and the AWS CLI show it).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from iamgate.config.model import GatewaySettings
 from iamgate.management.core import ApiError, bad_request
 from iamgate.policy import ApiRef, Diagnostic, expand_shorthand, prepare
 
-__all__ = ["INVALID_POLICY", "policy_object", "store_policy"]
+__all__ = ["INVALID_POLICY", "policy_object", "policy_warnings", "save_policy", "store_policy"]
 
 INVALID_POLICY = (
     "Invalid policy document. Please check the policy syntax and ensure that Principals are valid."
@@ -44,8 +50,24 @@ def diagnostics_message(prefix: str, diagnostics: list[Diagnostic]) -> str:
     return f"{prefix} " + "; ".join(shown)
 
 
+def policy_warnings(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> list[str]:
+    """The warnings of a valid policy, one text each: place, code, message and help."""
+    return [
+        f"policy: {_where(d)}: {d.code}: {d.message}" + (f" ({d.help})" if d.help else "")
+        for d in diagnostics
+        if not d.is_error
+    ]
+
+
 def store_policy(raw: str | Mapping[str, Any], settings: GatewaySettings, api_id: str) -> str:
     """The stored form of a policy given as JSON text (or a decoded object); BadRequest if invalid."""
+    return save_policy(raw, settings, api_id)[0]
+
+
+def save_policy(
+    raw: str | Mapping[str, Any], settings: GatewaySettings, api_id: str
+) -> tuple[str, list[str]]:
+    """:func:`store_policy`, and the policy's warnings (:func:`policy_warnings`)."""
     if isinstance(raw, str) and not raw.strip():
         raise bad_request(f"{INVALID_POLICY} The policy is empty.")
     api = ApiRef(settings.region, settings.account_id, api_id)
@@ -66,7 +88,7 @@ def store_policy(raw: str | Mapping[str, Any], settings: GatewaySettings, api_id
             elif isinstance(value, list):
                 statement[key] = [expand_shorthand(v, api) if isinstance(v, str) else v for v in value]
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("/", "\\/")
+    return text.replace("/", "\\/"), policy_warnings(prepared.diagnostics)
 
 
 def policy_object(stored: str) -> dict[str, Any]:

@@ -28,10 +28,10 @@ from iamgate.management.drafts import (
 )
 from iamgate.management.ids import new_id
 from iamgate.management.patch import PatchOp, invalid_op, invalid_path, operations
-from iamgate.management.policies import store_policy
+from iamgate.management.policies import save_policy
 from iamgate.store.base import Doc, Transaction
 
-__all__ = ["ROUTES", "new_draft", "rest_api_shape", "stages_in_usage_plans"]
+__all__ = ["ROUTES", "new_draft", "rest_api_shape", "stages_in_usage_plans", "with_warnings"]
 
 ENDPOINT_TYPES = ("EDGE", "REGIONAL", "PRIVATE")
 KEY_SOURCES = ("HEADER", "AUTHORIZER")
@@ -138,12 +138,13 @@ async def create_rest_api(call: Call) -> Reply:
             raise bad_request("Invalid minimum compression size, must be between 0 and 10485760")
         rest_api["minimumCompressionSize"] = compression
     api_id = new_id("restapi")
+    warnings: list[str] = []
     policy = body.get("policy")
     if policy is not None:
         if not isinstance(policy, str):
             raise bad_request(f"{WHERE}: 'policy' must be a string (the policy document as JSON text)")
         access.require("apigateway:UpdateRestApiPolicy", f"/restapis/{api_id}")
-        rest_api["policy"] = store_policy(policy, call.gateway.config().settings, api_id)
+        rest_api["policy"], warnings = save_policy(policy, call.gateway.config().settings, api_id)
     draft = new_draft(api_id, {k: v for k, v in rest_api.items() if v is not None})
 
     def run() -> None:
@@ -151,7 +152,7 @@ async def create_rest_api(call: Call) -> Reply:
             tx.insert(KIND, "", api_id, draft)
 
     await call.in_store(run)
-    return Reply(201, rest_api_shape(draft))
+    return Reply(201, with_warnings(rest_api_shape(draft), warnings))
 
 
 async def get_rest_apis(call: Call) -> Reply:
@@ -167,7 +168,15 @@ async def get_rest_api(call: Call) -> Reply:
     return Reply(200, await read(call, call.params["restapi_id"], lambda tx, d: rest_api_shape(d)))
 
 
-def _apply(call: Call, draft: Doc, op: PatchOp) -> None:
+def with_warnings(shape: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """A ``RestApi`` answer with ``warnings`` (only when there are some, as AWS answers)."""
+    if warnings:
+        shape["warnings"] = warnings
+    return shape
+
+
+def _apply(call: Call, draft: Doc, op: PatchOp) -> list[str]:
+    """Apply one patch operation; the warnings of a policy it saves."""
     api = draft["restApi"]
     tokens = op.tokens
     head = tokens[0] if tokens else ""
@@ -187,7 +196,8 @@ def _apply(call: Call, draft: Doc, op: PatchOp) -> None:
         if op.op == "remove" or (op.op == "replace" and not (op.value or "").strip()):
             api.pop("policy", None)
         elif op.op == "replace":
-            api["policy"] = store_policy(op.need_value(), settings, api["id"])
+            api["policy"], warnings = save_policy(op.need_value(), settings, api["id"])
+            return warnings
         else:
             raise invalid_op(("replace", "remove"))
     elif op.path == "/policyMode" and op.op == "replace":
@@ -256,6 +266,7 @@ def _apply(call: Call, draft: Doc, op: PatchOp) -> None:
         raise invalid_op()
     else:
         raise invalid_path(op, UPDATABLE)
+    return []
 
 
 async def update_rest_api(call: Call) -> Reply:
@@ -263,11 +274,10 @@ async def update_rest_api(call: Call) -> Reply:
 
     def change(tx: Transaction, draft: Doc) -> dict[str, Any]:
         work = copy.deepcopy(draft)
-        for op in ops:
-            _apply(call, work, op)
+        warnings = [w for op in ops for w in _apply(call, work, op)]
         draft.clear()
         draft.update(work)
-        return rest_api_shape(draft)
+        return with_warnings(rest_api_shape(draft), warnings)
 
     return Reply(200, await edit(call, call.params["restapi_id"], change))
 
