@@ -28,13 +28,14 @@ from typing import Any
 import click
 import yaml
 
+from iamgate.cli.store_flag import StoreOrigin, check_url, fail, open_named
 from iamgate.config.load import load_config
 from iamgate.config.model import GatewayConfig
 from iamgate.management.convert import definition_to_draft
 from iamgate.management.entries import api_definition, api_key_entry, stage_entry, usage_plan_entry
 from iamgate.management.stages import new_stage
 from iamgate.policy.parse import STATEMENT_KEYS, TOP_KEYS
-from iamgate.store import Store, StoreError, open_store
+from iamgate.store import Store, StoreError
 from iamgate.store.base import Doc, Transaction, mask
 
 __all__ = ["apply", "export"]
@@ -61,15 +62,12 @@ def deployment_id(api_id: str, definition: dict[str, Any]) -> str:
     return out
 
 
-def _open(url: str | None, config: GatewayConfig, base: Path) -> Store:
-    chosen = url or config.store
-    if not chosen:
+def _origin(url: str | None, config: GatewayConfig, file: Path) -> StoreOrigin:
+    if url is not None:
+        return StoreOrigin(url)
+    if not config.store:
         raise click.UsageError("no store: give --store URL (or a store: line in the file)")
-    try:
-        return open_store(chosen, base_dir=Path.cwd() if url else base)
-    except StoreError as exc:
-        click.echo(f"iamgate: {exc}", err=True)
-        sys.exit(2)
+    return StoreOrigin(config.store, file)
 
 
 def _write(tx: Transaction, config: GatewayConfig, prune: bool) -> dict[str, int]:
@@ -161,7 +159,10 @@ def _now() -> int:
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--store", "store_url", help="The store: sqlite:///FILE or postgresql://... [default: the file's store:]"
+    "--store",
+    "store_url",
+    callback=check_url,
+    help="The store: sqlite:///FILE or postgresql://... [default: the file's store:]",
 )
 @click.option(
     "--prune",
@@ -180,7 +181,8 @@ def apply(file: Path, store_url: str | None, prune: bool) -> None:
     if config is None:
         click.echo(f"{file}: invalid, nothing applied", err=True)
         sys.exit(1)
-    store = _open(store_url, config, file.parent)
+    origin = _origin(store_url, config, file)
+    store = open_named(origin, Path.cwd() if origin.file is None else file.parent)
     try:
         with store.transaction() as tx:
             counts = _write(tx, config, prune)
@@ -188,8 +190,7 @@ def apply(file: Path, store_url: str | None, prune: bool) -> None:
         click.echo(f"{file}: {exc}; nothing applied", err=True)
         sys.exit(1)
     except StoreError as exc:
-        click.echo(f"iamgate: {exc}", err=True)
-        sys.exit(2)
+        fail(origin, exc)
     finally:
         store.close()
     summary = (
@@ -277,7 +278,13 @@ def render(document: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--store", "store_url", required=True, help="The store: sqlite:///FILE or postgresql://...")
+@click.option(
+    "--store",
+    "store_url",
+    required=True,
+    callback=check_url,
+    help="The store: sqlite:///FILE or postgresql://...",
+)
 @click.option(
     "-o",
     "--output",
@@ -291,16 +298,12 @@ def export(store_url: str, output: Path | None) -> None:
     deployment is one `apis` entry without `deployment:`; otherwise one entry per deployment.
     Drafts that no stage serves are not written. Exit 2 when the store cannot be read.
     """
-    try:
-        store = open_store(store_url)
-    except StoreError as exc:
-        click.echo(f"iamgate: {exc}", err=True)
-        sys.exit(2)
+    origin = StoreOrigin(store_url)
+    store = open_named(origin)
     try:
         text = render(export_document(store))
     except StoreError as exc:
-        click.echo(f"iamgate: {exc}", err=True)
-        sys.exit(2)
+        fail(origin, exc)
     finally:
         store.close()
     if output is None:
