@@ -14,15 +14,11 @@ from hypothesis import strategies as st
 
 from iamgate.policy import ApiRef, Diagnostic, Prepared, Severity, prepare
 from iamgate.policy.patterns import ArnMatcher, fold_service, glob_from_text
+from iamgate.policy.validate import RESOURCE_CODES
 
 API = ApiRef("us-east-1", "111122223333", "a1b2c3d4e5")
 A = API.arn_prefix
-CODES = {
-    "policy.validate.invalid-account-id",
-    "policy.validate.invalid-region",
-    "policy.validate.unknown-method",
-    "policy.validate.other-api",
-}
+CODES = set(RESOURCE_CODES)
 
 
 def diagnostics(
@@ -87,6 +83,17 @@ def test_resources_no_request_can_match_are_warned_about(
     strict = diagnostics(resource, api=api, strict=True)
     assert strict.policy is None
     assert [x.code for x in strict.diagnostics if x.is_error] == [f"policy.validate.{code}"]
+
+
+def test_the_codes_are_the_documented_ones() -> None:
+    assert sorted(RESOURCE_CODES) == [
+        "policy.validate.invalid-account-id",
+        "policy.validate.invalid-region",
+        "policy.validate.other-api",
+        "policy.validate.unknown-method",
+    ]
+    every = {code for resource, api, code, _ in REPORTED for code in [f"policy.validate.{code}"]}
+    assert every == CODES
 
 
 def test_not_resource_entries_are_checked_too() -> None:

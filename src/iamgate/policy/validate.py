@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Final
 
 from .ast import ConditionClause, Policy, PrincipalEntry, Statement, Text
 from .compile import ApiRef
@@ -20,7 +21,7 @@ from .operators import Family
 from .values import read_base64, read_bool, read_date, read_network, read_number
 from .variables import Var, read_template
 
-__all__ = ["EXECUTE_API_ACTIONS", "validate"]
+__all__ = ["EXECUTE_API_ACTIONS", "RESOURCE_CODES", "validate"]
 
 EXECUTE_API_ACTIONS = ("Invoke", "InvalidateCache", "ManageConnections")
 
@@ -36,9 +37,16 @@ _PRINCIPAL_ARN = re.compile(
 _CONDITION_KEY = re.compile(r"[A-Za-z0-9-]+:\S.*", re.S)
 _SHORTHAND = "execute-api:/"
 
+# execute-api resources no request can match (names.resource_problems): warnings, errors in strict
+RESOURCE_CODES: Final = tuple(
+    f"policy.validate.{name}"
+    for name in ("invalid-account-id", "invalid-region", "unknown-method", "other-api")
+)
+
 # problem codes that strict mode promotes from warning to error
 _STRICT = frozenset(
     {
+        *(code.removeprefix("policy.validate.") for code in RESOURCE_CODES),
         "duplicate-sid",
         "unknown-action",
         "malformed-variable",
@@ -47,10 +55,6 @@ _STRICT = frozenset(
         "variables-ignored",
         "not-an-arn",
         "unique-id-principal",
-        "invalid-account-id",
-        "invalid-region",
-        "unknown-method",
-        "other-api",
     }
 )
 
