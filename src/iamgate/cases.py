@@ -24,6 +24,7 @@ from .policy._json import JsonNode, LineIndex, read_json
 __all__ = ["DECISIONS", "Case", "CaseResult", "build_request", "read_cases", "run_case"]
 
 DECISIONS = ("Allow", "ExplicitDeny", "ImplicitDeny", "Invalid")
+OTHER_API = "policy.validate.other-api"  # left out when the API is only guessed from the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ def run_case(
                 None,
                 (*case.problems, _problem("cases.invalid-request", case.line, problem, source)),
             )
+    guessed = api is None
     if api is None and request is not None:
         api = ApiRef.from_arn(request.resource)
     policy = case.policy
@@ -203,6 +205,11 @@ def run_case(
         label = case.policy_source or f"{source or '<cases>'} line {case.line}, policy text"
         prepared = prepare(policy, api=api, max_chars=max_chars, source_name=label)
         policy_diags = prepared.diagnostics
+    if guessed:
+        # the API of the request's ARN stands in for the one the policy is attached to (for the
+        # shorthand); a case may well ask about a request to another API, so resources naming
+        # other APIs are not reported against that guess
+        policy_diags = tuple(d for d in policy_diags if d.code != OTHER_API)
     diags = (*case.problems, *case.policy_problems, *policy_diags)
     if prepared.policy is None or case.policy_problems:
         return CaseResult(case, "Invalid", None, diags)

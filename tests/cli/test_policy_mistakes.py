@@ -197,3 +197,28 @@ def test_simulate_accepts_method_arns() -> None:
     root = run(*SIMULATE, "--resource", f"{ARN}/prod/GET/", "--context", "aws:SourceIp=192.0.2.10")
     assert root.exit_code == 0, root.output
     assert "Decision: ImplicitDeny" in root.output
+
+
+def test_cases_do_not_blame_the_policy_for_a_request_to_another_api(tmp_path: Path) -> None:
+    """A case file's API is guessed from each request's ARN; a case about a request to another
+    API is no reason to report the policy's own resources as another API's."""
+    case = {
+        "name": "other api",
+        "policy": json.loads(policy(f"{ARN}/prod/GET/pets")),
+        "request": {
+            "principal": None,
+            "action": "execute-api:Invoke",
+            "resource": "arn:aws:execute-api:us-east-1:111122223333:zzzzzzzzzz/prod/GET/pets",
+        },
+        "expect": "ImplicitDeny",
+    }
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps(case) + "\n")
+    guessed = json.loads(run("policy", "simulate", "--cases", str(path)).output)
+    assert guessed["decision"] == "ImplicitDeny"
+    assert guessed["diagnostics"] == []
+    given = json.loads(run("policy", "simulate", "--cases", str(path), *API_FLAGS).output)
+    assert given["diagnostics"] == []  # the policy names the given API
+    other = ["--api-id", "yyyyyyyyyy", "--region", "us-east-1", "--account", "111122223333"]
+    told = json.loads(run("policy", "simulate", "--cases", str(path), *other).output)
+    assert [d["code"] for d in told["diagnostics"]] == ["policy.validate.other-api"]
