@@ -4,23 +4,37 @@ PyYAML's composer keeps a mark on every node but its constructor forgets them an
 the last of two equal keys; here the node tree is walked directly so every value keeps its place
 and duplicate keys are diagnostics. Only the YAML core types are produced (mappings, sequences,
 strings, ints, floats, booleans, null); tags and anchors work as PyYAML resolves them.
+
+Characters are checked before anything else sees the text: each character YAML forbids in a
+stream (C0 and C1 controls other than tab, line breaks and NEL, ``DEL``, U+FFFE/U+FFFF) is a
+located ``config.yaml.invalid-character`` (PyYAML reports only the first, with an offset instead
+of a line); so is a string or key that an escape (``"\\0"``, ``"\\x00"``, ``"\\u0000"``, a lone
+surrogate) turns into a character no store can keep (PostgreSQL's ``text`` and ``jsonb`` hold no
+NUL, and UTF-8 no lone surrogate): a configuration that loads can always be applied to a store.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
 
 from iamgate.policy.diagnostics import Diagnostic, Location, Severity, pointer_join
 
-__all__ = ["Positions", "YamlDocument", "load_yaml"]
+__all__ = ["Positions", "YamlDocument", "describe_character", "load_yaml", "unstorable"]
 
 # the C loader when PyYAML was built with libyaml
 _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # aliases can repeat a subtree; this bounds "billion laughs" documents
+MAX_CHARACTER_ERRORS = 10  # reported one by one; the rest are counted
+
+# what YAML 1.1 does not allow in a stream (PyYAML's reader.NON_PRINTABLE), and what no store keeps
+_FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what PyYAML counts as a line break
 
 
 class Positions(dict[str, tuple[int, int]]):
@@ -60,10 +74,59 @@ def _error(code: str, message: str, line: int | None, column: int | None, pointe
     return Diagnostic(f"config.yaml.{code}", Severity.ERROR, message, Location(pointer, line, column))
 
 
+def describe_character(char: str) -> str:
+    """``a NUL character (U+0000)``, ``the control character U+001B``, ..."""
+    code = f"U+{ord(char):04X}"
+    if char == "\x00":
+        return f"a NUL character ({code})"
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate ({code}), which is not a character"
+    if char < "\xa0" or char == "\x7f":
+        return f"the control character {code}"
+    return f"the character {code}"
+
+
+def unstorable(text: str) -> str | None:
+    """What in ``text`` no store can keep (a NUL, a lone surrogate), described; None: nothing."""
+    found = _UNSTORABLE.search(text)
+    return None if found is None else describe_character(found.group())
+
+
+def _replaced(text: str) -> str:
+    """``text`` with what no store keeps replaced by U+FFFD: validation goes on (all problems at
+    once, no knock-on type errors) and no message prints a NUL."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _forbidden_characters(text: str) -> list[Diagnostic]:
+    """Every character YAML forbids in a stream, at its line and column (counted as PyYAML
+    counts them, so they agree with the other diagnostics)."""
+    found = list(_FORBIDDEN.finditer(text))
+    if not found:
+        return []
+    starts = [0] + [m.end() for m in _BREAKS.finditer(text)]
+    out = []
+    line = 0
+    for m in found[:MAX_CHARACTER_ERRORS]:
+        while line + 1 < len(starts) and starts[line + 1] <= m.start():
+            line += 1
+        column = m.start() - starts[line] + 1
+        message = f"{describe_character(m.group())} is not allowed in a YAML file"
+        out.append(_error("invalid-character", message, line + 1, column))
+    if len(found) > MAX_CHARACTER_ERRORS:
+        rest = len(found) - MAX_CHARACTER_ERRORS
+        out.append(_error("invalid-character", f"and {rest} more characters YAML does not allow", None, None))
+    return out
+
+
 def load_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document. Syntax errors and duplicate keys are diagnostics."""
+    """Parse one YAML document. Syntax errors, duplicate keys and characters that YAML forbids
+    or no store can keep are diagnostics."""
     positions = Positions()
     diags: list[Diagnostic] = []
+    refused = _forbidden_characters(text)
+    if refused:
+        return YamlDocument(None, positions, tuple(refused))
     try:
         loader = _Loader(text)
         try:
@@ -110,6 +173,15 @@ def load_yaml(text: str) -> YamlDocument:
                 if not isinstance(key, str):
                     key = str(key) if isinstance(key, int | float | bool) or key is None else repr(key)
                 child = pointer_join(pointer, key)
+                bad = unstorable(key)
+                if bad is not None:  # located at the mapping: the key cannot be part of a pointer
+                    mark = key_node.start_mark
+                    message = f"the key {key!r} holds {bad}, which no store can keep"
+                    diags.append(
+                        _error("invalid-character", message, mark.line + 1, mark.column + 1, pointer)
+                    )
+                    key = _replaced(key)
+                    child = pointer_join(pointer, key)
                 if key not in out:
                     positions.key_marks[child] = (
                         key_node.start_mark.line + 1,
@@ -131,7 +203,7 @@ def load_yaml(text: str) -> YamlDocument:
         if isinstance(n, yaml.SequenceNode):
             return [convert(item, pointer_join(pointer, i), depth + 1) for i, item in enumerate(n.value)]
         try:
-            return constructor.construct_object(n, deep=True)
+            value = constructor.construct_object(n, deep=True)
         except yaml.YAMLError as exc:
             diags.append(
                 _error(
@@ -139,6 +211,14 @@ def load_yaml(text: str) -> YamlDocument:
                 )
             )
             return None
+        bad = unstorable(value) if isinstance(value, str) else None
+        if bad is not None:
+            message = f"the string holds {bad}, which no store can keep"
+            diags.append(
+                _error("invalid-character", message, n.start_mark.line + 1, n.start_mark.column + 1, pointer)
+            )
+            return _replaced(value)
+        return value
 
     try:
         data = convert(node, "", 0)
