@@ -1,8 +1,9 @@
 """Characters a configuration cannot hold (issue 14, item 13d): what YAML forbids in a stream
 (a NUL, other control characters, U+FFFE) and what an escape turns into a character no store can
-keep (``"\\0"``, ``"\\u0000"``, a lone surrogate) are located ``config.yaml.invalid-character``
-errors from the loader, for ``config validate`` and for ``apply``, which then touches no store
-(PostgreSQL used to refuse such a file halfway through ``apply``)."""
+keep (``"\\0"``, ``"\\u0000"``, a lone surrogate) are located errors of the loader
+(``config.yaml.invalid-character``, ``config.yaml.unstorable-character``) for ``config validate``
+and for ``apply``, which then touches no store (PostgreSQL used to refuse such a file halfway
+through ``apply``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin i
 
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
 CODE = "config.yaml.invalid-character"
+UNSTORABLE = "config.yaml.unstorable-character"
 
 # line 6 is the API's name; line 12 is the statement's Sid
 BASE = """gateway: {region: us-east-1, account_id: "111122223333"}
@@ -104,17 +106,19 @@ def test_a_flood_of_them_is_counted_not_listed() -> None:
 
 @pytest.mark.parametrize("escape", ["\\0", "\\x00", "\\u0000", "\\U00000000"])
 def test_an_escaped_nul_in_a_string_is_located(escape: str) -> None:
-    assert located(BASE.replace("name: pets", f'name: "pe{escape}ts"')) == [(CODE, 6, 11, "/apis/0/name")]
+    assert located(BASE.replace("name: pets", f'name: "pe{escape}ts"')) == [
+        (UNSTORABLE, 6, 11, "/apis/0/name")
+    ]
 
 
 def test_an_escaped_nul_deep_in_a_policy_is_located() -> None:
     text = BASE.replace("Sid: AllowAll", 'Sid: "Allow\\0All"')
-    assert located(text) == [(CODE, 12, 16, "/apis/0/policy/Statement/0/Sid")]
+    assert located(text) == [(UNSTORABLE, 12, 16, "/apis/0/policy/Statement/0/Sid")]
 
 
 def test_an_escaped_nul_in_a_key_is_located_at_its_mapping() -> None:
     text = BASE.replace('variables: {backend: "127', 'variables: {"back\\0end": "127')
-    assert (CODE, 15, 33, "/apis/0/stages/prod/variables") in located(text)
+    assert (UNSTORABLE, 15, 33, "/apis/0/stages/prod/variables") in located(text)
 
 
 def test_a_lone_surrogate_is_located(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +126,7 @@ def test_a_lone_surrogate_is_located(monkeypatch: pytest.MonkeyPatch) -> None:
     PyYAML is built without libyaml) makes the character."""
     monkeypatch.setattr(_yaml, "_Loader", yaml.SafeLoader)
     text = BASE.replace("name: pets", 'name: "pe\\ud800ts"')
-    assert located(text) == [(CODE, 6, 11, "/apis/0/name")]
+    assert located(text) == [(UNSTORABLE, 6, 11, "/apis/0/name")]
     assert "lone surrogate" in parse_config(text)[1][0].message
 
 
@@ -140,21 +144,24 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([IAMGATE, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-BAD_FILES = {
-    "raw-nul": BASE.replace("name: pets", "name: pe\x00ts"),
-    "escaped-nul": BASE.replace("Sid: AllowAll", 'Sid: "Allow\\0All"'),
-    "escaped-nul-key": BASE.replace('variables: {backend: "127', 'variables: {"back\\0end": "127'),
+BAD_FILES = {  # name -> (text, the code that refuses it)
+    "raw-nul": (BASE.replace("name: pets", "name: pe\x00ts"), CODE),
+    "escaped-nul": (BASE.replace("Sid: AllowAll", 'Sid: "Allow\\0All"'), UNSTORABLE),
+    "escaped-nul-key": (
+        BASE.replace('variables: {backend: "127', 'variables: {"back\\0end": "127'),
+        UNSTORABLE,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_config_validate_locates_it(tmp_path: Path, name: str) -> None:
     path = tmp_path / "gateway.yaml"
-    path.write_text(BAD_FILES[name], encoding="utf-8")
+    path.write_text(BAD_FILES[name][0], encoding="utf-8")
     done = run("config", "validate", str(path))
     assert done.returncode == 1, done.stdout
     assert f"{path}:" in done.stdout
-    assert CODE in done.stdout
+    assert BAD_FILES[name][1] in done.stdout
     assert "\x00" not in done.stdout
     assert "Traceback" not in done.stderr
 
@@ -162,11 +169,11 @@ def test_config_validate_locates_it(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_apply_refuses_it_before_touching_sqlite(tmp_path: Path, name: str) -> None:
     path = tmp_path / "gateway.yaml"
-    path.write_text(BAD_FILES[name], encoding="utf-8")
+    path.write_text(BAD_FILES[name][0], encoding="utf-8")
     db = tmp_path / "store.db"
     done = run("apply", str(path), "--store", f"sqlite:///{db}")
     assert done.returncode == 1, done.stderr
-    assert CODE in done.stderr
+    assert BAD_FILES[name][1] in done.stderr
     assert "nothing applied" in done.stderr
     assert not db.exists()
 
@@ -178,10 +185,10 @@ def test_apply_refuses_it_before_touching_postgres(
     admin = request.getfixturevalue("pg_admin")
     for backend in pg_backend(admin):
         path = tmp_path / "gateway.yaml"
-        path.write_text(BAD_FILES[name], encoding="utf-8")
+        path.write_text(BAD_FILES[name][0], encoding="utf-8")
         done = run("apply", str(path), "--store", backend.url)
         assert done.returncode == 1, done.stderr
-        assert CODE in done.stderr
+        assert BAD_FILES[name][1] in done.stderr
         assert "nothing applied" in done.stderr
         assert "PostgreSQL" not in done.stderr
         # the store was never opened: its schema was not even created

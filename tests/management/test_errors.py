@@ -453,5 +453,7 @@ def test_what_no_store_can_keep_is_refused_alike_on_every_store(on_each_store: A
     openapi = b'openapi: "3.0.1"\ninfo: {title: "t\\0", version: "1"}\npaths: {}\n'
     status, _, answer = on_each_store.signed("POST", "/restapis?mode=import", openapi)
     assert status == 400, answer
-    assert "Invalid OpenAPI input: the string at '/info/title' contains a NUL character" in answer.decode()
+    message = json.loads(answer)["message"]  # valid YAML, located like any other problem of the text
+    assert message.startswith("Invalid OpenAPI input:\n\tline 2, column 15: at '/info/title': ")
+    assert "a NUL character (U+0000), which no store can keep" in message
     assert [(a["name"], a.get("description")) for a in apigw.get_rest_apis()["items"]] == [("kept", None)]

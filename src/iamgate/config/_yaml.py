@@ -8,9 +8,10 @@ strings, ints, floats, booleans, null); tags and anchors work as PyYAML resolves
 Characters are checked before anything else sees the text: each character YAML forbids in a
 stream (C0 and C1 controls other than tab, line breaks and NEL, ``DEL``, U+FFFE/U+FFFF) is a
 located ``config.yaml.invalid-character`` (PyYAML reports only the first, with an offset instead
-of a line); so is a string or key that an escape (``"\\0"``, ``"\\x00"``, ``"\\u0000"``, a lone
+of a line). A string or key that an escape (``"\\0"``, ``"\\x00"``, ``"\\u0000"``, a lone
 surrogate) turns into a character no store can keep (PostgreSQL's ``text`` and ``jsonb`` hold no
-NUL, and UTF-8 no lone surrogate): a configuration that loads can always be applied to a store.
+NUL, and UTF-8 no lone surrogate) is valid YAML but a located ``config.yaml.unstorable-character``:
+a configuration that loads can be applied to a store.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import yaml
 
 from iamgate.policy.diagnostics import Diagnostic, Location, Severity, pointer_join
 
-__all__ = ["Positions", "YamlDocument", "describe_character", "load_yaml", "unstorable"]
+__all__ = ["UNSTORABLE", "Positions", "YamlDocument", "describe_character", "load_yaml", "unstorable"]
 
 # the C loader when PyYAML was built with libyaml
 _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # aliases can repeat a subtree; this bounds "billion laughs" documents
+UNSTORABLE = "config.yaml.unstorable-character"  # valid YAML that no store can keep
 MAX_CHARACTER_ERRORS = 10  # reported one by one; the rest are counted
 
 # what YAML 1.1 does not allow in a stream (PyYAML's reader.NON_PRINTABLE), and what no store keeps
@@ -178,7 +180,7 @@ def load_yaml(text: str) -> YamlDocument:
                     mark = key_node.start_mark
                     message = f"the key {key!r} holds {bad}, which no store can keep"
                     diags.append(
-                        _error("invalid-character", message, mark.line + 1, mark.column + 1, pointer)
+                        _error("unstorable-character", message, mark.line + 1, mark.column + 1, pointer)
                     )
                     key = _replaced(key)
                     child = pointer_join(pointer, key)
@@ -215,7 +217,9 @@ def load_yaml(text: str) -> YamlDocument:
         if bad is not None:
             message = f"the string holds {bad}, which no store can keep"
             diags.append(
-                _error("invalid-character", message, n.start_mark.line + 1, n.start_mark.column + 1, pointer)
+                _error(
+                    "unstorable-character", message, n.start_mark.line + 1, n.start_mark.column + 1, pointer
+                )
             )
             return _replaced(value)
         return value

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from iamgate.config._yaml import Positions, load_yaml
+from iamgate.config._yaml import UNSTORABLE, Positions, load_yaml
 from iamgate.management import access
 from iamgate.management.authorizers import check_authorizer
 from iamgate.management.convert import definition_to_draft
@@ -116,8 +116,14 @@ def read_openapi(body: bytes) -> tuple[dict[str, Any], _Problems]:
         for d in parsed.diagnostics:
             loc = d.location
             at = f"line {loc.line}, column {loc.column}: " if loc.line else ""
-            problems.append(f"{at}{d.message}")
-        raise _fail("Invalid OpenAPI input (neither valid JSON nor YAML)", problems)
+            where = f"at '{loc.pointer}': " if d.code == UNSTORABLE and loc.pointer else ""
+            problems.append(f"{at}{where}{d.message}")
+        # a string no store can keep ("\0" in YAML) is valid YAML, just not storable
+        valid = all(d.code == UNSTORABLE for d in parsed.diagnostics)
+        raise _fail(
+            "Invalid OpenAPI input" if valid else "Invalid OpenAPI input (neither valid JSON nor YAML)",
+            problems,
+        )
     data = parsed.data
     if not isinstance(data, dict):
         raise bad_request("Invalid OpenAPI input: the document must be an object with 'openapi' or 'swagger'")
