@@ -263,28 +263,6 @@ def test_writers_wait_for_each_other(pg_store: Store, pg: Backend) -> None:
 # --- documents --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("doc", "reason"),
-    [
-        ({"description": "a\x00b"}, "/description: a NUL character"),
-        ({"list": ["ok", {"k\x00": 1}]}, "a NUL character"),
-        ({"s": "\ud800"}, "/s: an unpaired surrogate"),
-        ({"rate": float("nan")}, "/rate: nan is not a JSON number"),
-        ({"rate": [float("inf")]}, "/rate/0: inf is not a JSON number"),
-    ],
-)
-def test_documents_jsonb_cannot_hold_are_refused(pg_store: Store, doc: dict[str, Any], reason: str) -> None:
-    with pg_store.transaction() as tx:
-        tx.put("apikey", "", "good", {"n": 1})
-        with pytest.raises(StoreError, match="apikey bad: PostgreSQL cannot store this document") as info:
-            tx.put("apikey", "", "bad", doc)
-        assert reason in str(info.value)
-        with pytest.raises(StoreError, match="cannot store"):
-            tx.insert("apikey", "", "bad", doc)
-    with pg_store.transaction() as tx:  # the transaction went on: the good one was committed
-        assert [i for _, i, _ in tx.list("apikey")] == ["good"]
-
-
 def test_floats_and_ints_keep_their_types(pg_store: Store) -> None:
     values = [1e16, 1.5e300, -2e22, 1.7976931348623157e308, 5e-324, 1e-7, 0.1, 3.0, 10**40, -(10**20), 0]
     write(pg_store, "usageplan", "", "p", {"values": values})

@@ -25,9 +25,9 @@ from collections.abc import Iterable
 from urllib.parse import parse_qs, unquote
 
 from iamgate.management import access
-from iamgate.management.core import ApiError, Call, GatewayContext, Reply, Route
+from iamgate.management.core import ApiError, Call, GatewayContext, Reply, Route, storable_text
 from iamgate.management.router import Matched, Router, load_routes
-from iamgate.store.base import ConflictError, Store, StoreError
+from iamgate.store.base import ConflictError, Store, StoreError, UnstorableError
 
 __all__ = ["ManagementApp", "error_reply", "is_loopback"]
 
@@ -94,6 +94,8 @@ class ManagementApp:
             reply = error_reply(exc)
         except ConflictError as exc:
             reply = error_reply(ApiError(409, "ConflictException", str(exc)))
+        except UnstorableError as exc:  # what no store keeps got past the handler's own checks
+            reply = error_reply(ApiError(400, "BadRequestException", f"The request cannot be stored: {exc}"))
         except StoreError as exc:
             log.error("management request %s: the store failed: %s", request_id, exc)
             reply = error_reply(
@@ -167,6 +169,13 @@ class ManagementApp:
                 f"No API Gateway management operation matches {method} {unquote(path_text)} "
                 "(see docs/management.md for the operations iamgate serves)",
             )
+        # no id or filter holds a NUL: refused alike on every store (PostgreSQL cannot even look one up)
+        for name, value in found.params.items():
+            storable_text(value, f"Invalid request path: the {name} parameter")
+        for name, values in query.items():
+            storable_text(name, "Invalid request query: a parameter name")
+            for value in values:
+                storable_text(value, f"Invalid request query: the {name} parameter")
         call = Call(
             method=method,
             path=unquote(path_text),

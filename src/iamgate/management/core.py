@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,7 +34,11 @@ __all__ = [
     "conflict",
     "not_found",
     "storable",
+    "storable_text",
 ]
+
+# what PostgreSQL's text and jsonb cannot hold: a NUL, and lone surrogates (not UTF-8 at all)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 T = TypeVar("T")
 
@@ -53,29 +58,62 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequestException", message)
 
 
-def storable(value: object, what: str) -> None:
+def _unstorable(text: str) -> str | None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    kind = "a NUL character" if char == "\x00" else "a lone surrogate"
+    return f"{kind} (\\u{ord(char):04x})"
+
+
+def storable_text(text: str, what: str) -> None:
+    """Refuse a NUL or a lone surrogate in one string (a path parameter, a query value)."""
+    bad = _unstorable(text)
+    if bad is not None:
+        raise bad_request(f"{what} contains {bad}")
+
+
+def storable(value: object, what: str, whose: str = "") -> None:
     """Refuse what no store can keep: a NUL character in a string (PostgreSQL's ``jsonb`` and
-    ``text`` cannot hold one) and numbers that are not finite (NaN and infinities are not JSON).
-    Checked where bodies come in, so every store answers alike: 400 naming the place, never a 503
-    from the store or a document only one kind of store accepts."""
-    nul = "a NUL character (\\u0000)"
+    ``text`` cannot hold one), a lone surrogate (not even UTF-8) and numbers that are not finite
+    (NaN and infinities are not JSON). Checked where bodies come in, so every store answers
+    alike: 400 naming the place, never a 503 from the store or a document only one kind of store
+    accepts. ``whose`` names the document when it is not the body itself (``the policy's``)."""
+    the = f"{whose} " if whose else "the "
     stack: list[tuple[object, str]] = [(value, "")]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                raise bad_request(f"{what}: the string at '{where or '/'}' contains {nul}")
+            bad = _unstorable(item)
+            if bad is not None:
+                raise bad_request(f"{what}: {the}string at '{where or '/'}' contains {bad}")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise bad_request(f"{what}: the number at '{where or '/'}' is {item}, not a finite number")
+                raise bad_request(f"{what}: {the}number at '{where or '/'}' is {item}, not a finite number")
         elif isinstance(item, dict):
             for key, sub in item.items():
                 name = str(key).replace("~", "~0").replace("/", "~1")
-                if isinstance(key, str) and "\x00" in key:
-                    raise bad_request(f"{what}: a name in '{where or '/'}' contains {nul}")
+                bad = _unstorable(key) if isinstance(key, str) else None
+                if bad is not None:
+                    raise bad_request(
+                        f"{what}: {'a ' if not whose else the}name in '{where or '/'}' contains {bad}"
+                    )
                 stack.append((sub, f"{where}/{name}"))
         elif isinstance(item, list):
             stack.extend((sub, f"{where}/{i}") for i, sub in enumerate(item))
+
+
+def _policies(body: dict[str, Any]) -> list[str]:
+    """The policy documents a body carries as JSON text (CreateRestApi's ``policy``, a patch
+    operation on ``/policy``): they are stored as objects once deployed, so what they hold must
+    be storable too."""
+    found = [body["policy"]] if isinstance(body.get("policy"), str) else []
+    operations = body.get("patchOperations")
+    for op in operations if isinstance(operations, list) else []:
+        if isinstance(op, dict) and op.get("path") == "/policy" and isinstance(op.get("value"), str):
+            found.append(op["value"])
+    return found
 
 
 def _no_constant(name: str) -> object:
@@ -130,6 +168,12 @@ class Call:
         if not isinstance(value, dict):
             raise bad_request("The request body must be a JSON object")
         storable(value, "Invalid request body")
+        for text in _policies(value):
+            try:
+                document = json.loads(text, parse_constant=_no_constant)
+            except ValueError:
+                continue  # not JSON: the policy's own validation says where and why
+            storable(document, "Invalid request body", "the policy's")
         return value
 
     def arg(self, name: str, default: str | None = None) -> str | None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iamgate.store.base import ConflictError, Doc, Served, Store, StoreError, Transaction, Watch, mask
+from iamgate.store.base import (
+    ConflictError,
+    Doc,
+    Served,
+    Store,
+    StoreError,
+    Transaction,
+    UnstorableError,
+    Watch,
+    mask,
+)
 
 __all__ = [
     "ConflictError",
@@ -13,6 +23,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Transaction",
+    "UnstorableError",
     "Watch",
     "mask",
     "open_store",

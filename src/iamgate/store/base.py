@@ -32,6 +32,7 @@ takes everything it serves from one read transaction, so a half-written change i
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -47,8 +48,10 @@ __all__ = [
     "Store",
     "StoreError",
     "Transaction",
+    "UnstorableError",
     "Watch",
     "Watcher",
+    "check_storable",
     "mask",
 ]
 
@@ -65,6 +68,58 @@ class StoreError(Exception):
 
 class ConflictError(StoreError):
     """A write lost a race it must not silently win (e.g. creating an object that exists)."""
+
+
+class UnstorableError(StoreError):
+    """A document (or key) holds what a store cannot keep; nothing of the transaction is written.
+    Every store refuses the same documents (:func:`check_storable`), whatever it could hold."""
+
+
+def _unstorable_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired surrogate"
+    return None
+
+
+def _unstorable_at(value: Any, at: str) -> str | None:
+    """``"/where: what"`` of the first thing in ``value`` no store keeps (None: nothing)."""
+    if isinstance(value, str):
+        bad = _unstorable_text(value)
+        return None if bad is None else f"{at or '/'}: {bad}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{at or '/'}: {value!r} is not a JSON number"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{at}/{key}"
+            bad = _unstorable_text(key) if isinstance(key, str) else None
+            found = f"{where}: {bad} in a name" if bad is not None else _unstorable_at(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            found = _unstorable_at(item, f"{at}/{n}")
+            if found is not None:
+                return found
+    return None
+
+
+def check_storable(kind: str, api_id: str, id: str, doc: Doc) -> None:
+    """Raise :class:`UnstorableError` for what no store keeps: a NUL or a lone surrogate in a
+    key or a string, a number that is not finite. Callers validate their input first; this is
+    the last line, so that a store never fails halfway (PostgreSQL) or keeps what another store
+    would refuse (SQLite)."""
+    name = f"{kind} {api_id + '/' if api_id else ''}{id}"
+    for part in (kind, api_id, id):
+        bad = _unstorable_text(part)
+        if bad is not None:
+            raise UnstorableError(f"{name!r}: the key holds {bad}; no store can keep it")
+    found = _unstorable_at(doc, "")
+    if found is not None:
+        raise UnstorableError(f"{name}: no store can keep this document ({found})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,16 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from iamgate.store.base import ConflictError, Doc, Served, StoreError, Watcher, mask
+from iamgate.store.base import (
+    ConflictError,
+    Doc,
+    Served,
+    StoreError,
+    UnstorableError,
+    Watcher,
+    check_storable,
+    mask,
+)
 from iamgate.store.schema import POSTGRES_MIGRATIONS
 
 __all__ = ["PostgresStore"]
@@ -196,11 +205,12 @@ class _Tx:
             raise self.store._error("the transaction failed", exc) from None
 
     def _body(self, kind: str, api_id: str, id: str, doc: Doc) -> str:
+        check_storable(kind, api_id, id, doc)  # what every store refuses, in the same words
         try:
             return _encode(doc)
         except _Unstorable as exc:
             name = f"{kind} {api_id + '/' if api_id else ''}{id}"
-            raise StoreError(f"{name}: PostgreSQL cannot store this document ({exc})") from None
+            raise UnstorableError(f"{name}: PostgreSQL cannot store this document ({exc})") from None
 
     def get(self, kind: str, api_id: str, id: str) -> Doc | None:
         row = self._run(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from iamgate.store.base import ConflictError, Doc, Served, StoreError, Watcher
+from iamgate.store.base import ConflictError, Doc, Served, StoreError, Watcher, check_storable
 from iamgate.store.schema import SQLITE_MIGRATIONS
 
 __all__ = ["SqliteStore"]
@@ -52,6 +52,7 @@ class _Tx:
         return [(a, i, dict(json.loads(b))) for a, i, b in rows.fetchall()]
 
     def insert(self, kind: str, api_id: str, id: str, doc: Doc) -> None:
+        check_storable(kind, api_id, id, doc)
         try:
             self.conn.execute(
                 "INSERT INTO iamgate_objects (kind, api_id, id, body, updated_at) VALUES (?, ?, ?, ?, ?)",
@@ -62,6 +63,7 @@ class _Tx:
         self.wrote = True
 
     def put(self, kind: str, api_id: str, id: str, doc: Doc) -> None:
+        check_storable(kind, api_id, id, doc)
         self.conn.execute(
             "INSERT INTO iamgate_objects (kind, api_id, id, body, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (kind, api_id, id) DO UPDATE"
