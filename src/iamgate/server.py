@@ -18,13 +18,15 @@ import asyncio
 import functools
 import http
 import logging
+import os
 import re
+import resource
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
-from iamgate.config.model import MockIntegration
+from iamgate.config.model import ClientSettings, MockIntegration
 from iamgate.config.snapshot import ProxyTarget, Snapshot
 from iamgate.observe.accesslog import AccessLog
 from iamgate.observe.metrics import Metrics
@@ -37,7 +39,7 @@ from iamgate.pipeline.mapping import request_parameter
 from iamgate.policy.memo import SecondSight
 from iamgate.throttle.backend import Backend
 from iamgate.throttle.factory import make_throttler
-from iamgate.upstream.headers import NAME_MEMO_MAX, REQUEST_DROP, connection_tokens
+from iamgate.upstream.headers import NAME_MEMO_MAX, connection_tokens
 from iamgate.upstream.pool import (
     PoolTimeout,
     ResponseSink,
@@ -61,6 +63,9 @@ _PROXY: Final = 3
 _WAITING: Final = 4
 _BUFFERING: Final = 5
 TICK: Final = 0.05  # seconds between deadline sweeps
+_SWEEP_TICKS: Final = 20  # client connections are checked for timeouts every 20 ticks (1 s)
+_HEAD_SLACK: Final = 4096  # request-line and whitespace bytes a head may hold beyond its limits
+_LIMIT_LOG_INTERVAL: Final = 10.0  # seconds between two "connection limit reached" log lines
 # request bodies up to this size are kept so a stale-connection retry can replay
 _RETRY_BUFFER: Final = 64 * 1024
 _PENDING_LIMIT: Final = 256 * 1024  # body buffered while connecting before reading pauses
@@ -158,6 +163,24 @@ def _lower_name(name: bytes) -> bytes:
     return lname
 
 
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request the gateway refuses as it reads
+    it (the refusal itself is kept on the connection: httptools wraps what a callback raises)."""
+
+
+def file_room() -> int:
+    """How many client connections the open-file limit leaves room for: one file for the client
+    and one for its backend connection each, after the files open now and a reserve of 16."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        used = 64
+    return max(1, (soft - used - 16) // 2)
+
+
 class _Queued:
     """A pipelined request parsed while the one before it is still being answered."""
 
@@ -191,6 +214,11 @@ class GatewayState:
         self.in_flight = 0
         self.draining = False
         self.ready = True
+        self.now = _monotonic()  # updated every tick: the clock of client-connection timeouts
+        self._ticks = 0
+        self.file_room = file_room()
+        self.max_clients = snapshot.settings.client.max_connections or self.file_room
+        self._limit_logged = -_LIMIT_LOG_INTERVAL
 
     @staticmethod
     def _pools(snapshot: Snapshot) -> UpstreamPools:
@@ -215,6 +243,7 @@ class GatewayState:
         if old.settings.access_log.destination != snapshot.settings.access_log.destination:
             self.access_log.close()
             self.access_log = AccessLog(snapshot.settings.access_log.destination)
+        self.max_clients = snapshot.settings.client.max_connections or self.file_room
 
     def start_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._ticker is None:
@@ -227,14 +256,65 @@ class GatewayState:
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         self._ticker = loop.call_later(TICK, self._tick, loop)
+        now = _monotonic()
+        self.now = now
         if self.timed:
-            self.check_deadlines(_monotonic())
+            self.check_deadlines(now)
+        self._ticks += 1
+        if self._ticks >= _SWEEP_TICKS:
+            self._ticks = 0
+            self.check_clients(now)
 
     def check_deadlines(self, now: float) -> None:
         """Time out backend exchanges past their deadline. Run every ``TICK`` seconds: one sweep
         instead of a timer per request (deadlines are met within a tick)."""
         for conn in [c for c in self.timed if c.deadline <= now]:
             conn._on_timeout()
+
+    def check_clients(self, now: float) -> None:
+        """Close client connections that waited too long for a request head, the next request
+        or more of a body (``gateway.client`` timeouts); one sweep a second."""
+        client = self.snapshot.settings.client
+        for conn in list(self.connections):
+            conn.check_idle(now, client)
+
+    def make_room(self) -> bool:
+        """At the connection limit: close the connection that has waited longest for a request
+        (one that never sent a byte, a slow head, an idle keep-alive). False if all are busy."""
+        victim: DownstreamConnection | None = None
+        for conn in self.connections:
+            transport = conn.transport
+            if conn.ex is not None or transport is None or transport.is_closing():
+                continue
+            if victim is None or conn.since < victim.since:
+                victim = conn
+        if victim is None:
+            return False
+        self.dropped(victim, "evicted")
+        return True
+
+    def dropped(self, conn: DownstreamConnection, reason: str) -> None:
+        """Close a client connection that is not being answered (count it by reason)."""
+        self.metrics.inc("iamgate_client_connections_closed_total", (("reason", reason),))
+        conn.refused = True
+        transport = conn.transport
+        if transport is not None:
+            transport.abort()
+
+    def at_limit(self, refused: bool) -> None:
+        """Log (at most every 10 s) that the connection limit was reached."""
+        if refused:
+            self.metrics.inc("iamgate_client_connections_closed_total", (("reason", "limit"),))
+        if self.now - self._limit_logged >= _LIMIT_LOG_INTERVAL:
+            self._limit_logged = self.now
+            log.warning(
+                "client connections at the limit (%d per process: gateway.client.max_connections, "
+                "or what the open-file limit leaves room for): %s",
+                self.max_clients,
+                "refusing new connections, every one is busy"
+                if refused
+                else "closing the ones that waited longest for a request",
+            )
 
     def protocol_factory(self, *, secure: bool = False) -> Callable[[], DownstreamConnection]:
         return lambda: DownstreamConnection(self, secure)
@@ -247,7 +327,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.state = state
         self.secure = secure
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = self._new_parser()
         self.peer_ip = ""
         self.forwarded_line = b""
         self.url = b""
@@ -255,6 +335,15 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.hmap: dict[bytes, bytes] = {}
         self.header_bytes = 0
         self.duplicate_host = False
+        self.repeated: dict[bytes, list[bytes]] | None = None  # values of names seen twice or more
+        self.settings = state.snapshot.settings  # of the request being read (its limits)
+        self.in_head = False  # a request head has begun and is not complete
+        self.head_received = 0  # bytes of a head that spans reads (see data_received)
+        self.fresh = True  # no request answered yet on this connection
+        self.since = state.now  # when the current wait (for a head, a request, a body) began
+        self.refused = False  # reading has ended: a refusal is answered, or the connection dropped
+        self.refusal: R.GatewayResponse | None = None  # what a parser callback refused the request with
+        self.after: R.GatewayResponse | None = None  # a refusal waiting for the exchange ahead of it
         self.ex: Exchange | None = None
         self.queued: _Queued | None = None  # a pipelined request being parsed while another is answered
         self.pipeline: list[_Queued] = []  # pipelined requests waiting their turn
@@ -289,9 +378,25 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.body_bytes = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
+    def _new_parser(self) -> httptools.HttpRequestParser:
+        parser = httptools.HttpRequestParser(self)
+        # bytes after a request that ends the connection (Connection: close, HTTP/1.0) are never
+        # read as a request: that request is answered and the connection closed, as nginx does
+        parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        return parser
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.state.start_ticker(asyncio.get_running_loop())
+        state = self.state
+        state.start_ticker(asyncio.get_running_loop())
+        self.since = state.now
+        if len(state.connections) >= state.max_clients:
+            room = state.make_room()
+            state.at_limit(not room)
+            if not room:
+                self.refused = True
+                transport.close()
+                return
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else "127.0.0.1"
         if ip.startswith("::ffff:") and "." in ip:
@@ -304,12 +409,31 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             self.closing = True
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # reading ended: the refusal is being answered, the connection closed
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             pass  # answered in on_headers_complete
         except httptools.HttpParserError as exc:
             self._parse_error(exc)
+            return
+        if self.in_head:  # a head spans reads: bound what the parser holds of it
+            self._head_spans(len(data))
+
+    def _head_spans(self, n: int) -> None:
+        """A head is still incomplete after a read of ``n`` bytes. httptools keeps a header
+        that is not complete yet to itself, so its size is only known from the bytes read: every
+        read after the one the head began in counts (that one may end another request's body),
+        and the head is refused once they pass its limits."""
+        if self.head_received < 0:
+            self.head_received = 0
+            return
+        self.head_received += n
+        settings = self.settings
+        if self.head_received > settings.max_url_bytes + settings.max_header_bytes + _HEAD_SLACK:
+            self.refusal = R.gateway_error(R.HEADERS_TOO_LARGE, close=True)
+            self._parse_error(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
@@ -342,6 +466,12 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.hmap = {}
         self.header_bytes = 0
         self.duplicate_host = False
+        self.repeated = None
+        self.in_head = True
+        self.head_received = -1  # began in this read (see _head_spans)
+        self.settings = self.state.snapshot.settings
+        if not self.fresh:  # a first request's head is timed from the connection's start
+            self.since = self.state.now
         if self.ex is not None:  # a pipelined request behind one still being answered: queue it
             self.queued = _Queued()
             return
@@ -351,22 +481,44 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        if len(self.url) > self.settings.max_url_bytes:
+            self._refuse_head(R.gateway_error(R.URI_TOO_LONG, close=True))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lname = _LOWER_NAMES.found.get(name)
         if lname is None:
             lname = _lower_name(name)
-        self.headers.append((lname, name + b": " + value + b"\r\n"))  # the raw line, for forwarding
+        headers = self.headers
+        headers.append((lname, name + b": " + value + b"\r\n"))  # the raw line, for forwarding
         self.header_bytes += len(name) + len(value) + 4
+        settings = self.settings
+        if self.header_bytes > settings.max_header_bytes or len(headers) > settings.max_header_count:
+            self._refuse_head(R.gateway_error(R.HEADERS_TOO_LARGE, close=True))
         prev = self.hmap.get(lname)
         if prev is None:
             self.hmap[lname] = value
-        else:
+        else:  # a repeated name: its values are joined once the head is complete (linear time)
             if lname == b"host":
                 self.duplicate_host = True
-            self.hmap[lname] = prev + b", " + value
+            repeated = self.repeated
+            if repeated is None:
+                self.repeated = {lname: [prev, value]}
+            elif lname in repeated:
+                repeated[lname].append(value)
+            else:
+                repeated[lname] = [prev, value]
+
+    def _refuse_head(self, response: R.GatewayResponse) -> None:
+        """Stop parsing: the request is refused while its head is read (answered by _parse_error)."""
+        self.refusal = response
+        raise _Refused
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        if self.repeated is not None:
+            hmap = self.hmap
+            for lname, values in self.repeated.items():
+                hmap[lname] = b", ".join(values)
         parser = self.parser
         raw_method = parser.get_method()
         method = _METHOD_NAMES.get(raw_method) or raw_method.decode("ascii")
@@ -440,10 +592,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         if client_id is not None and _UUID.fullmatch(client_id):  # a client may set its own UUID
             ex.request_id = client_id.decode("ascii").lower()
         if (
-            upgrade
-            or self.duplicate_host
-            or b"host" not in hmap
-            or self.header_bytes > state.snapshot.settings.max_header_bytes
+            upgrade or self.duplicate_host or b"host" not in hmap or self.chunked_in
         ):  # only then can there be a problem (the common case skips a call)
             problem = self._head_problem(version, upgrade)
             if problem is not None:
@@ -476,6 +625,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
                     self._run_stages(ex, i)
                     return
                 self.mode = _BUFFERING
+                self.since = self.state.now
                 self.resume_at = i
                 self._continue()  # a client waiting for 100 Continue sends the body only then
                 return
@@ -531,6 +681,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
             return
         if mode == _BUFFERING:
+            self.since = self.state.now  # gateway.client.body_timeout runs between reads
             if self.body_bytes > settings.max_buffered_body:
                 self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
                 return
@@ -585,31 +736,51 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             return R.gateway_error(
                 R.BAD_REQUEST, "Bad Request: exactly one Host header is required", close=True
             )
-        if self.header_bytes > self.state.snapshot.settings.max_header_bytes:
-            return R.GatewayResponse(
-                431,
-                b'{"message":"Request Header Fields Too Large"}',
-                (("Content-Type", "application/json"),),
-                "REQUEST_TOO_LARGE",
-                "RequestHeaderFieldsTooLargeException",
-                "Request Header Fields Too Large",
-                True,
+        transfer = self.hmap.get(b"transfer-encoding")
+        if transfer is not None and (transfer.strip().lower() != b"chunked" or version != "HTTP/1.1"):
+            # only chunked framing is read; any other coding (gzip, "chunked;q=1", "gzip, chunked")
+            # or chunked in HTTP/1.0 would be forwarded as something the backend frames otherwise
+            shown = transfer.decode("latin-1")[:64]
+            return R.gateway_error(
+                R.BAD_REQUEST,
+                f"Bad Request: Transfer-Encoding {shown!r} is not supported (only chunked, in HTTP/1.1)",
+                close=True,
             )
         return None
 
-    def _parse_error(self, exc: Exception) -> None:
+    def _parse_error(self, exc: Exception | None) -> None:
+        """The bytes read are not a request the gateway accepts (malformed, or refused by a limit
+        while read): nothing more is read from this connection; the refusal is answered in turn
+        (after the responses still owed to earlier pipelined requests) and the connection closed."""
+        transport = self.transport
+        if self.refused or transport is None or transport.is_closing():
+            return  # already ending: the request was refused on its head, or the client left
+        self.refused = True
+        refusal = self.refusal
+        self.refusal = None
+        if refusal is None:
+            refusal = R.gateway_error(R.BAD_REQUEST, f"Bad Request: {exc}", close=True)
+        self.parser = self._new_parser()  # drops whatever the parser held of the bad request
         ex = self.ex
-        if ex is None:
-            ex = Exchange(
-                self.state.snapshot, "-", b"", b"", [], {}, "HTTP/1.1", False, self.peer_ip, self.secure
-            )
-            self.ex = ex
-            self.state.in_flight += 1
-        if self.response_started or self.mode == _PROXY:
-            self._abort(ex, "malformed request body")
-            return
-        ex.keep_alive = False
-        self._respond(ex, R.gateway_error(R.BAD_REQUEST, f"Bad Request: {exc}", close=True))
+        if ex is not None and not self.request_complete and self.queued is None:
+            self._fail_request(refusal, "malformed request body")  # the request being answered
+        elif ex is not None:  # an earlier request is still being answered: this one's turn comes
+            self.after = refusal
+            if not self.paused_for_response:
+                transport.pause_reading()
+                self.paused_for_response = True
+        else:
+            self._refuse(refusal)
+
+    def _refuse(self, response: R.GatewayResponse) -> None:
+        """Answer a request refused before it became an exchange, and close."""
+        ex = Exchange(
+            self.state.snapshot, "-", b"", b"", [], {}, "HTTP/1.1", False, self.peer_ip, self.secure
+        )
+        self.ex = ex
+        self.response_started = False
+        self.state.in_flight += 1
+        self._respond(ex, response)
 
     # --- gateway responses ----------------------------------------------------------------------
     def _respond(self, ex: Exchange, response: R.GatewayResponse) -> None:
@@ -683,17 +854,25 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             self._record(ex)
         except Exception:  # logging must never break serving
             log.exception("access log failed for request %s", ex.request_id)
+        self.response_started = False
         transport = self.transport
         if transport is None or aborted:
             return
         if not ex.keep_alive or self.closing or state.draining:
+            self.refused = True
             transport.close()
             return
+        self.fresh = False
+        self.since = state.now  # now waiting for the next request
         if self.paused_for_backend:
             self.paused_for_backend = False
             transport.resume_reading()
         if self.pipeline:
             self._start_queued(self.pipeline.pop(0))
+            return
+        if self.after is not None:  # a refused request waited for the ones before it
+            refusal, self.after = self.after, None
+            self._refuse(refusal)
             return
         if self.paused_for_response:
             self.paused_for_response = False
@@ -802,7 +981,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         hmap = ex.hmap
         target_line = path if not ex.query else path + "?" + ex.query.decode("latin-1")
         parts = [f"{ex.method} {target_line} HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("latin-1")]
-        dropped = REQUEST_DROP
+        dropped = ex.snapshot.request_drop
         connection = hmap.get(b"connection")
         if connection is not None:
             dropped = dropped | connection_tokens(connection)
@@ -998,6 +1177,17 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         ex.extra = {**(ex.extra or {}), "integrationErrorMessage": detail}
         self._drop_upstream()
         response = R.gateway_error(R.INTEGRATION_TIMEOUT if kind == "timeout" else R.INTEGRATION_FAILURE)
+        if ex.snapshot.settings.expose_integration_errors:  # a debugging aid: why, for the caller
+            reason = f"{kind}: {detail}".replace("\r", " ").replace("\n", " ")[:256]
+            response = R.GatewayResponse(
+                response.status,
+                response.body,
+                (*response.headers, ("x-iamgate-integration-error", reason)),
+                response.response_type,
+                response.error_type,
+                response.message,
+                response.close,
+            )
         self._respond(ex, response)
 
     def _fail_request(self, response: R.GatewayResponse, kind: str) -> None:
@@ -1049,6 +1239,22 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
 
     def _cancel_timer(self) -> None:
         self.state.timed.discard(self)
+
+    def check_idle(self, now: float, client: ClientSettings) -> None:
+        """Close this connection if it waited too long: for a request head (from the connection's
+        start, or from the head's first byte), for the next request on a kept-alive connection,
+        or for more of a body the gateway holds. Requests being answered have their own deadline."""
+        ex = self.ex
+        if ex is None:
+            if self.in_head or self.fresh:
+                if now - self.since > client.header_timeout:
+                    self.state.dropped(self, "header-timeout")
+            elif now - self.since > client.keepalive_timeout:
+                self.state.dropped(self, "keepalive-timeout")
+        elif self.mode == _BUFFERING and now - self.since > client.body_timeout:
+            self.state.metrics.inc("iamgate_client_connections_closed_total", (("reason", "body-timeout"),))
+            self.refused = True
+            self._fail_request(R.gateway_error(R.REQUEST_TIMEOUT, close=True), "body-timeout")
 
     # --- shutdown -----------------------------------------------------------------------------
     def drain(self) -> None:

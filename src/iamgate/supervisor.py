@@ -37,6 +37,7 @@ import errno
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -324,6 +325,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
         self.server = await loop.create_server(self.state.protocol_factory(), sock=self.sock, backlog=2048)
+        configured = self.state.snapshot.settings.client.max_connections
+        log.info(
+            "up to %d client connections in this process (%s)",
+            self.state.max_clients,
+            "gateway.client.max_connections" if configured else "what the open-file limit leaves room for",
+        )
         if self.admin_sock is not None:
             self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
             await self.admin.start(self.admin_sock)
@@ -786,7 +793,17 @@ def _serve(options: ServeOptions, on_ready: Callable[[], None] | None) -> int:
         link.close()
 
 
+def raise_file_limit() -> None:
+    """Raise the soft open-file limit to the hard one (as Go's runtime and nginx's
+    worker_rlimit_nofile do): every client and backend connection is a file."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link: StoreLink) -> int:
+    raise_file_limit()  # before the workers start: they inherit it
     config, diags, sources = _load(options.config, link=link, store=options.store)
     built = None if config is None else _build(config, options.config)
     if isinstance(built, Diagnostic):

@@ -252,6 +252,7 @@ def start_gateway(
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     wait: bool = True,
+    preexec: Callable[[], None] | None = None,
 ) -> Gateway:
     port, admin_port = free_port(), free_port()
     config_path = write_config(tmp_path / "gateway.yaml", config)
@@ -274,6 +275,7 @@ def start_gateway(
             stdout=out,
             stderr=err,
             env={**os.environ, **(env or {})},
+            preexec_fn=preexec,  # noqa: PLW1509 (only a resource limit, set before exec)
         )
     gw = Gateway(proc, port, admin_port, config_path, stdout_path, stderr_path)
     if wait:

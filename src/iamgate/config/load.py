@@ -29,6 +29,7 @@ from iamgate.config.auth import (
 from iamgate.config.model import (
     AccessLogSettings,
     ApiConfig,
+    ClientSettings,
     GatewayConfig,
     GatewaySettings,
     HttpProxyIntegration,
@@ -97,6 +98,11 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
             "cognito_mode": False,
             "max_buffered_body": False,
             "anonymous_principal_keys": False,
+            "max_url_bytes": False,
+            "max_header_count": False,
+            "client": False,
+            "drop_request_headers": False,
+            "expose_integration_errors": False,
         },
     )
     if m is None:
@@ -234,25 +240,46 @@ def _settings(r: _Reader, raw: object) -> GatewaySettings:
     }
     n = integer("max_buffered_body", 1024, 1 << 30)
     max_buffered = defaults.max_buffered_body if n is None else n
+    n = integer("max_url_bytes", 256, 1 << 20)
+    max_url = defaults.max_url_bytes if n is None else n
+    n = integer("max_header_count", 8, 10_000)
+    max_count = defaults.max_header_count if n is None else n
+    client = defaults.client
+    if "client" in m:
+        client = _client(r, m["client"], f"{ptr}/client")
+    dropped = defaults.drop_request_headers
+    if "drop_request_headers" in m:
+        dropped = _header_names(r, m["drop_request_headers"], f"{ptr}/drop_request_headers")
+    expose = defaults.expose_integration_errors
+    if "expose_integration_errors" in m:
+        b = r.boolean(
+            m["expose_integration_errors"], f"{ptr}/expose_integration_errors", "expose_integration_errors"
+        )
+        expose = expose if b is None else b
     return GatewaySettings(
-        region,
-        account,
-        max_chars,
-        tuple(proxies),
-        tuple(networks),
-        unmatched,
-        picked["denial_messages"],
-        semicolon,
-        max_body,
-        max_header,
-        access_log,
-        upstream,
-        picked["unknown_access_key_error"],
-        picked["cross_account_without_policy"],
-        picked["cognito_mode"],
-        max_buffered,
-        picked["forwarded_header"],
-        picked["anonymous_principal_keys"],
+        region=region,
+        account_id=account,
+        max_policy_chars=max_chars,
+        trusted_proxies=tuple(proxies),
+        networks=tuple(networks),
+        unmatched_status=unmatched,
+        denial_messages=picked["denial_messages"],
+        allow_semicolon_in_path=semicolon,
+        max_request_body=max_body,
+        max_header_bytes=max_header,
+        max_url_bytes=max_url,
+        max_header_count=max_count,
+        access_log=access_log,
+        upstream=upstream,
+        unknown_access_key_error=picked["unknown_access_key_error"],
+        cross_account_without_policy=picked["cross_account_without_policy"],
+        cognito_mode=picked["cognito_mode"],
+        max_buffered_body=max_buffered,
+        forwarded_header=picked["forwarded_header"],
+        anonymous_principal_keys=picked["anonymous_principal_keys"],
+        client=client,
+        drop_request_headers=dropped,
+        expose_integration_errors=expose,
     )
 
 
@@ -292,6 +319,50 @@ def _log_format(r: _Reader, raw: object, ptr: str) -> str | None:
         )
         return None
     return text
+
+
+def _client(r: _Reader, raw: object, ptr: str) -> ClientSettings:
+    d = ClientSettings()
+    keys = ("header_timeout", "keepalive_timeout", "body_timeout", "max_connections")
+    m = r.mapping(raw, ptr, "client", dict.fromkeys(keys, False))
+    if m is None:
+        return d
+
+    def num(key: str, default: float, low: float, high: float, integer: bool = False) -> float:
+        if key not in m:
+            return default
+        value = r.number(m[key], f"{ptr}/{key}", key, low=low, high=high, integer=integer)
+        return default if value is None else value
+
+    return ClientSettings(
+        header_timeout=num("header_timeout", d.header_timeout, 0.1, 3600),
+        keepalive_timeout=num("keepalive_timeout", d.keepalive_timeout, 0.1, 3600),
+        body_timeout=num("body_timeout", d.body_timeout, 0.1, 3600),
+        max_connections=None
+        if m.get("max_connections") is None
+        else int(num("max_connections", 0, 1, 1_000_000, True)) or None,
+    )
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+_NEVER_FORWARDED = ("connection", "content-length", "host", "transfer-encoding", "x-forwarded-for")
+
+
+def _header_names(r: _Reader, raw: object, ptr: str) -> frozenset[bytes]:
+    names: set[bytes] = set()
+    for i, item in enumerate(r.sequence(raw, ptr, "drop_request_headers") or []):
+        name = r.string(item, f"{ptr}/{i}", "a header name", pattern=_HEADER_NAME, help="a header name")
+        if name is None:
+            continue
+        if name.lower() in _NEVER_FORWARDED:
+            r.warn(
+                "invalid-value",
+                f"{ptr}/{i}",
+                f"{name} is always replaced by the gateway; listing it has no effect",
+                "list only headers a client sends that the backend should not see",
+            )
+        names.add(name.lower().encode("ascii"))
+    return frozenset(names)
 
 
 def _upstream(r: _Reader, raw: object, ptr: str) -> UpstreamSettings:

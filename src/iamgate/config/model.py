@@ -10,8 +10,10 @@ from iamgate.config.throttle import Limit, RateLimitRule, ThrottleSettings, Usag
 from iamgate.policy import CompiledPolicy
 
 __all__ = [
+    "PATH_OVERRIDE_HEADERS",
     "AccessLogSettings",
     "ApiConfig",
+    "ClientSettings",
     "GatewayConfig",
     "GatewaySettings",
     "HttpProxyIntegration",
@@ -51,6 +53,38 @@ class UpstreamSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Client connections: how long the gateway waits for them, and how many it keeps."""
+
+    header_timeout: float = 60.0  # a request head must arrive within this (nginx client_header_timeout)
+    keepalive_timeout: float = 75.0  # an idle keep-alive connection waits this long for a request
+    body_timeout: float = 60.0  # longest pause between two reads of a body the gateway waits for
+    # per process; None: as many as the open-file limit leaves room for (two files each)
+    max_connections: int | None = None
+
+
+# Request headers some backends read as the request's path, method or prefix instead of the
+# request line (IIS URL Rewrite, nginx auth_request, Traefik, Envoy, Spring, old frameworks): a
+# request judged as one path would run as another. Dropped by default (gateway.drop_request_headers).
+PATH_OVERRIDE_HEADERS: tuple[str, ...] = (
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-rewrite-path",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-envoy-original-path",
+    "x-original-path",
+    "x-forwarded-method",
+    "x-original-method",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySettings:
     region: str = "us-east-1"
     account_id: str = "123456789012"
@@ -61,7 +95,9 @@ class GatewaySettings:
     denial_messages: str = "legacy"  # or "policy-type"
     allow_semicolon_in_path: bool = False
     max_request_body: int | None = None
-    max_header_bytes: int = 10240
+    max_header_bytes: int = 10240  # header lines in total (names + values); 431 beyond
+    max_url_bytes: int = 10240  # the request target; 414 beyond
+    max_header_count: int = 100  # header lines; 431 beyond
     access_log: AccessLogSettings = field(default_factory=lambda: AccessLogSettings("-", None))
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     # who may call (docs/authentication.md)
@@ -73,6 +109,11 @@ class GatewaySettings:
     # principal condition keys of callers the resource policy sees as anonymous (every method
     # that is not AWS_IAM): "omit" (API Gateway's key table) or "iam" (IAM's documented values)
     anonymous_principal_keys: str = "omit"
+    client: ClientSettings = field(default_factory=ClientSettings)
+    # lower-case names of request headers never forwarded, besides the hop-by-hop ones
+    drop_request_headers: frozenset[bytes] = frozenset(n.encode() for n in PATH_OVERRIDE_HEADERS)
+    # 502/504 answers carry x-iamgate-integration-error: why (a debugging aid, off by default)
+    expose_integration_errors: bool = False
 
 
 @dataclass(frozen=True, slots=True)

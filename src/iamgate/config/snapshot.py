@@ -31,6 +31,7 @@ from iamgate.pipeline.paths import encode_segment
 from iamgate.pipeline.routing import ResourceTree
 from iamgate.policy import ApiRef, CompiledPolicy
 from iamgate.throttle.backend import Bucket
+from iamgate.upstream.headers import REQUEST_DROP
 
 __all__ = ["ApiRuntime", "ProxyTarget", "RouteRuntime", "Snapshot", "build_snapshot"]
 
@@ -210,6 +211,9 @@ class Snapshot:
     auth: AuthSettings = field(default_factory=AuthSettings)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)  # by value
     limits: Limits | None = None  # None: nothing is throttled
+    # request headers never forwarded to a backend: the hop-by-hop and replaced ones, and
+    # gateway.drop_request_headers
+    request_drop: frozenset[bytes] = REQUEST_DROP
 
     def key_allowed(self, key: ApiKey, api_id: str, stage: str) -> bool:
         """Whether an API key may be used on this API stage: once usage plans are configured, only
@@ -368,6 +372,7 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
         config.auth,
         {key.value: key for key in config.auth.api_keys},
         _limits(config),
+        REQUEST_DROP | settings.drop_request_headers,
     )
 
 

@@ -42,6 +42,10 @@ REQUEST_TOO_LARGE: Final = ResponseType(
     "REQUEST_TOO_LARGE", 413, "RequestTooLargeException", "Request Too Long"
 )
 URI_TOO_LONG: Final = ResponseType("URI_TOO_LONG", 414, "RequestUriTooLongException", "Request-URI Too Long")
+HEADERS_TOO_LARGE: Final = ResponseType(
+    "REQUEST_TOO_LARGE", 431, "RequestHeaderFieldsTooLargeException", "Request Header Fields Too Large"
+)
+REQUEST_TIMEOUT: Final = ResponseType("DEFAULT_4XX", 408, "RequestTimeoutException", "Request Timeout")
 INTEGRATION_TIMEOUT: Final = ResponseType(
     "INTEGRATION_TIMEOUT", 504, "InternalServerErrorException", "Endpoint request timed out"
 )

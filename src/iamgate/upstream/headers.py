@@ -32,14 +32,9 @@ REQUEST_DROP: Final = HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-port",
-    # headers some backends (IIS URL Rewrite, old PHP/Java frameworks) read instead of the request
-    # line: forwarding them would let a request judged as one path or method run as another
-    b"x-original-url",
-    b"x-rewrite-url",
-    b"x-http-method-override",
-    b"x-http-method",
-    b"x-method-override",
 }
+# (the headers some backends read instead of the request line, X-Original-URL and the like, are
+# dropped too, by a list the configuration can change: config.model.PATH_OVERRIDE_HEADERS)
 
 # the longest header name the request path's name memos keep (client names lower-cased in
 # server.py, backend names classified in upstream/pool.py): a peer cannot park long names there
