@@ -28,6 +28,8 @@ from typing import Any
 import click
 import yaml
 
+from iamgate.cli.redact import REDACTED, Redacted
+from iamgate.cli.redact import redact as redact_document
 from iamgate.cli.store_flag import StoreOrigin, check_url, fail, open_named
 from iamgate.config.load import load_config
 from iamgate.config.model import GatewayConfig
@@ -272,9 +274,21 @@ def export_document(store: Store) -> dict[str, Any]:
     return document
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: dict[str, Any], redacted: Redacted | None = None) -> str:
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
-    return "# written by iamgate export: the APIs, API keys and usage plans a store serves\n" + text
+    if redacted is None:
+        return "# written by iamgate export: the APIs, API keys and usage plans a store serves\n" + text
+    head = ["# written by iamgate export --redact: the APIs, API keys and usage plans a store serves,"]
+    head.append("# without their secrets (docs/management.md#apply-and-export)")
+    if redacted.key_variables:
+        head.append(
+            "# API key values come from these environment variables (value_env); set them to apply it:"
+        )
+        head.extend(f"#   {name} (API key {key})" for key, name in redacted.key_variables.items())
+    if redacted.places:
+        head.append(f"# other secrets read {REDACTED}: put the real values back to apply it:")
+        head.extend(f"#   {place}" for place in redacted.places)
+    return "\n".join(head) + "\n" + text
 
 
 @click.command()
@@ -291,17 +305,28 @@ def render(document: dict[str, Any]) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here instead of standard output.",
 )
-def export(store_url: str, output: Path | None) -> None:
+@click.option(
+    "--redact",
+    is_flag=True,
+    help="Leave the secrets out (API key values, passwords in URLs, credentials sent to backends), "
+    "to share the file for review; see docs/management.md.",
+)
+def export(store_url: str, output: Path | None, redact: bool) -> None:
     """Write what a store serves as a configuration file (YAML).
 
     Stages are grouped by the deployment they serve: an API whose stages all serve one
     deployment is one `apis` entry without `deployment:`; otherwise one entry per deployment.
     Drafts that no stage serves are not written. Exit 2 when the store cannot be read.
+
+    With --redact, API key values become value_env: IAMGATE_API_KEY_<ID> and other secrets
+    <redacted by iamgate export>, which the loader refuses: the file applies only once the
+    variables are set and the other values put back.
     """
     origin = StoreOrigin(store_url)
     store = open_named(origin)
     try:
-        text = render(export_document(store))
+        document = export_document(store)
+        text = render(*redact_document(document)) if redact else render(document)
     except StoreError as exc:
         fail(origin, exc)
     finally:
@@ -309,9 +334,9 @@ def export(store_url: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        # the file holds API key values: a new one is readable by its owner only
+        # the file holds API key values: a new one is readable by its owner only (unless redacted)
         try:
-            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644 if redact else 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
         except OSError as exc:

@@ -23,7 +23,15 @@ import yaml
 
 from iamgate.policy.diagnostics import Diagnostic, Location, Severity, pointer_join
 
-__all__ = ["UNSTORABLE", "Positions", "YamlDocument", "describe_character", "load_yaml", "unstorable"]
+__all__ = [
+    "REDACTED",
+    "UNSTORABLE",
+    "Positions",
+    "YamlDocument",
+    "describe_character",
+    "load_yaml",
+    "unstorable",
+]
 
 # the C loader when PyYAML was built with libyaml
 _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -31,6 +39,9 @@ _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader",
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # aliases can repeat a subtree; this bounds "billion laughs" documents
 UNSTORABLE = "config.yaml.unstorable-character"  # valid YAML that no store can keep
+# what `iamgate export --redact` writes in place of a secret: refused wherever it is read, so that
+# a redacted file is never applied with the placeholder taken for the secret
+REDACTED = "<redacted by iamgate export>"
 MAX_CHARACTER_ERRORS = 10  # reported one by one; the rest are counted
 
 # what YAML 1.1 does not allow in a stream (PyYAML's reader.NON_PRINTABLE), and what no store keeps
@@ -222,6 +233,17 @@ def load_yaml(text: str) -> YamlDocument:
                 )
             )
             return _replaced(value)
+        if isinstance(value, str) and REDACTED in value:
+            line, column = n.start_mark.line + 1, n.start_mark.column + 1
+            diags.append(
+                Diagnostic(
+                    "config.redacted-secret",
+                    Severity.ERROR,
+                    f"this value holds {REDACTED!r}: iamgate export --redact removed a secret here",
+                    Location(pointer, line, column),
+                    "put the real value back before using the file",
+                )
+            )
         return value
 
     try:
