@@ -71,6 +71,7 @@ __all__ = [
     "SignedRequest",
     "Verified",
     "authorization_header_error",
+    "covered_path",
     "is_signed",
     "needs_body",
     "parse_authorization_header",
@@ -251,6 +252,15 @@ def _query_params(raw_query: bytes) -> dict[str, str]:
 
 def _is_presigned_query(params: dict[str, str]) -> bool:
     return "X-Amz-Algorithm" in params or "X-Amz-Signature" in params
+
+
+def covered_path(raw_path: bytes) -> bytes:
+    """The path a signature covers, still percent-encoded: the wire path with its dot segments
+    and empty segments removed, as signers and AWS normalise it before encoding it once more into
+    the canonical URI. Escapes are *not* decoded first, so ``%2e%2e`` stays a segment of its own
+    here while a router that decodes first reads it as ``..``: a gateway must route this path,
+    not only the wire path, to know what was signed (docs/security.md, "Signatures")."""
+    return canon.remove_dot_segments(raw_path.decode("utf-8", errors="replace")).encode("utf-8")
 
 
 def is_signed(headers: Sequence[tuple[bytes, bytes]], raw_query: bytes) -> bool:

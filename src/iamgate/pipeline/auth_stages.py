@@ -21,10 +21,11 @@ from iamgate.auth import combine
 from iamgate.auth.custom import AuthorizerError, RequestFacts, Unauthorized
 from iamgate.auth.identities import Identity, identity_decision
 from iamgate.auth.jwt import JwtError
-from iamgate.auth.sigv4 import SignatureError, SignedRequest, is_signed, needs_body, verify
+from iamgate.auth.sigv4 import SignatureError, SignedRequest, covered_path, is_signed, needs_body, verify
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import Later
+from iamgate.pipeline.stages import resolve
 from iamgate.policy import Decision, DecisionEffect, Request
 
 __all__ = ["NEED_BODY", "api_key", "authenticate", "authorize"]
@@ -107,6 +108,13 @@ def _sigv4(ex: Exchange) -> StageResult:
     if ex.body is None and needs_body(headers, ex.query):
         return NEED_BODY
     snap = ex.snapshot
+    if _signed_elsewhere(ex):
+        return R.gateway_error(
+            R.BAD_REQUEST,
+            "Bad Request: a signed path must name the resource it is served as (no encoded '.' "
+            "or '..' segment, no '..' out of the path prefix)",
+            close=True,
+        )
     auth = snap.auth
     try:
         verified = verify(
@@ -131,6 +139,30 @@ def _sigv4(ex: Exchange) -> StageResult:
     ex.access_key_id = verified.credential.access_key_id
     ex.context.update(identity.condition_keys(ex.wall))
     return None
+
+
+def _signed_elsewhere(ex: Exchange) -> bool:
+    """Whether the resource a signature covers may differ from the one served: a signature must
+    bind the very resource that is authorized and proxied. The signature covers the wire path
+    with dot segments removed *before* decoding; the router decodes first. So a signed path may
+    hold no segment that decodes to ``.`` or ``..`` (``%2e``, ``.%2E``), and a path with dot or
+    empty segments is routed a second time as covered, and must land on the same resource."""
+    raw = ex.raw_path
+    covered = covered_path(raw)
+    if (b"%2e" in covered or b"%2E" in covered) and any(
+        segment.lower().replace(b"%2e", b".") in (b".", b"..") for segment in covered.split(b"/")
+    ):
+        return True
+    if covered == raw:
+        return False
+    other = resolve(ex.snapshot, covered, ex.method, ex.hmap)
+    return not (
+        other.problem is None
+        and other.api is ex.api
+        and other.stage is ex.stage
+        and other.route is ex.route
+        and other.segments == ex.segments
+    )
 
 
 def _signature_type(error_type: str) -> str:

@@ -22,9 +22,10 @@ from iamgate.policy.memo import SecondSight
 from iamgate.policy.values import read_ip
 
 if TYPE_CHECKING:
-    from iamgate.config.snapshot import Snapshot
+    from iamgate.config.model import StageConfig
+    from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
 
-__all__ = ["canonical_segments", "context", "rightmost_untrusted", "route", "time_keys"]
+__all__ = ["Routed", "canonical_segments", "context", "resolve", "rightmost_untrusted", "route", "time_keys"]
 
 MAX_ARN_BYTES: Final = 1600  # API Gateway quota for a method ARN
 
@@ -72,12 +73,12 @@ def time_keys(wall: float) -> tuple[str, str, str]:
     return cache.iso, cache.epoch, cache.clf
 
 
-def _unmatched(ex: Exchange) -> R.GatewayResponse:
-    authorization = ex.hmap.get(b"authorization")
+def _unmatched(snap: Snapshot, hmap: dict[bytes, bytes]) -> R.GatewayResponse:
+    authorization = hmap.get(b"authorization")
     if authorization is not None:
         # API Gateway parses an Authorization header as SigV4 even on an unknown route, and
-        # answers with the parse error (observed)
-        has_date = b"x-amz-date" in ex.hmap or b"date" in ex.hmap
+        # answers with the parse error (docs/authentication.md)
+        has_date = b"x-amz-date" in hmap or b"date" in hmap
         error = authorization_header_error(authorization.decode("latin-1"), has_date=has_date)
         if error is not None:
             return R.GatewayResponse(
@@ -88,9 +89,27 @@ def _unmatched(ex: Exchange) -> R.GatewayResponse:
                 error.error_type,
                 error.message,
             )
-    if ex.snapshot.settings.unmatched_status == 404:
+    if snap.settings.unmatched_status == 404:
         return R.gateway_error(R.RESOURCE_NOT_FOUND)
     return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
+
+
+class Routed:
+    """Where a request goes, as a value: the API, stage, route and path parameters, the
+    canonical path (``segments`` after the stage; ``path`` is ``/`` + them) and the method ARN;
+    or, with ``problem`` set, the answer to a request that goes nowhere (``api`` may be known)."""
+
+    __slots__ = ("api", "arn", "params", "path", "problem", "route", "segments", "stage")
+
+    def __init__(self, api: ApiRuntime | None, problem: R.GatewayResponse | None = None) -> None:
+        self.api = api
+        self.problem = problem
+        self.stage: StageConfig | None = None
+        self.route: RouteRuntime | None = None
+        self.params: dict[str, str] | None = None
+        self.segments: tuple[str, ...] = ()
+        self.path = ""
+        self.arn = ""
 
 
 # Routing is a pure function of the snapshot and (raw path, method, Host, x-apigw-api-id): its
@@ -99,7 +118,7 @@ def _unmatched(ex: Exchange) -> R.GatewayResponse:
 # (policy.memo). Long keys are not kept.
 _ROUTE_KEY_LIMIT: Final = 512  # bytes of path + Host
 _RouteKey = tuple[bytes, str, bytes | None, bytes | None]
-_route_memo: Final[SecondSight[_RouteKey, tuple[object, ...]]] = SecondSight()
+_route_memo: Final[SecondSight[_RouteKey, Routed]] = SecondSight()
 _route_memo_owner: Final[list[object]] = [None]
 
 
@@ -109,36 +128,43 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     hmap = ex.hmap
     raw = ex.raw_path
     key = (raw, ex.method, hmap.get(b"host"), hmap.get(b"x-apigw-api-id"))
-    if _route_memo_owner[0] is snap:
-        hit = _route_memo.found.get(key)
-        if hit is not None:
-            ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn = hit  # type: ignore[assignment]
-            return None
-    problem = _route(ex, snap, raw)
-    if problem is None and len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
-        if _route_memo_owner[0] is not snap:
-            _route_memo.clear()
-            _route_memo_owner[0] = snap
-        _route_memo.offer(key, (ex.api, ex.stage, ex.route, ex.params, ex.segments, ex.path, ex.arn))
-    return problem
+    routed = _route_memo.found.get(key) if _route_memo_owner[0] is snap else None
+    if routed is None:
+        routed = resolve(snap, raw, ex.method, hmap)
+        if routed.problem is not None:
+            ex.api = routed.api
+            return routed.problem
+        if len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
+            if _route_memo_owner[0] is not snap:
+                _route_memo.clear()
+                _route_memo_owner[0] = snap
+            _route_memo.offer(key, routed)
+    ex.api = routed.api
+    ex.stage = routed.stage
+    ex.route = routed.route
+    ex.params = routed.params
+    ex.segments = routed.segments
+    ex.path = routed.path
+    ex.arn = routed.arn
+    return None
 
 
-def _route(ex: Exchange, snap: Snapshot, raw: bytes) -> R.GatewayResponse | None:
+def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -> Routed:
+    """Route a raw request path (still percent-encoded) with the request's method and headers."""
     api = None
     if raw.startswith(b"/restapis/"):  # LocalStack: /restapis/{id}/{stage}/_user_request_/{path}
         parts = raw.split(b"/", 5)
         if len(parts) < 5 or parts[4] != b"_user_request_":
-            return _unmatched(ex)
+            return Routed(None, _unmatched(snap, hmap))
         api = snap.apis.get(parts[2].decode("latin-1").lower())
         raw = b"/" + parts[3] + b"/" + (parts[5] if len(parts) > 5 else b"")
     elif raw.startswith(b"/_aws/execute-api/"):  # LocalStack: /_aws/execute-api/{id}/{stage}/{path}
         parts = raw.split(b"/", 4)
         if len(parts) < 4:
-            return _unmatched(ex)
+            return Routed(None, _unmatched(snap, hmap))
         api = snap.apis.get(parts[3].decode("latin-1").lower())
         raw = b"/" + (parts[4] if len(parts) > 4 else b"")
     else:
-        hmap = ex.hmap
         header_id = hmap.get(b"x-apigw-api-id")
         host = hmap.get(b"host")
         if header_id is not None:
@@ -149,34 +175,32 @@ def _route(ex: Exchange, snap: Snapshot, raw: bytes) -> R.GatewayResponse | None
         else:
             api = snap.default_api
     if api is None:
-        return _unmatched(ex)
-    ex.api = api
+        return Routed(None, _unmatched(snap, hmap))
     segments = canonical_segments(raw, snap.settings.allow_semicolon_in_path)
     if isinstance(segments, PathError):
-        return R.gateway_error(R.BAD_REQUEST, f"Bad Request: {segments.reason}")
+        return Routed(api, R.gateway_error(R.BAD_REQUEST, f"Bad Request: {segments.reason}"))
     if not segments:
-        return _unmatched(ex)
+        return Routed(api, _unmatched(snap, hmap))
     stage = api.stages.get(segments[0])
     if stage is None:
-        return _unmatched(ex)
+        return Routed(api, _unmatched(snap, hmap))
     if api.by_stage:  # several deployments of this API: the stage's own
         api = api.by_stage[stage.name]
-        ex.api = api
-    ex.stage = stage
     rest = segments[1:]
-    match = api.tree.match(rest, ex.method)
+    match = api.tree.match(rest, method)
     if match is None or match.target is None:
-        return _unmatched(ex)
-    ex.route = match.target
-    ex.params = match.params
-    ex.segments = rest
+        return Routed(api, _unmatched(snap, hmap))
+    routed = Routed(api)
+    routed.stage = stage
+    routed.route = match.target
+    routed.params = match.params
+    routed.segments = rest
     tail = "/".join(rest)
-    ex.path = "/" + tail
-    arn = f"{api.arn_prefix}/{stage.name}/{ex.method}/{tail}"
-    ex.arn = arn
-    if len(arn) > MAX_ARN_BYTES and len(arn.encode()) > MAX_ARN_BYTES:
-        return R.gateway_error(R.URI_TOO_LONG)
-    return None
+    routed.path = "/" + tail
+    routed.arn = f"{api.arn_prefix}/{stage.name}/{method}/{tail}"
+    if len(routed.arn) > MAX_ARN_BYTES and len(routed.arn.encode()) > MAX_ARN_BYTES:
+        return Routed(api, R.gateway_error(R.URI_TOO_LONG))
+    return routed
 
 
 def rightmost_untrusted(forwarded_for: bytes, is_trusted: Callable[[str], bool], peer: str) -> str:
