@@ -62,7 +62,7 @@ from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.policy import Diagnostic, Location, Severity
 from iamgate.server import GatewayState
 from iamgate.store.base import mask
-from iamgate.store.link import StoreLink, extend_from_files
+from iamgate.store.link import FLAG, StoreLink, extend_from_files
 from iamgate.throttle.memory import SharedMemoryBackend
 from iamgate.throttle.usage import UsageError, get_usage
 
@@ -153,6 +153,12 @@ def _load(
         extend = (link or StoreLink(store)).extend(path.parent, sources.data)
     config, diags = load_config(path, reader=sources, extend=extend)
     return config, diags, sources
+
+
+def _blamed(diags: list[Diagnostic], path: Path) -> str:
+    """What has the errors: the configuration file, or (when every error is its) --store."""
+    errors = [d for d in diags if d.is_error]
+    return FLAG if errors and all(d.source == FLAG for d in errors) else str(path)
 
 
 def _build(config: GatewayConfig, path: Path) -> Snapshot | Diagnostic:
@@ -304,7 +310,7 @@ class Worker:
             log.error(
                 "reload (%s) refused: %s has errors; still serving version %d",
                 reason,
-                self.options.config,
+                _blamed(diags, self.options.config),
                 state.snapshot.version,
             )
             _report(diags)
@@ -624,7 +630,7 @@ class Supervisor:
             log.error(
                 "reload (%s) refused: %s has errors; workers keep version %d",
                 reason,
-                self.options.config,
+                _blamed(diags, self.options.config),
                 self.version,
             )
             _report(diags)
@@ -810,7 +816,7 @@ def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link
         diags = [*diags, built]
     _report(diags)
     if config is None or not isinstance(built, Snapshot):
-        print(f"iamgate: {options.config} has errors; not starting", file=sys.stderr)
+        print(f"iamgate: {_blamed(diags, options.config)} has errors; not starting", file=sys.stderr)
         return 2
     try:
         sock = bind(options.host, options.port)

@@ -1,5 +1,5 @@
 """A store given by ``--store`` that cannot be used is blamed on ``--store``, with its value, never
-on the configuration file (issue 14, item 13c): ``apply`` and ``export``, each with an
+on the configuration file (issue 14, item 13c): ``serve``, ``apply`` and ``export``, each with an
 unknown scheme, an unreachable PostgreSQL server and SQLite paths that cannot be opened. The real
 CLI in a subprocess."""
 
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from iamgate.store.link import StoreLink
 
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,15 @@ def config(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_serve(tmp_path: Path, config: Path, case: str) -> None:
+    url, shown = bad_urls(tmp_path)[case]
+    done = run(
+        "serve", "--config", str(config), "--store", url, "--port", "0", "--admin-port", "0", cwd=tmp_path
+    )
+    check_blames_the_flag(done, shown, config)
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_apply(tmp_path: Path, config: Path, case: str) -> None:
     url, shown = bad_urls(tmp_path)[case]
     done = run("apply", str(config), "--store", url, cwd=tmp_path)
@@ -95,3 +106,23 @@ def test_apply_blames_the_files_store_line(tmp_path: Path, config: Path) -> None
     assert done.returncode == 2, done.stderr
     assert "--store" not in done.stderr
     assert f"{config}: store sqlite:///{tmp_path}/no/such/dir/x.db: " in done.stderr, done.stderr
+
+
+def test_a_relative_store_path_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for apply and export, and for --config itself; a store: line in the file stays relative
+    to the file."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    monkeypatch.chdir(tmp_path)
+    flag = StoreLink("sqlite:///flag.db")
+    flag.extend(conf, {})({})
+    flag.close()
+    line = StoreLink()
+    line.extend(conf, {})({"store": "sqlite:///line.db"})
+    line.close()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.db")) == [
+        "conf/line.db",
+        "flag.db",
+    ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from iamgate.cli.store_flag import check_url
 from iamgate.config.load import load_config
 from iamgate.supervisor import ServeOptions
 from iamgate.supervisor import serve as run
@@ -61,8 +62,10 @@ __all__ = ["config_group", "serve"]
     "--store",
     "store",
     default=None,
-    help="Serve the APIs of this store (sqlite:///FILE or postgresql://USER@HOST:PORT/DB) as well as "
-    "the file's; overrides the configuration's store. See docs/management.md.",
+    callback=check_url,
+    help="Serve the APIs of this store (sqlite:///FILE, relative to the working directory, or "
+    "postgresql://USER@HOST:PORT/DB) as well as the file's; overrides the configuration's store. "
+    "See docs/management.md.",
 )
 def serve(
     config_path: Path,

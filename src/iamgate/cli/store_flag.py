@@ -16,10 +16,9 @@ from typing import NoReturn
 import click
 
 from iamgate.store import Store, StoreError, mask, open_store, url_problem
+from iamgate.store.link import FLAG
 
 __all__ = ["FLAG", "StoreOrigin", "check_url", "fail", "open_named"]
-
-FLAG = "--store"
 
 
 def check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

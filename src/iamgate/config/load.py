@@ -968,7 +968,12 @@ def _route_auth(
 
 
 class ExtendError(Exception):
-    """An ``extend`` step could not supply its part (e.g. the store is unreachable)."""
+    """An ``extend`` step could not supply its part (e.g. the store is unreachable). ``source``
+    names what is to blame when it is not the configuration file (``--store``)."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 # document -> (the document with more in it, pointer prefix -> where that part came from)
@@ -1039,10 +1044,11 @@ def _parse_document(
         try:
             data, added = extend(data)
         except ExtendError as exc:
-            return None, [
-                *diags,
-                Diagnostic("config.store", Severity.ERROR, str(exc), Location("/store"), None, source),
-            ]
+            # blamed on the file's store: line, or on what the step names (a command-line flag)
+            pointer = "" if exc.source else "/store"
+            blamed = exc.source or source
+            failed = Diagnostic("config.store", Severity.ERROR, str(exc), Location(pointer), None, blamed)
+            return None, [*diags, failed]
         origins.update(added)
     r = _Reader(doc.positions, source, base_dir or Path.cwd(), reader or Path.read_bytes)
     top = r.mapping(

@@ -14,9 +14,11 @@ from iamgate.store import open_store
 from iamgate.store.base import Served, Store, StoreError, Watch, mask
 from iamgate.store.compose import STORE_FILE, compose, decode_served, encode_served
 
-__all__ = ["StoreLink", "extend_from_files"]
+__all__ = ["FLAG", "StoreLink", "extend_from_files"]
 
 log = logging.getLogger("iamgate")
+
+FLAG = "--store"  # what an error of a store given on the command line is blamed on
 
 
 def _url(data: dict[str, Any], override: str | None) -> str | None:
@@ -43,7 +45,9 @@ class StoreLink:
             url = _url(data, self.override)
             if url is None:
                 return data, {}
-            served = self.served(url, base_dir)
+            # a --store path is relative to the working directory (as apply's and export's are),
+            # a store: line's to the configuration file
+            served = self.served(url, Path.cwd() if self.override else base_dir)
             files[STORE_FILE] = encode_served(served)
             if self.override:
                 data = {**data, "store": self.override}
@@ -60,7 +64,13 @@ class StoreLink:
                 self.store, self.url, self._base = store, url, base_dir
             return self.store.served()
         except StoreError as exc:
-            raise ExtendError(f"cannot read the store: {exc}") from None
+            if not self.override:
+                raise ExtendError(f"cannot read the store: {exc}") from None
+            # blamed on --store, not on the configuration file
+            text = str(exc)
+            if not text.startswith(mask(url)):
+                text = f"{mask(url)}: {text}"
+            raise ExtendError(text, source=FLAG) from None
 
     def follow(self, on_change: Callable[[int], None]) -> None:
         """Watch the current store (again, if it changed since the last call)."""
