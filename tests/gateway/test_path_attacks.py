@@ -441,7 +441,19 @@ def test_path_attack_with_semicolons_allowed(
 
 
 @pytest.mark.parametrize(
-    "header", [b"X-Original-URL", b"X-Rewrite-URL", b"X-HTTP-Method-Override", b"X-Method-Override"]
+    "header",
+    [
+        b"X-Original-URL",
+        b"X-Rewrite-URL",
+        b"X-HTTP-Method-Override",
+        b"X-Method-Override",
+        b"X-Original-URI",
+        b"X-Forwarded-Uri",
+        b"X-Forwarded-Path",
+        b"X-Forwarded-Prefix",
+        b"X-Envoy-Original-Path",
+        b"X-Rewrite-Path",
+    ],
 )
 def test_path_override_headers_never_reach_the_backend(
     gateway: Gateway, backend: Backend, header: bytes

@@ -61,6 +61,10 @@ _HELP: Final = {
     "iamgate_config_reloads_total": ("counter", "Configuration reloads by result."),
     "iamgate_config_version": ("gauge", "Version number of the configuration being served."),
     "iamgate_connections": ("gauge", "Open client connections."),
+    "iamgate_client_connections_closed_total": (
+        "counter",
+        "Client connections closed with no request to answer (timeouts, the connection limit).",
+    ),
     "iamgate_requests_in_flight": ("gauge", "Requests being served."),
     "iamgate_throttled_total": ("counter", "Requests refused (429) by a rate limit, by level."),
     "iamgate_quota_exceeded_total": ("counter", "Requests refused (429): a usage plan quota ran out."),
