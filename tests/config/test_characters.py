@@ -121,6 +121,47 @@ def test_an_escaped_nul_in_a_key_is_located_at_its_mapping() -> None:
     assert (UNSTORABLE, 15, 33, "/apis/0/stages/prod/variables") in located(text)
 
 
+POLICY_TEXT = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "a\x00b",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "execute-api:Invoke",
+                "Resource": "execute-api:/*",
+            }
+        ],
+    }
+)
+POLICY_LINES = BASE.split("\n")
+# the API with its policy as JSON text (line 7), the policy's \u0000 escape being JSON's, not YAML's
+JSON_POLICY = "\n".join([*POLICY_LINES[:6], f"    policy: '{POLICY_TEXT}'", *POLICY_LINES[14:]])
+
+
+def test_an_escaped_nul_in_a_policy_given_as_json_text_is_located() -> None:
+    assert "\\u0000" in JSON_POLICY
+    diags = located(JSON_POLICY)
+    assert diags == [(UNSTORABLE, 7, 13, "/apis/0/policy")]
+    message = parse_config(JSON_POLICY)[1][0].message
+    assert "at /Statement/0/Sid" in message
+
+
+def test_an_escaped_nul_in_a_policy_file_is_located(tmp_path: Path) -> None:
+    (tmp_path / "policy.json").write_text(POLICY_TEXT, encoding="utf-8")
+    text = "\n".join([*POLICY_LINES[:6], "    policy_file: policy.json", *POLICY_LINES[14:]])
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    config, diags = load_config(path)
+    assert config is None
+    assert [(d.code, d.location.line, d.location.pointer) for d in diags] == [
+        (UNSTORABLE, 7, "/apis/0/policy_file")
+    ]
+    assert "policy.json" in diags[0].message
+    assert "/Statement/0/Sid" in diags[0].message
+
+
 def test_a_lone_surrogate_is_located(monkeypatch: pytest.MonkeyPatch) -> None:
     """libyaml refuses a surrogate escape as a syntax error; PyYAML's own loader (used where
     PyYAML is built without libyaml) makes the character."""
@@ -151,6 +192,7 @@ BAD_FILES = {  # name -> (text, the code that refuses it)
         BASE.replace('variables: {backend: "127', 'variables: {"back\\0end": "127'),
         UNSTORABLE,
     ),
+    "policy-json-escape": (JSON_POLICY, UNSTORABLE),
 }
 
 

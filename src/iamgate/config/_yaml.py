@@ -31,6 +31,7 @@ __all__ = [
     "describe_character",
     "load_yaml",
     "unstorable",
+    "unstorable_in",
 ]
 
 # the C loader when PyYAML was built with libyaml
@@ -103,6 +104,28 @@ def unstorable(text: str) -> str | None:
     """What in ``text`` no store can keep (a NUL, a lone surrogate), described; None: nothing."""
     found = _UNSTORABLE.search(text)
     return None if found is None else describe_character(found.group())
+
+
+def unstorable_in(value: object, pointer: str = "") -> tuple[str, str] | None:
+    """(JSON pointer, what) of the first string or key in decoded JSON ``value`` that no store
+    can keep (a policy's text decodes ``\\u0000`` into one); None: nothing."""
+    if isinstance(value, str):
+        bad = unstorable(value)
+        return None if bad is None else (pointer or "/", bad)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            bad = unstorable(key) if isinstance(key, str) else None
+            if bad is not None:
+                return pointer or "/", f"a name holding {bad}"
+            found = unstorable_in(item, pointer_join(pointer, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = unstorable_in(item, pointer_join(pointer, i))
+            if found is not None:
+                return found
+    return None
 
 
 def _replaced(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from iamgate.config._reader import Reader as _Reader
-from iamgate.config._yaml import load_yaml
+from iamgate.config._yaml import UNSTORABLE, load_yaml, unstorable_in
 from iamgate.config.auth import (
     AuthorizerConfig,
     AuthSettings,
@@ -397,6 +397,22 @@ def _upstream(r: _Reader, raw: object, ptr: str) -> UpstreamSettings:
     )
 
 
+def _unstorable_policy(r: _Reader, text: str, ptr: str, file: str | None) -> bool:
+    """Report a policy whose JSON escapes make a character no store can keep (``\\u0000``: the
+    text is storable, the document a deployment stores is not); True when there is one."""
+    try:
+        found = unstorable_in(json.loads(text.removeprefix("\ufeff")))
+    except ValueError:  # read as valid by the policy reader: nothing more to say here
+        return False
+    if found is None:
+        return False
+    inner, what = found
+    where = f" of {file}" if file else ""
+    message = f"the policy{where} holds {what} at {inner} (a JSON escape), which no store can keep"
+    r.diags.append(Diagnostic(UNSTORABLE, Severity.ERROR, message, r.positions.location(ptr), None, r.source))
+    return True
+
+
 def _policy(
     r: _Reader,
     m: dict[str, Any],
@@ -432,6 +448,8 @@ def _policy(
                     message += f" (line {d.location.line}, column {d.location.column} of the policy text)"
             r.diags.append(Diagnostic(d.code, d.severity, message, location, d.help, r.source))
         text = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+        if prepared.policy is not None and isinstance(raw, str) and _unstorable_policy(r, text, base, None):
+            return None, None, False
         return prepared.policy, text, prepared.policy is not None
     if "policy_file" in m:
         name = r.string(m["policy_file"], f"{ptr}/policy_file", "policy_file")
@@ -450,7 +468,10 @@ def _policy(
             return None, None, False
         prepared = prepare(data, api=api, max_chars=settings.max_policy_chars, source_name=str(path))
         r.diags.extend(prepared.diagnostics)
-        return prepared.policy, data.decode("utf-8", "replace"), prepared.policy is not None
+        text = data.decode("utf-8", "replace")
+        if prepared.policy is not None and _unstorable_policy(r, text, f"{ptr}/policy_file", str(path)):
+            return None, None, False
+        return prepared.policy, text, prepared.policy is not None
     return None, None, True
 
 
