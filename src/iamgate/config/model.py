@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Final
 
 from iamgate.config.auth import AuthorizerConfig, AuthSettings
 from iamgate.config.throttle import Limit, RateLimitRule, ThrottleSettings, UsagePlan
@@ -66,7 +67,7 @@ class ClientSettings:
 # Request headers some backends read as the request's path, method or prefix instead of the
 # request line (IIS URL Rewrite, nginx auth_request, Traefik, Envoy, Spring, old frameworks): a
 # request judged as one path would run as another. Dropped by default (gateway.drop_request_headers).
-PATH_OVERRIDE_HEADERS: tuple[str, ...] = (
+PATH_OVERRIDE_HEADERS: Final[tuple[str, ...]] = (
     "x-original-url",
     "x-original-uri",
     "x-rewrite-url",

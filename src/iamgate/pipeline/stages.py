@@ -133,6 +133,7 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
         routed = resolve(snap, raw, ex.method, hmap)
         if routed.problem is not None:
             ex.api = routed.api
+            ex.stage = routed.stage  # known when only the resource or method is not (metrics, logs)
             return routed.problem
         if len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
             if _route_memo_owner[0] is not snap:
@@ -188,10 +189,11 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
         api = api.by_stage[stage.name]
     rest = segments[1:]
     match = api.tree.match(rest, method)
-    if match is None or match.target is None:
-        return Routed(api, _unmatched(snap, hmap))
     routed = Routed(api)
     routed.stage = stage
+    if match is None or match.target is None:
+        routed.problem = _unmatched(snap, hmap)
+        return routed
     routed.route = match.target
     routed.params = match.params
     routed.segments = rest
@@ -199,7 +201,7 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
     routed.path = "/" + tail
     routed.arn = f"{api.arn_prefix}/{stage.name}/{method}/{tail}"
     if len(routed.arn) > MAX_ARN_BYTES and len(routed.arn.encode()) > MAX_ARN_BYTES:
-        return Routed(api, R.gateway_error(R.URI_TOO_LONG))
+        routed.problem = R.gateway_error(R.URI_TOO_LONG)
     return routed
 
 
