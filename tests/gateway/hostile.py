@@ -17,7 +17,15 @@ How it answers is chosen by the request path's last segment (``/prod/x/early`` -
 * ``short``: a head promising 100 body bytes, 10 of them, then close;
 * ``reset``: close with a TCP reset before answering;
 * ``close``: close without answering;
-* ``slow``: wait ``slow_seconds`` before answering (a stalled backend).
+* ``slow``: wait ``slow_seconds`` before answering (a stalled backend);
+* ``slowread``: read the body in small pieces with pauses (a backend that reads slowly, so the
+  gateway's writes back up), then answer as ``ok``.
+
+Every answer carries the request's ``x-tag`` header back as ``X-Tag`` (the early answer, both
+responses of ``double`` and the cut ``short`` one too), so a client can tell whose answer it read.
+Each connection's bytes are kept as received (:attr:`ScriptedBackend.transcripts`), for checks
+that re-read them; :meth:`ScriptedBackend.drop_connections` closes every open connection (the
+HTTP fuzzer, fuzz/fuzz_http.py, starts each input with none).
 """
 
 from __future__ import annotations
@@ -56,9 +64,15 @@ class ScriptedBackend:
     parsed: list[Parsed] = field(default_factory=list)
     connections: int = 0
     errors: list[str] = field(default_factory=list)  # what the backend could not parse
+    transcripts: dict[int, bytearray] = field(default_factory=dict)  # connection -> bytes received
+    slowread_piece: int = 1024  # ``slowread``: bytes per read, and the pause after each
+    slowread_pause: float = 0.002
     _sock: socket.socket | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)  # ends ``slow`` waits early
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _open: dict[int, socket.socket] = field(default_factory=dict)
+    _idle: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self) -> ScriptedBackend:
         self._sock = socket.socket()
@@ -75,9 +89,33 @@ class ScriptedBackend:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
+
+    def drop_connections(self, timeout: float = 5.0) -> bool:
+        """Close every open connection (a ``slow`` wait ends at once) and wait until each one's
+        thread has finished with it: afterwards :attr:`transcripts` and :attr:`parsed` hold all
+        they will. False if a thread did not finish within ``timeout``."""
+        with self._idle:
+            self._wake.set()
+            for conn in self._open.values():
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            done = self._idle.wait_for(lambda: not self._open, timeout)
+            if not self._stop.is_set():
+                self._wake.clear()
+        return done
+
+    def take_records(self) -> tuple[list[Parsed], dict[int, bytes], list[str]]:
+        """What was parsed, received and not understood since the last call (then forgotten)."""
+        with self._lock:
+            parsed, self.parsed = self.parsed, []
+            errors, self.errors = self.errors, []
+            finished = [n for n in self.transcripts if n not in self._open]
+            transcripts = {n: bytes(self.transcripts.pop(n)) for n in finished}
+        return parsed, transcripts, errors
 
     def targets(self) -> list[str]:
         with self._lock:
@@ -91,14 +129,16 @@ class ScriptedBackend:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            with self._lock:
+            with self._idle, self._lock:
                 self.connections += 1
                 number = self.connections
+                self._open[number] = conn
+                self.transcripts[number] = bytearray()
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(30)
-        reader = _Reader(conn)
+        reader = _Reader(conn, self.transcripts[number])
         try:
             while not self._stop.is_set():
                 try:
@@ -119,7 +159,10 @@ class ScriptedBackend:
                 action = target.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
                 if action == "early":
                     _send(conn, _answer(200, f"early {method} {target}", headers))
+                if action == "slowread":
+                    reader.piece, reader.pause = self.slowread_piece, self.slowread_pause
                 body = _read_body(reader, headers)
+                reader.piece, reader.pause = 65536, 0.0
                 with self._lock:
                     self.parsed.append(Parsed(number, method, target, headers, body, len(head)))
                 if action == "early":
@@ -131,6 +174,9 @@ class ScriptedBackend:
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
+            with self._idle:
+                self._open.pop(number, None)
+                self._idle.notify_all()
 
     def _respond(
         self, conn: socket.socket, action: str, method: str, target: str, headers: dict[str, str], body: bytes
@@ -144,7 +190,8 @@ class ScriptedBackend:
         elif action == "trailing":
             _send(conn, _answer(200, text, headers) + b"HTTP/1.1 200 OK\r\nContent-Le")
         elif action == "short":
-            _send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+            cut = b"Content-Length: 100\r\n\r\n0123456789"
+            _send(conn, b"HTTP/1.1 200 OK\r\n" + _tag_line(headers) + cut)
             return False
         elif action == "reset":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -153,21 +200,28 @@ class ScriptedBackend:
             return False
         else:
             if action == "slow":
-                self._stop.wait(self.slow_seconds)
+                self._wake.wait(self.slow_seconds)
             _send(conn, _answer(200, text, headers))
         return headers.get("connection", "").lower() != "close"
 
 
 class _Reader:
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: socket.socket, transcript: bytearray | None = None) -> None:
         self.conn = conn
         self.buf = b""
+        self.transcript = transcript  # every byte received, when given
+        self.piece = 65536  # bytes per recv, and a pause after each (a slow reader)
+        self.pause = 0.0
 
     def _more(self) -> None:
-        chunk = self.conn.recv(65536)
+        chunk = self.conn.recv(self.piece)
         if not chunk:
             raise _Closed
+        if self.transcript is not None:
+            self.transcript += chunk
         self.buf += chunk
+        if self.pause:
+            time.sleep(self.pause)
 
     def until(self, marker: bytes) -> bytes:
         while marker not in self.buf:
@@ -196,14 +250,19 @@ def _read_body(reader: _Reader, headers: dict[str, str]) -> bytes:
     return reader.exactly(length)
 
 
+def _tag_line(headers: dict[str, str]) -> bytes:
+    tag = headers.get("x-tag")
+    return b"" if tag is None else f"X-Tag: {tag}\r\n".encode("latin-1")
+
+
 def _answer(status: int, text: str, headers: dict[str, str]) -> bytes:
     body = text.encode()
     close = headers.get("connection", "").lower() == "close"
-    return (
+    head = (
         f"HTTP/1.1 {status} OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
         + ("Connection: close\r\n" if close else "")
-        + "\r\n"
-    ).encode() + body
+    ).encode()
+    return head + _tag_line(headers) + b"\r\n" + body
 
 
 def _send(conn: socket.socket, data: bytes) -> None:
