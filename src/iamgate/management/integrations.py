@@ -30,14 +30,14 @@ from iamgate.management.core import Call, Reply, Route, bad_request, not_found
 from iamgate.management.drafts import edit, find_resource, optional_str, read, string_map
 from iamgate.management.methods import HTTP_METHODS, find_method
 from iamgate.management.patch import PatchOp, invalid_path, operations
+from iamgate.management.shapes import integration_shape
 from iamgate.pipeline.routing import parse_template
 from iamgate.store.base import Doc, Transaction
 
-__all__ = ["ROUTES", "check_integration", "integration_shape", "mock_status"]
+__all__ = ["ROUTES", "check_integration", "mock_status"]
 
 SUPPORTED = ("HTTP_PROXY", "MOCK")
 AWS_TYPES = ("HTTP", "MOCK", "AWS_PROXY", "HTTP_PROXY", "AWS")
-DEFAULT_TIMEOUT_MS = 29000
 _STAGE_VAR = re.compile(r"\$\{stageVariables\.[A-Za-z0-9_.-]*\}")
 _URI_PARAM = re.compile(r"\{([A-Za-z0-9._-]+)\}")
 _HEADER_TARGET = re.compile(r"integration\.request\.header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -58,16 +58,6 @@ UPDATABLE = [
     "/requestParameters/{name}",
     "/requestTemplates/{contentType}",
 ]
-
-
-def integration_shape(integration: Doc) -> dict[str, Any]:
-    out = {k: v for k, v in integration.items() if v is not None}
-    if out.get("type") == "HTTP_PROXY":
-        out.setdefault("timeoutInMillis", DEFAULT_TIMEOUT_MS)
-        out.setdefault("connectionType", "INTERNET")
-    out.setdefault("passthroughBehavior", "WHEN_NO_MATCH")
-    out.setdefault("cacheKeyParameters", [])
-    return out
 
 
 def mock_status(integration: Doc) -> int:

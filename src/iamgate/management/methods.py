@@ -17,9 +17,10 @@ from typing import Any
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
 from iamgate.management.drafts import edit, find_resource, optional_bool, optional_str, read, string_list
 from iamgate.management.patch import PatchOp, invalid_path, operations
+from iamgate.management.shapes import method_shape
 from iamgate.store.base import Doc, Transaction
 
-__all__ = ["AUTHORIZATION_TYPES", "HTTP_METHODS", "ROUTES", "check_method", "find_method", "method_shape"]
+__all__ = ["AUTHORIZATION_TYPES", "HTTP_METHODS", "ROUTES", "check_method", "find_method"]
 
 HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "ANY")
 AUTHORIZATION_TYPES = ("NONE", "AWS_IAM", "CUSTOM", "COGNITO_USER_POOLS", "JWT")
@@ -31,19 +32,6 @@ NEEDS_AUTHORIZER = {
 _REQUEST_PARAMETER = re.compile(
     r"method\.request\.(path|querystring|header|multivaluequerystring|multivalueheader)\.([^\s]+)"
 )
-# the Method shape's own fields; anything else in a stored method is iamgate's (e.g. rateLimit)
-METHOD_FIELDS = (
-    "httpMethod",
-    "authorizationType",
-    "authorizerId",
-    "apiKeyRequired",
-    "requestValidatorId",
-    "operationName",
-    "requestParameters",
-    "requestModels",
-    "methodResponses",
-    "authorizationScopes",
-)
 UPDATABLE = [
     "/authorizationType",
     "/authorizerId",
@@ -52,16 +40,6 @@ UPDATABLE = [
     "/authorizationScopes",
     "/requestParameters/{name}",
 ]
-
-
-def method_shape(method: Doc) -> dict[str, Any]:
-    from iamgate.management.integrations import integration_shape  # noqa: PLC0415 - import cycle
-
-    out = {k: method[k] for k in METHOD_FIELDS if method.get(k) is not None}
-    out.setdefault("apiKeyRequired", False)
-    if method.get("methodIntegration"):
-        out["methodIntegration"] = integration_shape(method["methodIntegration"])
-    return out
 
 
 def _verb(call: Call) -> str:

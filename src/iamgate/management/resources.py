@@ -20,8 +20,8 @@ from typing import Any
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict
 from iamgate.management.drafts import edit, find_resource, optional_str, page, read
 from iamgate.management.ids import new_id
-from iamgate.management.methods import method_shape
 from iamgate.management.patch import invalid_path, operations
+from iamgate.management.shapes import method_shape
 from iamgate.pipeline.routing import TemplateError, parse_template
 from iamgate.store.base import Doc, Transaction
 
