@@ -3,6 +3,7 @@ for HTTP_PROXY methods (what it receives is recorded), MOCK answers, failures, e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -29,7 +30,13 @@ class Backend:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 backend.requests.append(
-                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "lines": list(self.headers.items()),  # every header line, repeats kept
+                        "body": body,
+                    }
                 )
                 answer = json.dumps({"seen": self.path}).encode()
                 self.send_response(207)
@@ -204,3 +211,119 @@ def test_cli_test_invoke(admin_server: Admin, backend: Backend) -> None:
     assert answer["status"] == 207
     assert backend.requests[0]["path"] == "/things/9"
     assert backend.requests[0]["body"] == b"hello"
+
+
+# --- the gateway's request: its header rules and request-parameter mapping ----------------------
+
+
+def _mapped_api(c: Any, uri: str, mappings: dict[str, str]) -> tuple[str, str]:
+    api = c.create_rest_api(name="mapped")["id"]
+    root_id = c.get_rest_api(restApiId=api)["rootResourceId"]
+    rid = c.create_resource(restApiId=api, parentId=root_id, pathPart="{id}")["id"]
+    c.put_method(
+        restApiId=api,
+        resourceId=rid,
+        httpMethod="GET",
+        authorizationType="NONE",
+        requestParameters={"method.request.path.id": True},
+    )
+    c.put_integration(
+        restApiId=api,
+        resourceId=rid,
+        httpMethod="GET",
+        type="HTTP_PROXY",
+        integrationHttpMethod="ANY",
+        uri=uri,
+        requestParameters=mappings,
+    )
+    return api, rid
+
+
+def _names(seen: dict[str, Any]) -> list[str]:
+    return [name.lower() for name, _ in seen["lines"]]
+
+
+def test_header_rules_and_mappings_are_the_gateways(admin_server: Admin, backend: Backend) -> None:
+    c = admin_server.boto3()
+    api, rid = _mapped_api(
+        c,
+        f"http://{backend.host}/x/{{id}}",
+        {
+            "integration.request.header.X-Q": "method.request.querystring.q",
+            "integration.request.header.X-H": "method.request.header.X-Multi",
+            "integration.request.header.X-Absent": "stageVariables.nothing",
+            "integration.request.header.X-Request-Id": "context.requestId",
+            "integration.request.header.X-Source-Ip": "context.identity.sourceIp",
+        },
+    )
+    answer = c.test_invoke_method(
+        restApiId=api,
+        resourceId=rid,
+        httpMethod="GET",
+        pathWithQueryString="/7?q=a&q=b",
+        headers={
+            "X-Original-URI": "/admin",  # the default drop_request_headers
+            "Connection": "X-Hop",  # names a header hop-by-hop for this request
+            "X-Hop": "secret",
+            "Trailers": "x",
+            "X-Absent": "client's",  # a mapping sets X-Absent: the client's never goes
+            "X-Kept": "  spaced\t",
+        },
+        multiValueHeaders={"X-Multi": ["one", "two"]},
+    )
+    assert answer["status"] == 207, answer["log"]
+    seen = backend.requests[0]
+    names = _names(seen)
+    for dropped in ("x-original-uri", "connection", "x-hop", "trailers", "x-absent"):
+        assert dropped not in names
+    assert names.count("x-multi") == 2
+    assert seen["headers"]["X-Kept"] == "spaced"
+    assert seen["headers"]["X-Q"] == "a,b"  # repeated query keys joined by "," (the last one before)
+    assert seen["headers"]["X-H"] == "one, two"  # a repeated header as the gateway joins it
+    assert seen["headers"]["X-Source-Ip"] == "test-invoke-source-ip"  # as AWS's test invocations
+    request_id = answer["log"].split("Execution log for request ", 1)[1].split("\n", 1)[0]
+    assert seen["headers"]["X-Request-Id"] == request_id
+
+
+def test_the_drop_list_is_the_one_the_gateway_runs_with(admin_server: Admin, backend: Backend) -> None:
+    config = admin_server.config
+    admin_server.config = dataclasses.replace(  # as after a reload with drop_request_headers: [...]
+        config,
+        settings=dataclasses.replace(config.settings, drop_request_headers=frozenset({b"x-internal-token"})),
+    )
+    c = admin_server.boto3()
+    api, rid = _mapped_api(c, f"http://{backend.host}/x/{{id}}", {})
+    c.test_invoke_method(
+        restApiId=api,
+        resourceId=rid,
+        httpMethod="GET",
+        pathWithQueryString="/7",
+        headers={"X-Original-URI": "/admin", "X-Internal-Token": "t0ken"},
+    )
+    names = _names(backend.requests[0])
+    assert "x-original-uri" in names
+    assert "x-internal-token" not in names
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("headers", {"X-Bad": "a\r\nX-Injected: 1"}),
+        ("headers", {"X-Bad": "nul\x00"}),
+        ("headers", {"X-Bad": "beyond latin-1: \u20ac"}),
+        ("headers", {"Bad Name": "v"}),
+        ("multiValueHeaders", {"X-Bad": ["ok", "a\nb"]}),
+        ("pathWithQueryString", "/7?q=a b"),
+        ("pathWithQueryString", "/7?q=a\r\nX-Injected: 1"),
+    ],
+    ids=["crlf", "nul", "non-latin-1", "name", "multi-lf", "query-space", "query-crlf"],
+)
+def test_what_no_request_head_can_carry_is_refused(
+    admin_server: Admin, backend: Backend, field: str, value: Any
+) -> None:
+    c = admin_server.boto3()
+    api, rid = _mapped_api(c, f"http://{backend.host}/x/{{id}}", {})
+    with pytest.raises(ClientError) as exc:
+        c.test_invoke_method(restApiId=api, resourceId=rid, httpMethod="GET", **{field: value})
+    assert exc.value.response["Error"]["Code"] == "BadRequestException"
+    assert backend.requests == []
