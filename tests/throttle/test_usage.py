@@ -13,9 +13,9 @@ import yaml
 
 from iamgate.config.load import parse_config
 from iamgate.config.snapshot import Snapshot, build_snapshot
-from iamgate.config.throttle import QuotaSpec
 from iamgate.throttle.backend import Quota
 from iamgate.throttle.memory import MemoryBackend
+from iamgate.throttle.settings import QuotaSpec
 from iamgate.throttle.usage import UsageError, get_usage
 
 KEYS = [{"id": f"k{i}", "value": f"k{i}-abcdefghijklmnopqrstuvwxyz"} for i in (1, 2, 3)]

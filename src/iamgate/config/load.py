@@ -41,8 +41,7 @@ from iamgate.config.model import (
     StageConfig,
     UpstreamSettings,
 )
-from iamgate.config.throttle import (
-    Limit,
+from iamgate.config.read_throttle import (
     read_limit,
     read_method_limits,
     read_rate_limit,
@@ -52,6 +51,7 @@ from iamgate.config.throttle import (
 from iamgate.pipeline.routing import METHODS, ResourceTree, TemplateError, parse_template
 from iamgate.policy import ApiRef, Diagnostic, Location, Severity, prepare
 from iamgate.policy.diagnostics import did_you_mean, pointer_join
+from iamgate.throttle.settings import Limit
 
 __all__ = ["AUTHORIZATION_TYPES", "load_config", "parse_config"]
 

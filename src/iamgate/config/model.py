@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from iamgate.config.auth import AuthorizerConfig, AuthSettings
-from iamgate.config.throttle import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.policy import CompiledPolicy
+from iamgate.throttle.settings import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 
 __all__ = [
     "PATH_OVERRIDE_HEADERS",

@@ -26,11 +26,11 @@ from iamgate.config.model import (
     Network,
     StageConfig,
 )
-from iamgate.config.throttle import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.pipeline.paths import encode_segment
 from iamgate.pipeline.routing import ResourceTree
 from iamgate.policy import ApiRef, CompiledPolicy
 from iamgate.throttle.backend import Bucket
+from iamgate.throttle.settings import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.upstream.headers import REQUEST_DROP
 
 __all__ = ["ApiRuntime", "ProxyTarget", "RouteRuntime", "Snapshot", "build_snapshot"]

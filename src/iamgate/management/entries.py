@@ -15,7 +15,7 @@ from typing import Any
 
 from iamgate.config.auth import ApiKey, AuthorizerConfig
 from iamgate.config.model import ApiConfig, HttpProxyIntegration, RouteConfig, StageConfig
-from iamgate.config.throttle import Limit, UsagePlan
+from iamgate.throttle.settings import Limit, UsagePlan
 
 __all__ = ["api_definition", "api_key_entry", "stage_entry", "usage_plan_entry"]
 

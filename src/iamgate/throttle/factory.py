@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from iamgate.config.throttle import ThrottleSettings
 from iamgate.throttle.backend import Backend
 from iamgate.throttle.memory import MemoryBackend, SharedMemoryBackend
+from iamgate.throttle.settings import ThrottleSettings
 
 __all__ = ["make_throttler"]
 

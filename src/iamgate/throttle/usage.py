@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from iamgate.config.throttle import UsagePlan
 from iamgate.throttle.backend import Backend
+from iamgate.throttle.settings import UsagePlan
 
 __all__ = ["MAX_DAYS", "UsageError", "get_usage"]
 

@@ -1,4 +1,4 @@
-"""Configuration of rate limits, quotas and usage plans (docs/throttling.md).
+"""Reading the configuration of rate limits, quotas and usage plans (docs/throttling.md).
 
 ::
 
@@ -18,6 +18,8 @@
 Per stage: ``throttling: {rate, burst}`` and ``method_throttling: {"/pets/GET": {rate, burst}}``.
 Per route (iamgate's extension): ``rate_limit: {by: ip | principal | context.authorizer.KEY, rate,
 burst}``.
+
+The values it builds are :mod:`iamgate.throttle.settings`'s.
 """
 
 from __future__ import annotations
@@ -25,20 +27,13 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from iamgate.config._reader import Reader
 from iamgate.policy.diagnostics import pointer_join
-from iamgate.throttle.backend import period_bounds
+from iamgate.throttle.settings import Limit, PlanStage, QuotaSpec, RateLimitRule, ThrottleSettings, UsagePlan
 
 __all__ = [
-    "Limit",
-    "PlanStage",
-    "QuotaSpec",
-    "RateLimitRule",
-    "ThrottleSettings",
-    "UsagePlan",
     "read_limit",
     "read_method_limits",
     "read_rate_limit",
@@ -51,67 +46,6 @@ OFFSET_MODES = ("start-day", "subtract")
 _DATE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
 _METHOD_KEY = re.compile(r"(/[^\s]*)/(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|ANY|\*)")
 _BY = re.compile(r"ip|principal|context\.authorizer\.[A-Za-z0-9_.:-]+")
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    rate: float  # tokens per second
-    burst: int
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaSpec:
-    limit: int
-    period: str  # DAY | WEEK | MONTH
-    offset: int = 0
-    # offset_mode "subtract" (the API reference's reading): offset is a number of requests taken off the
-    # limit in the initial period, the one containing ``created`` (epoch seconds)
-    subtract: bool = False
-    created: int | None = None
-
-    def window(self, now: float) -> tuple[int, int, int]:
-        """The period containing ``now`` (start, end) and the limit that applies in it."""
-        if not self.subtract:
-            start, end = period_bounds(now, self.period, self.offset)
-            return start, end, self.limit
-        start, end = period_bounds(now, self.period)
-        initial = self.created is not None and start <= self.created < end
-        return start, end, max(0, self.limit - self.offset) if initial else self.limit
-
-
-@dataclass(frozen=True, slots=True)
-class PlanStage:
-    api: str
-    stage: str
-    methods: dict[str, Limit] = field(default_factory=dict)  # "/pets/GET" -> limit
-
-
-@dataclass(frozen=True, slots=True)
-class UsagePlan:
-    id: str
-    name: str
-    stages: tuple[PlanStage, ...]
-    throttle: Limit | None
-    quota: QuotaSpec | None
-    keys: tuple[str, ...]  # API key ids
-    fail_open: bool = True  # on a backend failure: let requests through (API Gateway's behaviour)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitRule:
-    by: str  # "ip" | "principal" | "context.authorizer.KEY"
-    limit: Limit
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottleSettings:
-    backend: str = "memory"
-    redis_url: str | None = None
-    redis_timeout: float = 0.05
-    redis_prefix: str = "iamgate:"
-    fail_open: bool = True  # for limits outside usage plans, when the backend fails
-    account: Limit = Limit(10000.0, 5000)
-    configured: bool = False  # the file has a throttling section: the account limit applies
 
 
 def read_limit(r: Reader, raw: object, ptr: str, what: str) -> Limit | None:
