@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay", type=Path, nargs="*", default=None, help="play saved inputs again")
     parser.add_argument("--times", type=int, default=3, help="plays per input with --replay")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the gateway is stopped
     with (
         tempfile.TemporaryDirectory(prefix="fuzz-http-") as home,
         Session(Path(home), args.iamgate) as session,
@@ -83,37 +85,40 @@ def fuzz(session: Session, args: argparse.Namespace) -> int:
     kinds: Counter[str] = Counter()
     first: dict[str, str] = {}  # each kind of violation: when it was first seen
     n = 0
-    while (limit is None or n < limit) and (ends is None or time.monotonic() < ends):
-        chooser = RandomChooser(random.Random(f"{seed}-{n}"))  # noqa: S311
-        case = build_input(chooser, avoid_known=not args.include_known)
-        outcome = session.run(case)
-        totals.update(
-            inputs=1, requests=outcome.requests, backend=outcome.backend_messages, reused=outcome.reused
-        )
-        statuses.update(outcome.statuses)
-        behaviours.update(outcome.behaviours)
-        if outcome.violations:
-            kinds.update({v.kind for v in outcome.violations})
-            for v in outcome.violations:
-                first.setdefault(v.kind, f"input {n + 1:,d}, {time.monotonic() - started:.1f} s")
-            path = save(args.findings, f"{seed}-{n}", case, outcome, time.monotonic() - started)
-            print(
-                f"FINDING after {n + 1} inputs, {time.monotonic() - started:.0f} s: "
-                f"{outcome.violations[0]} -> {path}"
+    try:
+        while (limit is None or n < limit) and (ends is None or time.monotonic() < ends):
+            chooser = RandomChooser(random.Random(f"{seed}-{n}"))  # noqa: S311
+            case = build_input(chooser, avoid_known=not args.include_known)
+            outcome = session.run(case)
+            totals.update(
+                inputs=1, requests=outcome.requests, backend=outcome.backend_messages, reused=outcome.reused
             )
-            if args.shrink:
-                smaller = shrink(session, case, {v.kind for v in outcome.violations})
-                if smaller is not None:
-                    print(
-                        f"  shrunk to {smaller[0]!r}\n"
-                        f"  -> {save(args.findings, f'{seed}-{n}-shrunk', *smaller, 0)}"
-                    )
-            if args.stop:
-                break
-        n += 1
-        if time.monotonic() - last >= args.report:
-            last = time.monotonic()
-            print(progress(totals, kinds, session, last - started), flush=True)
+            statuses.update(outcome.statuses)
+            behaviours.update(outcome.behaviours)
+            if outcome.violations:
+                kinds.update({v.kind for v in outcome.violations})
+                for v in outcome.violations:
+                    first.setdefault(v.kind, f"input {n + 1:,d}, {time.monotonic() - started:.1f} s")
+                path = save(args.findings, f"{seed}-{n}", case, outcome, time.monotonic() - started)
+                print(
+                    f"FINDING after {n + 1} inputs, {time.monotonic() - started:.0f} s: "
+                    f"{outcome.violations[0]} -> {path}"
+                )
+                if args.shrink:
+                    smaller = shrink(session, case, {v.kind for v in outcome.violations})
+                    if smaller is not None:
+                        print(
+                            f"  shrunk to {smaller[0]!r}\n"
+                            f"  -> {save(args.findings, f'{seed}-{n}-shrunk', *smaller, 0)}"
+                        )
+                if args.stop:
+                    break
+            n += 1
+            if time.monotonic() - last >= args.report:
+                last = time.monotonic()
+                print(progress(totals, kinds, session, last - started), flush=True)
+    except KeyboardInterrupt:  # (Ctrl-C, or SIGTERM: see main)
+        print("interrupted")
     elapsed = time.monotonic() - started
     print(progress(totals, kinds, session, elapsed))
     print(f"statuses read by clients: {dict(sorted(statuses.items()))}")

@@ -98,12 +98,15 @@ class ScriptedBackend:
         """Close every open connection (a ``slow`` wait ends at once) and wait until each one's
         thread has finished with it: afterwards :attr:`transcripts` and :attr:`parsed` hold all
         they will. False if a thread did not finish within ``timeout``."""
+        deadline = time.monotonic() + timeout
         with self._idle:
             self._wake.set()
-            for conn in self._open.values():
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-            done = self._idle.wait_for(lambda: not self._open, timeout)
+            done = False
+            while not done and time.monotonic() < deadline:
+                for conn in self._open.values():  # (again: one may be accepted meanwhile)
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+                done = self._idle.wait_for(lambda: not self._open, 0.05)
             if not self._stop.is_set():
                 self._wake.clear()
         return done
