@@ -1,8 +1,8 @@
 """The configuration reader: typed accessors that report located diagnostics.
 
-Shared by ``config.load`` and ``config.auth``. Written by hand rather than with a schema library
-so that each message can name the bad value, give a did-you-mean and point at the line of the
-YAML node.
+Shared by the configuration's readers (``config.load``, ``config.auth``, ``config.read_*``).
+Written by hand rather than with a schema library so that each message can name the bad value,
+give a did-you-mean and point at the line of the YAML node.
 """
 
 from __future__ import annotations

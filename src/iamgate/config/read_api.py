@@ -1,0 +1,160 @@
+"""Reading the ``apis`` list: each API's id, name, endpoint type, deployment, resource policy,
+authorizers, API-key source, stages and routes; an id listed twice only as distinct deployments."""
+
+from __future__ import annotations
+
+import re
+
+from iamgate.config._reader import Reader
+from iamgate.config.auth import read_authorizers
+from iamgate.config.model import ApiConfig, GatewaySettings
+from iamgate.config.read_policy import read_policy
+from iamgate.config.read_routes import read_routes
+from iamgate.config.read_stages import read_stages
+from iamgate.policy import ApiRef
+
+__all__ = ["ENDPOINT_TYPES", "POLICY_MODES", "read_api", "read_apis"]
+
+ENDPOINT_TYPES = ("REGIONAL", "PRIVATE", "EDGE")
+POLICY_MODES = ("enforce", "report")
+_API_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_DEPLOYMENT = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def read_apis(r: Reader, raw: object, settings: GatewaySettings, watched: list[str]) -> list[ApiConfig]:
+    """The ``apis`` list. An API id appears more than once only as several deployments, each with
+    stages of its own; policy files read are added to ``watched``."""
+    apis: list[ApiConfig] = []
+    ids: dict[str, int] = {}
+    items = r.sequence(raw, "/apis", "apis") or []
+    for i, item in enumerate(items):
+        api = read_api(r, item, f"/apis/{i}", settings, watched)
+        if api is None:
+            continue
+        if api.id in ids:
+            clash = _deployment_clash(api, [a for a in apis if a.id == api.id])
+            if clash is not None:
+                r.report(
+                    "duplicate-id",
+                    f"/apis/{i}/id",
+                    f"API id '{api.id}' is already used by API {ids[api.id]}{clash}",
+                    "an API appears more than once only as several deployments: give each entry a "
+                    "different 'deployment' and stages of its own",
+                )
+                continue
+        else:
+            ids[api.id] = i
+        apis.append(api)
+    return apis
+
+
+def read_api(
+    r: Reader, raw: object, ptr: str, settings: GatewaySettings, watched: list[str]
+) -> ApiConfig | None:
+    """One entry of ``apis``; None when it has any error (reported)."""
+    m = r.mapping(
+        raw,
+        ptr,
+        "an API",
+        {
+            "id": True,
+            "name": False,
+            "endpoint_type": False,
+            "policy": False,
+            "policy_file": False,
+            "policy_mode": False,
+            "stages": True,
+            "routes": True,
+            "authorizers": False,
+            "api_key_source": False,
+            "deployment": False,
+        },
+    )
+    if m is None:
+        return None
+    before = len([d for d in r.diags if d.is_error])
+    deployment = None
+    if "deployment" in m:
+        deployment = r.string(
+            m["deployment"],
+            f"{ptr}/deployment",
+            "deployment",
+            pattern=_DEPLOYMENT,
+            help="letters and digits, as API Gateway's deployment ids (e.g. a1b2c3)",
+        )
+    api_id = (
+        r.string(
+            m["id"],
+            f"{ptr}/id",
+            "API id",
+            pattern=_API_ID,
+            help="lower-case letters, digits and '-', e.g. a1b2c3d4e5",
+        )
+        if "id" in m
+        else None
+    )
+    name = r.string(m["name"], f"{ptr}/name", "name") if "name" in m else api_id
+    endpoint = "REGIONAL"
+    if "endpoint_type" in m:
+        endpoint = (
+            r.string(m["endpoint_type"], f"{ptr}/endpoint_type", "endpoint_type", choices=ENDPOINT_TYPES)
+            or endpoint
+        )
+    mode = "enforce"
+    if "policy_mode" in m:
+        mode = r.string(m["policy_mode"], f"{ptr}/policy_mode", "policy_mode", choices=POLICY_MODES) or mode
+    policy, policy_text, _ = read_policy(r, m, ptr, settings, api_id, watched)
+    authorizers = read_authorizers(
+        r,
+        m.get("authorizers"),
+        f"{ptr}/authorizers",
+        ApiRef(settings.region, settings.account_id, api_id or "api"),
+    )
+    key_source = "HEADER"
+    if "api_key_source" in m:
+        key_source = (
+            r.string(
+                m["api_key_source"],
+                f"{ptr}/api_key_source",
+                "api_key_source",
+                choices=("HEADER", "AUTHORIZER"),
+            )
+            or key_source
+        )
+    if endpoint == "PRIVATE" and policy_text is None:
+        r.report(
+            "missing-key",
+            ptr,
+            "a PRIVATE API needs a resource policy",
+            "API Gateway refuses to deploy a private API without one; add policy or policy_file",
+        )
+    stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
+    routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
+    if len([d for d in r.diags if d.is_error]) > before or api_id is None:
+        return None
+    return ApiConfig(
+        api_id,
+        name or api_id,
+        endpoint,
+        policy,
+        policy_text,
+        mode,
+        stages,
+        tuple(routes),
+        authorizers,
+        key_source,
+        deployment,
+    )
+
+
+def _deployment_clash(api: ApiConfig, others: list[ApiConfig]) -> str | None:
+    """Why ``api`` cannot be served beside the earlier entries of its id, or None."""
+    for other in others:
+        if api.deployment is None or other.deployment is None:
+            return ""
+        if other.deployment == api.deployment:
+            return f" as deployment '{api.deployment}'"
+        shared = sorted(set(other.stages) & set(api.stages))
+        if shared:
+            return f", whose deployment '{other.deployment}' also serves stage(s) {', '.join(shared)}"
+    return None
