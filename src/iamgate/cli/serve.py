@@ -9,8 +9,8 @@ import click
 
 from iamgate.cli.store_flag import check_url
 from iamgate.config.load import load_config
-from iamgate.supervisor import ServeOptions
-from iamgate.supervisor import serve as run
+from iamgate.process.serve import ServeOptions
+from iamgate.process.serve import serve as run
 
 __all__ = ["config_group", "serve"]
 

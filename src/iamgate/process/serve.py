@@ -1,0 +1,123 @@
+"""``iamgate serve``: validate, bind, then run one worker in-process or a supervisor.
+
+The configuration is validated and the listening socket and the admin port are bound once
+(a bad configuration, or either port in use: exit 2 before anything starts). Then one
+:class:`~iamgate.process.worker.Worker` serves in this process, or (``--workers N``) a
+:class:`~iamgate.process.supervisor.Supervisor` starts N worker processes that inherit the one
+listening socket. The process that owns the admin port (the only worker, or the supervisor)
+answers ``/healthz``, ``/readyz`` and ``/metrics``; with workers it asks each over its control
+socket and merges their metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import socket
+import sys
+from collections.abc import Callable
+
+from iamgate._compiled import state as compiled_state
+from iamgate.process import reload, signals
+from iamgate.process.options import ServeOptions
+from iamgate.process.supervisor import Supervisor
+from iamgate.process.worker import Worker
+from iamgate.store.link import StoreLink
+
+__all__ = ["ServeOptions", "serve"]
+
+log = logging.getLogger("iamgate")
+
+
+def serve(options: ServeOptions, *, on_ready: Callable[[], None] | None = None) -> int:
+    """Run the gateway until drained. Returns the process exit status."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    with signals.blocked():  # until the handlers are in place
+        return _serve(options, on_ready)
+
+
+def _serve(options: ServeOptions, on_ready: Callable[[], None] | None) -> int:
+    link = StoreLink(options.store)
+    try:
+        return _serve_with(options, on_ready, link)
+    finally:
+        link.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket. No ``SO_REUSEPORT``: workers share this one socket, and a second
+    gateway started on a port already served must fail, not silently share the traffic."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def raise_file_limit() -> None:
+    """Raise the soft open-file limit to the hard one (as Go's runtime and nginx's
+    worker_rlimit_nofile do): every client and backend connection is a file."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link: StoreLink) -> int:
+    raise_file_limit()  # before the workers start: they inherit it
+    config, diags, sources = reload.load(options.config, link=link, store=options.store)
+    built, diags = reload.checked(config, diags, options.config)
+    reload.report(diags)
+    if config is None or built is None:
+        print(f"iamgate: {reload.blamed(diags, options.config)} has errors; not starting", file=sys.stderr)
+        return 2
+    try:
+        sock = bind(options.host, options.port)
+    except OSError as exc:
+        print(
+            f"iamgate: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 2
+    admin_sock = None
+    if options.admin_port is not None:
+        try:
+            admin_sock = bind(options.admin_host, options.admin_port)
+        except OSError as exc:
+            sock.close()
+            print(
+                f"iamgate: cannot listen on {options.admin_host}:{options.admin_port} (--admin-port): "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
+    log.info(
+        "listening on http://%s:%d (%d worker(s), %d API(s)); request path: %s",
+        options.host,
+        sock.getsockname()[1],
+        options.workers,
+        len(config.apis),
+        compiled_state(),
+    )
+    if on_ready is not None:
+        on_ready()
+    if options.workers <= 1:
+        worker = Worker(
+            options, built, sock, admin_sock=admin_sock, control=None, stamps=sources.stamps, link=link
+        )
+        signals.run(worker.run())
+    else:
+        supervisor = Supervisor(options, config, sources, sock, admin_sock, link)
+        try:
+            signals.run(supervisor.run())
+        finally:
+            supervisor.close()
+    return 0
