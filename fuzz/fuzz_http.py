@@ -32,17 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fuzz.*, tests.*
 
-from fuzz.http_inputs import (
-    Await,
-    Close,
-    Input,
-    Junk,
-    Pause,
-    RandomChooser,
-    Request,
-    Send,
-    build_input,
-)
+from fuzz.http_generate import RandomChooser, build_input
+from fuzz.http_inputs import Await, Close, Input, Junk, Pause, Request, Send
 from fuzz.http_session import DEFAULT_IAMGATE, Outcome, Session
 
 FINDINGS = Path(__file__).resolve().parent / "findings"

@@ -30,16 +30,8 @@ from pathlib import Path
 from types import TracebackType
 
 from fuzz.http_inputs import Await, Close, Input, Junk, Pause, Send, render
-from fuzz.http_oracle import (
-    POLICY,
-    ClientLog,
-    Origin,
-    Violation,
-    check,
-    due,
-    parse_responses,
-    parse_transcript,
-)
+from fuzz.http_oracle import POLICY, ClientLog, Origin, Violation, check
+from fuzz.http_wire import due, parse_responses, parse_transcript
 from tests.gateway.hostile import ScriptedBackend
 
 __all__ = ["DEFAULT_IAMGATE", "Outcome", "Session", "gateway_config"]

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from fuzz.http_inputs import Await, Input, Pause, Request, Send, inputs
+from fuzz.http_generate import inputs
+from fuzz.http_inputs import Await, Input, Pause, Request, Send
 from fuzz.http_oracle import POLICY, ClientLog, authorized, check
 from fuzz.http_session import Outcome, Session
 from hypothesis import HealthCheck, given, settings
