@@ -21,7 +21,7 @@ import pytest
 from fuzz.http_generate import inputs
 from fuzz.http_inputs import Await, Input, Pause, Request, Send
 from fuzz.http_oracle import POLICY, ClientLog, authorized, check
-from fuzz.http_session import Outcome, Session
+from fuzz.http_session import DEFAULT_IAMGATE, Outcome, Session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,11 +30,13 @@ from iamgate.policy import Request as PolicyRequest
 
 SCALE = int(os.environ.get("IAMGATE_FUZZ_SCALE", "1"))
 BUDGET = 45.0 * SCALE  # seconds of inputs
+# another build to fuzz (docs/fuzzing.md: the control run against the build before the fixes)
+GATEWAY = os.environ.get("IAMGATE_FUZZ_GATEWAY", DEFAULT_IAMGATE)
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    with Session(tmp_path_factory.mktemp("http-fuzz"), liveness_seconds=3.0) as s:
+    with Session(tmp_path_factory.mktemp("http-fuzz"), GATEWAY, liveness_seconds=3.0) as s:
         yield s
 
 
