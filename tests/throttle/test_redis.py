@@ -969,4 +969,7 @@ def test_two_processes_share_one_bucket(redis_url: str, prefix: str) -> None:
     admitted = sum(r["admitted"] for r in results)
     assert admitted <= expected + 1  # the bucket's promise, exactly
     assert abs(admitted - expected) <= 0.05 * expected, (admitted, expected)
-    assert all(r["admitted"] > 0.2 * admitted for r in results)  # shared, not one taking all
+    # One bucket, not one each: two separate buckets would admit about twice the sum above. How
+    # the tokens split between the processes is not a promise (a bucket serves whoever asks
+    # first, and a process the machine gives less CPU asks less often): each got some.
+    assert all(r["admitted"] > 0 for r in results)
