@@ -10,7 +10,7 @@ echoes:
 
 * ``{"op": "load", "version": N, "files": {path: base64}}`` -> ``{"ok": bool, "version": N}``:
   the configuration files as the supervisor read and validated them (the store's state among
-  them). The first, read before the worker starts (:func:`read_first`), is answered once the
+  them). The first, read before the worker starts (:func:`read_first_load`), is answered once the
   worker serves: that answer is its "ready" (or ``{"ok": false, "error": ...}`` before it exits);
 * ``{"op": "metrics"}`` -> the worker's metrics export;
 * ``{"op": "usage", "query": {...}}`` -> ``{"ok": true, "usage": {...}}`` or ``{"ok": false,
@@ -18,7 +18,7 @@ echoes:
 * ``{"op": "reopen"}`` -> ``{"ok": true}``.
 
 A request that cannot be read or answered gets ``{"ok": false, "error": ...}``. The worker's end
-is :func:`answer` (what it does is a :class:`Handler`); the supervisor's end is a
+is :func:`answer_supervisor` (what it does is a :class:`Handler`); the supervisor's end is a
 :class:`Channel` per worker. A worker whose supervisor goes away (end of file on its socket)
 drains and exits.
 """
@@ -44,13 +44,13 @@ __all__ = [
     "Handler",
     "Message",
     "WorkerArgs",
-    "answer",
+    "answer_supervisor",
     "command",
     "encode",
     "load_request",
     "parse_command",
-    "read_first",
-    "refused",
+    "read_first_load",
+    "refused_first_load",
 ]
 
 WORKER_MODULE: Final = "iamgate.process.worker"
@@ -149,7 +149,7 @@ class Handler(Protocol):
     def reopen_log(self) -> None: ...
 
 
-def read_first(sock: socket.socket) -> tuple[int, dict[str, bytes], object] | None:
+def read_first_load(sock: socket.socket) -> tuple[int, dict[str, bytes], object] | None:
     """The first load request, read from the still blocking control socket (nothing past it: the
     supervisor sends nothing more until it is answered): ``(version, files, id)``, or ``None``
     when the supervisor went away before sending the configuration."""
@@ -165,12 +165,12 @@ def read_first(sock: socket.socket) -> tuple[int, dict[str, bytes], object] | No
     return int(request["version"]), _files(request), request.get("id")
 
 
-def refused(first_id: object) -> bytes:
+def refused_first_load(first_id: object) -> bytes:
     """The answer to the first load when the worker cannot serve it (sent before it exits)."""
     return encode({"ok": False, "error": "the configuration did not load", "id": first_id})
 
 
-async def answer(sock: socket.socket, handler: Handler, first_id: object) -> None:
+async def answer_supervisor(sock: socket.socket, handler: Handler, first_id: object) -> None:
     """Answer the supervisor, one JSON line per request line, until it goes away (then return).
     The first answer is the one to the first load: the worker is ready."""
     reader, writer = await asyncio.open_connection(sock=sock, limit=LIMIT)

@@ -27,7 +27,8 @@ from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot
 from iamgate.observe.metrics import render
 from iamgate.policy import Diagnostic
-from iamgate.process import control, reload, signals
+from iamgate.process import reload, signals
+from iamgate.process.control import answer_supervisor, parse_command, read_first_load, refused_first_load
 from iamgate.process.options import ServeOptions
 from iamgate.process.reload import WATCH_INTERVAL, Stamp, Watcher
 from iamgate.server import GatewayState
@@ -138,13 +139,13 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self.begin_drain)
         loop.add_signal_handler(signal.SIGUSR1, self.reopen_log)
         signals.unblock()
-        answering = loop.create_task(self._answer(self.control)) if self.control is not None else None
+        control = loop.create_task(self._serve_control()) if self.control is not None else None
         housekeeping = loop.create_task(self._housekeeping())
         self._follow_store()
         await self.stopped.wait()
         housekeeping.cancel()
-        if answering is not None:
-            answering.cancel()
+        if control is not None:
+            control.cancel()
         self.state.stop_ticker()
         self.state.access_log.close()
         self.state.pools.close()
@@ -199,8 +200,11 @@ class Worker:
 
     # -- the control socket (control.Handler): what the supervisor asks
 
-    async def _answer(self, sock: socket.socket) -> None:
-        await control.answer(sock, self, self.first_id)
+    async def _serve_control(self) -> None:
+        """Answer the supervisor until it goes away, then drain."""
+        if self.control is None:
+            return
+        await answer_supervisor(self.control, self, self.first_id)
         log.warning("the supervisor is gone: draining")
         self.begin_drain()
 
@@ -220,14 +224,14 @@ class Worker:
 def main(argv: list[str]) -> int:
     """Entry of a worker started by the supervisor (``python -m iamgate.process.worker ...``,
     the arguments of :func:`iamgate.process.control.command`)."""
-    args = control.parse_command(argv)
+    args = parse_command(argv)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     channel = socket.socket(fileno=args.control_fd)
-    first = control.read_first(channel)
+    first = read_first_load(channel)
     if first is None:
         return 2  # the supervisor went away before sending the configuration
     version, files, first_id = first
@@ -235,7 +239,7 @@ def main(argv: list[str]) -> int:
     built, diags = reload.checked(config, diags, args.config)
     if built is None:
         reload.report(diags)
-        channel.sendall(control.refused(first_id))
+        channel.sendall(refused_first_load(first_id))
         return 2
     sock = socket.socket(fileno=args.listen_fd)
     sock.setblocking(False)
