@@ -181,13 +181,40 @@ def file_room() -> int:
     return max(1, (soft - used - 16) // 2)
 
 
+class _Head:
+    """A request head as parsed: what an exchange begins from."""
+
+    __slots__ = ("duplicate_host", "headers", "hmap", "keep_alive", "method", "upgrade", "url", "version")
+
+    def __init__(
+        self,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        hmap: dict[bytes, bytes],
+        duplicate_host: bool,
+        method: str,
+        version: str,
+        keep_alive: bool,
+        upgrade: bool,
+    ) -> None:
+        self.url = url
+        self.headers = headers  # (lower-case name, raw line)
+        self.hmap = hmap
+        self.duplicate_host = duplicate_host
+        self.method = method
+        self.version = version
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+
+
 class _Queued:
-    """A pipelined request parsed while the one before it is still being answered."""
+    """A pipelined request whose head was complete while the one before it was still being
+    answered: its head, the body read so far, whether all of it was read."""
 
     __slots__ = ("body", "complete", "head")
 
-    def __init__(self) -> None:
-        self.head: tuple[Any, ...] = ()
+    def __init__(self, head: _Head) -> None:
+        self.head = head
         self.body: list[bytes] = []
         self.complete = False
 
@@ -345,8 +372,9 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.refusal: R.GatewayResponse | None = None  # what a parser callback refused the request with
         self.after: R.GatewayResponse | None = None  # a refusal waiting for the exchange ahead of it
         self.ex: Exchange | None = None
-        self.queued: _Queued | None = None  # a pipelined request being parsed while another is answered
+        self.queued: _Queued | None = None  # a queued request whose body is being read
         self.pipeline: list[_Queued] = []  # pipelined requests waiting their turn
+        self.starting = False  # in the loop that starts queued requests (see _next)
         self.mode = _IDLE
         self.request_complete = False
         self.closing = False
@@ -472,12 +500,6 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.settings = self.state.snapshot.settings
         if not self.fresh:  # a first request's head is timed from the connection's start
             self.since = self.state.now
-        if self.ex is not None:  # a pipelined request behind one still being answered: queue it
-            self.queued = _Queued()
-            return
-        self.queued = None
-        self.request_complete = False
-        self.body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -534,29 +556,27 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             version = _VERSIONS.get(raw_version) or "HTTP/" + raw_version
         # llhttp's upgrade flag needs an Upgrade header or CONNECT
         upgrade = (b"upgrade" in hmap or method == "CONNECT") and parser.should_upgrade()
-        queued = self.queued
-        if queued is not None:
-            queued.head = (
-                self.url,
-                self.headers,
-                self.hmap,
-                self.header_bytes,
-                self.duplicate_host,
-                method,
-                version,
-                keep_alive,
-                upgrade,
-            )
+        head = _Head(self.url, self.headers, hmap, self.duplicate_host, method, version, keep_alive, upgrade)
+        # Whether this request waits its turn is decided now that its head is complete, not when
+        # it began: a head that began while another request was answered may end after that one
+        # is done, and then it is next.
+        if self.ex is not None:  # a pipelined request behind one still being answered: queue it
+            queued = self.queued = _Queued(head)
             self.pipeline.append(queued)
             if self.transport is not None and not self.paused_for_response:
                 self.transport.pause_reading()  # one queued request is enough; the rest waits in the socket
                 self.paused_for_response = True
             return
-        self._begin(method, version, keep_alive, upgrade)
+        self.queued = None
+        self.request_complete = False
+        self.body_bytes = 0
+        self._begin(head)
 
-    def _begin(self, method: str, version: str, keep_alive: bool, upgrade: bool) -> None:
+    def _begin(self, head: _Head) -> None:
         state = self.state
-        url = self.url
+        url = head.url
+        method = head.method
+        version = head.version
         # (a first byte other than '/' is rare: the test before startswith() skips a method call)
         if url and url[0] != 47 and url.startswith((b"http://", b"https://")):  # absolute-form: keep the path
             start = url.find(b"//") + 2
@@ -568,14 +588,15 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             path, _, query = url.partition(b"?")
         else:
             path, query = url, b""
-        keep_alive = keep_alive and not self.closing and not state.draining
+        keep_alive = head.keep_alive and not self.closing and not state.draining
+        hmap = head.hmap
         ex = Exchange(
             state.snapshot,
             method,
             path,
             query,
-            self.headers,
-            self.hmap,
+            head.headers,
+            hmap,
             version,
             keep_alive,
             self.peer_ip,
@@ -585,16 +606,15 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         self.ex = ex
         self.response_started = False
         self.continued = False
-        hmap = self.hmap
         self.chunked_in = b"transfer-encoding" in hmap
         state.in_flight += 1
         client_id = hmap.get(b"x-amzn-requestid")
         if client_id is not None and _UUID.fullmatch(client_id):  # a client may set its own UUID
             ex.request_id = client_id.decode("ascii").lower()
         if (
-            upgrade or self.duplicate_host or b"host" not in hmap or self.chunked_in
+            head.upgrade or head.duplicate_host or b"host" not in hmap or self.chunked_in
         ):  # only then can there be a problem (the common case skips a call)
-            problem = self._head_problem(version, upgrade)
+            problem = self._head_problem(head)
             if problem is not None:
                 ex.keep_alive = False
                 self._respond(ex, problem)
@@ -627,7 +647,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
                 self.mode = _BUFFERING
                 self.since = self.state.now
                 self.resume_at = i
-                self._continue()  # a client waiting for 100 Continue sends the body only then
+                self._continue(ex)  # a client waiting for 100 Continue sends the body only then
                 return
             self.mode = _WAITING
             if isinstance(result, Later):  # the Redis throttle: answers by calling stage_answered
@@ -727,16 +747,18 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             self.paused_for_response = True
 
     # --- requests we refuse before the stages ------------------------------------------------
-    def _head_problem(self, version: str, upgrade: bool) -> R.GatewayResponse | None:
-        if upgrade:
+    @staticmethod
+    def _head_problem(head: _Head) -> R.GatewayResponse | None:
+        version = head.version
+        if head.upgrade:
             return R.gateway_error(
                 R.BAD_REQUEST, "Bad Request: protocol upgrades are not supported", close=True
             )
-        if self.duplicate_host or (version == "HTTP/1.1" and b"host" not in self.hmap):
+        if head.duplicate_host or (version == "HTTP/1.1" and b"host" not in head.hmap):
             return R.gateway_error(
                 R.BAD_REQUEST, "Bad Request: exactly one Host header is required", close=True
             )
-        transfer = self.hmap.get(b"transfer-encoding")
+        transfer = head.hmap.get(b"transfer-encoding")
         if transfer is not None and (transfer.strip().lower() != b"chunked" or version != "HTTP/1.1"):
             # only chunked framing is read; any other coding (gzip, "chunked;q=1", "gzip, chunked")
             # or chunked in HTTP/1.0 would be forwarded as something the backend frames otherwise
@@ -765,6 +787,10 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         if ex is not None and not self.request_complete and self.queued is None:
             self._fail_request(refusal, "malformed request body")  # the request being answered
         elif ex is not None:  # an earlier request is still being answered: this one's turn comes
+            queued = self.queued
+            if queued is not None:  # the malformed one is the queued request being read
+                self.queued = None
+                self.pipeline.remove(queued)
             self.after = refusal
             if not self.paused_for_response:
                 transport.pause_reading()
@@ -789,7 +815,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             response.close
             or self.closing
             or self.state.draining
-            or (not self.request_complete and self._body_outstanding())
+            or (not self.request_complete and self._body_outstanding(ex))
         ):
             ex.keep_alive = False
         status = response.status
@@ -824,11 +850,11 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             transport.write(b"".join(parts))
         self._finish(ex)
 
-    def _body_outstanding(self) -> bool:
+    def _body_outstanding(self, ex: Exchange) -> bool:
         """Whether much of the request body is still to come (then closing beats reading it)."""
-        if self.hmap.get(b"transfer-encoding") is not None:
+        if ex.hmap.get(b"transfer-encoding") is not None:
             return True
-        length = self.hmap.get(b"content-length")
+        length = ex.hmap.get(b"content-length")
         try:
             return length is not None and int(length) - self.body_bytes > 65536
         except ValueError:
@@ -867,38 +893,56 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         if self.paused_for_backend:
             self.paused_for_backend = False
             transport.resume_reading()
-        if self.pipeline:
-            self._start_queued(self.pipeline.pop(0))
-            return
-        if self.after is not None:  # a refused request waited for the ones before it
-            refusal, self.after = self.after, None
+        self._next()
+
+    def _next(self) -> None:
+        """No request is being answered: start the queued ones in turn (a loop, not a call from
+        one request's end into the next's start: the gateway may answer a queued request as it
+        starts it, and the requests behind it are then started here, one after the other), then
+        answer a refusal that waited for them, then read on."""
+        if self.starting:
+            return  # called from a request started below, which the loop goes on from
+        self.starting = True
+        try:
+            # (after a malformed request, reading has ended but the requests before it are owed)
+            while self.ex is None and self.pipeline and self._open():
+                self._start_queued(self.pipeline.pop(0))
+        finally:
+            self.starting = False
+        transport = self.transport
+        if self.ex is None and self.after is not None and self._open():
+            refusal, self.after = self.after, None  # a refused request waited for the ones before it
             self._refuse(refusal)
             return
-        if self.paused_for_response:
+        # read on when no request is answered, or when the one answered has body still to come
+        if (
+            transport is not None
+            and self.paused_for_response
+            and not self.refused
+            and (self.ex is None or not self.request_complete)
+        ):
             self.paused_for_response = False
-            transport.resume_reading()
+            if not self.paused_for_backend:
+                transport.resume_reading()
+
+    def _open(self) -> bool:
+        transport = self.transport
+        return transport is not None and not transport.is_closing()
 
     def _start_queued(self, queued: _Queued) -> None:
-        """Answer the next pipelined request, as if its bytes had just been parsed."""
-        (
-            self.url,
-            self.headers,
-            self.hmap,
-            self.header_bytes,
-            self.duplicate_host,
-            method,
-            version,
-            keep_alive,
-            upgrade,
-        ) = queued.head
+        """Answer the next pipelined request: begin it from its head, then give it the body read
+        so far. The rest of its body, if some is still to come, is read as the request's own."""
+        if self.queued is queued:
+            self.queued = None  # what is read from now on is this request's, not the queue's
         self.request_complete = False
         self.body_bytes = 0
-        self._begin(method, version, keep_alive, upgrade)
+        self._begin(queued.head)
+        ex = self.ex
         for chunk in queued.body:
-            if self.ex is None:
-                break
+            if self.ex is not ex or ex is None:
+                return  # answered already (a denial, a body too large): the rest is not needed
             self.on_body(chunk)
-        if queued.complete:
+        if queued.complete and ex is not None and self.ex is ex:
             self.on_message_complete()
 
     def _record(self, ex: Exchange) -> None:
@@ -922,12 +966,12 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
             state.access_log.log(ex, template or ex.snapshot.settings.access_log.format)
 
     # --- proxying ------------------------------------------------------------------------------
-    def _continue(self) -> None:
+    def _continue(self, ex: Exchange) -> None:
         """Answer ``Expect: 100-continue`` once, when the gateway is ready for the body."""
         if (
             not self.continued
             and not self.request_complete
-            and b"100-continue" in (self.hmap.get(b"expect") or b"").lower()
+            and b"100-continue" in (ex.hmap.get(b"expect") or b"").lower()
             and self.transport is not None
         ):
             self.continued = True
@@ -962,7 +1006,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         state = self.state
         state.timed.add(self)
         if b"expect" in ex.hmap:
-            self._continue()
+            self._continue(ex)
         pools = state.pools
         pool = self.target_pool
         if pool is None or target is not self.target or pools is not self.target_pools:
@@ -1071,7 +1115,7 @@ class DownstreamConnection(asyncio.Protocol, ResponseSink, Resumer):
         ex = self.ex
         if ex is None:
             return
-        if self.closing or self.state.draining or (not self.request_complete and self._body_outstanding()):
+        if self.closing or self.state.draining or (not self.request_complete and self._body_outstanding(ex)):
             ex.keep_alive = False  # (an early answer with much body to come: closing beats reading it)
         self.deadline = _monotonic() + self._idle_timeout()  # now an idle timeout between reads
         # the head's pieces go straight into ``out``: one join when the read is written

@@ -1,28 +1,26 @@
 """Findings of the HTTP fuzzer (fuzz/fuzz_http.py, docs/fuzzing.md), each reduced to a minimal
-reproduction on real sockets. A finding that is still open is ``xfail(strict=True)``: the day
-it is fixed the test passes, strict xfail fails the suite, and the marker (and the fuzzer's
-``avoid_known`` filter that keeps the bounded fuzz run clear of it) come off together.
+reproduction on real sockets, and cases of the same kind found while fixing them. An open finding
+is ``xfail(strict=True)`` until fixed (then the marker and the fuzzer's ``avoid_known`` filter
+come off together); all below are fixed.
 
-Open (request path, src/iamgate/server.py; both also in the build of 3c3bc47):
+All four were in how a client connection queued a pipelined request (one whose head is read
+while the request before it is answered), all present since the first build:
 
-1. A pipelined request (its head read while the request before it is answered) whose body is not
-   all there when its turn comes hangs the gateway's process: ``self.queued`` still points at the
-   queued request, so ``_start_queued`` replays ``queued.body`` through ``on_body``, which appends
-   each chunk back to that same list: the loop never ends (100 % CPU, RSS +130 MB/s) and no client
-   of the process is answered again.
-2. If no byte of such a body had arrived, the body is never forwarded: ``_finish`` returns after
-   ``_start_queued`` without resuming reading, and body bytes read later go to the stale queue
-   entry: the request waits for the integration timeout (504) though its client sent it whole.
-3. A pipelined request whose head began while the request before it was answered, but is only
-   complete in a later read (after that answer), is queued (``on_message_begin`` decided so)
-   with no exchange left to start it: a request read after it is answered first (the client
-   reads each answer as the other's), and with none after it, it is never answered.
-4. When a queued request is answered by the gateway itself (a denial, a 400, a 404), its
-   ``_finish`` starts the next queued request from inside ``_start_queued``, which then goes on
-   to call ``on_message_complete()`` for the request it started with: by then that completes the
-   *next* request once more. A chunked one gets its last chunk (``0\r\n\r\n``) twice; the backend
-   connection goes back to the pool with those bytes after the request, and the backend reads
-   them as the start of the next client's request (here: that client's POST gets a 502).
+1. A queued request whose body was not all there when its turn came hung the gateway's process
+   (its body was replayed into the very list it was read from: 100 % CPU, memory growing).
+2. If none of that body had arrived yet, the body read later was never forwarded (504).
+3. A request whose head began while the request before it was answered, but was complete only
+   after that answer, was queued with nothing left to start it: answered after the requests
+   behind it (responses out of order), or never.
+4. A queued request the gateway answered itself (a denial) started the next one from inside its
+   own start, which then completed that next request a second time: a chunked request got its
+   last chunk twice, and the pooled backend connection carried those bytes into the next
+   client's request.
+
+The rule now: a request is queued or begun when its head is *complete*; a queued request keeps
+its own head (a typed object; the connection's head fields belong to the head being read);
+when its turn comes it takes the body read so far and reads the rest as its own; queued
+requests are started one after the other by a loop, never from inside each other.
 """
 
 from __future__ import annotations
@@ -59,7 +57,6 @@ def gateway(backend: ScriptedBackend, tmp_path: Path) -> Iterator[Gateway]:
 FIRST = b"GET /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Tag: first\r\n\r\n"
 
 
-@pytest.mark.xfail(strict=True, reason="open finding 1: a queued request's partial body hangs the process")
 def test_a_pipelined_request_with_part_of_its_body_does_not_hang_the_gateway(gateway: Gateway) -> None:
     with Client(gateway.port) as c:
         c.send(
@@ -80,7 +77,6 @@ def test_a_pipelined_request_with_part_of_its_body_does_not_hang_the_gateway(gat
         assert json.loads(second.body) == {"method": "POST", "target": "/ok", "tag": "second", "length": 10}
 
 
-@pytest.mark.xfail(strict=True, reason="open finding 2: a queued request's later body is never forwarded")
 def test_a_pipelined_request_gets_the_body_sent_after_its_head(gateway: Gateway) -> None:
     with Client(gateway.port) as c:
         c.send(FIRST + b"POST /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Tag: second\r\nContent-Length: 5\r\n\r\n")
@@ -92,9 +88,6 @@ def test_a_pipelined_request_gets_the_body_sent_after_its_head(gateway: Gateway)
         assert json.loads(second.body) == {"method": "POST", "target": "/ok", "tag": "second", "length": 5}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open finding 3: a head that spans the end of an exchange is answered late"
-)
 def test_pipelined_requests_are_answered_in_order_when_a_head_spans_reads(gateway: Gateway) -> None:
     with Client(gateway.port) as c:
         c.send(FIRST + b"GET /prod/ok HTTP/1.1\r\nHo")  # the second head begins in the first read
@@ -104,9 +97,6 @@ def test_pipelined_requests_are_answered_in_order_when_a_head_spans_reads(gatewa
         assert tags == ["second", "third"]  # (["third", "second"]: each read as the other's answer)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open finding 3: a head that spans the end of an exchange is answered late"
-)
 def test_a_pipelined_request_whose_head_spans_reads_is_answered(gateway: Gateway) -> None:
     with Client(gateway.port, timeout=4) as c:
         c.send(FIRST + b"GET /prod/ok HTTP/1.1\r\nHo")
@@ -119,9 +109,6 @@ def test_a_pipelined_request_whose_head_spans_reads_is_answered(gateway: Gateway
         assert second.headers["x-tag"] == "second"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open finding 4: a queued request after a gateway answer is completed twice"
-)
 def test_a_chunked_request_queued_behind_a_denied_one_is_sent_once(
     gateway: Gateway, backend: ScriptedBackend
 ) -> None:
@@ -139,3 +126,63 @@ def test_a_chunked_request_queued_behind_a_denied_one_is_sent_once(
     assert backend.errors == []  # (["conn 1: not a request line: '0'"]: five bytes beyond the request)
     assert other.status == 200, other.body  # (502: its request followed those bytes)
     assert json.loads(other.body)["tag"] == "other"
+
+
+# --- found while fixing them ----------------------------------------------------------------------
+
+
+def test_thousands_of_pipelined_requests_the_gateway_answers_itself_are_all_answered(
+    gateway: Gateway, backend: ScriptedBackend
+) -> None:
+    """Each is answered as it starts (403: no such stage); the next ones are started by a loop,
+    not from inside the previous one's end (which nested once per request: a deep enough
+    pipeline would exhaust the stack)."""
+    n = 3000
+    denied = b"GET /dev/ok HTTP/1.1\r\nHost: gw\r\n\r\n"
+    with Client(gateway.port, timeout=20) as c:
+        c.send(FIRST + denied * n + b"GET /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Tag: last\r\n\r\n")
+        assert c.response().headers["x-tag"] == "first"
+        assert all(c.response().status == 403 for _ in range(n))
+        last = c.response()
+        assert last.status == 200
+        assert last.headers["x-tag"] == "last"
+    assert backend.targets() == ["/ok", "/ok"]
+
+
+def test_a_head_being_read_is_not_mixed_up_with_a_queued_request_that_starts(
+    gateway: Gateway, backend: ScriptedBackend
+) -> None:
+    """A queued request starts while the next head is half read: each keeps its own headers."""
+    backend.slow_seconds = 0.2  # the second and third requests are read while the first waits
+    with Client(gateway.port) as c:
+        c.send(
+            b"GET /prod/slow HTTP/1.1\r\nHost: gw\r\nX-Tag: first\r\n\r\n"
+            + b"GET /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Tag: second\r\n\r\n"
+            + b"GET /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Ta"
+        )
+        assert c.response().headers["x-tag"] == "first"
+        assert c.response().headers["x-tag"] == "second"
+        c.send(b"g: third\r\n\r\n")
+        assert c.response().headers["x-tag"] == "third"
+    heads = [(p.headers.get("x-tag"), p.head_bytes) for p in backend.parsed]
+    assert [tag for tag, _ in heads] == ["first", "second", "third"]
+    assert heads[1][1] == heads[2][1] + len("second") - len("third")  # nothing of one in the other
+
+
+def test_a_malformed_body_of_a_queued_request_is_refused_after_the_answers_owed(
+    gateway: Gateway, backend: ScriptedBackend
+) -> None:
+    """The queued request whose chunked body is malformed is the one refused (400, close), after
+    the request before it is answered; it is not started, to wait for a body that never comes."""
+    backend.slow_seconds = 0.2
+    with Client(gateway.port, timeout=4) as c:
+        c.send(
+            b"GET /prod/slow HTTP/1.1\r\nHost: gw\r\nX-Tag: first\r\n\r\n"
+            + b"POST /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Tag: second\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"5\r\nhello\r\nzz\r\n"
+        )
+        assert c.response().headers["x-tag"] == "first"
+        refused = c.response()
+        assert refused.status == 400
+        assert refused.headers.get("connection", "").lower() == "close"
+        assert c.closed_by_peer()
