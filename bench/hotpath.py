@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_row import policy_for, throttle_for
 from iamgate.config.load import parse_config
 from iamgate.config.snapshot import build_snapshot
-from iamgate.server import DownstreamConnection, GatewayState
+from iamgate.serving.connection import DownstreamConnection
+from iamgate.serving.state import GatewayState
 from iamgate.upstream.pool import UpstreamConnection
 
 REQUEST = b"GET /prod/pets/123 HTTP/1.1\r\nHost: 127.0.0.1:18101\r\nUser-Agent: wrk\r\n\r\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import iamgate.server
+import iamgate.serving.connection
 from iamgate import _compiled
 from tests.gateway.conftest import IAMGATE, ROOT_DIR, start_gateway
 
@@ -25,8 +25,8 @@ def test_the_installed_gateway_runs_the_compiled_request_path() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the compiled request path, not: {_compiled.state()}")
         pytest.skip(f"this checkout runs {_compiled.state()}")
-    assert iamgate.server.__file__ is not None
-    assert iamgate.server.__file__.endswith(SUFFIX)
+    assert iamgate.serving.connection.__file__ is not None
+    assert iamgate.serving.connection.__file__.endswith(SUFFIX)
     assert _compiled.state() == f"compiled (mypyc, {len(_compiled.MODULES)} modules)"
 
 

@@ -27,13 +27,16 @@ from types import ModuleType
 
 __all__ = ["MODULES", "RECORD", "install", "state"]
 
-# The per-request path: the clocks, server and upstream protocols, the pipeline stages, the access
-# log and metrics, the snapshot lookups, the throttle backends, the memo and the policy evaluator
-# (its decision memo is on every request; it still imports nothing from the rest). Paths relative
-# to src/.
+# The per-request path: the clocks, the client connection and its state, the integrations, the
+# upstream protocols, the pipeline stages, the access log and metrics, the snapshot lookups, the
+# throttle backends, the memo and the policy evaluator (its decision memo is on every request; it
+# still imports nothing from the rest). Paths relative to src/.
 MODULES = (
     "iamgate/clock.py",
-    "iamgate/server.py",
+    "iamgate/serving/state.py",
+    "iamgate/serving/connection.py",
+    "iamgate/integrations/proxy.py",
+    "iamgate/integrations/mock.py",
     "iamgate/upstream/pool.py",
     "iamgate/upstream/headers.py",
     "iamgate/upstream/fetch.py",
@@ -41,6 +44,8 @@ MODULES = (
     "iamgate/pipeline/chain.py",
     "iamgate/pipeline/exchange.py",
     "iamgate/pipeline/later.py",
+    "iamgate/pipeline/runner.py",
+    "iamgate/pipeline/services.py",
     "iamgate/pipeline/mapping.py",
     "iamgate/pipeline/paths.py",
     "iamgate/pipeline/responses.py",

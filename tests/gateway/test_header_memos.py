@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from iamgate import server
+from iamgate.serving import connection
 from iamgate.upstream import pool
 
 
 def test_client_header_names_are_lower_cased_and_only_short_ones_kept() -> None:
     short = b"X-Short-Name"
     long = b"X-" + b"Long" * 40
-    assert server._lower_name(short) == b"x-short-name"
-    assert server._lower_name(long) == b"x-" + b"long" * 40
-    assert server._LOWER_NAMES.found.get(short) == b"x-short-name"
-    assert long not in server._LOWER_NAMES.found
+    assert connection._lower_name(short) == b"x-short-name"
+    assert connection._lower_name(long) == b"x-" + b"long" * 40
+    assert connection._LOWER_NAMES.found.get(short) == b"x-short-name"
+    assert long not in connection._LOWER_NAMES.found
 
 
 def test_client_header_name_memo_is_cleared_when_full() -> None:
-    for i in range(server._LOWER_NAMES.limit + 10):
-        server._lower_name(b"X-Name-%d" % i)
-    assert len(server._LOWER_NAMES.found) <= server._LOWER_NAMES.limit
+    for i in range(connection._LOWER_NAMES.limit + 10):
+        connection._lower_name(b"X-Name-%d" % i)
+    assert len(connection._LOWER_NAMES.found) <= connection._LOWER_NAMES.limit
 
 
 def test_backend_header_names_are_classified_and_only_short_ones_kept() -> None:

@@ -8,13 +8,13 @@
   authorizer policy, valid token) using Tables A and B.
 * ``api_key`` checks the API key of methods that require one.
 
-Stages return None (go on), a response, :data:`NEED_BODY`, an awaitable of None or a response,
-or a :class:`~iamgate.pipeline.later.Later` that answers one of them by a call.
+Each stage returns a :data:`~iamgate.pipeline.later.StageResult`: None (go on), a response,
+or a wait (:data:`~iamgate.pipeline.later.NEED_BODY`, or an authorizer's answer to come).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final
 
 from iamgate.auth import combine
@@ -24,25 +24,14 @@ from iamgate.auth.jwt import JwtError
 from iamgate.auth.sigv4 import SignatureError, SignedRequest, covered_path, is_signed, needs_body, verify
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
-from iamgate.pipeline.later import Later
+from iamgate.pipeline.later import NEED_BODY, StageResult, after
 from iamgate.pipeline.stages import resolve
 from iamgate.policy import Decision, DecisionEffect, Request
 
-__all__ = ["NEED_BODY", "api_key", "authenticate", "authorize"]
+__all__ = ["api_key", "authenticate", "authorize"]
 
 ACTION: Final = "execute-api:Invoke"
 _ALLOW: Final = DecisionEffect.ALLOW
-
-
-class _NeedBody:
-    """Sentinel: run this stage again once the whole request body has arrived."""
-
-    def __repr__(self) -> str:
-        return "NEED_BODY"
-
-
-NEED_BODY: Final = _NeedBody()
-StageResult = R.GatewayResponse | None | _NeedBody | Later | Awaitable["R.GatewayResponse | None"]
 
 
 def _unauthorized(message: str = "Unauthorized") -> R.GatewayResponse:
@@ -206,13 +195,13 @@ def _custom(ex: Exchange) -> StageResult:
     except Unauthorized as exc:
         ex.authorizer_error = str(exc)
         return _unauthorized()
-    return _run_custom(ex, authorizer, request_facts)
+    return after(ex, _run_custom(ex, authorizer, request_facts))
 
 
 async def _run_custom(ex: Exchange, authorizer: Any, request_facts: RequestFacts) -> R.GatewayResponse | None:
     try:
-        assert ex.gateway is not None
-        result = await authorizer.authorize(request_facts, ex.gateway.pools)
+        assert ex.services is not None
+        result = await authorizer.authorize(request_facts, ex.services.pools)
     except Unauthorized as exc:
         ex.authorizer_error = str(exc)
         return _unauthorized()
@@ -231,7 +220,7 @@ def _jwt(ex: Exchange) -> StageResult:
     validator = api.authorizers.get(route.authorizer) if route.authorizer else None
     if validator is None:
         return R.gateway_error(R.AUTHORIZER_CONFIGURATION_ERROR, None)
-    return _run_jwt(ex, validator, tuple(route.scopes))
+    return after(ex, _run_jwt(ex, validator, tuple(route.scopes)))
 
 
 async def _run_jwt(ex: Exchange, validator: Any, scopes: tuple[str, ...]) -> R.GatewayResponse | None:

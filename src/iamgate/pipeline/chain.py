@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from iamgate.pipeline.auth_stages import StageResult, api_key, authenticate, authorize
+from iamgate.pipeline.auth_stages import api_key, authenticate, authorize
 from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.later import StageResult
 from iamgate.pipeline.stages import context, route
 from iamgate.pipeline.throttle_stage import throttle
 

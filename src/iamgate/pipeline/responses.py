@@ -8,6 +8,7 @@ server when it writes the response).
 
 from __future__ import annotations
 
+import http
 import json
 from dataclasses import dataclass
 from typing import Final
@@ -20,7 +21,21 @@ __all__ = [
     "gateway_error",
     "json_message",
     "mask_account",
+    "status_line",
 ]
+
+_REASONS: Final = {s.value: s.phrase for s in http.HTTPStatus}
+_STATUS_LINES: Final = {
+    status: f"HTTP/1.1 {status} {reason}\r\n".encode() for status, reason in _REASONS.items()
+}
+
+
+def status_line(status: int) -> bytes:
+    """The HTTP/1.1 status line of a response (with its CRLF), by the standard reason phrases."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
+    return line
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,9 +64,9 @@ def throttle(ex: Exchange) -> R.GatewayResponse | Later | None:
         buckets, levels, plan, quota, usage, fail_open = _request_buckets(ex, limits, route, cached)
     if not buckets and quota is None and usage is None:
         return None
-    gateway = ex.gateway
-    assert gateway is not None  # set before the stages run
-    result = gateway.throttler.submit(buckets, quota, ex.wall, usage)
+    services = ex.services
+    assert services is not None  # set before the stages run
+    result = services.throttler.submit(buckets, quota, ex.wall, usage)
     if result is ALLOWED:
         return None
     if isinstance(result, Verdict):
@@ -190,8 +190,8 @@ def _answer(
 ) -> R.GatewayResponse | None:
     if verdict.allowed:
         return None
-    assert ex.gateway is not None
-    metrics = ex.gateway.metrics
+    assert ex.services is not None
+    metrics = ex.services.metrics
     api = ex.api.id if ex.api is not None else "-"
     stage = ex.stage.name if ex.stage is not None else "-"
     if verdict.failed == "backend":

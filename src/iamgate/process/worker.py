@@ -1,6 +1,6 @@
 """One serving process: the only one, or a worker under a supervisor.
 
-A :class:`Worker` serves on the listening socket with one :class:`~iamgate.server.GatewayState`
+A :class:`Worker` serves on the listening socket with one :class:`~iamgate.serving.state.GatewayState`
 (what its connections share), answers the admin port when it owns it, and handles its signals:
 ``SIGHUP`` reloads (a worker under a supervisor leaves that to the supervisor), ``SIGTERM`` and
 ``SIGINT`` drain (stop accepting, close idle connections, finish in-flight requests up to
@@ -31,7 +31,8 @@ from iamgate.process import reload, signals
 from iamgate.process.control import answer_supervisor, parse_command, read_first_load, refused_first_load
 from iamgate.process.options import ServeOptions
 from iamgate.process.reload import WATCH_INTERVAL, Stamp, Watcher
-from iamgate.server import GatewayState
+from iamgate.serving.connection import connection_factory
+from iamgate.serving.state import GatewayState
 from iamgate.store.link import StoreLink
 from iamgate.throttle.usage import get_usage
 
@@ -119,7 +120,7 @@ class Worker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
-        self.server = await loop.create_server(self.state.protocol_factory(), sock=self.sock, backlog=2048)
+        self.server = await loop.create_server(connection_factory(self.state), sock=self.sock, backlog=2048)
         configured = self.state.snapshot.settings.client.max_connections
         log.info(
             "up to %d client connections in this process (%s)",
