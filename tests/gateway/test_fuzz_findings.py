@@ -189,13 +189,15 @@ def test_a_malformed_body_of_a_queued_request_is_refused_after_the_answers_owed(
         assert c.closed_by_peer()
 
 
-# --- open: found by the fuzzer once it pipelined requests with bodies freely ---------------------
+# --- found by the fuzzer once it pipelined requests with bodies freely (fixed) --------------------
 # Two or more requests queued at once. ``self.queued`` names the *last* queued request (the one
-# whose body is being read), and ``_start_queued`` hands an earlier one its body through
+# whose body is being read), and ``_start_queued`` handed an earlier one its body through
 # ``on_body`` and ``on_message_complete``, which divert to ``self.queued`` while it is set: the
-# earlier request's body and its end are given to the last one, and the earlier one, begun with
-# no end, has reading resumed for it, so what the client sends next (the last request's body) is
-# read as the body of the request being answered and written to its backend connection as it is.
+# earlier request's body and its end were given to the last one, and the earlier one, begun with
+# no end, had reading resumed for it, so what the client sent next (the last request's body) was
+# read as the body of the request being answered and written to its backend connection as it
+# was: a request written in it was served past the policy. A queued request now takes its body
+# directly (``_body``, ``_complete``), never through the callbacks that divert.
 
 DENY_ADMIN = {
     "Version": "2012-10-17",
@@ -211,12 +213,6 @@ DENY_ADMIN = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (fuzz seed 1204 input 1913): with two requests queued behind the one answered, "
-    "the earlier one's body and end go to the later one; the earlier is sent without its body "
-    "(504), the later one with it",
-)
 def test_each_of_two_queued_requests_gets_its_own_body(gateway: Gateway, backend: ScriptedBackend) -> None:
     backend.slow_seconds = 0.2  # the second and third requests are read while the first waits
     with Client(gateway.port, timeout=4) as c:
@@ -236,13 +232,6 @@ def test_each_of_two_queued_requests_gets_its_own_body(gateway: Gateway, backend
     assert bodies == {"first": b"", "second": b"hello", "third": b"world"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (fuzz seed 1204 input 2959): a POLICY BYPASS; with two requests queued behind "
-    "the one answered, the later one's body, read while the earlier one is answered, is written "
-    "as it is to the earlier one's backend connection after its complete request: a request "
-    "written in that body is served past the policy",
-)
 def test_the_body_of_a_request_queued_behind_another_is_never_a_request_to_the_backend(
     backend: ScriptedBackend, tmp_path: Path
 ) -> None:

@@ -406,9 +406,13 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
 
     # --- httptools callbacks: the body --------------------------------------------------------------
     def on_body(self, body: bytes) -> None:
-        if self.queued is not None:
+        if self.queued is not None:  # the body of a request waiting its turn
             self.queued.body.append(body)
             return
+        self._body(body)
+
+    def _body(self, body: bytes) -> None:
+        """Body bytes of the request being answered."""
         self.body_bytes += len(body)
         settings = self.ex.snapshot.settings if self.ex is not None else self.state.snapshot.settings
         limit = settings.max_request_body
@@ -434,10 +438,14 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             self.proxy.hold(b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body)
 
     def on_message_complete(self) -> None:
-        if self.queued is not None:
+        if self.queued is not None:  # a request waiting its turn is all read
             self.queued.complete = True
             self.queued = None
             return
+        self._complete()
+
+    def _complete(self) -> None:
+        """The request being answered is all read."""
         self.request_complete = True
         mode = self.mode
         if mode == _PROXY:
@@ -662,12 +670,14 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         self.body_bytes = 0
         self._begin(queued.head)
         ex = self.ex
+        # (its own body, not through the parser's callbacks: another request may be queued and
+        # being read behind it, and those callbacks give what they read to that one)
         for chunk in queued.body:
             if self.ex is not ex or ex is None:
                 return  # answered already (a denial, a body too large): the rest is not needed
-            self.on_body(chunk)
+            self._body(chunk)
         if queued.complete and ex is not None and self.ex is ex:
-            self.on_message_complete()
+            self._complete()
 
     # --- failures and timeouts -----------------------------------------------------------------------
     def _fail_request(self, response: R.GatewayResponse, kind: str) -> None:
