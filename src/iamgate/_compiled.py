@@ -27,10 +27,12 @@ from types import ModuleType
 
 __all__ = ["MODULES", "RECORD", "install", "state"]
 
-# The per-request path: server and upstream protocols, the pipeline stages, the access log and
-# metrics, the snapshot lookups, the throttle backends, the memo and the policy evaluator (its
-# decision memo is on every request; it still imports nothing from the rest). Paths relative to src/.
+# The per-request path: the clocks, server and upstream protocols, the pipeline stages, the access
+# log and metrics, the snapshot lookups, the throttle backends, the memo and the policy evaluator
+# (its decision memo is on every request; it still imports nothing from the rest). Paths relative
+# to src/.
 MODULES = (
+    "iamgate/clock.py",
     "iamgate/server.py",
     "iamgate/upstream/pool.py",
     "iamgate/upstream/headers.py",

@@ -21,11 +21,13 @@ import logging
 import os
 import re
 import resource
-import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
+from iamgate.clock import date_header as _date_header
+from iamgate.clock import monotonic as _monotonic
+from iamgate.clock import perf_counter as _perf_counter
 from iamgate.config.model import ClientSettings, MockIntegration
 from iamgate.config.snapshot import ProxyTarget, Snapshot
 from iamgate.observe.accesslog import AccessLog
@@ -72,36 +74,6 @@ _PENDING_LIMIT: Final = 256 * 1024  # body buffered while connecting before read
 _STAGE_COUNT: Final = len(NAMES)
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REASONS: Final = {s.value: s.phrase for s in http.HTTPStatus}
-
-
-class _DateLine:
-    """The ``Date`` header line of one second (a native object when compiled, see stages.py)."""
-
-    __slots__ = ("line", "second")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.line = b""
-
-
-_date_cache: Final = _DateLine()
-# The clocks, bound once: compiled, ``time.perf_counter()`` is a module attribute lookup and then
-# the call; a Final name is a C static. Deadlines use the monotonic clock (not ``loop.time()``, a
-# method call on the loop object), set and checked against the same clock.
-_perf_counter: Final = time.perf_counter
-_monotonic: Final = time.monotonic
-_time: Final = time.time
-
-
-def _date_header() -> bytes:
-    now = int(_time())
-    cache = _date_cache
-    if cache.second != now:
-        cache.line = (
-            b"Date: " + time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode() + b"\r\n"
-        )
-        cache.second = now
-    return cache.line
 
 
 def _status_line(status: int) -> bytes:

@@ -15,14 +15,13 @@ import asyncio
 import os
 import re
 import sys
-import time
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
+from iamgate.clock import perf_counter, time_keys, time_keys_cache
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import authorizer_values
-from iamgate.pipeline.stages import _time_cache, time_keys
 from iamgate.policy.memo import SecondSight
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
     Host header's split). Latencies are in milliseconds rounded to the microsecond (half up;
     ``round(x, 3)`` costs ten times more)."""
     wall = ex.wall
-    cache = _time_cache
+    cache = time_keys_cache
     clf = cache.clf if cache.second == int(wall) else time_keys(wall)[2]
     out: dict[str, Any] = {
         "requestId": ex.request_id,
@@ -75,7 +74,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
         "protocol": ex.http_version,
         "status": ex.status,
         "responseLength": ex.response_length,
-        "responseLatency": (((ex.end or time.perf_counter()) - ex.start) * 1e6 + 0.5) // 1.0 / 1000.0,
+        "responseLatency": (((ex.end or perf_counter()) - ex.start) * 1e6 + 0.5) // 1.0 / 1000.0,
         "identity.sourceIp": ex.source_ip,
         "accountId": ex.snapshot.settings.account_id,
     }
@@ -218,7 +217,7 @@ def json_line(ex: Exchange) -> bytes:
             return orjson.dumps(context_variables(ex), option=_NEWLINE)
         pieces = _pieces(ex, key)
     wall = ex.wall
-    cache = _time_cache
+    cache = time_keys_cache
     ms = (latency * 1e6 + 0.5) // 1.0 / 1000.0
     # none of these values holds a comma: ids (hex and dashes, base64), the CLF time, numbers
     values = orjson.dumps(
@@ -230,7 +229,7 @@ def json_line(ex: Exchange) -> bytes:
             int(wall * 1000),
             ex.status,
             ex.response_length,
-            (((ex.end or time.perf_counter()) - ex.start) * 1e6 + 0.5) // 1.0 / 1000.0,
+            (((ex.end or perf_counter()) - ex.start) * 1e6 + 0.5) // 1.0 / 1000.0,
             ms,
             integration_status,
             0,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 from binascii import b2a_base64
 from typing import TYPE_CHECKING, Any, Final
+
+from iamgate.clock import perf_counter, wall_time
 
 if TYPE_CHECKING:
     from iamgate.auth.custom import AuthorizerResult
@@ -30,9 +31,6 @@ _BASE64: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 _LAST3: Final = tuple(
     f"{_BASE64[((i >> 8) << 4) | ((i & 255) >> 4)]}{_BASE64[(i & 15) << 2]}=" for i in range(1024)
 )
-# bound once: compiled, a Final name is a C static, ``time.perf_counter`` an attribute lookup
-_perf_counter: Final = time.perf_counter
-_time: Final = time.time
 
 
 class IdSource:
@@ -148,12 +146,12 @@ class Exchange:
         self.keep_alive = keep_alive
         self.source_ip = peer_ip
         self.secure = secure
-        self.start = _perf_counter()
-        self.wall = _time()
+        self.start = perf_counter()
+        self.wall = wall_time()
         self.request_id, self.extended_id = new_ids()
 
     def end_time(self) -> float:
-        return self.end or _perf_counter()
+        return self.end or perf_counter()
 
     def header(self, name: bytes) -> str | None:
         """A request header (lower-case name) as text, or None."""

@@ -9,11 +9,11 @@ unexpected exception to a 500 in one place and still logs the request.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from iamgate.auth.sigv4 import authorization_header_error
+from iamgate.clock import time_keys
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.paths import PathError, canonicalize
@@ -25,25 +25,10 @@ if TYPE_CHECKING:
     from iamgate.config.model import StageConfig
     from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
 
-__all__ = ["Routed", "canonical_segments", "context", "resolve", "rightmost_untrusted", "route", "time_keys"]
+__all__ = ["Routed", "canonical_segments", "context", "resolve", "rightmost_untrusted", "route"]
 
 MAX_ARN_BYTES: Final = 1600  # API Gateway quota for a method ARN
 
-
-class _TimeKeys:
-    """The time keys of one second (a native object when compiled: its fields are read directly,
-    where a list's items would be generic objects compared generically)."""
-
-    __slots__ = ("clf", "epoch", "iso", "second")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.iso = ""
-        self.epoch = ""
-        self.clf = ""
-
-
-_time_cache: Final = _TimeKeys()
 
 # Paths made only of RFC 3986 pchar characters (no '%', ';' or '\\'), without '.'/'..' segments
 # or doubled slashes, are already canonical: splitting them gives what paths.canonicalize would
@@ -58,19 +43,6 @@ def canonical_segments(raw: bytes, allow_semicolon: bool) -> tuple[str, ...] | P
         return tuple(text.split("/")) if text else ()
     canonical = canonicalize(raw, allow_semicolon=allow_semicolon)
     return canonical if isinstance(canonical, PathError) else canonical.segments
-
-
-def time_keys(wall: float) -> tuple[str, str, str]:
-    """(aws:CurrentTime ISO 8601, aws:EpochTime, CLF requestTime), cached per second."""
-    second = int(wall)
-    cache = _time_cache
-    if cache.second != second:
-        tm = time.gmtime(second)
-        cache.iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", tm)
-        cache.epoch = str(second)
-        cache.clf = time.strftime("%d/%b/%Y:%H:%M:%S +0000", tm)
-        cache.second = second
-    return cache.iso, cache.epoch, cache.clf
 
 
 def _unmatched(snap: Snapshot, hmap: dict[bytes, bytes]) -> R.GatewayResponse:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections import deque
 from typing import Final
 
 import httptools
 from mypy_extensions import trait
 
+from iamgate.clock import monotonic
 from iamgate.policy.memo import SecondSight
 from iamgate.upstream.headers import HOP_BY_HOP, NAME_MEMO_MAX, REMAPPED_RESPONSE, connection_tokens
 
@@ -72,7 +72,6 @@ class UpstreamHead:
 
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
-_monotonic: Final = time.monotonic  # a C static when compiled, not an attribute lookup
 _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
 
 # what to do with a response header, by its name as the backend spelled it: (kind, lower-case
@@ -422,7 +421,7 @@ class UpstreamPool:
             self.forget(conn)
             return
         transport = conn.transport
-        conn.idle_since = _monotonic() if transport is not None else 0.0
+        conn.idle_since = monotonic() if transport is not None else 0.0
         self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
