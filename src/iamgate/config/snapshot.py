@@ -26,9 +26,9 @@ from iamgate.config.model import (
     Network,
     StageConfig,
 )
-from iamgate.pipeline.paths import encode_segment
-from iamgate.pipeline.routing import ResourceTree
 from iamgate.policy import ApiRef, CompiledPolicy
+from iamgate.routing.paths import encode_segment
+from iamgate.routing.tree import ResourceTree
 from iamgate.throttle.backend import Bucket
 from iamgate.throttle.settings import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.upstream.headers import REQUEST_DROP

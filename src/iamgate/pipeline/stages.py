@@ -16,10 +16,10 @@ from iamgate.auth.sigv4 import authorization_header_error
 from iamgate.clock import time_keys
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
-from iamgate.pipeline.paths import PathError, canonicalize
 from iamgate.policy import Context
 from iamgate.policy.memo import SecondSight
 from iamgate.policy.values import read_ip
+from iamgate.routing.paths import PathError, canonicalize
 
 if TYPE_CHECKING:
     from iamgate.config.model import StageConfig
