@@ -48,6 +48,7 @@ __all__ = [
 _STAGE_VAR: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
 _URI_PARAM: Final = re.compile(r"\{([A-Za-z0-9._-]+)\}")
 _versions: Final = itertools.count(1)
+_NETWORK_MEMO_LIMIT: Final = 4096  # client addresses whose network and trust are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,23 +170,22 @@ class _NetworkMap:
     ):
         self.networks = networks
         self.trusted = trusted
-        self._trusted_cache: dict[str, bool] = {}
-        self._network_cache: dict[str, Network | None] = {}
+        self._trusted_memo: SecondSight[str, bool] = SecondSight(_NETWORK_MEMO_LIMIT)
+        self._network_memo: SecondSight[str, Network | None] = SecondSight(_NETWORK_MEMO_LIMIT)
 
     def is_trusted(self, ip: str) -> bool:
-        found = self._trusted_cache.get(ip)
+        found = self._trusted_memo.found.get(ip)
         if found is None:
             found = _contains(self.trusted, ip)
-            if len(self._trusted_cache) > 4096:
-                self._trusted_cache.clear()
-            self._trusted_cache[ip] = found
+            self._trusted_memo.keep(ip, found)
         return found
 
     def network_of(self, ip: str) -> Network | None:
         if not self.networks:
             return None
-        if ip in self._network_cache:
-            return self._network_cache[ip]
+        known = self._network_memo.found
+        if ip in known:
+            return known[ip]
         found = None
         try:
             addr = ipaddress.ip_address(ip)
@@ -196,9 +196,7 @@ class _NetworkMap:
                 if addr.version == net.cidr.version and addr in net.cidr:
                     found = net
                     break
-        if len(self._network_cache) > 4096:
-            self._network_cache.clear()
-        self._network_cache[ip] = found
+        self._network_memo.keep(ip, found)
         return found
 
 
