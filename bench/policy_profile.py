@@ -72,7 +72,7 @@ def stages(name: str, doc: dict[str, Any], pairs: list[tuple[Any, bool]], n: int
     fast = policy._fast  # internal attributes below: read only, for attribution
     rindex = policy._res
     groups = policy._groups
-    memo_a, memo_p = policy._action_memo, policy._principal_memo
+    memo_a, memo_p = policy._action_memo.found, policy._principal_memo.found
 
     def new_context(ip: str) -> Context:
         c = Context()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iamgate.pipeline.paths import PathError, canonicalize
 from iamgate.pipeline.stages import _PLAIN_PATH, canonical_segments
+from iamgate.routing.paths import PathError, canonicalize
 
 ALPHABET = st.sampled_from(
     [*list("abcAZ09-_~!$&'()*+,=:@./%;\\"), "%2e", "%2F", "%41", "%c3%a9", "%zz", "//"]
@@ -44,7 +44,7 @@ def test_fast_path_is_taken_for_plain_paths() -> None:
 @settings(max_examples=2000, deadline=None)
 @given(st.lists(st.sampled_from(["a", "b", "c"]), max_size=5))
 def test_route_walk_agrees_with_search(segments: list[str]) -> None:
-    from iamgate.pipeline.routing import ResourceTree
+    from iamgate.routing.tree import ResourceTree
 
     tree: ResourceTree[str] = ResourceTree()
     for path in ("/a", "/a/b", "/a/{x}/c", "/{y}", "/{y}/b/{z}", "/a/b/{rest+}", "/{any+}", "/b/{x}"):

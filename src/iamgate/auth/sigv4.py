@@ -51,11 +51,12 @@ import hashlib
 import hmac
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from iamgate.policy.memo import SecondSight
 
 from . import sigv4_canonical as canon
 
@@ -389,25 +390,22 @@ def _check_presigned_expiry(request_time: int, now: int, expires: str | None, ma
 
 
 class _SigningKeys:
-    """Signing keys by (key id, secret, date, region, service); bounded, oldest out first.
+    """Signing keys by (key id, secret, date, region, service); a bounded memo (policy.memo).
 
     The secret is part of the key so that a rotated secret under the same key id never meets
-    a key derived from the old one."""
+    a key derived from the old one. Safe from several threads without a lock: the memo only
+    gets, clears and stores (each one dictionary operation), and a key it forgets is derived
+    again."""
 
     def __init__(self, limit: int = 1024) -> None:
-        self._limit = limit
-        self._keys: dict[tuple[str, str, str, str, str], bytes] = {}
-        self._lock = threading.Lock()
+        self._keys: SecondSight[tuple[str, str, str, str, str], bytes] = SecondSight(limit)
 
     def get(self, credential: Credential, date: str, region: str, service: str) -> bytes:
         slot = (credential.access_key_id, credential.secret_access_key, date, region, service)
-        key = self._keys.get(slot)
+        key = self._keys.found.get(slot)
         if key is None:
             key = canon.derive_signing_key(credential.secret_access_key, date, region, service)
-            with self._lock:
-                while len(self._keys) >= self._limit:
-                    del self._keys[next(iter(self._keys))]
-                self._keys[slot] = key
+            self._keys.keep(slot, key)
         return key
 
 

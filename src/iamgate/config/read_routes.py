@@ -12,8 +12,8 @@ from iamgate.config.auth import AuthorizerConfig
 from iamgate.config.model import RouteConfig, StageConfig
 from iamgate.config.read_integration import read_integration
 from iamgate.config.read_throttle import read_rate_limit
-from iamgate.pipeline.routing import METHODS, ResourceTree, TemplateError, parse_template
 from iamgate.policy.diagnostics import did_you_mean
+from iamgate.routing.tree import METHODS, ResourceTree, TemplateError, parse_template
 
 __all__ = ["AUTHORIZATION_TYPES", "read_routes"]
 

@@ -24,20 +24,31 @@ from iamgate.config.model import (
     HttpProxyIntegration,
     MockIntegration,
     Network,
+    RouteConfig,
     StageConfig,
 )
-from iamgate.pipeline.paths import encode_segment
-from iamgate.pipeline.routing import ResourceTree
 from iamgate.policy import ApiRef, CompiledPolicy
+from iamgate.policy.memo import SecondSight
+from iamgate.routing.paths import encode_segment
+from iamgate.routing.tree import METHODS, ResourceTree
 from iamgate.throttle.backend import Bucket
 from iamgate.throttle.settings import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.upstream.headers import REQUEST_DROP
 
-__all__ = ["ApiRuntime", "ProxyTarget", "RouteRuntime", "Snapshot", "build_snapshot"]
+__all__ = [
+    "ApiRuntime",
+    "ProxyTarget",
+    "RouteRuntime",
+    "Snapshot",
+    "StaticThrottle",
+    "build_snapshot",
+    "static_throttle",
+]
 
 _STAGE_VAR: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
 _URI_PARAM: Final = re.compile(r"\{([A-Za-z0-9._-]+)\}")
 _versions: Final = itertools.count(1)
+_NETWORK_MEMO_LIMIT: Final = 4096  # client addresses whose network and trust are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +78,16 @@ class ProxyTarget:
         return text if text.startswith("/") else "/" + text
 
 
-@dataclass(slots=True)
+# the static throttle levels of a route on one stage for one method: the buckets (the stage's
+# limit for the method, the account's) and their level names
+StaticThrottle = tuple[tuple[Bucket, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class RouteRuntime:
+    """One method of one resource, complete when built: what the stages read, and what depends
+    on the route and the stage only, resolved for each stage of the route's deployment."""
+
     resource_path: str
     method: str
     authorization: str
@@ -79,23 +98,17 @@ class RouteRuntime:
     api_key_required: bool = False
     scopes: tuple[str, ...] = ()
     rate_limit: RateLimitRule | None = None
-    _targets: dict[str, ProxyTarget] = field(default_factory=dict)
-    # (stage, method) -> the static throttle buckets and their levels (pipeline.throttle_stage)
-    throttle_cache: dict[tuple[str, str], tuple[tuple[Bucket, ...], tuple[str, ...]]] = field(
-        default_factory=dict
-    )
-    # the last entry of throttle_cache the stage used, and its stage and method: a route is
-    # mostly asked for one, which is then found without building and hashing a tuple key
-    throttle_stage: str = ""
-    throttle_method: str = ""
-    throttle_entry: tuple[tuple[Bucket, ...], tuple[str, ...]] | None = None
+    # stage name -> the HTTP_PROXY integration resolved for the stage (none for MOCK)
+    targets: dict[str, ProxyTarget] = field(default_factory=dict)
+    # stage name -> request method -> the static throttle levels (none when nothing is
+    # throttled); an ANY route has an entry for each of routing's METHODS
+    throttle: dict[str, dict[str, StaticThrottle]] = field(default_factory=dict)
 
     def target(self, stage: StageConfig) -> ProxyTarget:
-        found = self._targets.get(stage.name)
-        if found is None:
+        found = self.targets.get(stage.name)
+        if found is None:  # a stage the route was not built with (a hand-built exchange)
             assert isinstance(self.integration, HttpProxyIntegration)
             found = _resolve(self.integration.uri, stage)
-            self._targets[stage.name] = found
         return found
 
 
@@ -104,7 +117,10 @@ def _resolve(uri: str, stage: StageConfig) -> ProxyTarget:
     if missing:
         return ProxyTarget("http", "", 0, "", (), f"stage variable(s) {', '.join(missing)} are not defined")
     text = _STAGE_VAR.sub(lambda m: stage.variables[m.group(1)], uri)
-    parts = urlsplit(text)
+    try:  # resolved when the snapshot is built: a bad value fails the requests, not the build
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed IPv6 bracket that a stage variable brought
+        return ProxyTarget("http", "", 0, "", (), f"{text} is not a valid URL")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -154,23 +170,22 @@ class _NetworkMap:
     ):
         self.networks = networks
         self.trusted = trusted
-        self._trusted_cache: dict[str, bool] = {}
-        self._network_cache: dict[str, Network | None] = {}
+        self._trusted_memo: SecondSight[str, bool] = SecondSight(_NETWORK_MEMO_LIMIT)
+        self._network_memo: SecondSight[str, Network | None] = SecondSight(_NETWORK_MEMO_LIMIT)
 
     def is_trusted(self, ip: str) -> bool:
-        found = self._trusted_cache.get(ip)
+        found = self._trusted_memo.found.get(ip)
         if found is None:
             found = _contains(self.trusted, ip)
-            if len(self._trusted_cache) > 4096:
-                self._trusted_cache.clear()
-            self._trusted_cache[ip] = found
+            self._trusted_memo.keep(ip, found)
         return found
 
     def network_of(self, ip: str) -> Network | None:
         if not self.networks:
             return None
-        if ip in self._network_cache:
-            return self._network_cache[ip]
+        known = self._network_memo.found
+        if ip in known:
+            return known[ip]
         found = None
         try:
             addr = ipaddress.ip_address(ip)
@@ -181,9 +196,7 @@ class _NetworkMap:
                 if addr.version == net.cidr.version and addr in net.cidr:
                     found = net
                     break
-        if len(self._network_cache) > 4096:
-            self._network_cache.clear()
-        self._network_cache[ip] = found
+        self._network_memo.keep(ip, found)
         return found
 
 
@@ -199,7 +212,7 @@ def _contains(nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], i
     return any(addr.version == n.version and addr in n for n in nets)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     settings: GatewaySettings
     apis: dict[str, ApiRuntime]
@@ -214,6 +227,12 @@ class Snapshot:
     # request headers never forwarded to a backend: the hop-by-hop and replaced ones, and
     # gateway.drop_request_headers
     request_drop: frozenset[bytes] = REQUEST_DROP
+    # the route stage's memo of its successful results (a pipeline.stages.Routed each, a type of
+    # the layer above, hence Any), keyed by (raw path, method, Host, x-apigw-api-id): created
+    # with the snapshot, so a reload starts an empty one
+    route_memo: SecondSight[tuple[bytes, str, bytes | None, bytes | None], Any] = field(
+        default_factory=SecondSight, init=False, repr=False, compare=False
+    )
 
     def key_allowed(self, key: ApiKey, api_id: str, stage: str) -> bool:
         """Whether an API key may be used on this API stage: once usage plans are configured, only
@@ -311,30 +330,12 @@ def build_authorizer(config: AuthorizerConfig, previous: dict[tuple[str, ...], A
 
 def build_snapshot(config: GatewayConfig) -> Snapshot:
     settings = config.settings
+    limits = _limits(config)
     apis: dict[str, ApiRuntime] = {}
     for api in config.apis:
         tree: ResourceTree[RouteRuntime] = ResourceTree()
         for route in api.routes:
-            greedy = next((seg[1:-2] for seg in route.path.split("/") if seg.endswith("+}")), None)
-            timeout = settings.upstream.timeout
-            if isinstance(route.integration, HttpProxyIntegration) and route.integration.timeout:
-                timeout = route.integration.timeout
-            tree.add(
-                route.path,
-                route.method,
-                RouteRuntime(
-                    route.path,
-                    route.method,
-                    route.authorization,
-                    route.integration,
-                    greedy,
-                    timeout,
-                    route.authorizer,
-                    route.api_key_required,
-                    route.authorization_scopes,
-                    route.rate_limit,
-                ),
-            )
+            tree.add(route.path, route.method, _route_runtime(route, api, settings, limits))
         ref = ApiRef(settings.region, settings.account_id, api.id)
         runtime = ApiRuntime(
             api.id,
@@ -371,9 +372,69 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
         time.time(),
         config.auth,
         {key.value: key for key in config.auth.api_keys},
-        _limits(config),
+        limits,
         REQUEST_DROP | settings.drop_request_headers,
     )
+
+
+def _route_runtime(
+    route: RouteConfig, api: ApiConfig, settings: GatewaySettings, limits: Limits | None
+) -> RouteRuntime:
+    """A route with what it needs on each stage of its deployment: the resolved integration
+    target and the static throttle levels of each method it can be asked for."""
+    greedy = next((seg[1:-2] for seg in route.path.split("/") if seg.endswith("+}")), None)
+    timeout = settings.upstream.timeout
+    targets: dict[str, ProxyTarget] = {}
+    if isinstance(route.integration, HttpProxyIntegration):
+        if route.integration.timeout:
+            timeout = route.integration.timeout
+        targets = {name: _resolve(route.integration.uri, stage) for name, stage in api.stages.items()}
+    throttle: dict[str, dict[str, StaticThrottle]] = {}
+    if limits is not None:
+        methods = METHODS if route.method == "ANY" else (route.method,)
+        throttle = {
+            name: {m: static_throttle(limits, api.id, stage, route.path, route.method, m) for m in methods}
+            for name, stage in api.stages.items()
+        }
+    return RouteRuntime(
+        route.path,
+        route.method,
+        route.authorization,
+        route.integration,
+        greedy,
+        timeout,
+        route.authorizer,
+        route.api_key_required,
+        route.authorization_scopes,
+        route.rate_limit,
+        targets,
+        throttle,
+    )
+
+
+def static_throttle(
+    limits: Limits, api_id: str, stage: StageConfig, resource_path: str, route_method: str, method: str
+) -> StaticThrottle:
+    """The levels that depend on the route, stage and method only: the stage level (the method's
+    setting, else the stage default) and the account level."""
+    method_key = f"{resource_path}/{method}"
+    stage_limit = (
+        stage.method_throttle.get(method_key)
+        or stage.method_throttle.get(f"{resource_path}/{route_method}")
+        or stage.method_throttle.get("/*/*")
+        or stage.throttle
+    )
+    buckets: list[Bucket] = []
+    levels: list[str] = []
+    if stage_limit is not None:
+        buckets.append(
+            Bucket(f"stage:{api_id}:{stage.name}:{method_key}", stage_limit.rate, stage_limit.burst)
+        )
+        levels.append("stage")
+    if limits.account is not None:
+        buckets.append(limits.account)
+        levels.append("account")
+    return tuple(buckets), tuple(levels)
 
 
 def _limits(config: GatewayConfig) -> Limits | None:

@@ -28,7 +28,7 @@ from iamgate.management.drafts import now
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import mock_status
 from iamgate.management.policies import policy_object, store_policy
-from iamgate.pipeline.routing import parse_template
+from iamgate.routing.tree import parse_template
 from iamgate.store.base import Doc
 
 __all__ = ["definition_to_draft", "draft_to_definition"]

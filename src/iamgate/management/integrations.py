@@ -31,7 +31,7 @@ from iamgate.management.drafts import edit, find_resource, optional_str, read, s
 from iamgate.management.methods import HTTP_METHODS, find_method
 from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.management.shapes import integration_shape
-from iamgate.pipeline.routing import parse_template
+from iamgate.routing.tree import parse_template
 from iamgate.store.base import Doc, Transaction
 
 __all__ = ["ROUTES", "check_integration", "mock_status"]

@@ -22,7 +22,7 @@ from iamgate.management.drafts import edit, find_resource, optional_str, page, r
 from iamgate.management.ids import new_id
 from iamgate.management.patch import invalid_path, operations
 from iamgate.management.shapes import method_shape
-from iamgate.pipeline.routing import TemplateError, parse_template
+from iamgate.routing.tree import TemplateError, parse_template
 from iamgate.store.base import Doc, Transaction
 
 __all__ = ["ROUTES", "check_path_part", "child_path", "resource_shape"]

@@ -39,19 +39,20 @@ _MEMO_LIMIT: Final = 4096
 # id(decision) -> (the decision, effect, determining statements, errors): decisions are memoised
 # by the policy engine, so the same few objects come back on every request. The entry holds the
 # decision itself, so its id cannot be reused by another object while the entry exists.
-_decision_memo: Final[dict[int, tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]]] = {}
-_host_memo: Final[dict[bytes, tuple[str, str]]] = {}  # Host header -> (domainName, domainPrefix)
+_decision_memo: Final[SecondSight[int, tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]]] = (
+    SecondSight(_MEMO_LIMIT)
+)
+# Host header -> (domainName, domainPrefix)
+_host_memo: Final[SecondSight[bytes, tuple[str, str]]] = SecondSight(_MEMO_LIMIT)
 
 
 def _decision_parts(decision: Decision) -> tuple[Decision, str, tuple[str, ...], tuple[str, ...] | None]:
     """(the decision, its effect, its determining statements, its errors or None), memoised."""
-    found = _decision_memo.get(id(decision))
+    found = _decision_memo.found.get(id(decision))
     if found is None or found[0] is not decision:
         errors = tuple(e for _, e in decision.errors) if decision.errors else None
         found = (decision, decision.effect.value, tuple(str(r) for r in decision.determining), errors)
-        if len(_decision_memo) >= _MEMO_LIMIT:
-            _decision_memo.clear()
-        _decision_memo[id(decision)] = found
+        _decision_memo.keep(id(decision), found)
     return found
 
 
@@ -81,7 +82,7 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
     hmap = ex.hmap
     host = hmap.get(b"host")
     if host is not None:
-        names = _host_memo.get(host)
+        names = _host_memo.found.get(host)
         if names is None:
             names = _host_names(host)
         out["domainName"], out["domainPrefix"] = names
@@ -288,9 +289,7 @@ def _pieces(ex: Exchange, key: tuple[object, ...]) -> tuple[bytes, bytes, bytes]
 def _host_names(host: bytes) -> tuple[str, str]:
     domain = host.decode("latin-1")
     names = (domain, domain.split(".", 1)[0])
-    if len(_host_memo) >= _MEMO_LIMIT:
-        _host_memo.clear()
-    _host_memo[host] = names
+    _host_memo.keep(host, names)
     return names
 
 

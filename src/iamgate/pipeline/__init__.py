@@ -1,1 +1,2 @@
-"""The request path: canonical paths, routing, request context, authorization, responses."""
+"""The request path: the stages (route, context, authentication, authorization, throttle), their
+order, the per-request state and the gateway responses."""

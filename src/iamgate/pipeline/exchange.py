@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from iamgate.auth.identities import Identity
     from iamgate.config.auth import ApiKey
     from iamgate.config.model import StageConfig
-    from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
+    from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot, StaticThrottle
     from iamgate.pipeline.services import Services
     from iamgate.policy import Decision
 
@@ -69,6 +69,7 @@ class Exchange:
     segments: tuple[str, ...] = ()
     path: str | None = None  # the canonical path after the stage
     arn: str | None = None
+    route_throttle: StaticThrottle | None = None  # the route's static throttle levels (route stage)
     context: Any = None
     decision: Decision | None = None
     policy_mode: str | None = None

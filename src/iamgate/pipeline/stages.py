@@ -16,14 +16,13 @@ from iamgate.auth.sigv4 import authorization_header_error
 from iamgate.clock import time_keys
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
-from iamgate.pipeline.paths import PathError, canonicalize
 from iamgate.policy import Context
-from iamgate.policy.memo import SecondSight
 from iamgate.policy.values import read_ip
+from iamgate.routing.paths import PathError, canonicalize
 
 if TYPE_CHECKING:
     from iamgate.config.model import StageConfig
-    from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot
+    from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot, StaticThrottle
 
 __all__ = ["Routed", "canonical_segments", "context", "resolve", "rightmost_untrusted", "route"]
 
@@ -71,7 +70,7 @@ class Routed:
     canonical path (``segments`` after the stage; ``path`` is ``/`` + them) and the method ARN;
     or, with ``problem`` set, the answer to a request that goes nowhere (``api`` may be known)."""
 
-    __slots__ = ("api", "arn", "params", "path", "problem", "route", "segments", "stage")
+    __slots__ = ("api", "arn", "params", "path", "problem", "route", "segments", "stage", "throttle")
 
     def __init__(self, api: ApiRuntime | None, problem: R.GatewayResponse | None = None) -> None:
         self.api = api
@@ -82,16 +81,16 @@ class Routed:
         self.segments: tuple[str, ...] = ()
         self.path = ""
         self.arn = ""
+        # the route's static throttle levels for this stage and method (None: nothing is
+        # throttled, or a method the route has none for)
+        self.throttle: StaticThrottle | None = None
 
 
 # Routing is a pure function of the snapshot and (raw path, method, Host, x-apigw-api-id): its
-# successful results are memoised per snapshot (the one most recently routed with; a reload
-# starts a new memo), kept on second sight and bounded like the policy engine's decisions
-# (policy.memo). Long keys are not kept.
+# successful results are memoised in the snapshot's route memo (a reload starts a new one), kept
+# on second sight and bounded like the policy engine's decisions (policy.memo). Long keys are not
+# kept.
 _ROUTE_KEY_LIMIT: Final = 512  # bytes of path + Host
-_RouteKey = tuple[bytes, str, bytes | None, bytes | None]
-_route_memo: Final[SecondSight[_RouteKey, Routed]] = SecondSight()
-_route_memo_owner: Final[list[object]] = [None]
 
 
 def route(ex: Exchange) -> R.GatewayResponse | None:
@@ -99,8 +98,9 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     snap = ex.snapshot
     hmap = ex.hmap
     raw = ex.raw_path
+    memo = snap.route_memo
     key = (raw, ex.method, hmap.get(b"host"), hmap.get(b"x-apigw-api-id"))
-    routed = _route_memo.found.get(key) if _route_memo_owner[0] is snap else None
+    routed: Routed | None = memo.found.get(key)
     if routed is None:
         routed = resolve(snap, raw, ex.method, hmap)
         if routed.problem is not None:
@@ -108,10 +108,7 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
             ex.stage = routed.stage  # known when only the resource or method is not (metrics, logs)
             return routed.problem
         if len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
-            if _route_memo_owner[0] is not snap:
-                _route_memo.clear()
-                _route_memo_owner[0] = snap
-            _route_memo.offer(key, routed)
+            memo.offer(key, routed)
     ex.api = routed.api
     ex.stage = routed.stage
     ex.route = routed.route
@@ -119,6 +116,7 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     ex.segments = routed.segments
     ex.path = routed.path
     ex.arn = routed.arn
+    ex.route_throttle = routed.throttle
     return None
 
 
@@ -167,6 +165,9 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
         routed.problem = _unmatched(snap, hmap)
         return routed
     routed.route = match.target
+    per_method = match.target.throttle.get(stage.name)
+    if per_method is not None:
+        routed.throttle = per_method.get(method)
     routed.params = match.params
     routed.segments = rest
     tail = "/".join(rest)

@@ -22,6 +22,7 @@ import logging
 import math
 from typing import Any, Final
 
+from iamgate.config.snapshot import StaticThrottle, static_throttle
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import Later
@@ -39,22 +40,18 @@ def throttle(ex: Exchange) -> R.GatewayResponse | Later | None:
         return None
     route = ex.route
     assert route is not None  # route ran first
-    # the stage and account buckets depend on the route, stage and method only: built once per
-    # snapshot (the route belongs to one), not per request
-    method = ex.method
-    stage_name = ex.stage.name  # type: ignore[union-attr]
-    cached = route.throttle_entry
-    if cached is None or route.throttle_stage != stage_name or route.throttle_method != method:
-        cached = route.throttle_cache.get((stage_name, method))
-        if cached is None:
-            cached = route.throttle_cache[(stage_name, method)] = _static(
-                limits,
-                ex.api.id,  # type: ignore[union-attr]
-                ex.stage,
-                route,
-                method,
-            )
-        route.throttle_entry, route.throttle_stage, route.throttle_method = cached, stage_name, method
+    # the stage and account buckets depend on the route, stage and method only: built with the
+    # snapshot, found by the route stage
+    cached = ex.route_throttle
+    if cached is None:  # a method outside routing's METHODS, on an ANY route
+        cached = static_throttle(
+            limits,
+            ex.api.id,  # type: ignore[union-attr]
+            ex.stage,  # type: ignore[arg-type]
+            route.resource_path,
+            route.method,
+            ex.method,
+        )
     buckets, levels = cached
     plan: Any = None
     quota: Quota | None = None
@@ -78,7 +75,7 @@ def throttle(ex: Exchange) -> R.GatewayResponse | Later | None:
 
 
 def _request_buckets(
-    ex: Exchange, limits: Any, route: Any, cached: tuple[tuple[Bucket, ...], tuple[str, ...]]
+    ex: Exchange, limits: Any, route: Any, cached: StaticThrottle
 ) -> tuple[tuple[Bucket, ...], tuple[str, ...], Any, Quota | None, str | None, bool]:
     """With an API key (its usage plan) or a per-route limit: the request's buckets and levels,
     its plan, quota, usage counter and fail mode."""
@@ -144,30 +141,6 @@ class _Waiting(Later, VerdictSink):
             log.exception("throttle answer failed for request %s", self.ex.request_id)
             result = R.gateway_error(R.API_CONFIGURATION_ERROR)
         self.answer(result)
-
-
-def _static(
-    limits: Any, api_id: str, stage: Any, route: Any, method: str
-) -> tuple[tuple[Bucket, ...], tuple[str, ...]]:
-    """The stage level (the method's setting, else the stage default) and the account level."""
-    method_key = f"{route.resource_path}/{method}"
-    stage_limit = (
-        stage.method_throttle.get(method_key)
-        or stage.method_throttle.get(f"{route.resource_path}/{route.method}")
-        or stage.method_throttle.get("/*/*")
-        or stage.throttle
-    )
-    buckets: list[Bucket] = []
-    levels: list[str] = []
-    if stage_limit is not None:
-        buckets.append(
-            Bucket(f"stage:{api_id}:{stage.name}:{method_key}", stage_limit.rate, stage_limit.burst)
-        )
-        levels.append("stage")
-    if limits.account is not None:
-        buckets.append(limits.account)
-        levels.append("account")
-    return tuple(buckets), tuple(levels)
 
 
 def _rule_value(ex: Exchange, by: str) -> str | None:

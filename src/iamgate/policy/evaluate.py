@@ -106,7 +106,8 @@ class _IpGroup(_Group):
         self.absent = negated or if_exists  # result when the key is missing
         self.empty = 0  # statements whose clause lists no value: a negated one is vacuously true
         self.tables: dict[tuple[int, int], dict[int, int]] = {}
-        self.memo: dict[str, int] = {}  # address text -> statements it is in; -1: unreadable
+        # address text -> statements it is in; -1: unreadable
+        self.memo: SecondSight[str, int] = SecondSight(_MEMO_LIMIT)
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
@@ -137,10 +138,7 @@ class _IpGroup(_Group):
                     found = table.get(number >> shift)
                     if found:
                         hit |= found
-        memo = self.memo
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[text] = hit
+        self.memo.keep(text, hit)
         return hit
 
     def satisfied(self, context: Context, mask: int) -> int:
@@ -149,7 +147,7 @@ class _IpGroup(_Group):
             return mask if self.absent else 0
         if type(value) is not str:
             return 0  # multivalued under a plain operator never matches
-        hit = self.memo.get(value)
+        hit = self.memo.found.get(value)
         if hit is None:
             hit = self.hits(value)
         if hit < 0:
@@ -315,12 +313,12 @@ class CompiledPolicy:
         if not self._res.dynamic and not self._notres.dynamic and not others and not generic:
             self._memo_keys = tuple(sorted({g.key for g in indexed}))  # type: ignore[attr-defined]
         self._decided: SecondSight[tuple[object, ...], Decision] = SecondSight(_MEMO_LIMIT)
-        self._action_memo: dict[str, int] = {}
-        self._principal_memo: dict[str | None, tuple[int, int]] = {}
+        self._action_memo: SecondSight[str, int] = SecondSight(_MEMO_LIMIT)
+        self._principal_memo: SecondSight[str | None, tuple[int, int]] = SecondSight(_MEMO_LIMIT)
         # decisions by statement mask: denials by the deny mask, allows by mask * 2 + (1 for a
         # full principal match, 0 for an account match); plain int keys hash fast
-        self._denials: dict[int, Decision] = {}
-        self._allows: dict[int, Decision] = {}
+        self._denials: SecondSight[int, Decision] = SecondSight(_MEMO_LIMIT)
+        self._allows: SecondSight[int, Decision] = SecondSight(_MEMO_LIMIT)
         self._implicit = Decision(_IMPLICIT_DENY)
 
     # --- memoised dimensions --------------------------------------------------------------
@@ -329,9 +327,7 @@ class CompiledPolicy:
         for i, st in enumerate(self.statements):
             if st.action_matches(action):
                 mask |= 1 << i
-        if len(self._action_memo) >= _MEMO_LIMIT:
-            self._action_memo.clear()
-        self._action_memo[action] = mask
+        self._action_memo.keep(action, mask)
         return mask
 
     def _principals(self, principal: str | None, caller: Caller) -> tuple[int, int]:
@@ -342,20 +338,18 @@ class CompiledPolicy:
                 applies |= 1 << i
                 if kind is MatchKind.FULL:
                     full |= 1 << i
-        if len(self._principal_memo) >= _MEMO_LIMIT:
-            self._principal_memo.clear()
-        self._principal_memo[principal] = (applies, full)
+        self._principal_memo.keep(principal, (applies, full))
         return applies, full
 
-    def _decision(self, memo: dict[int, Decision], key: int, effect: DecisionEffect, mask: int) -> Decision:
+    def _decision(
+        self, memo: SecondSight[int, Decision], key: int, effect: DecisionEffect, mask: int
+    ) -> Decision:
         refs = tuple(self._refs[i] for i in _bits(mask))
         if effect is _EXPLICIT_DENY:
             found = Decision(effect, refs, _NONE)
         else:
             found = Decision(effect, refs, _FULL if key & 1 else _ACCOUNT)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = found
+        memo.keep(key, found)
         return found
 
     # --- evaluation -----------------------------------------------------------------------
@@ -400,10 +394,10 @@ class CompiledPolicy:
         return self.evaluate(request).effect is _ALLOW
 
     def _fast(self, request: Request) -> Decision:
-        cand = self._action_memo.get(request.action)
+        cand = self._action_memo.found.get(request.action)
         if cand is None:
             cand = self._actions(request.action)
-        pm = self._principal_memo.get(request.principal)
+        pm = self._principal_memo.found.get(request.principal)
         if pm is None:
             pm = self._principals(request.principal, request.caller)
         cand &= pm[0]
@@ -427,10 +421,10 @@ class CompiledPolicy:
                         return self._implicit
         deny = cand & self._deny
         if deny:
-            found = self._denials.get(deny)
+            found = self._denials.found.get(deny)
             return found if found is not None else self._decision(self._denials, deny, _EXPLICIT_DENY, deny)
         key = cand << 1 | 1 if cand & pm[1] else cand << 1
-        found = self._allows.get(key)
+        found = self._allows.found.get(key)
         return found if found is not None else self._decision(self._allows, key, _ALLOW, cand)
 
     def _walk(self, request: Request) -> Decision:

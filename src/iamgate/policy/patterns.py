@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from .variables import QMARK, STAR, Glob, _Wild
+from .variables import QMARK, STAR, Glob, Wild
 
 __all__ = ["ArnMatcher", "GlobMatcher", "fold_service", "glob_from_text"]
 
@@ -26,7 +26,7 @@ ARN_PARTS: Final = 6
 
 def glob_from_text(text: str) -> Glob:
     """``*`` and ``?`` as wildcards, everything else literal."""
-    out: list[str | _Wild] = []
+    out: list[str | Wild] = []
     for piece in re.split(r"([*?])", text):
         if piece == "*":
             out.append(STAR)
@@ -131,7 +131,7 @@ def _split_glob(glob: Glob, maxsplit: int) -> list[list[object]]:
 
 def fold_service(glob: Glob) -> Glob:
     """Lower-case the literal text of the service (third) segment of an ARN pattern."""
-    out: list[str | _Wild] = []
+    out: list[str | Wild] = []
     colons = 0
     for it in glob:
         if not isinstance(it, str):

@@ -25,13 +25,16 @@ __all__ = [
     "Item",
     "Template",
     "Var",
+    "Wild",
     "read_template",
     "resolve",
     "template_text",
 ]
 
 
-class _Wild:
+class Wild:
+    """A wildcard token as written: ``STAR`` or ``QMARK`` (the only two instances)."""
+
     __slots__ = ("char",)
 
     def __init__(self, char: str) -> None:
@@ -41,8 +44,8 @@ class _Wild:
         return "STAR" if self.char == "*" else "QMARK"
 
 
-STAR: Final = _Wild("*")
-QMARK: Final = _Wild("?")
+STAR: Final = Wild("*")
+QMARK: Final = Wild("?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +58,9 @@ class Var:
         return self.text
 
 
-Item = str | _Wild | Var
+Item = str | Wild | Var
 Template = tuple[Item, ...]
-Glob = tuple[str | _Wild, ...]
+Glob = tuple[str | Wild, ...]
 
 _LITERAL_ESCAPES = {"${*}": "*", "${?}": "?", "${$}": "$"}
 _KEY_END = re.compile(r"[,}']")
@@ -150,7 +153,7 @@ def has_vars(template: Template) -> bool:
 
 def template_text(template: Template | Glob) -> str:
     """The template as text (wildcards as their characters, variables as written)."""
-    return "".join(it.char if isinstance(it, _Wild) else str(it) for it in template)
+    return "".join(it.char if isinstance(it, Wild) else str(it) for it in template)
 
 
 def _lookup(var: Var, context: Mapping[str, str | tuple[str, ...]]) -> str | None:
@@ -163,7 +166,7 @@ def _lookup(var: Var, context: Mapping[str, str | tuple[str, ...]]) -> str | Non
 
 def resolve(template: Template, context: Mapping[str, str | tuple[str, ...]]) -> Glob | None:
     """Substitute variables; None when one has no value and no default."""
-    out: list[str | _Wild] = []
+    out: list[str | Wild] = []
     for it in template:
         if isinstance(it, Var):
             value = _lookup(it, context)

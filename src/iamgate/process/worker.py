@@ -15,6 +15,7 @@ Under a supervisor it answers the control socket (:mod:`iamgate.process.control`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import socket
@@ -107,7 +108,7 @@ class Worker:
             return False
         reload.report(diags)  # warnings
         if version is not None:
-            snapshot.version = version
+            snapshot = dataclasses.replace(snapshot, version=version)
         state.swap(snapshot)
         if self.control is None:  # under a supervisor, the supervisor counts reloads
             state.metrics.inc("iamgate_config_reloads_total", (("result", "ok"),))
@@ -248,7 +249,8 @@ def main(argv: list[str]) -> int:
     options = ServeOptions(
         args.config, admin_port=None, drain_timeout=args.drain_timeout, watch=False, store=args.store
     )
-    built.version = version  # the supervisor's numbering, the same in every worker
+    # the supervisor's numbering, the same in every worker
+    built = dataclasses.replace(built, version=version)
     worker = Worker(
         options,
         built,

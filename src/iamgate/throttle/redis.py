@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from iamgate.policy.memo import SecondSight
 from iamgate.throttle.backend import ALLOWED, Backend, Bucket, Pending, Quota, Verdict, VerdictSink, day_of
 from iamgate.throttle.redis_client import Client
 from iamgate.throttle.resp import ProtocolError, Reply, RespError, bulk, encode, parse_url
@@ -280,8 +281,8 @@ class RedisBackend(Backend):
         self._error_interval = error_interval
         self._client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._frags: dict[str, tuple[float, int, bytes, bytes]] = {}
-        self._quotas: dict[str, tuple[int, int, int, bytes, bytes]] = {}
+        self._frags: SecondSight[str, tuple[float, int, bytes, bytes]] = SecondSight(_CACHE_MAX)
+        self._quotas: SecondSight[str, tuple[int, int, int, bytes, bytes]] = SecondSight(_CACHE_MAX)
         self._usage_keys: dict[str, bytes] = {}
         self._day: tuple[float, float, bytes] = (0.0, -1.0, b"")
         self._batch: list[Pending] = []  # checks of this loop iteration, sent just before the write
@@ -400,7 +401,7 @@ class RedisBackend(Backend):
                     break
             else:
                 return _from_shape(shape, batch)
-        frags = self._frags
+        frags = self._frags.found
         index: dict[bytes, bytes] = {}  # a key's bulk -> the bulk of its 1-based index
         keys: list[bytes] = []
         params: list[bytes] = []
@@ -421,7 +422,7 @@ class RedisBackend(Backend):
             if quota is None:
                 parts.append(_INTS[0])
             else:
-                qfrag = self._quotas.get(quota.key)
+                qfrag = self._quotas.found.get(quota.key)
                 if qfrag is None or qfrag[:3] != (quota.start, quota.limit, quota.end):
                     qfrag = self._quota(quota)
                 parts.append(_index_of(qfrag[3], qfrag[4], index, keys, params))
@@ -480,9 +481,7 @@ class RedisBackend(Backend):
             bulk(self._prefix + bucket.key.encode()),
             bulk(b"%r" % rate) + bulk(b"%d" % burst) + bulk(b"%d" % ttl_ms),
         )
-        if len(self._frags) >= _CACHE_MAX:
-            self._frags.clear()
-        self._frags[bucket.key] = frag
+        self._frags.keep(bucket.key, frag)
         return frag
 
     def _quota(self, quota: Quota) -> tuple[int, int, int, bytes, bytes]:
@@ -493,9 +492,7 @@ class RedisBackend(Backend):
             bulk(b"%b%b:%d" % (self._prefix, quota.key.encode(), quota.start)),
             bulk(b"%d" % quota.limit) + bulk(b"%d" % quota.end) + _INTS[0],
         )
-        if len(self._quotas) >= _CACHE_MAX:
-            self._quotas.clear()
-        self._quotas[quota.key] = frag
+        self._quotas.keep(quota.key, frag)
         return frag
 
     def _done(self, reply: Reply | BaseException, ctx: _Ctx) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from iamgate.policy.memo import SecondSight
+
 __all__ = ["HOP_BY_HOP", "NAME_MEMO_MAX", "REMAPPED_RESPONSE", "REQUEST_DROP", "connection_tokens"]
 
 # never forwarded in either direction (hop-by-hop), lower-case bytes
@@ -44,15 +46,14 @@ NAME_MEMO_MAX: Final = 64
 REMAPPED_RESPONSE: Final = {b"date": b"x-amzn-Remapped-Date", b"server": b"x-amzn-Remapped-Server"}
 
 
-_tokens_cache: Final[dict[bytes, frozenset[bytes]]] = {}
+_tokens_memo: Final[SecondSight[bytes, frozenset[bytes]]] = SecondSight(256)
 
 
 def connection_tokens(value: bytes) -> frozenset[bytes]:
     """Header names listed in a Connection header are hop-by-hop too (memoised: the same few
     values, ``keep-alive`` and ``close``, come back on every response)."""
-    found = _tokens_cache.get(value)
+    found = _tokens_memo.found.get(value)
     if found is None:
         found = frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
-        if len(_tokens_cache) < 256:
-            _tokens_cache[value] = found
+        _tokens_memo.keep(value, found)
     return found

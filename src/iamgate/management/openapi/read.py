@@ -25,8 +25,8 @@ from iamgate.management.openapi.document import (
 )
 from iamgate.management.openapi.operations import read_operation
 from iamgate.management.openapi.security import read_schemes
-from iamgate.pipeline.routing import ResourceTree, TemplateError
 from iamgate.policy.diagnostics import pointer_join
+from iamgate.routing.tree import ResourceTree, TemplateError
 
 __all__ = ["MAX_BODY", "interpret", "read_openapi"]
 

@@ -1,4 +1,4 @@
-"""The canonical path: one form for the policy decision and for the backend (pipeline/paths.py).
+"""The canonical path: one form for the policy decision and for the backend (routing/paths.py).
 
 Tables pin what each spelling becomes or why it is refused; Hypothesis properties pin the
 invariants the gateway relies on: the canonical form is a fixed point (canonicalising the path
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from iamgate.pipeline.paths import CanonicalPath, PathError, canonicalize, encode_segment
+from iamgate.routing.paths import CanonicalPath, PathError, canonicalize, encode_segment
 from tests.pipeline.lenient import lenient_segments
 
 # --- tables ----------------------------------------------------------------------------------
