@@ -34,6 +34,7 @@ from iamgate.routing.tree import METHODS, ResourceTree
 from iamgate.throttle.backend import Bucket
 from iamgate.throttle.settings import Limit, RateLimitRule, ThrottleSettings, UsagePlan
 from iamgate.upstream.headers import REQUEST_DROP
+from iamgate.upstream.pool import origin
 
 __all__ = [
     "ApiRuntime",
@@ -61,6 +62,7 @@ class ProxyTarget:
     host_header: str
     pieces: tuple[str | tuple[str], ...]  # literal text, or (param name,)
     error: str | None = None  # a configuration problem: the request gets 500
+    origin: str = ""  # the key of the backend's connection pool (upstream.pool.origin)
 
     def path(self, params: dict[str, str], greedy: str | None) -> str:
         out = []
@@ -140,7 +142,9 @@ def _resolve(uri: str, stage: StageConfig) -> ProxyTarget:
     host = parts.hostname
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if default else f"{shown}:{port}"
-    return ProxyTarget(parts.scheme, host, port, host_header, tuple(pieces))
+    return ProxyTarget(
+        parts.scheme, host, port, host_header, tuple(pieces), origin=origin(parts.scheme, host, port)
+    )
 
 
 @dataclass(slots=True)

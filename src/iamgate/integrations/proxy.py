@@ -152,7 +152,7 @@ class HttpProxy(ResponseSink):
         if b"expect" in ex.hmap:
             self.client.send_continue(ex)
         self.target = target
-        pool = services.pools.get(target.scheme, target.host, target.port)
+        pool = services.pools.at(target.origin, target.scheme, target.host, target.port)
         conn = pool.take()
         if conn is not None:
             self._attach(conn)
@@ -363,7 +363,7 @@ class HttpProxy(ResponseSink):
             self.retried = True
             services.metrics.inc("iamgate_upstream_retries_total")
             self.connecting = True
-            pool = services.pools.get(target.scheme, target.host, target.port)
+            pool = services.pools.at(target.origin, target.scheme, target.host, target.port)
             self._connect(pool.open())
             return
         kind = "reset" if exc is not None else "closed"

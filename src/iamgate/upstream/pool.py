@@ -461,18 +461,27 @@ class UpstreamPool:
         self.idle.clear()
 
 
+def origin(scheme: str, host: str, port: int) -> str:
+    """A backend's origin (``http://host:port``): the key of its pool."""
+    return f"{scheme}://{host}:{port}"
+
+
 class UpstreamPools:
-    """One pool per backend; created on first use."""
+    """One pool per backend origin; created on first use."""
 
     def __init__(
         self, *, max_connections: int, max_idle: int, idle_timeout: float, connect_timeout: float
     ) -> None:
         self.settings = (max_connections, max_idle, idle_timeout, connect_timeout)
-        self.pools: dict[tuple[str, str, int], UpstreamPool] = {}
+        self.pools: dict[str, UpstreamPool] = {}
         self._ssl: ssl.SSLContext | None = None
 
     def get(self, scheme: str, host: str, port: int) -> UpstreamPool:
-        key = (scheme, host, port)
+        return self.at(origin(scheme, host, port), scheme, host, port)
+
+    def at(self, key: str, scheme: str, host: str, port: int) -> UpstreamPool:
+        """The pool of origin ``key`` (:func:`origin` of the other three; a proxy target keeps
+        its own, so a request looks its pool up by a string whose hash is known)."""
         pool = self.pools.get(key)
         if pool is None:
             if scheme == "https" and self._ssl is None:
