@@ -144,3 +144,54 @@ def test_routing_imports_nothing_from_above_it() -> None:
 
 def test_the_clock_imports_nothing_of_iamgate() -> None:
     assert _outside("iamgate.clock", ()) == []
+
+
+# The request path's layers, bottom first: a module may import its own package and the layers
+# below its own, never one above (docs/architecture.md, "Layout"). The access log reads an
+# exchange (above the pipeline); the metrics are below it (the pipeline's services hold them).
+LAYERS: dict[str, int] = {
+    "iamgate.policy": 0,
+    "iamgate.clock": 0,
+    "iamgate.routing": 1,
+    "iamgate.upstream": 1,
+    "iamgate.throttle": 1,
+    "iamgate.observe.metrics": 1,
+    "iamgate.auth": 2,
+    "iamgate.config": 3,
+    "iamgate.pipeline": 4,
+    "iamgate.integrations": 5,
+    "iamgate.observe.accesslog": 5,
+    "iamgate.serving": 6,
+}
+
+
+def _layer(module: str) -> tuple[str, int] | None:
+    found = [(prefix, rank) for prefix, rank in LAYERS.items() if _inside(module, prefix)]
+    return max(found, key=lambda f: len(f[0])) if found else None
+
+
+def test_no_arrow_runs_up_a_layer_of_the_request_path() -> None:
+    offenders = []
+    for name, path in _modules().items():
+        mine = _layer(name)
+        if mine is None:
+            continue
+        for line, module, imported in _imports(name, path):
+            target = (
+                module if imported is None or not _exists(f"{module}.{imported}") else f"{module}.{imported}"
+            )
+            theirs = _layer(target)
+            if theirs is None or theirs[0] == mine[0]:
+                continue
+            if theirs[1] >= mine[1]:
+                offenders.append(
+                    f"{path.relative_to(SRC)}:{line}: {mine[0]} imports {target} (layer {theirs[1]})"
+                )
+    assert offenders == []
+
+
+def test_the_layer_check_sees_an_arrow_up() -> None:
+    assert _layer("iamgate.pipeline.exchange") == ("iamgate.pipeline", 4)
+    assert _layer("iamgate.observe.accesslog") == ("iamgate.observe.accesslog", 5)
+    assert _layer("iamgate.management.app") is None
+    assert _layer("iamgate.serving.state")[1] > _layer("iamgate.pipeline.services")[1]  # type: ignore[index]
