@@ -794,7 +794,7 @@ def test_pathological_wildcards_evaluate_with_bounded_work(stars: int) -> None:
         _chunks(value.glob or value.arn)
         for st_ in policy.statements
         for atom in st_.atoms
-        for value in atom._values
+        for value in atom.values
         if value.glob or value.arn
     )
     long = "a" * 20_000 + "z"

@@ -110,9 +110,9 @@ class _IpGroup(_Group):
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
-        if not atom._values:
+        if not atom.values:
             self.empty |= bit
-        for value in atom._values:
+        for value in atom.values:
             net = value.network
             if net is None:  # pragma: no cover - validation rejects invalid networks
                 net = read_network(value.text or "")
@@ -173,7 +173,7 @@ class _EqualsGroup(_Group):
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
-        for value in atom._values:
+        for value in atom.values:
             text = value.text or ""
             if self.fold:
                 text = text.lower()
@@ -490,5 +490,5 @@ def _make_group(atom: Atom) -> _Group:
 def _fits(group: _Group, atom: Atom) -> bool:
     """Indexed groups take only clauses without per-request values (variables)."""
     if isinstance(group, _EqualsGroup):
-        return not any(has_vars(v.template) for v in atom._values)
+        return not any(has_vars(v.template) for v in atom.values)
     return True
