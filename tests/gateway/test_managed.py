@@ -24,8 +24,7 @@ from tests.management.conftest import ADMIN, aws_cli
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-BLOCKED = "203.0.113.7"
-INVOKE = "execute-api:Invoke"  # a source address the policy denies (sent through a trusted proxy)
+BLOCKED = "203.0.113.7"  # a source address the policy denies (sent through a trusted proxy)
 
 
 def gateway_yaml(store: str) -> dict[str, Any]:

@@ -300,7 +300,3 @@ def _arn(r: str, v: _Value, context: Context) -> PairResult:
 
 def build_atom(spec: OperatorSpec, key: str, templates: tuple[Template, ...]) -> Atom:
     return Atom(spec, key, templates)
-
-
-def ip_network_of(text: str) -> IPNetwork | None:
-    return read_network(text)

@@ -272,7 +272,6 @@ class CompiledPolicy:
         self.statements = compile_statements(policy, api)
         self._refs = [st.ref for st in self.statements]
         self._deny = 0
-        self._allow = 0
         self._res = _ResourceIndex()
         self._notres = _ResourceIndex()
         self._notres_mask = 0
@@ -283,8 +282,6 @@ class CompiledPolicy:
             bit = 1 << i
             if st.is_deny:
                 self._deny |= bit
-            else:
-                self._allow |= bit
             if st.not_resource:
                 self._notres.add(bit, st)
                 self._notres_mask |= bit
