@@ -11,6 +11,7 @@ import pytest
 from iamgate.cases import build_request, read_cases, run_case
 from iamgate.policy import ApiRef, prepare, reference
 from tests.conftest import CONFORMANCE, CORPUS_FILES, VECTOR_FILES
+from tests.policy.agreement import assert_decide_agrees
 
 FILES = CORPUS_FILES + VECTOR_FILES
 
@@ -66,4 +67,5 @@ def test_case(path: Path, case) -> None:
     assert ref.effect.value == case.expect
     explained = prepared.policy.evaluate(request, explain=True)
     assert explained.effect.value == case.expect
+    assert_decide_agrees(prepared.policy, request, prepared.policy.evaluate(request))
     assert explained.determining == fast.result.determining == ref.determining

@@ -123,7 +123,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> Any:
     """A synchronous Lambda authorizer (TOKEN or REQUEST)."""
     record(event, context)
     if token_of(event).startswith("sleep:"):
-        time.sleep(SLEEP_SECONDS)
+        time.sleep(SLEEP_SECONDS)  # the behaviour under test: an authorizer slower than its timeout
     return decide(event)
 
 
@@ -135,5 +135,5 @@ async def async_token_handler(event: dict[str, Any], context: Any) -> Any:
     """The same authorizer as a coroutine function."""
     record(event, context)
     if token_of(event).startswith("sleep:"):
-        await asyncio.sleep(SLEEP_SECONDS)
+        await asyncio.sleep(SLEEP_SECONDS)  # as above: slower than its timeout
     return decide(event)

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.waiting import wait_for
+
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
@@ -217,10 +219,16 @@ class Gateway:
             conn.close()
 
     def access_log(self) -> list[dict[str, Any]]:
-        """Access-log lines written so far (they are flushed within 100 ms)."""
-        time.sleep(0.25)
-        lines = self.stdout_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        """The JSON access-log lines of the requests answered so far. Lines are flushed within
+        100 ms: while the gateway runs, this waits until stdout holds a line for every request
+        ``iamgate_requests_total`` counts (each counted request is logged); a gateway that has
+        exited flushed its log as it stopped."""
+        if self.proc.poll() is None:
+            wait_for(
+                lambda: len(log_lines(self)) >= metric_value(self, "iamgate_requests_total"),
+                "the access log to hold every request counted",
+            )
+        return [json.loads(line) for line in log_lines(self) if line.startswith("{")]
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
@@ -351,28 +359,28 @@ def log_lines(gw: Gateway) -> list[str]:
 
 def wait_for_log(gw: Gateway, request_id: str, *, timeout: float = 5.0) -> dict[str, Any]:
     """The JSON access-log line of one request (polls: lines are flushed within 100 ms)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def entry() -> dict[str, Any] | None:
         for line in log_lines(gw):
             if line.startswith("{") and request_id in line:
-                entry = json.loads(line)
-                if entry.get("requestId") == request_id:
-                    return entry
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no access-log line for request {request_id}: {log_lines(gw)[-5:]}")
-        time.sleep(0.02)
+                logged: dict[str, Any] = json.loads(line)
+                if logged.get("requestId") == request_id:
+                    return logged
+        return None
+
+    found: dict[str, Any] = wait_for(entry, f"the access-log line of request {request_id}", timeout, 0.02)
+    return found
 
 
 def wait_for_line(gw: Gateway, needle: str, *, timeout: float = 5.0) -> str:
     """The first stdout line containing ``needle`` (for templated access-log formats)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in log_lines(gw):
-            if needle in line:
-                return line
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no stdout line containing {needle!r}: {log_lines(gw)[-5:]}")
-        time.sleep(0.02)
+    found: str = wait_for(
+        lambda: next((line for line in log_lines(gw) if needle in line), None),
+        f"a stdout line containing {needle!r}",
+        timeout,
+        0.02,
+    )
+    return found
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -430,20 +438,6 @@ def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
 
 
 # --- helpers for operations tests (reload, drain, workers, signals) ---------------------------
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns a truthy value (returned); a hang guard, not a timing
-    assertion: fails only when the condition never comes true within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError):
-            value = predicate()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def replace_file(path: Path, content: str | bytes) -> None:

@@ -224,7 +224,7 @@ class _Reader:
             self.transcript += chunk
         self.buf += chunk
         if self.pause:
-            time.sleep(self.pause)
+            time.sleep(self.pause)  # the behaviour under test: a backend that reads slowly
 
     def until(self, marker: bytes) -> bytes:
         while marker not in self.buf:

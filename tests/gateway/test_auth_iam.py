@@ -450,7 +450,7 @@ def test_presigned_url_is_refused_after_it_expires(gw: Gateway, backend: Backend
     signed = presign(READER, "GET", url(gw, "/prod/items"), expires=1)
     before = len(backend.requests)
     reached(backend, before, send_signed(gw.port, signed))
-    time.sleep(2.2)
+    time.sleep(2.2)  # the point of the test: the 1 s the URL is valid for must pass
     before = len(backend.requests)
     response = send_signed(gw.port, signed)
     refused(backend, before, response, "InvalidSignatureException", "Signature expired: ", prefix=True)

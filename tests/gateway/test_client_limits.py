@@ -466,7 +466,7 @@ def test_out_of_files_on_accept_neither_spins_nor_stops_the_gateway_for_good(tmp
             with contextlib.suppress(OSError):
                 flood.append(socket.create_connection(("127.0.0.1", gw.port), timeout=2))
         before, started = _cpu_seconds(gw.proc.pid), time.monotonic()
-        time.sleep(2)
+        time.sleep(2)  # a window of time in which to measure the CPU it uses
         used = _cpu_seconds(gw.proc.pid) - before
         assert used < 0.5 * (time.monotonic() - started), f"{used:.2f} s of CPU in 2 s: spinning on accept"
         assert gw.proc.poll() is None

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import Gateway, simple_config, start_gateway
+from tests.gateway.conftest import Gateway, metric_value, simple_config, start_gateway, wait_for
 from tests.gateway.hostile import Client, ScriptedBackend, exchange
 
 
@@ -82,7 +82,8 @@ def test_a_pipelined_request_gets_the_body_sent_after_its_head(gateway: Gateway)
     with Client(gateway.port) as c:
         c.send(FIRST + b"POST /prod/ok HTTP/1.1\r\nHost: gw\r\nX-Tag: second\r\nContent-Length: 5\r\n\r\n")
         assert c.response().status == 200
-        time.sleep(0.2)  # the second request's head has been read and its exchange begun
+        # the second request's head has been read and its exchange begun
+        wait_for(lambda: metric_value(gateway, "iamgate_requests_in_flight") == 1, "the second exchange")
         c.send(b"hello")
         second = c.response()
         assert second.status == 200, second.body  # (504 after the route's 2 s: the body never left)

@@ -39,7 +39,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STAGE_VARIABLES = {"tier": "gold"}
 # the parity mappings: sources whose value is the same for both (context values naming the
-# invocation itself differ by design; method.request.* sources: see the xfail below)
+# invocation itself differ by design; method.request.* sources: REQUEST_MAPPINGS)
 MAPPINGS = {
     "integration.request.header.X-Literal": "'lit'",
     "integration.request.header.X-Tier": "stageVariables.tier",
@@ -271,20 +271,10 @@ def _exchange(query: bytes) -> Exchange:
     return Exchange(build_snapshot(config), "GET", b"/", query, [], {}, "HTTP/1.1", True, "127.0.0.1", False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: pipeline/mapping.py's request_parameter reads 'method.request.querystring.q' "
-    "as where='request' and maps no method.request.* source (fix: where, _, key = "
-    "name.removeprefix('request.').partition('.')); test-invoke works around it (management/invoke.py)",
-)
 def test_the_gateway_maps_method_request_sources() -> None:
     assert request_parameter(_exchange(b"q=a&q=b"), "method.request.querystring.q") == "a,b"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: the gateway forwards no header mapped from method.request.* (see above)",
-)
 def test_the_gateway_and_test_invoke_map_method_request_values_alike(served: Served) -> None:
     gateway = _through_gateway(served, "/raw/42")
     tested, _ = _through_test_invoke(served, "raw", "/raw/42")

@@ -19,13 +19,12 @@ import psycopg
 import pytest
 from botocore.config import Config
 
-from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for
+from tests.gateway.conftest import Backend, Gateway, metric_value, start_gateway, wait_for
 from tests.management.conftest import ADMIN, aws_cli
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-BLOCKED = "203.0.113.7"
-INVOKE = "execute-api:Invoke"  # a source address the policy denies (sent through a trusted proxy)
+BLOCKED = "203.0.113.7"  # a source address the policy denies (sent through a trusted proxy)
 
 
 def gateway_yaml(store: str) -> dict[str, Any]:
@@ -151,11 +150,14 @@ def test_the_seed_walkthrough_with_boto3_and_the_aws_cli(sqlite_gateway: Gateway
     assert len(backend.requests) == hits + 1  # the denied request never reached it
 
     # change the policy: nothing changes until the API is redeployed
+    reloads = metric_value(gw, "iamgate_config_reloads_total")
     client(gw).update_rest_api(
         restApiId=api_id,
         patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(policy(f"{BLOCKED}/32"))}],
     )
-    time.sleep(1.0)
+    wait_for(
+        lambda: metric_value(gw, "iamgate_config_reloads_total") > reloads, "the store's change to be read"
+    )
     assert invoke(gw, api_id, "/prod/pets", BLOCKED)[0] == 403
     assert invoke(gw, api_id, "/prod/pets", "127.0.0.1")[0] == 200
     client(gw).create_deployment(restApiId=api_id, stageName="prod", description="new policy")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from iamgate.store import Store, open_store
-from tests.gateway.conftest import ALLOW_ALL, Gateway, free_port, start_gateway, wait_for
+from tests.gateway.conftest import ALLOW_ALL, Gateway, free_port, metric_value, start_gateway, wait_for
 
 API = "s1t2o3r4e5"
 
@@ -43,6 +43,15 @@ def deploy(store: Store, dep: str, body: str, stages: list[str], **kw: Any) -> N
         )
         for stage in stages:
             tx.put("stage", API, stage, {"stageName": stage, "deploymentId": dep, "config": {}})
+
+
+def _reloads(gw: Gateway, result: str = "") -> float:
+    """Reloads so far (each change of the store's generation is one), of one result if given."""
+    return metric_value(gw, "iamgate_config_reloads_total", **({"result": result} if result else {}))
+
+
+def _served(gw: Gateway) -> float:
+    return metric_value(gw, "iamgate_requests_total")
 
 
 def body_of(gw: Gateway, path: str) -> tuple[int, bytes]:
@@ -96,7 +105,7 @@ def test_a_stage_serves_its_deployment_and_follows_new_ones(
     runner = threading.Thread(target=load)
     runner.start()
     try:
-        time.sleep(0.2)
+        wait_for(lambda: _served(gw) >= 5, "the load to be served")
         written = time.monotonic()
         deploy(store, "dep2", "two", ["prod"])
         wait_for(lambda: body_of(gw, "/prod/pets")[1] == b"two", "the new deployment", timeout=5)
@@ -113,9 +122,10 @@ def test_a_stage_serves_its_deployment_and_follows_new_ones(
     wait_for(lambda: body_of(gw, "/beta/pets") == (200, b"one"), "the beta stage")
     assert body_of(gw, "/prod/pets") == (200, b"two")
     # the draft is never served: a restapi document changes nothing
+    reloads = _reloads(gw)
     with store.transaction() as tx:
         tx.put("restapi", "", API, {"restApi": {"id": API, "name": "draft"}})
-    time.sleep(0.5)
+    wait_for(lambda: _reloads(gw) > reloads, "the store's change to be read")
     assert body_of(gw, "/prod/pets") == (200, b"two")
 
 
@@ -133,9 +143,10 @@ def test_store_content_that_does_not_validate_is_refused_and_the_last_good_state
     assert f"the store's API {API}, deployment dep2 (stage(s) prod)" in log
     assert body_of(gw, "/prod/pets") == (200, b"good")
     # a stage pointing at a deployment that is not there is refused the same way
+    refused = _reloads(gw, "failed")
     with store.transaction() as tx:
         tx.put("stage", API, "prod", {"stageName": "prod", "deploymentId": "gone", "config": {}})
-    time.sleep(0.6)
+    wait_for(lambda: _reloads(gw, "failed") > refused, "the reload of the missing deployment to be refused")
     assert body_of(gw, "/prod/pets") == (200, b"good")
     # and fixing the store is enough
     deploy(store, "dep3", "fixed", ["prod"])

@@ -88,7 +88,7 @@ def test_two_gateways_share_one_usage_plan(shared_redis: str, tmp_path: Path) ->
         started = time.monotonic()
         for t in threads:
             t.start()
-        time.sleep(seconds)
+        time.sleep(seconds)  # the load runs for this long: the test measures admissions over time
         stop.set()
         for t in threads:
             t.join()
@@ -172,8 +172,10 @@ def test_a_client_that_leaves_while_its_check_waits(private_redis: PrivateRedis,
             with socket.create_connection(("127.0.0.1", gw.port)) as sock:
                 # the body is still to come, so the gateway keeps reading and sees the client close
                 sock.sendall(b"GET /prod/open HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\nabc")
-                time.sleep(0.01)  # the check is on its way to Redis, which does not answer
-            time.sleep(0.3)  # past the 50 ms timeout: the fail mode's verdict for a gone client
+                # the check is on its way to Redis, which does not answer
+                wait_for(lambda: metric_value(gw, "iamgate_requests_in_flight") == 1, "the request's check")
+            # past the 50 ms timeout: the fail mode's verdict for the gone client, logged as 499
+            wait_for(lambda: metric_value(gw, "iamgate_requests_total") == 2, "the gone client's verdict")
             assert call() == (429, "1")  # while Redis is frozen: the fail mode, not a hang
         finally:
             private_redis.thaw()

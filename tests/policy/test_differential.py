@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from iamgate.policy import ApiRef, DecisionEffect, Request, prepare, reference
 from iamgate.policy.operators import BASE_OPERATORS
+from tests.policy.agreement import assert_decide_agrees
 
 API = ApiRef("us-east-1", "111122223333", "a1b2c3d4e5")
 A = API.arn_prefix
@@ -285,6 +286,7 @@ def _both(doc: dict[str, Any], request: Request):
     assert prepared.policy is not None
     assert prepared.ast is not None
     fast = prepared.policy.evaluate(request)
+    assert_decide_agrees(prepared.policy, request, fast)
     walked = prepared.policy.evaluate(request, explain=True)
     ref = reference.evaluate(prepared.ast, request, (API.region, API.account, API.api_id))
     return fast, walked, ref

@@ -30,6 +30,7 @@ from iamgate.policy._json import MAX_DEPTH, JsonNode, from_python, read_json
 from iamgate.policy.operators import BASE_OPERATORS, Family
 from iamgate.policy.patterns import ArnMatcher, GlobMatcher, glob_from_text
 from iamgate.policy.prepare import HARD_MAX_CHARS
+from tests.policy.agreement import assert_decide_agrees
 
 SCALE = max(1, int(os.environ.get("IAMGATE_FUZZ_SCALE", "1")))
 API = ApiRef("us-east-1", "111122223333", "a1b2c3d4e5")
@@ -549,6 +550,7 @@ def test_policy_shaped_documents_prepare_and_evaluate_cleanly(
     assert text.policy is not None
     for request in batch:
         fast = result.policy.evaluate(request)
+        assert_decide_agrees(result.policy, request, fast)
         slow = result.policy.evaluate(request, explain=True)
         assert fast.errors == (), fast.errors
         assert slow.errors == (), slow.errors
@@ -794,7 +796,7 @@ def test_pathological_wildcards_evaluate_with_bounded_work(stars: int) -> None:
         _chunks(value.glob or value.arn)
         for st_ in policy.statements
         for atom in st_.atoms
-        for value in atom._values
+        for value in atom.values
         if value.glob or value.arn
     )
     long = "a" * 20_000 + "z"

@@ -13,6 +13,7 @@ import json
 import random
 
 from iamgate.policy import ApiRef, Context, DecisionEffect, Request, prepare
+from tests.policy.agreement import assert_decide_agrees
 
 API = ApiRef("us-east-1", "111122223333", "a1b2c3d4e5")
 PREFIX = API.arn_prefix + "/prod/GET/"
@@ -28,6 +29,7 @@ def compiled(statements: list[dict]):  # type: ignore[no-untyped-def]
 
 def same(policy, request: Request) -> None:  # type: ignore[no-untyped-def]
     fast = policy.evaluate(request)
+    assert_decide_agrees(policy, request, fast)
     walk = policy.evaluate(request, explain=True)
     assert (fast.effect, fast.determining, fast.principal_match) == (
         walk.effect,

@@ -14,6 +14,7 @@ import json
 import pytest
 
 from iamgate.policy import ApiRef, DecisionEffect, Request, prepare, reference
+from tests.policy.agreement import assert_decide_agrees
 
 API = ApiRef("us-east-1", "111122223333", "a1b2c3d4e5")
 ARN = API.arn_prefix + "/prod/GET/pets"
@@ -34,12 +35,13 @@ ALLOW, IMPLICIT, DENY = DecisionEffect.ALLOW, DecisionEffect.IMPLICIT_DENY, Deci
 
 
 def decide(statements: list[dict[str, object]], caller: str | None) -> DecisionEffect:
-    """The effect, after checking that the three evaluators agree on it."""
+    """The effect, after checking that the three evaluators (and decide()) agree on it."""
     prepared = prepare(json.dumps({"Version": "2012-10-17", "Statement": statements}), api=API)
     assert prepared.policy is not None, prepared.diagnostics
     assert prepared.ast is not None
     request = Request.build(caller, "execute-api:Invoke", ARN)
     fast = prepared.policy.evaluate(request)
+    assert_decide_agrees(prepared.policy, request, fast)
     walked = prepared.policy.evaluate(request, explain=True)
     ref = reference.evaluate(prepared.ast, request, (API.region, API.account, API.api_id))
     assert fast.effect == walked.effect == ref.effect, (fast, walked, ref)

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from iamgate.store import Store, StoreError, open_store
 from tests.store.conftest import PG_URL, Backend, Seen, pg_backend, watch_threads, write
+from tests.waiting import wait_for
 
 psycopg = pytest.importorskip("psycopg")
 sql = psycopg.sql
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """A hang guard for state reached in the background, not a performance bound."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def terminate(admin: Any, column: str, value: str) -> int:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ import uvloop
 from iamgate.throttle.backend import ALLOWED, ONE, Bucket, Pending, Quota, Verdict, day_of, period_bounds
 from iamgate.throttle.redis import BACKEND_FAILED, RedisBackend, _FutureSink
 from iamgate.throttle.resp import Parser, ProtocolError, Reply, RespError, encode, parse_url
+from tests.waiting import wait_until
 
 HOST, PORT = "127.0.0.1", 6379
 TIMEOUT = 0.05
@@ -276,7 +277,7 @@ class Load:
                 fut = asyncio.ensure_future(result)
                 self.waiting.add(fut)
                 fut.add_done_callback(functools.partial(self._done, started=started))
-            await asyncio.sleep(tick)
+            await asyncio.sleep(tick)  # the load's pace: per_tick checks every tick
         if self.waiting:  # a check that never resolves is the bug this guards against
             await asyncio.wait_for(asyncio.gather(*self.waiting), TIMEOUT + 5)
 
@@ -290,15 +291,6 @@ class Load:
     def assert_bounded(self, timeout: float = TIMEOUT) -> None:
         slowest = max(s.took for s in self.samples)
         assert slowest <= timeout + HANG_MARGIN, f"a check took {slowest:.3f} s"
-
-
-async def until(predicate: Callable[[], bool], limit: float = 15.0) -> None:
-    """Wait for a condition (a liveness guard: fails only if it never happens)."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 # --- RESP: encoding, parsing, URLs (no server) ----------------------------------------------------
@@ -728,7 +720,7 @@ def test_nothing_listening_gives_the_fail_mode_at_once() -> None:
         task = asyncio.create_task(load.run())
         first = backend.check([], metered, time.time())  # while connecting for the first time
         assert await verdict(first) == BACKEND_FAILED
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: len(load.samples) >= 20, "checks with nothing listening")
         load.running = False
         await task
         assert {s.verdict for s in load.samples} == {ALLOWED}
@@ -751,11 +743,11 @@ def test_redis_stopped_mid_load_fails_open_and_recovers(private_redis: PrivateRe
         load = Load(backend, [Bucket("refused", 0.0, 0)])
         task = asyncio.create_task(load.run())
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: len(load.samples) >= 20, "checks while Redis runs")
         stopped = loop.time()
         await asyncio.to_thread(private_redis.stop)
         killed = loop.time()
-        await asyncio.sleep(1.5)
+        await wait_until(lambda: len(load.since(killed)) >= 50, "checks while Redis is down")
         assert backend.fallbacks > 0
         before = [s for s in load.samples if s.started + s.took < stopped]
         assert before
@@ -765,7 +757,7 @@ def test_redis_stopped_mid_load_fails_open_and_recovers(private_redis: PrivateRe
         down = backend.fallbacks
         await asyncio.to_thread(private_redis.start)
         back = loop.time()
-        await until(lambda: any(s.verdict.failed == "throttle" for s in load.since(back)))
+        await wait_until(lambda: any(s.verdict.failed == "throttle" for s in load.since(back)), "Redis again")
         load.running = False
         await task
         load.assert_bounded()
@@ -793,13 +785,15 @@ def test_redis_frozen_mid_load_fails_closed_within_the_timeout(private_redis: Pr
         load = Load(backend, [Bucket("open", 1e6, 10**6)])
         task = asyncio.create_task(load.run())
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: len(load.samples) >= 20, "checks while Redis answers")
         private_redis.freeze()
         frozen = loop.time()
-        await asyncio.sleep(2.0)
+        await wait_until(
+            lambda: sum("recovered" not in m for _, m in messages) >= 2, "two reports of the frozen Redis"
+        )
         private_redis.thaw()
         thawed = loop.time()
-        await until(lambda: any(s.verdict == ALLOWED for s in load.since(thawed + 0.5)))
+        await wait_until(lambda: any(s.verdict == ALLOWED for s in load.since(thawed + 0.5)), "answers again")
         load.running = False
         await task
         load.assert_bounded()
@@ -906,7 +900,7 @@ async def main():
     assert await backend.ready(5.0)
     bucket = [Bucket("shared", 200.0, 20)]
     loop = asyncio.get_running_loop()
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    await asyncio.sleep(max(0.0, start_at - time.time()))  # every process starts at the same moment
     stop_at = start_at + duration
     out = {"admitted": 0, "refused": 0, "first": None, "last": None}
     done = loop.create_future()

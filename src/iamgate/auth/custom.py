@@ -46,7 +46,6 @@ __all__ = [
     "parse_identity_sources",
 ]
 
-MAX_TTL = 3600
 _SOURCE = re.compile(r"(method\.request\.header|method\.request\.querystring|stageVariables|context)\.(.+)")
 
 
@@ -133,9 +132,6 @@ class AuthorizerResult:
     context: dict[str, str]
     usage_identifier_key: str | None
     cached: bool = False
-
-
-Invoker = Callable[[dict[str, Any]], Any]
 
 
 def load_callable(spec: str) -> Callable[..., Any]:

@@ -1,4 +1,6 @@
-"""Checks of the flags that describe an API or a request (``iamgate policy ...``).
+"""Flag handling shared by the ``iamgate policy`` commands: checks of the flags that describe an
+API or a request, the ``--api-id``/``--region``/``--account`` and ``--max-chars`` options, and
+reading an input file or stdin.
 
 A flag that no request can carry (``--method GETT``, ``--context aws:SourceIp=999.1.1.1``, a
 ``--path`` without its leading ``/``) is a usage error, exit status 2, naming the flag and the
@@ -10,12 +12,14 @@ refused, or None; :func:`checked` turns one into a click callback.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
-from typing import Final
+from pathlib import Path
+from typing import Any, Final, TypeVar
 
 import click
 
-from iamgate.policy import CallerKind, parse_caller
+from iamgate.policy import DEFAULT_MAX_CHARS, ApiRef, CallerKind, parse_caller
 from iamgate.policy.diagnostics import did_you_mean
 from iamgate.policy.names import (
     HTTP_METHODS,
@@ -28,18 +32,26 @@ from iamgate.policy.names import (
 from iamgate.policy.validate import EXECUTE_API_ACTIONS
 
 __all__ = [
+    "InputError",
     "account_problem",
     "action_problem",
+    "api_from_flags",
     "api_id_problem",
+    "api_options",
     "checked",
     "context_problem",
+    "max_chars_limit",
+    "max_chars_option",
     "method_flag_problem",
     "path_problem",
     "principal_problem",
+    "read_input",
     "region_problem",
     "resource_problem",
     "stage_problem",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # API Gateway stage names: letters, digits, '-' and '_'; API ids: no '/', ':' or wildcards
 _STAGE: Final = re.compile(r"[A-Za-z0-9_-]+")
@@ -155,3 +167,56 @@ def checked(check: Callable[[str], str | None]) -> Callback:
         return value
 
     return callback
+
+
+class InputError(click.FileError):
+    """An input file that cannot be used: exit status 2, like other usage errors."""
+
+    exit_code = 2
+
+
+def read_input(path: str) -> tuple[bytes, str]:
+    """Bytes of a file or of stdin ("-"), and the name to report them by; a usage error (exit 2)
+    when the file cannot be read."""
+    if path == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return Path(path).read_bytes(), path
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from None
+
+
+max_chars_option = click.option(
+    "--max-chars",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_CHARS,
+    show_default=True,
+    help="Largest policy accepted, in characters (API Gateway's quota); 0 lifts the limit.",
+)
+
+
+def max_chars_limit(value: int) -> int | None:
+    """``--max-chars`` as the engine takes it: 0 is no limit (None)."""
+    return None if value == 0 else value
+
+
+def api_options(purpose: str) -> Callable[[F], F]:
+    """``--api-id``, ``--region`` and ``--account`` (given together), each checked."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option("--account", callback=checked(account_problem), help="The API owner's account.")(fn)
+        fn = click.option("--region", callback=checked(region_problem), help="The API's region.")(fn)
+        return click.option("--api-id", callback=checked(api_id_problem), help=f"The API id {purpose}.")(fn)
+
+    return decorate
+
+
+def api_from_flags(api_id: str | None, region: str | None, account: str | None) -> ApiRef | None:
+    """The API that ``--api-id``, ``--region`` and ``--account`` name, or None when none is
+    given; a usage error when only some are."""
+    given = [v is not None for v in (api_id, region, account)]
+    if any(given) and not all(given):
+        raise click.UsageError("--api-id, --region and --account go together")
+    if all(given):
+        return ApiRef(region, account, api_id)  # type: ignore[arg-type]
+    return None

@@ -10,73 +10,33 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO
 
 import click
 
 from iamgate.cases import CaseResult, read_cases, run_case
 from iamgate.cli.flags import (
-    account_problem,
+    InputError,
     action_problem,
-    api_id_problem,
+    api_from_flags,
+    api_options,
     checked,
     context_problem,
+    max_chars_limit,
+    max_chars_option,
     method_flag_problem,
     path_problem,
     principal_problem,
-    region_problem,
+    read_input,
     resource_problem,
     stage_problem,
 )
-from iamgate.policy import DEFAULT_MAX_CHARS, ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
+from iamgate.policy import ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
 from iamgate.policy.explain import render_decision, summary
 
-__all__ = ["api_options", "policy"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class InputError(click.FileError):
-    """An input file that cannot be used: exit status 2, like other usage errors."""
-
-    exit_code = 2
-
-
-def _read_input(path: str) -> tuple[bytes, str]:
-    """Bytes of a file or of stdin ("-"); a usage error (exit 2) when it cannot be read."""
-    if path == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
-    try:
-        return Path(path).read_bytes(), path
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from None
-
-
-def _max_chars(value: int) -> int | None:
-    return None if value == 0 else value
-
-
-max_chars_option = click.option(
-    "--max-chars",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_CHARS,
-    show_default=True,
-    help="Largest policy accepted, in characters (API Gateway's quota); 0 lifts the limit.",
-)
-
-
-def api_options(purpose: str) -> Callable[[F], F]:
-    """``--api-id``, ``--region`` and ``--account`` (given together), each checked."""
-
-    def decorate(fn: F) -> F:
-        fn = click.option("--account", callback=checked(account_problem), help="The API owner's account.")(fn)
-        fn = click.option("--region", callback=checked(region_problem), help="The API's region.")(fn)
-        return click.option("--api-id", callback=checked(api_id_problem), help=f"The API id {purpose}.")(fn)
-
-    return decorate
+__all__ = ["policy"]
 
 
 @click.group()
@@ -122,13 +82,13 @@ def validate(
     Text output: FILE:LINE:COL: severity code: message, then an indented help line.
     Exit status 1 when any file has an error.
     """
-    api = _api_from_flags(api_id, region, account)
+    api = api_from_flags(api_id, region, account)
     reports = []
     failed = False
     for path in files:
-        data, name = _read_input(path)
+        data, name = read_input(path)
         _, diags = read_document(
-            data, kind=PolicyKind(kind), max_chars=_max_chars(max_chars), strict=strict, api=api
+            data, kind=PolicyKind(kind), max_chars=max_chars_limit(max_chars), strict=strict, api=api
         )
         diags = [d.with_source(name) for d in diags]
         errors = sum(d.is_error for d in diags)
@@ -153,15 +113,6 @@ def validate(
 
 
 # --- simulate -----------------------------------------------------------------------------
-def _api_from_flags(api_id: str | None, region: str | None, account: str | None) -> ApiRef | None:
-    given = [v is not None for v in (api_id, region, account)]
-    if any(given) and not all(given):
-        raise click.UsageError("--api-id, --region and --account go together")
-    if all(given):
-        return ApiRef(region, account, api_id)  # type: ignore[arg-type]
-    return None
-
-
 def method_arn(api: ApiRef, stage: str, method: str, path: str) -> str:
     """The method ARN API Gateway evaluates: the root keeps its trailing slash."""
     return f"{api.arn_prefix}/{stage}/{method.upper()}/{path.removeprefix('/')}"
@@ -249,11 +200,11 @@ def simulate(
     not apply, then the decision (--json for machines). aws:CurrentTime, aws:EpochTime and
     aws:SecureTransport=true are filled in unless given, as the gateway does.
     """
-    api = _api_from_flags(api_id, region, account)
+    api = api_from_flags(api_id, region, account)
     if (cases_path is None) == (policy_path is None):
         raise click.UsageError("give exactly one of --cases FILE or --policy FILE")
     if cases_path is not None:
-        data, name = _read_input(cases_path)
+        data, name = read_input(cases_path)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -261,10 +212,10 @@ def simulate(
         base = Path(cases_path).parent if cases_path != "-" else Path.cwd()
         out = sys.stdout
         for case in read_cases(text, source=name, base=base):
-            _emit(out, run_case(case, api=api, max_chars=_max_chars(max_chars), source=name))
+            _emit(out, run_case(case, api=api, max_chars=max_chars_limit(max_chars), source=name))
         return
     assert policy_path is not None  # checked above
-    data, name = _read_input(policy_path)
+    data, name = read_input(policy_path)
     if resource is None:
         if not (method and req_path is not None and stage):
             raise click.UsageError("give --resource ARN, or --method, --path and --stage")
@@ -282,7 +233,7 @@ def simulate(
         ctx["aws:EpochTime"] = str(int(now))
     if "aws:securetransport" not in lowered:
         ctx["aws:SecureTransport"] = "true"
-    prepared = prepare(data, api=api, max_chars=_max_chars(max_chars), source_name=name)
+    prepared = prepare(data, api=api, max_chars=max_chars_limit(max_chars), source_name=name)
     if prepared.policy is None:
         _print_invalid(prepared.diagnostics, as_json)
         sys.exit(1)
@@ -343,10 +294,10 @@ def test(
     Allow, ExplicitDeny, ImplicitDeny, Invalid. Failures are shown with the policy's explanation;
     the last line is "N passed, M failed". Exit status 1 on any failure.
     """
-    api = _api_from_flags(api_id, region, account)
+    api = api_from_flags(api_id, region, account)
     passed = failed = 0
     for path in files:
-        data, name = _read_input(path)
+        data, name = read_input(path)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -360,7 +311,7 @@ def test(
                 for d in case.problems:
                     click.echo(f"    {d.render()}")
                 continue
-            result = run_case(case, api=api, max_chars=_max_chars(max_chars), explain=True, source=name)
+            result = run_case(case, api=api, max_chars=max_chars_limit(max_chars), explain=True, source=name)
             if result.decision == case.expect:
                 passed += 1
                 if verbose:

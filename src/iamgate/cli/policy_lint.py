@@ -13,19 +13,13 @@ import sys
 
 import click
 
-from iamgate.cli.policy import _api_from_flags, _max_chars, _read_input, api_options, max_chars_option
+from iamgate.cli.flags import api_from_flags, api_options, max_chars_limit, max_chars_option, read_input
 from iamgate.policy import Diagnostic, Severity, has_errors, read_document
 from iamgate.policy.lint import ENDPOINT_TYPES, lint_policy
 
 __all__ = ["lint"]
 
 FAIL_ON = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO, "never": None}
-
-
-class UnreadableFile(click.FileError):
-    """An input file that cannot be read: exit status 2 (a usage problem, not a finding)."""
-
-    exit_code = 2
 
 
 def _summary(name: str, diags: list[Diagnostic], linted: bool) -> str:
@@ -75,14 +69,11 @@ def lint(
     Exit status 1 when any finding reaches --fail-on (default: error), 2 when a file
     cannot be read.
     """
-    api = _api_from_flags(api_id, region, account)
+    api = api_from_flags(api_id, region, account)
     reports: list[tuple[str, list[Diagnostic], bool]] = []
     for path in files:
-        try:
-            data, name = _read_input(path)
-        except click.FileError as exc:
-            raise UnreadableFile(exc.filename, exc.message) from None
-        policy, diags = read_document(data, max_chars=_max_chars(max_chars), api=api)
+        data, name = read_input(path)  # exit status 2 when it cannot be read
+        policy, diags = read_document(data, max_chars=max_chars_limit(max_chars), api=api)
         linted = policy is not None and not has_errors(diags)
         if policy is not None and linted:
             diags.extend(lint_policy(policy, endpoint_type=endpoint_type))

@@ -203,12 +203,6 @@ def _forwarded(
     out = [line for line, (lname, _) in zip(lines, ex.headers, strict=True) if lname not in dropped]
     for name, source in mapped:
         value = request_parameter(ex, source)
-        if value is None and source.startswith("method.request."):
-            # request_parameter reads method.request.header|querystring|path.NAME only without
-            # its "method." (it never maps them as written: a gateway bug, pinned by an xfail in
-            # tests/gateway/test_invoke_parity.py); its own branches still give the value. Drop
-            # this once the gateway maps them.
-            value = request_parameter(ex, source.removeprefix("method."))
         if value is not None and "\r" not in value and "\n" not in value:
             # the gateway writes a mapped value as UTF-8; fetch() writes header text as ISO-8859-1
             out.append((name, value.encode("utf-8", "replace").decode("latin-1")))

@@ -163,15 +163,6 @@ class Metrics:
     def set(self, name: str, value: float, labels: tuple[tuple[str, str], ...] = ()) -> None:
         self.gauges[(name, labels)] = value
 
-    def observe(self, name: str, labels: tuple[tuple[str, str], ...], seconds: float) -> None:
-        key = (name, labels)
-        counts = self.histograms.get(key)
-        if counts is None:
-            counts = self.histograms[key] = [0.0] * (len(BUCKETS) + 3)  # buckets, +Inf, sum, count
-        counts[bucket(seconds)] += 1
-        counts[-2] += seconds
-        counts[-1] += 1
-
     def export(self) -> dict[str, Any]:
         self._fold()
         return {

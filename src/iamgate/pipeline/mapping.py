@@ -34,6 +34,9 @@ def authorizer_values(ex: Exchange) -> dict[str, str]:
 
 
 def request_parameter(ex: Exchange, source: str) -> str | None:
+    """The value of one mapping source for this request, or None when it has none: a header as
+    the gateway holds it (a repeated one joined by ``", "``), a query parameter's values joined by
+    ``","``, a path parameter as routed."""
     if source.startswith("'"):
         return source[1:-1]
     kind, _, name = source.partition(".")
@@ -57,7 +60,9 @@ def request_parameter(ex: Exchange, source: str) -> str | None:
         return None
     if kind == "stageVariables":
         return ex.stage.variables.get(name) if ex.stage is not None else None
-    where, _, key = name.partition(".")
+    if kind != "method" or not name.startswith("request."):
+        return None
+    where, _, key = name.removeprefix("request.").partition(".")
     if where == "header":
         return ex.header(key.lower().encode())
     if where == "querystring":

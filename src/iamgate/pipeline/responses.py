@@ -77,9 +77,6 @@ AUTHORIZER_CONFIGURATION_ERROR: Final = ResponseType(
 INVALID_API_KEY: Final = ResponseType("INVALID_API_KEY", 403, "ForbiddenException", "Forbidden")
 THROTTLED: Final = ResponseType("THROTTLED", 429, "TooManyRequestsException", "Too Many Requests")
 QUOTA_EXCEEDED: Final = ResponseType("QUOTA_EXCEEDED", 429, "LimitExceededException", "Limit Exceeded")
-SERVICE_UNAVAILABLE: Final = ResponseType(
-    "DEFAULT_5XX", 503, "ServiceUnavailableException", "Service Unavailable"
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -305,10 +305,6 @@ class CompiledStatement:
         hit = any(a.match(action) for a in self.actions)
         return not hit if self.not_action else hit
 
-    def resource_matches(self, resource: str, context: Context) -> bool:
-        hit = any(r.match(resource, context) for r in self.resources)
-        return not hit if self.not_resource else hit
-
     def conditions_hold(self, context: Context) -> bool:
         return all(a.evaluate(context) for a in self.atoms)
 

@@ -74,13 +74,13 @@ class _Value:
 class Atom:
     """A compiled condition clause. ``evaluate(context)`` -> bool; ``trace`` explains it."""
 
-    __slots__ = ("_compare", "_values", "key", "spec", "written_key")
+    __slots__ = ("_compare", "key", "spec", "values", "written_key")
 
     def __init__(self, spec: OperatorSpec, key: str, templates: tuple[Template, ...]) -> None:
         self.spec = spec
         self.written_key = key
         self.key = key.lower()
-        self._values = tuple(self._prepare(t) for t in templates)
+        self.values = tuple(self._prepare(t) for t in templates)
         self._compare = self._comparer()
 
     # --- preparation ----------------------------------------------------------------------
@@ -135,7 +135,7 @@ class Atom:
             if spec.if_exists:
                 return True
             if spec.family is Family.NULL:
-                return any(v.truth is True for v in self._values)
+                return any(v.truth is True for v in self.values)
             if spec.set_op is SetOp.FOR_ANY_VALUE:
                 return False
             if spec.set_op is SetOp.FOR_ALL_VALUES:
@@ -143,7 +143,7 @@ class Atom:
             return spec.negated
         if spec.family is Family.NULL:
             absent = value == ()
-            return any(v.truth is absent for v in self._values)
+            return any(v.truth is absent for v in self.values)
         if spec.set_op is not None:
             values = value if isinstance(value, tuple) else (value,)
             if spec.set_op is SetOp.FOR_ANY_VALUE:
@@ -156,8 +156,8 @@ class Atom:
     def single(self, request_value: str, context: Context) -> bool:
         compare = self._compare
         if self.spec.negated:
-            return all(compare(request_value, v, context) is False for v in self._values)
-        return any(compare(request_value, v, context) is True for v in self._values)
+            return all(compare(request_value, v, context) is False for v in self.values)
+        return any(compare(request_value, v, context) is True for v in self.values)
 
     def trace(self, context: Context) -> AtomTrace:
         value = context.get(self.key)
@@ -167,7 +167,7 @@ class Atom:
         )
         resolved = []
         unresolved = False
-        for v in self._values:
+        for v in self.values:
             if v.text is not None:
                 resolved.append(v.text)
                 continue
@@ -300,7 +300,3 @@ def _arn(r: str, v: _Value, context: Context) -> PairResult:
 
 def build_atom(spec: OperatorSpec, key: str, templates: tuple[Template, ...]) -> Atom:
     return Atom(spec, key, templates)
-
-
-def ip_network_of(text: str) -> IPNetwork | None:
-    return read_network(text)

@@ -111,9 +111,9 @@ class _IpGroup(_Group):
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
-        if not atom._values:
+        if not atom.values:
             self.empty |= bit
-        for value in atom._values:
+        for value in atom.values:
             net = value.network
             if net is None:  # pragma: no cover - validation rejects invalid networks
                 net = read_network(value.text or "")
@@ -171,7 +171,7 @@ class _EqualsGroup(_Group):
 
     def add(self, bit: int, atom: Atom) -> None:
         self.mask |= bit
-        for value in atom._values:
+        for value in atom.values:
             text = value.text or ""
             if self.fold:
                 text = text.lower()
@@ -270,7 +270,6 @@ class CompiledPolicy:
         self.statements = compile_statements(policy, api)
         self._refs = [st.ref for st in self.statements]
         self._deny = 0
-        self._allow = 0
         self._res = _ResourceIndex()
         self._notres = _ResourceIndex()
         self._notres_mask = 0
@@ -281,8 +280,6 @@ class CompiledPolicy:
             bit = 1 << i
             if st.is_deny:
                 self._deny |= bit
-            else:
-                self._allow |= bit
             if st.not_resource:
                 self._notres.add(bit, st)
                 self._notres_mask |= bit
@@ -484,5 +481,5 @@ def _make_group(atom: Atom) -> _Group:
 def _fits(group: _Group, atom: Atom) -> bool:
     """Indexed groups take only clauses without per-request values (variables)."""
     if isinstance(group, _EqualsGroup):
-        return not any(has_vars(v.template) for v in atom._values)
+        return not any(has_vars(v.template) for v in atom.values)
     return True

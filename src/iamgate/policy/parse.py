@@ -8,7 +8,7 @@ another: a broken statement is left out of the AST and reported, and parsing goe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from ._json import JsonNode, LineIndex
 from .ast import ConditionClause, Effect, Policy, PolicyKind, PrincipalEntry, Statement, Text
@@ -383,9 +383,6 @@ class _Parser:
                     ConditionClause(spec, key, texts, self.lines.location(values.pointer, key_offset))
                 )
         return tuple(clauses)
-
-
-ParseFn = Callable[[JsonNode, LineIndex], tuple[Policy | None, list[Diagnostic]]]
 
 
 def parse(

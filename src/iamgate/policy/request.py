@@ -156,12 +156,6 @@ class Request:
             req.context = ctx
         return req
 
-    def with_context(self, context: Context) -> Request:
-        clone = Request.__new__(Request)
-        clone.principal, clone.caller = self.principal, self.caller
-        clone.action, clone.resource, clone.context = self.action, self.resource, context
-        return clone
-
     def __repr__(self) -> str:
         return f"Request({self.principal!r}, {self.action!r}, {self.resource!r}, {dict(self.context)!r})"
 

@@ -10,7 +10,6 @@ account are reported too (:func:`iamgate.policy.names.resource_problems`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Final
 
 from .ast import ConditionClause, Policy, PrincipalEntry, Statement, Text
@@ -390,9 +389,3 @@ def validate(policy: Policy, *, strict: bool = False, api: ApiRef | None = None)
     v = _Validator(strict, api)
     v.policy(policy)
     return v.diags
-
-
-def iter_texts(policy: Policy) -> Iterator[Text]:  # pragma: no cover - helper for lint
-    for st in policy.statements:
-        yield from st.actions
-        yield from st.resources

@@ -181,9 +181,3 @@ def resolve(template: Template, context: Mapping[str, str | tuple[str, ...]]) ->
         else:
             out.append(it)
     return tuple(out)
-
-
-def resolve_text(template: Template, context: Mapping[str, str | tuple[str, ...]]) -> str | None:
-    """Resolve to plain text (wildcard characters kept as characters), for equality operators."""
-    glob = resolve(template, context)
-    return None if glob is None else template_text(glob)

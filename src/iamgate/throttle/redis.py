@@ -354,10 +354,6 @@ class RedisBackend(Backend):
         client = self._client if self._client is not None else self._start()
         return await client.wait_up(timeout)
 
-    @property
-    def connected(self) -> bool:
-        return self._client is not None and self._client.up
-
     # -- internals ------------------------------------------------------------------------
 
     def _start(self) -> Client:
