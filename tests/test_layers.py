@@ -16,10 +16,6 @@ SRC = Path(iamgate.__file__).parent.parent
 # Known exemptions (importer, what it reaches), each to be removed when it is fixed:
 KNOWN: frozenset[tuple[str, str]] = frozenset(
     {
-        # cli/policy_lint.py imports private helpers of cli/policy.py: fixed on another branch
-        ("iamgate.cli.policy_lint", "the private name iamgate.cli.policy._api_from_flags"),
-        ("iamgate.cli.policy_lint", "the private name iamgate.cli.policy._max_chars"),
-        ("iamgate.cli.policy_lint", "the private name iamgate.cli.policy._read_input"),
         # public names of another package's private module (the JSON and YAML readers with
         # positions): to be exported by their package or made public modules
         ("iamgate.cases", "the private module iamgate.policy._json"),

@@ -44,7 +44,7 @@ class IdSource:
         n = self.counter
         self.counter = n + 1
         digits = str(n)
-        return _RID_HEAD + digits, _EXT_HEAD + digits + "A="
+        return f"{_RID_HEAD}{digits}", f"{_EXT_HEAD}{digits}A="
 
 
 _IDS: Final = IdSource()

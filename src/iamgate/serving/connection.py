@@ -303,11 +303,13 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             version = _VERSIONS.get(raw_version) or "HTTP/" + raw_version
         # llhttp's upgrade flag needs an Upgrade header or CONNECT
         upgrade = (b"upgrade" in hmap or method == "CONNECT") and parser.should_upgrade()
-        head = _Head(self.url, self.headers, hmap, self.duplicate_host, method, version, keep_alive, upgrade)
         # Whether this request waits its turn is decided now that its head is complete, not when
         # it began: a head that began while another request was answered may end after that one
         # is done, and then it is next.
         if self.ex is not None:  # a pipelined request behind one still being answered: queue it
+            head = _Head(
+                self.url, self.headers, hmap, self.duplicate_host, method, version, keep_alive, upgrade
+            )
             queued = self.queued = _Queued(head)
             self.pipeline.append(queued)
             if self.transport is not None and not self.paused_for_response:
@@ -317,14 +319,23 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         self.queued = None
         self.request_complete = False
         self.body_bytes = 0
-        self._begin(head)
+        self._begin(self.url, self.headers, hmap, self.duplicate_host, method, version, keep_alive, upgrade)
 
     # --- a request begins ------------------------------------------------------------------------
-    def _begin(self, head: _Head) -> None:
+    def _begin(
+        self,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        hmap: dict[bytes, bytes],
+        duplicate_host: bool,
+        method: str,
+        version: str,
+        keep_alive: bool,
+        upgrade: bool,
+    ) -> None:
+        """Begin answering a request whose head is complete (its parts as :class:`_Head` has
+        them: passed one by one, the common case makes no head object)."""
         state = self.state
-        url = head.url
-        method = head.method
-        version = head.version
         # (a first byte other than '/' is rare: the test before startswith() skips a method call)
         if url and url[0] != 47 and url.startswith((b"http://", b"https://")):  # absolute-form: keep the path
             start = url.find(b"//") + 2
@@ -336,14 +347,13 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             path, _, query = url.partition(b"?")
         else:
             path, query = url, b""
-        keep_alive = head.keep_alive and not self.closing and not state.draining
-        hmap = head.hmap
+        keep_alive = keep_alive and not self.closing and not state.draining
         ex = Exchange(
             state.snapshot,
             method,
             path,
             query,
-            head.headers,
+            headers,
             hmap,
             version,
             keep_alive,
@@ -360,9 +370,9 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         if client_id is not None and _UUID.fullmatch(client_id):  # a client may set its own UUID
             ex.request_id = client_id.decode("ascii").lower()
         if (
-            head.upgrade or head.duplicate_host or b"host" not in hmap or self.chunked_in
+            upgrade or duplicate_host or b"host" not in hmap or self.chunked_in
         ):  # only then can there be a problem (the common case skips a call)
-            problem = _head_problem(head)
+            problem = _head_problem(hmap, version, upgrade, duplicate_host)
             if problem is not None:
                 ex.keep_alive = False
                 self.respond(ex, problem)
@@ -634,19 +644,10 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         answer a refusal that waited for them, then read on."""
         if self.starting:
             return  # called from a request started below, which the loop goes on from
-        self.starting = True
-        try:
-            # (after a malformed request, reading has ended but the requests before it are owed)
-            while self.ex is None and self.pipeline and self._open():
-                self._start_queued(self.pipeline.pop(0))
-        finally:
-            self.starting = False
-        transport = self.transport
-        if self.ex is None and self.after is not None and self._open():
-            refusal, self.after = self.after, None  # a refused request waited for the ones before it
-            self._refuse(refusal)
-            return
+        if self.pipeline or self.after is not None:
+            self._start_waiting()
         # read on when no request is answered, or when the one answered has body still to come
+        transport = self.transport
         if (
             transport is not None
             and self.paused_for_response
@@ -656,6 +657,19 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             self.paused_for_response = False
             if not self.paused_for_backend:
                 transport.resume_reading()
+
+    def _start_waiting(self) -> None:
+        """Start the queued requests in turn, then answer a refusal that waited for them."""
+        self.starting = True
+        try:
+            # (after a malformed request, reading has ended but the requests before it are owed)
+            while self.ex is None and self.pipeline and self._open():
+                self._start_queued(self.pipeline.pop(0))
+        finally:
+            self.starting = False
+        if self.ex is None and self.after is not None and self._open():
+            refusal, self.after = self.after, None  # a refused request waited for the ones before it
+            self._refuse(refusal)
 
     def _open(self) -> bool:
         transport = self.transport
@@ -668,7 +682,17 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             self.queued = None  # what is read from now on is this request's, not the queue's
         self.request_complete = False
         self.body_bytes = 0
-        self._begin(queued.head)
+        head = queued.head
+        self._begin(
+            head.url,
+            head.headers,
+            head.hmap,
+            head.duplicate_host,
+            head.method,
+            head.version,
+            head.keep_alive,
+            head.upgrade,
+        )
         ex = self.ex
         # (its own body, not through the parser's callbacks: another request may be queued and
         # being read behind it, and those callbacks give what they read to that one)
@@ -731,14 +755,15 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             self.transport.close()
 
 
-def _head_problem(head: _Head) -> R.GatewayResponse | None:
+def _head_problem(
+    hmap: dict[bytes, bytes], version: str, upgrade: bool, duplicate_host: bool
+) -> R.GatewayResponse | None:
     """A head the gateway refuses before any stage (400, and the connection closed)."""
-    version = head.version
-    if head.upgrade:
+    if upgrade:
         return R.gateway_error(R.BAD_REQUEST, "Bad Request: protocol upgrades are not supported", close=True)
-    if head.duplicate_host or (version == "HTTP/1.1" and b"host" not in head.hmap):
+    if duplicate_host or (version == "HTTP/1.1" and b"host" not in hmap):
         return R.gateway_error(R.BAD_REQUEST, "Bad Request: exactly one Host header is required", close=True)
-    transfer = head.hmap.get(b"transfer-encoding")
+    transfer = hmap.get(b"transfer-encoding")
     if transfer is not None and (transfer.strip().lower() != b"chunked" or version != "HTTP/1.1"):
         # only chunked framing is read; any other coding (gzip, "chunked;q=1", "gzip, chunked")
         # or chunked in HTTP/1.0 would be forwarded as something the backend frames otherwise
