@@ -1,9 +1,10 @@
 """Findings of the HTTP fuzzer (fuzz/fuzz_http.py, docs/fuzzing.md), each reduced to a minimal
 reproduction on real sockets, and cases of the same kind found while fixing them. An open finding
-is ``xfail(strict=True)`` until fixed (then the marker and the fuzzer's ``avoid_known`` filter
-come off together); all below are fixed.
+is ``xfail(strict=True)`` until fixed (its fix takes the marker off, and any filter that keeps the
+suite's fuzz run clear of it). All of those below are fixed: findings 1 to 4, then the two at the
+end (two requests queued at once), found once the fuzzer pipelined requests with bodies freely.
 
-All four were in how a client connection queued a pipelined request (one whose head is read
+Findings 1 to 4 were all in how a client connection queued a pipelined request (one whose head is read
 while the request before it is answered), all present since the first build:
 
 1. A queued request whose body was not all there when its turn came hung the gateway's process
@@ -20,7 +21,9 @@ while the request before it is answered), all present since the first build:
 The rule now: a request is queued or begun when its head is *complete*; a queued request keeps
 its own head (a typed object; the connection's head fields belong to the head being read);
 when its turn comes it takes the body read so far and reads the rest as its own; queued
-requests are started one after the other by a loop, never from inside each other.
+requests are started one after the other by a loop, never from inside each other; a queued
+request takes its body directly, never through the parser callbacks that give what they read to
+the request queued behind it.
 """
 
 from __future__ import annotations
