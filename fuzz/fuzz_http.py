@@ -12,9 +12,7 @@ of the same kind. ``--replay FILE`` plays a saved input again.
     .venv/bin/python fuzz/fuzz_http.py --iamgate /path/to/other/venv/bin/iamgate --seconds 60
     .venv/bin/python fuzz/fuzz_http.py --replay fuzz/findings/crossed-response-0-1234.txt
 
-``--one-queued`` keeps the inputs clear of the open finding of tests/gateway/test_fuzz_findings.py
-(two requests queued at once on a connection) so that it does not mask others. Exit status: 0
-without findings, 1 with.
+Exit status: 0 without findings, 1 with.
 """
 
 from __future__ import annotations
@@ -46,9 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--seed", type=int, default=None, help="seed of the inputs (default: random)")
     parser.add_argument("--iamgate", default=DEFAULT_IAMGATE, help="the iamgate executable to fuzz")
-    parser.add_argument(
-        "--one-queued", action="store_true", help="keep clear of the open finding (two requests queued)"
-    )
     parser.add_argument("--findings", type=Path, default=FINDINGS, help="where failing inputs go")
     parser.add_argument("--report", type=float, default=10.0, help="seconds between progress lines")
     parser.add_argument("--shrink", action="store_true", help="reduce each failing input")
@@ -71,7 +66,7 @@ def fuzz(session: Session, args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)  # noqa: S311
     limit = args.inputs if args.inputs is not None else (None if args.seconds else 1000)
     ends = time.monotonic() + args.seconds if args.seconds else None
-    print(f"seed {seed}; gateway {args.iamgate}{'; one queued' if args.one_queued else ''}")
+    print(f"seed {seed}; gateway {args.iamgate}")
     started = last = time.monotonic()
     totals: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
@@ -82,7 +77,7 @@ def fuzz(session: Session, args: argparse.Namespace) -> int:
     try:
         while (limit is None or n < limit) and (ends is None or time.monotonic() < ends):
             chooser = RandomChooser(random.Random(f"{seed}-{n}"))  # noqa: S311
-            case = build_input(chooser, one_queued=args.one_queued)
+            case = build_input(chooser)
             outcome = session.run(case)
             totals.update(
                 inputs=1, requests=outcome.requests, backend=outcome.backend_messages, reused=outcome.reused

@@ -74,9 +74,9 @@ class _DrawChooser:
         return self.draw(st.floats(0.0, 1.0))
 
 
-def inputs(*, one_queued: bool = False) -> st.SearchStrategy[Input]:
+def inputs() -> st.SearchStrategy[Input]:
     """Inputs for Hypothesis (see :func:`build_input`)."""
-    return st.composite(lambda draw: build_input(_DrawChooser(draw), one_queued=one_queued))()
+    return st.composite(lambda draw: build_input(_DrawChooser(draw)))()
 
 
 # Vocabularies are weighted by repetition, the most common choice first (Hypothesis draws the
@@ -234,71 +234,31 @@ def build_item(c: Chooser) -> Request | Junk:
     return Junk(c.pick(JUNK) if c.pick((True, False)) else c.binary(24) or b"\x00")
 
 
-class _OneQueued:
-    """What :func:`build_input` tracks to keep clear of the open finding of
-    tests/gateway/test_fuzz_findings.py (``one_queued``: two requests queued at once behind the
-    one answered mix up their bodies). At most two requests are outstanding on a connection
-    between waits for its answers: the one answered and one queued. A request the gateway may
-    read otherwise than it was written (a lying length, a broken chunk, a framing header among
-    the extra ones) may turn its body into more requests: its connection is then full for good."""
-
-    def __init__(self, connections: int) -> None:
-        self.outstanding = [0] * connections
-        self.dirty = [False] * connections
-
-    def room(self, conn: int) -> int:
-        return 0 if self.dirty[conn] else max(0, 2 - self.outstanding[conn])
-
-    def sent(self, send: Send) -> None:
-        self.outstanding[send.conn] += len(send.items)
-        if any(isinstance(item, Request) and not item.honest for item in send.items):
-            self.dirty[send.conn] = True
-
-    def awaited(self, conn: int) -> None:
-        self.outstanding[conn] = 0
-
-
-def build_step(
-    c: Chooser, connections: int, limit: _OneQueued | None = None
-) -> tuple[Send | Await | Close | Pause, ...]:
+def build_step(c: Chooser, connections: int) -> tuple[Send | Await | Close | Pause, ...]:
     """One step: mostly a send on some connection, often followed by waiting for its answers.
     Nothing keeps a send clear of a connection still being answered: requests are pipelined
-    behind others with bodies of any size, dripped or cut short (unless ``limit``)."""
+    behind others with bodies of any size, dripped or cut short."""
     conn = c.integer(0, connections - 1)
     kind = c.pick(("send",) * 9 + ("await", "close", "pause"))
     if kind == "send":
         count = c.pick((1, 1, 1, 2, 3))
-        if limit is not None:
-            count = min(count, limit.room(conn))
-            if count == 0:
-                limit.awaited(conn)
-                return (Await(conn),)
         items = tuple(build_item(c) for _ in range(count))
         writes = c.pick((1, 1, 1, 1, 2, 3, 4, 6))
         gap_ms = c.integer(0, 3) if writes > 1 else 0
         keep = c.fraction() if _often(c, 8) else 1.0
         send = Send(conn, items, writes=writes, gap_ms=gap_ms, keep=keep)
-        if limit is not None:
-            limit.sent(send)
         if c.pick((True, True, True, False, False)):
-            if limit is not None:
-                limit.awaited(conn)
             return (send, Await(conn))
         return (send,)
     if kind == "await":
-        if limit is not None:
-            limit.awaited(conn)
         return (Await(conn),)
     if kind == "close":
         return (Close(conn, reset=c.pick((False, True))),)
     return (Pause(c.integer(0, 20)),)
 
 
-def build_input(c: Chooser, *, one_queued: bool = False) -> Input:
-    """One fuzz input: 1 to 4 client connections and 1 to 6 steps over them. With
-    ``one_queued``, at most one request is queued behind the one answered on a connection (the
-    open finding of tests/gateway/test_fuzz_findings.py: remove it with the fix)."""
+def build_input(c: Chooser) -> Input:
+    """One fuzz input: 1 to 4 client connections and 1 to 6 steps over them."""
     connections = c.integer(1, 4)
-    limit = _OneQueued(connections) if one_queued else None
-    steps = [build_step(c, connections, limit) for _ in range(c.integer(1, 6))]
+    steps = [build_step(c, connections) for _ in range(c.integer(1, 6))]
     return Input(connections, tuple(action for step in steps for action in step))

@@ -65,7 +65,7 @@ def test_random_clients_and_backend_behaviours_break_no_rule(session: Session) -
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(inputs(one_queued=True))  # (the open finding of test_fuzz_findings.py: remove with its fix)
+    @given(inputs())
     def fuzz(case: Input) -> None:
         if time.monotonic() > deadline:
             return  # the budget is spent: the examples left cost only their generation
