@@ -735,7 +735,9 @@ def test_needs_body_for_a_presigned_request_that_announces_one() -> None:
     assert needs_body([*request.headers, (b"transfer-encoding", b"chunked")], request.raw_query)
     assert not needs_body([*request.headers, (b"content-length", b"0")], request.raw_query)
     assert not needs_body([], b"")
-    assert needs_body([(b"authorization", b"Bearer x")], b"")
+    # an Authorization header that is no SigV4 header is refused without the body
+    assert not needs_body([(b"authorization", b"Bearer x")], b"")
+    assert not needs_body([(b"authorization", b"Bearer x"), (b"content-length", b"100000")], b"")
 
 
 def test_authorization_header_error_for_unmatched_routes() -> None:

@@ -627,13 +627,19 @@ AUTH_CASES = [
         headers={"Authorization": "Bearer abc"},
         body=b"",
     ),
-    # today a malformed Authorization header makes the stage read the body first ("when in
-    # doubt", sigv4.needs_body), then refuse it
+    # a malformed Authorization header is refused before any body is read (an unauthenticated
+    # client must not make the gateway buffer its body), and so is an encoded dot segment
     AuthCase(
-        "bearer-token-reads-the-body-first",
+        "bearer-token-refused-before-the-body",
         "/prod/signed",
-        NEEDS_BODY,
-        headers={"Authorization": "Bearer abc"},
+        Answer(403, "IncompleteSignatureException"),
+        headers={"Authorization": "Bearer abc", "Content-Length": "100000"},
+    ),
+    AuthCase(
+        "encoded-dot-dot-refused-before-the-body",
+        "/prod/signed/%2e%2e/signed/1",
+        Answer(400, "BadRequestException"),
+        signing=Signing(),
     ),
     AuthCase(
         "presigned-query-without-signature",

@@ -299,8 +299,10 @@ def _body_needed(headers: _Headers, signed: Sequence[str], presigned: bool) -> b
 
 
 def needs_body(headers: Sequence[tuple[bytes, bytes]], raw_query: bytes) -> bool:
-    """Whether :func:`verify` needs the body bytes: not for ``UNSIGNED-PAYLOAD`` (signed), and
-    not for a presigned request that announces no body; otherwise yes (also when in doubt)."""
+    """Whether :func:`verify` needs the body bytes: not for ``UNSIGNED-PAYLOAD`` (signed), not
+    for a presigned request that announces no body, and not for an ``Authorization`` header that
+    is no SigV4 header (it is refused on its own, without reading a body an unauthenticated
+    client could make large); otherwise yes."""
     wrapped = _Headers(headers)
     authorization = wrapped.joined(b"authorization")
     if authorization is None:
@@ -311,7 +313,7 @@ def needs_body(headers: Sequence[tuple[bytes, bytes]], raw_query: bytes) -> bool
     try:
         parsed = parse_authorization_header(authorization)
     except SignatureError:
-        return True
+        return False
     return _body_needed(wrapped, parsed.signed_headers.split(";"), presigned=False)
 
 

@@ -94,9 +94,7 @@ def _sigv4(ex: Exchange) -> StageResult:
     # as observed); only a request with neither it nor a presigned query is unsigned.
     if b"authorization" not in ex.hmap and not is_signed(headers, ex.query):
         return R.gateway_error(R.MISSING_AUTHENTICATION_TOKEN)
-    if ex.body is None and needs_body(headers, ex.query):
-        return NEED_BODY
-    snap = ex.snapshot
+    # what is refused without the body is refused before it is read
     if _signed_elsewhere(ex):
         return R.gateway_error(
             R.BAD_REQUEST,
@@ -104,6 +102,9 @@ def _sigv4(ex: Exchange) -> StageResult:
             "or '..' segment, no '..' out of the path prefix)",
             close=True,
         )
+    if ex.body is None and needs_body(headers, ex.query):
+        return NEED_BODY
+    snap = ex.snapshot
     auth = snap.auth
     try:
         verified = verify(
