@@ -39,7 +39,8 @@ REQUEST_DROP: Final = HOP_BY_HOP | {
 # dropped too, by a list the configuration can change: config.model.PATH_OVERRIDE_HEADERS)
 
 # the longest header name the request path's name memos keep (client names lower-cased in
-# server.py, backend names classified in upstream/pool.py): a peer cannot park long names there
+# serving/connection.py, backend names classified in upstream/pool.py): a peer cannot park long
+# names there
 NAME_MEMO_MAX: Final = 64
 
 # backend response headers API Gateway passes on as x-amzn-Remapped-<Name>
