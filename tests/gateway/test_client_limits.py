@@ -359,15 +359,26 @@ def test_a_body_the_gateway_waits_for_is_timed_408(
     ]
     gw, _ = gw_factory(FAST, routes=routes)
     with Client(gw.port, timeout=10) as c:
-        # a signature whose payload hash needs the body: the gateway buffers it, and it stalls
+        # a well-formed signature whose payload hash needs the body: the gateway buffers it, and
+        # the body stalls (a header that is no SigV4 header is refused without reading the body)
         c.send(
-            b"POST /prod/x HTTP/1.1\r\nHost: gw\r\nAuthorization: AWS4-HMAC-SHA256 nonsense\r\n"
+            b"POST /prod/x HTTP/1.1\r\nHost: gw\r\nX-Amz-Date: 20261204T120000Z\r\n"
+            b"Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261204/us-east-1/execute-api/"
+            b"aws4_request, SignedHeaders=host;x-amz-date, Signature=" + b"0" * 64 + b"\r\n"
             b"Content-Length: 100\r\n\r\n0123456789"
         )
         response = c.response()
         assert response.status == 408
         assert response.headers["x-amzn-errortype"] == "RequestTimeoutException"
         assert c.closed_by_peer()
+    with Client(gw.port, timeout=10) as c:
+        c.send(
+            b"POST /prod/x HTTP/1.1\r\nHost: gw\r\nAuthorization: AWS4-HMAC-SHA256 nonsense\r\n"
+            b"Content-Length: 100\r\n\r\n0123456789"
+        )
+        response = c.response()  # at once, not after the body timeout
+        assert response.status == 403
+        assert response.headers["x-amzn-errortype"] == "IncompleteSignatureException"
 
 
 def test_past_the_connection_limit_the_longest_waiting_connection_makes_room(
