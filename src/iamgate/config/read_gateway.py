@@ -286,6 +286,24 @@ def read_log_format(r: Reader, raw: object, ptr: str) -> str | None:
     return text
 
 
+def _number(
+    r: Reader,
+    m: dict[str, object],
+    ptr: str,
+    key: str,
+    default: float,
+    low: float,
+    high: float,
+    integer: bool,
+) -> float:
+    """Setting ``key`` of mapping ``m`` as a number within [low, high], else ``default`` (absent,
+    or invalid: then the reader has reported where and why)."""
+    if key not in m:
+        return default
+    value = r.number(m[key], f"{ptr}/{key}", key, low=low, high=high, integer=integer)
+    return default if value is None else value
+
+
 def _client(r: Reader, raw: object, ptr: str) -> ClientSettings:
     d = ClientSettings()
     keys = ("header_timeout", "keepalive_timeout", "body_timeout", "max_connections")
@@ -294,10 +312,7 @@ def _client(r: Reader, raw: object, ptr: str) -> ClientSettings:
         return d
 
     def num(key: str, default: float, low: float, high: float, integer: bool = False) -> float:
-        if key not in m:
-            return default
-        value = r.number(m[key], f"{ptr}/{key}", key, low=low, high=high, integer=integer)
-        return default if value is None else value
+        return _number(r, m, ptr, key, default, low, high, integer)
 
     return ClientSettings(
         header_timeout=num("header_timeout", d.header_timeout, 0.1, 3600),
@@ -348,10 +363,7 @@ def _upstream(r: Reader, raw: object, ptr: str) -> UpstreamSettings:
         return d
 
     def num(key: str, default: float, low: float, high: float, integer: bool = False) -> float:
-        if key not in m:
-            return default
-        value = r.number(m[key], f"{ptr}/{key}", key, low=low, high=high, integer=integer)
-        return default if value is None else value
+        return _number(r, m, ptr, key, default, low, high, integer)
 
     return UpstreamSettings(
         connect_timeout=num("connect_timeout", d.connect_timeout, 0.01, 300),

@@ -430,22 +430,19 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         if limit is not None and self.body_bytes > limit and mode in (_PROXY, _WAITING, _BUFFERING):
             self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
             return
-        if mode == _PROXY:
-            data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
-            if self.proxy.send(data):
-                self._pause_for_backend()
-        elif mode == _WAITING:
-            data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
-            if self.proxy.hold(data):
-                self._pause_for_backend()
-        elif mode == _BUFFERING:
+        if mode == _BUFFERING:
             self.since = self.state.now  # gateway.client.body_timeout runs between reads
             if self.body_bytes > settings.max_buffered_body:
                 self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
                 return
-            self.body_raw.append(body)
-            # kept for the backend too; max_buffered_body bounds it, reading goes on
-            self.proxy.hold(b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body)
+            self.body_raw.append(body)  # for the stage, and below for the backend too
+        elif mode not in (_PROXY, _WAITING):
+            return  # answered already: the rest of the body is read and dropped
+        data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
+        # proxying: sent, or held while a backend connection opens; else held for the backend
+        held_much = self.proxy.send(data) if mode == _PROXY else self.proxy.hold(data)
+        if held_much and mode != _BUFFERING:  # (a buffered body is bounded by max_buffered_body)
+            self._pause_for_backend()
 
     def on_message_complete(self) -> None:
         if self.queued is not None:  # a request waiting its turn is all read
