@@ -179,6 +179,13 @@ def json_line(ex: Exchange) -> bytes:
     are memoised as JSON, keyed by every value they hold, and the per-request values are
     serialized by orjson in one call. Any other exchange takes the general way.
     tests/observe/test_accesslog_line.py checks that both give the same bytes."""
+    tls = ex.tls
+    if tls is not None and tls.peer_der is not None:
+        # the certificate's PEM is left out of the default line (a kilobyte on every request);
+        # an AWS-style format may ask for $context.identity.clientCert.clientCertPem
+        shown = context_variables(ex)
+        del shown["identity.clientCert.clientCertPem"]
+        return orjson.dumps(shown, option=_NEWLINE)
     latency = ex.integration_latency
     integration_status = ex.integration_status
     decision = ex.decision
@@ -201,12 +208,6 @@ def json_line(ex: Exchange) -> bytes:
         or ex.base_path is not None
     ):
         return orjson.dumps(context_variables(ex), option=_NEWLINE)
-    if ex.tls is not None and ex.tls.peer_der is not None:
-        # the certificate's PEM is left out of the default line (a kilobyte on every request);
-        # an AWS-style format may ask for $context.identity.clientCert.clientCertPem
-        shown = context_variables(ex)
-        del shown["identity.clientCert.clientCertPem"]
-        return orjson.dumps(shown, option=_NEWLINE)
     if decision is not None:
         parts = _decision_parts(decision)
         if parts[3] is not None:
@@ -307,6 +308,10 @@ def _pieces(ex: Exchange, key: tuple[object, ...]) -> tuple[bytes, bytes, bytes]
 
 def _host_names(host: bytes) -> tuple[str, str]:
     domain = host.decode("latin-1")
+    if not domain.startswith("["):  # no port: API Gateway's hosts never carry one
+        name, colon, port = domain.rpartition(":")
+        if colon and port.isdigit():
+            domain = name
     names = (domain, domain.split(".", 1)[0])
     _host_memo.keep(host, names)
     return names

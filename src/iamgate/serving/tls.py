@@ -181,7 +181,9 @@ class TlsListener:
                         self._count("plain_http")
                         self._log("plain HTTP from %s on the TLS %s port: answered 400", peer, self.port)
                         with contextlib.suppress(OSError):
+                            conn.recv(MAX_HELLO)  # read what was peeked: closing on unread bytes resets
                             conn.send(_PLAIN_HTTP)
+                            conn.shutdown(socket.SHUT_WR)
                     else:
                         self._count("not_tls")
                         self._log("TLS refused from %s: the first bytes are not a TLS handshake", peer)
