@@ -409,6 +409,18 @@ def test_mutual_tls_domain_is_not_reachable_through_another_names_handshake(pki:
         "api.example.test", edge.port, pki.context(), "/nowhere/at/all", {"Host": "mtls.example.test"}
     )
     assert status == 403  # the same answer whatever the path: nothing is told without a certificate
+    # nor through the other path forms: behind a domain's Host, a path is the domain's
+    for path in (f"/restapis/{API}/prod/_user_request_/pets", f"/_aws/execute-api/{API}/prod/pets"):
+        status, _, _ = get("api.example.test", edge.port, pki.context(), path, {"Host": "mtls.example.test"})
+        assert status == 403, path
+    status, _, _ = get(
+        "api.example.test",
+        edge.port,
+        pki.context(),
+        "/pets",
+        {"Host": "mtls.example.test", "x-apigw-api-id": API},
+    )
+    assert status == 403
 
 
 def test_client_certificate_reaches_a_request_authorizer(

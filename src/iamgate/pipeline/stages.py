@@ -154,6 +154,13 @@ def _refused_mtls(ex: Exchange, routed: Routed) -> bool:
 
 def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -> Routed:
     """Route a raw request path (still percent-encoded) with the request's method and headers."""
+    domains = snap.domains
+    if domains is not None:  # a custom domain's Host first: its paths are never another form's
+        host = hmap.get(b"host")
+        name = host_name(host) if host is not None else None
+        domain = domains.find(name) if name is not None else None
+        if domain is not None:
+            return _on_domain(snap, domain, raw, method, hmap)
     api = None
     if raw.startswith(b"/restapis/"):  # LocalStack: /restapis/{id}/{stage}/_user_request_/{path}
         parts = raw.split(b"/", 5)
@@ -170,12 +177,6 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
     else:
         header_id = hmap.get(b"x-apigw-api-id")
         host = hmap.get(b"host")
-        domains = snap.domains
-        if domains is not None and host is not None:
-            name = host_name(host)
-            domain = domains.find(name) if name is not None else None
-            if domain is not None:
-                return _on_domain(snap, domain, raw, method, hmap)
         if header_id is not None:
             api = snap.apis.get(header_id.decode("latin-1").strip().lower())
         elif host is not None and b".execute-api." in host:
