@@ -598,3 +598,25 @@ def test_admin_port_over_tls(pki: Pki, backend: Backend, gateway_factory: Any, t
     status, body = gw.admin("/readyz")  # plain HTTP
     assert status == 400
     assert b"speaks TLS" in body
+
+
+def test_tls_with_two_workers_and_a_reload(pki: Pki, backend: Backend, gateway_factory: Any) -> None:
+    gw = gateway_factory(edge_config(pki, backend), workers=2)
+    ctx = pki.context()
+    for _ in range(20):  # both workers accept on the one socket
+        assert get("api.example.test", gw.port, ctx, "/v1/a")[0] == 200
+    renewed = write_server_cert(pki.ca, pki.dir, "api-renewed", "api.example.test")
+    shutil.copy(renewed[0], pki.api[0])
+    shutil.copy(renewed[1], pki.api[1])
+    gw.signal(signal.SIGHUP)
+    want = Path(renewed[0]).read_bytes()
+
+    def renewed_everywhere() -> bool:
+        served = set()
+        for _ in range(10):
+            with tls_socket(gw.port, ctx, "api.example.test") as s:
+                der = s.getpeercert(binary_form=True)
+            served.add(ssl.DER_cert_to_PEM_cert(der).encode() in want)
+        return served == {True}
+
+    wait_for(renewed_everywhere, "every worker to serve the renewed certificate", timeout=15)

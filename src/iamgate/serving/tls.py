@@ -134,7 +134,7 @@ class TlsListener:
         handed = False
         try:
             conn.setblocking(False)
-            hello = await self._hello(conn, deadline)
+            hello = await self._hello(conn, peer, deadline)
             if hello is None:
                 return
             if isinstance(hello, Hello):
@@ -156,10 +156,9 @@ class TlsListener:
             if not handed:
                 conn.close()
 
-    async def _hello(self, conn: socket.socket, deadline: float) -> Hello | None:
+    async def _hello(self, conn: socket.socket, peer: str, deadline: float) -> Hello | None:
         """Peek until the ClientHello is whole; answer or close what is not one (None)."""
         loop = asyncio.get_running_loop()
-        peer = conn.getpeername()[0] if conn.family in (socket.AF_INET, socket.AF_INET6) else "?"
         wait = 0.005
         while True:
             try:
