@@ -247,15 +247,18 @@ def test_stalled_handshakes_time_out_and_do_not_stop_others(
     stalled = []
     for i in range(40):
         s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
-        if i % 2:
+        if i % 3 == 1:
             s.sendall(hello[: len(hello) // 2])  # half a ClientHello, then nothing
+        elif i % 3 == 2:
+            s.sendall(hello)  # a whole ClientHello, then never the rest of the handshake
         stalled.append(s)
     # served meanwhile
     assert get("api.example.test", gw.port, pki.context(), "/v1/a")[0] == 200
     for s in stalled:  # each is closed by the gateway once the timeout passes
         s.settimeout(5)
-        with contextlib.suppress(ConnectionResetError):
-            assert s.recv(1024) == b""
+        with contextlib.suppress(ConnectionResetError):  # the server's first flight, then the end
+            while s.recv(65536):
+                pass
         s.close()
     assert metric_value(gw, "iamgate_tls_handshakes_total", result="timeout") == 40
 

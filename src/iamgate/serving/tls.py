@@ -233,7 +233,7 @@ class TlsListener:
             await loop.connect_accepted_socket(
                 lambda: self.factory(choice), conn, ssl=choice.context, ssl_handshake_timeout=left
             )
-        except TimeoutError:
+        except (TimeoutError, ConnectionAbortedError):  # uvloop aborts a handshake that is too long
             self._count("timeout")
             self._log("TLS refused from %s: the handshake did not finish in time", peer)
             conn.close()
