@@ -623,3 +623,41 @@ def test_tls_with_two_workers_and_a_reload(pki: Pki, backend: Backend, gateway_f
         return served == {True}
 
     wait_for(renewed_everywhere, "every worker to serve the renewed certificate", timeout=15)
+
+
+def test_a_resumed_mutual_tls_session_keeps_its_certificate(pki: Pki, edge: Gateway) -> None:
+    ctx = pki.context(cert=pki.client_files)
+    request = b"GET /pets HTTP/1.1\r\nHost: mtls.example.test\r\nConnection: close\r\n\r\n"
+    with tls_socket(edge.port, ctx, "mtls.example.test") as s:
+        s.sendall(request)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        session = s.session
+    raw = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="mtls.example.test", session=session) as again:
+        assert again.session_reused
+        again.sendall(request)
+        answer = again.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200")
+    request_id = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in answer.split(b"\r\n")
+        if line.lower().startswith(b"x-amzn-requestid:")
+    )
+    assert wait_for_log(edge, request_id)["identity.clientCert.subjectDN"] == "CN=client-1,O=Tests"
+    # a session from a domain without mutual TLS does not resume on the mTLS domain
+    plain = pki.context()
+    with tls_socket(edge.port, plain, "api.example.test") as s:
+        s.sendall(b"GET /v1/a HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n")
+        s.recv(65536)
+        other = s.session
+    raw = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+    answer = b""
+    refused = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+    with (
+        contextlib.suppress(*refused),
+        plain.wrap_socket(raw, server_hostname="mtls.example.test", session=other) as s,
+    ):
+        assert not s.session_reused  # another context's ticket: a full handshake
+        s.sendall(request)
+        answer = s.recv(65536)
+    assert answer == b""  # refused for want of a certificate: no HTTP answer
