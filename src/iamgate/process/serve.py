@@ -12,6 +12,7 @@ socket and merges their metrics.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import resource
 import socket
@@ -63,6 +64,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def raise_file_limit() -> None:
     """Raise the soft open-file limit to the hard one (as Go's runtime and nginx's
     worker_rlimit_nofile do): every client and backend connection is a file."""
@@ -108,6 +116,12 @@ def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link
         len(config.apis),
         compiled_state(),
     )
+    if config.settings.tls is None and not _loopback(options.host):
+        log.warning(
+            "the data port speaks plain HTTP on %s (no gateway.tls): put TLS in front of it, or "
+            "configure gateway.tls (docs/tls.md)",
+            options.host,
+        )
     if on_ready is not None:
         on_ready()
     if options.workers <= 1:
