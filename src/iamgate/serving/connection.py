@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from iamgate.config.domains import TlsChoice
     from iamgate.serving.state import GatewayState
 
-__all__ = ["DownstreamConnection", "connection_factory"]
+__all__ = ["DownstreamConnection", "connection_factory", "tls_connection"]
 
 log: Final = logging.getLogger("iamgate")
 
@@ -195,6 +195,10 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             if choice.mtls:  # verified in the handshake: the truststore, dates, clientAuth
                 ssl_object = transport.get_extra_info("ssl_object")
                 der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+                if der is None:  # cannot happen with CERT_REQUIRED; fail closed if it ever does
+                    self.refused = True
+                    transport.close()
+                    return
             self.tls = TlsSession(choice.domain, der)
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else "127.0.0.1"
