@@ -299,6 +299,23 @@ def test_base_path_mappings_route_what_reaches_the_api(
     assert backend.requests[-1].target == reaches
 
 
+def test_a_mapping_without_a_stage_takes_the_stage_from_the_url(
+    pki: Pki, backend: Backend, gateway_factory: Any
+) -> None:
+    config = edge_config(pki, backend)
+    config["domains"][2]["mappings"] = [{"base_path": "v1", "api": API, "stage": "(none)"}]
+    gw = gateway_factory(config)
+    ctx = pki.context()
+    status, headers, _ = get("modern.example.test", gw.port, ctx, "/v1/beta/pets")
+    assert status == 200
+    assert backend.requests[-1].target == "/pets"
+    logged = wait_for_log(gw, headers["x-amzn-requestid"])
+    assert (logged["stage"], logged["path"]) == ("beta", "/v1/beta/pets")
+    for path in ("/v1/nostage/pets", "/v1"):  # no such stage, no stage at all
+        status, _, body = get("modern.example.test", gw.port, ctx, path)
+        assert (status, json.loads(body)) == (403, {"message": "Forbidden"}), path
+
+
 def test_a_domain_without_a_matching_mapping_answers_forbidden(pki: Pki, edge: Gateway) -> None:
     status, headers, body = get("modern.example.test", edge.port, pki.context(), "/v2/pets")
     assert (status, json.loads(body)) == (403, {"message": "Forbidden"})

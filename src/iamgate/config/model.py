@@ -202,7 +202,8 @@ class MutualTls:
 
 @dataclass(frozen=True, slots=True)
 class BasePathMapping:
-    """Domain + base path -> API + stage. ``base_path`` is "" for API Gateway's ``(none)``."""
+    """Domain + base path -> API + stage. ``base_path`` is "" for API Gateway's ``(none)``;
+    ``stage`` is "" for its ``(none)``: the first segment after the base path names the stage."""
 
     base_path: str
     api: str

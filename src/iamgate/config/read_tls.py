@@ -201,7 +201,7 @@ def _mappings(r: Reader, raw: object, ptr: str) -> list[BasePathMapping]:
     seen: dict[str, int] = {}
     for i, item in enumerate(r.sequence(raw, ptr, "mappings") or []):
         p = f"{ptr}/{i}"
-        m = r.mapping(item, p, "a base path mapping", {"base_path": False, "api": True, "stage": True})
+        m = r.mapping(item, p, "a base path mapping", {"base_path": False, "api": True, "stage": False})
         if m is None:
             continue
         base = "(none)"
@@ -219,9 +219,12 @@ def _mappings(r: Reader, raw: object, ptr: str) -> list[BasePathMapping]:
             )
             continue
         api = r.string(m["api"], f"{p}/api", "api")
-        stage = r.string(m["stage"], f"{p}/stage", "stage")
+        # "(none)" (or no stage): callers name the stage after the base path, as on AWS
+        stage = r.string(m["stage"], f"{p}/stage", "stage") if "stage" in m else "(none)"
         if api is None or stage is None:
             continue
+        if stage == "(none)":
+            stage = ""
         if base in seen:
             shown = base or "(none)"
             r.report(
@@ -319,13 +322,22 @@ def check_domains(
     for i, domain in domains:
         ptr = f"/domains/{i}"
         for j, mapping in enumerate(domain.mappings):
+            # a warning, not an error: a store's mapping may outlive its stage (AWS answers 403
+            # Forbidden then, as the gateway does), and one bad mapping must not stop the rest
+            base = mapping.base_path or "(none)"
             if mapping.api not in ids:
-                r.report("invalid-value", f"{ptr}/mappings/{j}/api", f"API '{mapping.api}' is not configured")
-            elif (mapping.api, mapping.stage) not in stages:
-                r.report(
-                    "invalid-value",
+                r.warn(
+                    "unserved-mapping",
+                    f"{ptr}/mappings/{j}/api",
+                    f"API '{mapping.api}' is not configured: requests for base path {base} of "
+                    f"{domain.name} are answered 403",
+                )
+            elif mapping.stage and (mapping.api, mapping.stage) not in stages:
+                r.warn(
+                    "unserved-mapping",
                     f"{ptr}/mappings/{j}/stage",
-                    f"API '{mapping.api}' has no stage '{mapping.stage}'",
+                    f"API '{mapping.api}' has no stage '{mapping.stage}': requests for base path {base} "
+                    f"of {domain.name} are answered 403",
                 )
         if tls is None:
             if domain.mutual_tls is not None:

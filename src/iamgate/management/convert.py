@@ -152,6 +152,8 @@ def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]
         definition["policy_mode"] = "report"
     if api.get("apiKeySource", "HEADER") != "HEADER":
         definition["api_key_source"] = api["apiKeySource"]
+    if api.get("disableExecuteApiEndpoint"):  # as on AWS, it takes effect with a deployment
+        definition["disable_execute_api_endpoint"] = True
     used = {a["name"]: a for a in authorizers.values()}
     if used:
         definition["authorizers"] = [_authorizer_entry(a) for _, a in sorted(used.items())]
@@ -303,7 +305,7 @@ def definition_to_draft(
         "createdDate": old_api.get("createdDate") or now(),
         "apiKeySource": definition.get("api_key_source", "HEADER"),
         "endpointConfiguration": {"types": [definition.get("endpoint_type", "REGIONAL")]},
-        "disableExecuteApiEndpoint": False,
+        "disableExecuteApiEndpoint": bool(definition.get("disable_execute_api_endpoint")),
         "rootResourceId": root,
         "tags": old_api.get("tags") or {},
     }

@@ -88,6 +88,7 @@ class Exchange:
     vpce_id: str | None = None
     tls: TlsSession | None = None  # the connection's TLS (None: plain HTTP)
     base_path: str | None = None  # the custom domain's base path mapping matched ("" for (none))
+    stage_in_path = False  # behind a domain whose mapping has no stage: the URL named it
     extra: dict[str, Any] | None = None
     body: bytes | None = None  # the whole request body, when a stage needed it (SigV4)
     services: Services | None = None  # the process's: pools, throttle backend, metrics
@@ -133,9 +134,11 @@ class Exchange:
         the path as the client sent it (base path, then the API's path)."""
         path = self.path or "/"
         base = self.base_path
-        if base is None:
-            stage = self.stage
-            return path if stage is None else f"/{stage.name}{path}"
+        stage = self.stage
+        if base is None or self.stage_in_path:
+            path = path if stage is None else f"/{stage.name}{path}"
+            if base is None:
+                return path
         if not base:
             return path
         return f"/{base}" if path == "/" else f"/{base}{path}"

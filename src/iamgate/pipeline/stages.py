@@ -83,6 +83,7 @@ class Routed:
         "route",
         "segments",
         "stage",
+        "stage_in_path",
         "throttle",
     )
 
@@ -101,6 +102,7 @@ class Routed:
         # behind a custom domain: the domain and the base path its mapping matched
         self.domain: DomainRuntime | None = None
         self.base_path: str | None = None
+        self.stage_in_path = False  # the mapping has no stage: the URL named it
 
 
 # Routing is a pure function of the snapshot and (raw path, method, Host, x-apigw-api-id): its
@@ -132,6 +134,7 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
         if _refused_mtls(ex, routed):
             return R.gateway_error(R.FORBIDDEN)
         ex.base_path = routed.base_path
+        ex.stage_in_path = routed.stage_in_path
     ex.api = routed.api
     ex.stage = routed.stage
     ex.route = routed.route
@@ -214,17 +217,26 @@ def _on_domain(
     if isinstance(segments, PathError):
         return Routed(None, R.gateway_error(R.BAD_REQUEST, f"Bad Request: {segments.reason}"))
     found = domain.match(segments)
-    api = None if found is None else snap.apis.get(found[0].api)
-    stage = None if found is None or api is None else api.stages.get(found[0].stage)
+    api = stage = None
+    rest: tuple[str, ...] = ()
+    if found is not None:
+        mapping, rest = found
+        api = snap.apis.get(mapping.api)
+        if api is not None and mapping.stage:
+            stage = api.stages.get(mapping.stage)
+        elif api is not None and rest:  # a mapping without a stage: the URL names it next
+            stage = api.stages.get(rest[0])
+            rest = rest[1:]
     if found is None or api is None or stage is None:
         routed = Routed(api, R.gateway_error(R.FORBIDDEN))
         routed.domain = domain
         return routed
     if api.by_stage:
         api = api.by_stage[stage.name]
-    routed = _on_stage(snap, api, stage, found[1], method, hmap)
+    routed = _on_stage(snap, api, stage, rest, method, hmap)
     routed.domain = domain
     routed.base_path = found[0].base_path
+    routed.stage_in_path = not found[0].stage
     return routed
 
 
