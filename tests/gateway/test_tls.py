@@ -678,3 +678,74 @@ def test_a_resumed_mutual_tls_session_keeps_its_certificate(pki: Pki, edge: Gate
         s.sendall(request)
         answer = s.recv(65536)
     assert answer == b""  # refused for want of a certificate: no HTTP answer
+
+
+def test_a_domain_made_with_the_management_api_is_served_and_renewed(
+    pki: Pki, backend: Backend, gateway_factory: Any, tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.config import Config
+
+    config = {
+        "gateway": {
+            "region": "us-east-1",
+            "account_id": "111122223333",
+            "tls": {"certificate": pki.default[0], "key": pki.default[1]},
+        },
+        "store": f"sqlite:///{tmp_path / 'store.db'}",
+        "management": {"authentication": "none"},
+    }
+    gw = gateway_factory(config)
+    apigw = boto3.client(
+        "apigateway",
+        endpoint_url=f"http://127.0.0.1:{gw.admin_port}",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="unused",  # management.authentication: none (loopback)
+        config=Config(retries={"max_attempts": 1}),
+    )
+    api_id = apigw.create_rest_api(name="stored", endpointConfiguration={"types": ["REGIONAL"]})["id"]
+    root = apigw.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=root,
+        httpMethod="GET",
+        type="HTTP_PROXY",
+        integrationHttpMethod="GET",
+        uri=f"{backend.url}/from-store",
+    )
+    apigw.create_deployment(restApiId=api_id, stageName="prod")
+    name = "shop.example.test"
+    first = write_server_cert(pki.ca, pki.dir, "shop", name)
+    apigw.create_domain_name(
+        domainName=name,
+        certificateBody=Path(first[0]).read_text(),
+        certificatePrivateKey=Path(first[1]).read_text(),
+    )
+    apigw.create_base_path_mapping(domainName=name, basePath="v1", restApiId=api_id, stage="prod")
+    ctx = pki.context()
+
+    def served() -> bool:
+        try:
+            return get(name, gw.port, ctx, "/v1")[0] == 200
+        except (ssl.SSLError, OSError):
+            return False
+
+    wait_for(served, "the store's domain to be served", timeout=15)
+    assert backend.requests[-1].target == "/from-store"
+
+    def serial() -> str:
+        with tls_socket(gw.port, ctx, name) as s:
+            return str(s.getpeercert()["serialNumber"])
+
+    before = serial()
+    renewed = write_server_cert(pki.ca, pki.dir, "shop-renewed", name)
+    bundle = pki.dir / "shop-bundle.pem"
+    bundle.write_bytes(Path(renewed[0]).read_bytes() + Path(renewed[1]).read_bytes())
+    apigw.update_domain_name(
+        domainName=name,
+        patchOperations=[{"op": "replace", "path": "/regionalCertificateArn", "value": bundle.as_uri()}],
+    )
+    wait_for(lambda: serial() != before, "the renewed certificate to be served", timeout=15)
+    assert get(name, gw.port, ctx, "/v1")[0] == 200

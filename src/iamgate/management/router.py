@@ -38,6 +38,7 @@ ROUTE_MODULES: list[str] = [
     "iamgate.management.openapi",
     "iamgate.management.keys",
     "iamgate.management.invoke",
+    "iamgate.management.domains",
 ]
 
 

@@ -18,6 +18,9 @@ kind            key                 document
                                     ``createdDate``/``lastUpdatedDate``/``description``
 ``usageplan``   ("", plan id)       a configuration file's ``usage_plans`` entry plus
                                     ``description``
+``domainname``  ("", domain name)   a custom domain name in the management API's shape, with its
+                                    base path mappings and certificate (served at once: domains
+                                    have no deployments, as on API Gateway)
 ==============  ==================  ==============================================================
 
 What the gateway serves is composed from stages, their deployments, API keys and usage plans
@@ -37,7 +40,7 @@ import re
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
@@ -57,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger("iamgate.store")
 
-KINDS = ("restapi", "deployment", "stage", "apikey", "usageplan")
+KINDS = ("restapi", "deployment", "stage", "apikey", "usageplan", "domainname")
 
 Doc = dict[str, Any]
 
@@ -131,6 +134,7 @@ class Served:
     deployments: dict[tuple[str, str], Doc]  # (api id, deployment id) -> deployment document
     api_keys: list[Doc]
     usage_plans: list[Doc]
+    domains: list[Doc] = field(default_factory=list)  # custom domain names, with their mappings
 
 
 class Transaction(Protocol):

@@ -13,8 +13,9 @@ from collections import defaultdict
 from typing import Any
 
 from iamgate.store.base import Doc, Served
+from iamgate.tls.contexts import DEFAULT_POLICY
 
-__all__ = ["STORE_FILE", "compose", "decode_served", "encode_served"]
+__all__ = ["STORE_FILE", "compose", "decode_served", "domain_entry", "encode_served"]
 
 # the name under which the store's state travels with the configuration files (supervisor ->
 # workers): workers never open the store themselves, so they serve exactly what was validated
@@ -32,6 +33,7 @@ def encode_served(served: Served) -> bytes:
             "deployments": [[a, i, d] for (a, i), d in served.deployments.items()],
             "api_keys": served.api_keys,
             "usage_plans": served.usage_plans,
+            "domains": served.domains,
         },
         sort_keys=True,
     ).encode()
@@ -45,6 +47,7 @@ def decode_served(data: bytes) -> Served:
         {(a, i): d for a, i, d in raw["deployments"]},
         list(raw["api_keys"]),
         list(raw["usage_plans"]),
+        list(raw.get("domains") or []),
     )
 
 
@@ -85,4 +88,41 @@ def compose(document: dict[str, Any], served: Served) -> tuple[dict[str, Any], d
         plans.append({k: doc[k] for k in _PLAN_FIELDS if k in doc})
     if plans:
         out["usage_plans"] = plans
+    domains = list(out.get("domains") or [])
+    for doc in served.domains:
+        origins[f"/domains/{len(domains)}"] = f"the store's domain name {doc.get('domainName')}"
+        domains.append(domain_entry(doc))
+    if domains:
+        out["domains"] = domains
     return out, origins
+
+
+def domain_entry(doc: Doc) -> dict[str, Any]:
+    """The configuration's ``domains`` entry of a stored domain (``iamgate.management.domains``
+    writes them; docs/configuration.md): a file's path where the certificate or truststore was
+    given as a ``file://`` URI (so the gateway watches it), else the PEM text."""
+    entry: dict[str, Any] = {
+        "name": doc["domainName"],
+        "security_policy": doc.get("securityPolicy", DEFAULT_POLICY),
+        "endpoint_type": (doc.get("endpointConfiguration") or {}).get("types", ["REGIONAL"])[0],
+    }
+    if doc.get("certificateFile"):
+        entry["certificate"] = entry["key"] = doc["certificateFile"]
+    elif doc.get("certificatePem"):
+        entry["certificate_pem"] = doc["certificatePem"]
+        entry["key_pem"] = doc["privateKeyPem"]
+    mtls = doc.get("mutualTlsAuthentication")
+    if mtls:
+        trust: dict[str, Any] = {}
+        if mtls.get("truststoreFile"):
+            trust["truststore"] = mtls["truststoreFile"]
+        else:
+            trust["truststore_pem"] = mtls.get("truststorePem", "")
+        if mtls.get("truststoreVersion"):
+            trust["truststore_version"] = mtls["truststoreVersion"]
+        entry["mutual_tls"] = trust
+    entry["mappings"] = [
+        {"base_path": m["basePath"] or "(none)", "api": m["restApiId"], "stage": m.get("stage") or "(none)"}
+        for m in doc.get("mappings") or []
+    ]
+    return entry

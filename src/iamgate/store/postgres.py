@@ -512,6 +512,7 @@ class PostgresStore:
                 deployments = {(a, i): d for a, i, d in tx.list("deployment")}
                 keys = [d for _, _, d in tx.list("apikey")]
                 plans = [d for _, _, d in tx.list("usageplan")]
+                domains = [d for _, _, d in tx.list("domainname")]
                 try:
                     conn.execute("COMMIT")
                 except psycopg.Error as exc:
@@ -519,7 +520,7 @@ class PostgresStore:
             except BaseException:
                 self._rollback(conn)
                 raise
-        return Served(generation, stages, deployments, keys, plans)
+        return Served(generation, stages, deployments, keys, plans, domains)
 
     def generation(self) -> int:
         with self._lock:

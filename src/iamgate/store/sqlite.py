@@ -219,13 +219,14 @@ class SqliteStore:
                     deployments = {(a, i): d for a, i, d in tx.list("deployment")}
                     keys = [d for _, _, d in tx.list("apikey")]
                     plans = [d for _, _, d in tx.list("usageplan")]
+                    domains = [d for _, _, d in tx.list("domainname")]
                 finally:
                     if conn.in_transaction:  # end the read (it wrote nothing to keep or lose)
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.url}: cannot read the store: {exc}") from None
-        return Served(generation, stages, deployments, keys, plans)
+        return Served(generation, stages, deployments, keys, plans, domains)
 
     def generation(self) -> int:
         with self._lock:

@@ -11,6 +11,7 @@ the key matches, the chain is in order and signed, the dates hold, the name is c
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -176,6 +177,11 @@ def read_server_certificate(
     checked: readable, key matching the leaf, chain in order and signed, within its dates, and
     valid for ``name`` when one is given (a custom domain's name)."""
     now = now or dt.datetime.now(dt.UTC)
+    # one file may hold both (a bundle, as HAProxy's): take each part from where it is
+    if b"PRIVATE KEY-----" in chain_pem and b"CERTIFICATE-----" in chain_pem:
+        chain_pem = _only(chain_pem, keys=False)
+    if b"CERTIFICATE-----" in key_pem and b"PRIVATE KEY-----" in key_pem:
+        key_pem = _only(key_pem, keys=True)
     certs = _certificates(chain_pem, "the certificate")
     if isinstance(certs, CertError):
         return certs
@@ -248,6 +254,14 @@ def read_server_certificate(
         serial_text(leaf.serial_number),
         leaf.fingerprint(hashes.SHA256()).hex(),
     )
+
+
+_BLOCK: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\s*", re.DOTALL)
+
+
+def _only(data: bytes, *, keys: bool) -> bytes:
+    """The private-key blocks of a PEM bundle (``keys``), or every other block."""
+    return b"".join(m.group(0) for m in _BLOCK.finditer(data) if (b"PRIVATE KEY" in m.group(1)) == keys)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
