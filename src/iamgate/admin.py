@@ -31,7 +31,12 @@ from urllib.parse import parse_qsl
 
 import httptools
 
+from iamgate.config.domains import TlsChoice
+from iamgate.config.model import TlsSettings
+from iamgate.observe.metrics import Metrics
+from iamgate.serving.tls import TlsListener
 from iamgate.throttle.usage import UsageError
+from iamgate.tls.contexts import SECURITY_POLICIES, cached_context
 
 if TYPE_CHECKING:
     from iamgate.management.app import ManagementApp
@@ -368,19 +373,55 @@ class AdminServer:
         self.metrics = metrics
         self.usage = usage
         self.management = management
-        self.server: asyncio.AbstractServer | None = None
+        self.server: asyncio.AbstractServer | TlsListener | None = None
         self.tasks: set[asyncio.Future[None]] = set()
         self.connections: set[_AdminConnection] = set()
 
-    async def start(self, sock: socket.socket) -> None:
+    async def start(
+        self,
+        sock: socket.socket,
+        tls: Callable[[], TlsSettings | None] | None = None,
+        metrics: Callable[[], Metrics] | None = None,
+    ) -> None:
         """Serve on ``sock``, a listening socket bound by the caller (so a port in use is found,
         and reported, before anything starts). The management API is told the address it is
-        served on (``management.authentication: none`` needs a loopback one)."""
+        served on (``management.authentication: none`` needs a loopback one). With ``tls``
+        (the configuration's current ``gateway.admin_tls``, read at each handshake, so that a
+        reload renews the certificate) the port speaks TLS."""
         if self.management is not None:
             address = sock.getsockname()
             self.management.bound(address[0] if isinstance(address, tuple) else str(address))
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _AdminConnection(self), sock=sock)
+        settings = tls() if tls is not None else None
+        if tls is None or settings is None:
+            self.server = await loop.create_server(lambda: _AdminConnection(self), sock=sock)
+            return
+        current = tls
+
+        def choose(_name: str | None) -> TlsChoice | None:
+            now = current()
+            if now is None or now.certificate is None:
+                return None
+            return TlsChoice(
+                cached_context(now.certificate, SECURITY_POLICIES[now.security_policy]), None, False
+            )
+
+        def timeout() -> float:
+            now = current()
+            return now.handshake_timeout if now is not None else 10.0
+
+        own = Metrics()
+        listener = TlsListener(
+            sock,
+            choose=choose,
+            timeout=timeout,
+            factory=lambda _choice: _AdminConnection(self),
+            metrics=metrics or (lambda: own),
+            room=lambda pending: pending < 256,
+            port="admin",
+        )
+        listener.start()
+        self.server = listener
 
     def close(self) -> None:
         """Stop accepting and close every connection (requests in progress are cut)."""

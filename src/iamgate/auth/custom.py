@@ -104,6 +104,8 @@ class RequestFacts:
     path_parameters: dict[str, str]
     stage_variables: dict[str, str]
     api_key: str | None = None
+    context_path: str | None = None  # $context.path (None: /{stage}{path})
+    client_cert: dict[str, Any] | None = None  # $context.identity.clientCert (mutual TLS)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -218,6 +220,13 @@ class CustomAuthorizer:
         for name, value in facts.query_params():
             query[name] = value
             multi_query.setdefault(name, []).append(value)
+        identity: dict[str, Any] = {
+            "sourceIp": facts.source_ip,
+            "userAgent": facts.header("user-agent"),
+            "apiKey": facts.api_key,
+        }
+        if facts.client_cert is not None:
+            identity["clientCert"] = facts.client_cert
         return {
             "type": "REQUEST",
             "methodArn": facts.method_arn,
@@ -237,12 +246,8 @@ class CustomAuthorizer:
                 "stage": facts.stage,
                 "requestId": facts.request_id,
                 "httpMethod": facts.http_method,
-                "path": f"/{facts.stage}{facts.path}",
-                "identity": {
-                    "sourceIp": facts.source_ip,
-                    "userAgent": facts.header("user-agent"),
-                    "apiKey": facts.api_key,
-                },
+                "path": facts.context_path or f"/{facts.stage}{facts.path}",
+                "identity": identity,
             },
         }
 

@@ -15,6 +15,7 @@ stages in ``read_stages``, routes in ``read_routes``, integrations in ``read_int
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from iamgate.config.read_api import read_apis
 from iamgate.config.read_gateway import read_gateway
 from iamgate.config.read_store import read_management, read_store
 from iamgate.config.read_throttle import read_throttling, read_usage_plans
+from iamgate.config.read_tls import check_domains, read_domains, read_tls
 from iamgate.policy import Diagnostic, Location, Severity
 
 __all__ = ["Extend", "ExtendError", "load_config", "parse_config"]
@@ -129,18 +131,24 @@ def _parse_document(
             "usage_plans": False,
             "store": False,
             "management": False,
+            "domains": False,
         },
     )
     if top is None:
         return None, diags + r.diags
+    watched: list[str] = []
     settings = read_gateway(r, top.get("gateway"))
+    gateway = top.get("gateway")
+    if isinstance(gateway, dict):
+        tls = read_tls(r, gateway.get("tls"), "/gateway/tls", watched, admin=False)
+        admin_tls = read_tls(r, gateway.get("admin_tls"), "/gateway/admin_tls", watched, admin=True)
+        settings = dataclasses.replace(settings, tls=tls, admin_tls=admin_tls)
     identities = read_identities(r, top.get("identities"), r.base_dir, settings.max_policy_chars)
     api_keys = read_api_keys(r, top.get("api_keys"), r.base_dir)
     throttling = read_throttling(r, top.get("throttling"))
     store = read_store(r, top.get("store"))
     management = read_management(r, top.get("management"))
     plans = read_usage_plans(r, top.get("usage_plans"), {k.id for k in api_keys})
-    watched: list[str] = []
     if "apis" not in top and top.get("store") is None:
         r.report(
             "missing-key",
@@ -151,6 +159,8 @@ def _parse_document(
     elif top.get("apis") == [] and top.get("store") is None:
         r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
     apis = read_apis(r, top.get("apis", []), settings, watched)
+    domains = read_domains(r, top.get("domains"), watched)
+    check_domains(r, domains, apis, settings.tls)
     stage_names = {(api.id, stage) for api in apis for stage in api.stages}
     for i, plan in enumerate(plans):
         for j, st in enumerate(plan.stages):
@@ -185,6 +195,7 @@ def _parse_document(
         plans,
         store,
         management,
+        tuple(d for _, d in domains),
     )
     return config, diags
 

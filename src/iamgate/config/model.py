@@ -9,20 +9,25 @@ from typing import Final
 from iamgate.config.auth import AuthorizerConfig, AuthSettings
 from iamgate.policy import CompiledPolicy
 from iamgate.throttle.settings import Limit, RateLimitRule, ThrottleSettings, UsagePlan
+from iamgate.tls.certs import ServerCertificate, Truststore
 
 __all__ = [
     "PATH_OVERRIDE_HEADERS",
     "AccessLogSettings",
     "ApiConfig",
+    "BasePathMapping",
     "ClientSettings",
+    "DomainConfig",
     "GatewayConfig",
     "GatewaySettings",
     "HttpProxyIntegration",
     "ManagementSettings",
     "MockIntegration",
+    "MutualTls",
     "Network",
     "RouteConfig",
     "StageConfig",
+    "TlsSettings",
     "UpstreamSettings",
 ]
 
@@ -86,6 +91,16 @@ PATH_OVERRIDE_HEADERS: Final[tuple[str, ...]] = (
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS on a listening port (``gateway.tls``, ``gateway.admin_tls``; docs/tls.md)."""
+
+    certificate: ServerCertificate | None  # None: only custom domains' certificates (SNI)
+    security_policy: str = "TLS_1_2"
+    handshake_timeout: float = 10.0  # seconds from accept to a finished handshake
+    source: str = ""  # the certificate's file, for messages
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySettings:
     region: str = "us-east-1"
     account_id: str = "123456789012"
@@ -115,6 +130,9 @@ class GatewaySettings:
     drop_request_headers: frozenset[bytes] = frozenset(n.encode() for n in PATH_OVERRIDE_HEADERS)
     # 502/504 answers carry x-iamgate-integration-error: why (a debugging aid, off by default)
     expose_integration_errors: bool = False
+    # the data port speaks TLS when set (else plain HTTP), and the admin port when admin_tls is
+    tls: TlsSettings | None = None
+    admin_tls: TlsSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +188,42 @@ class ApiConfig:
     # the deployment this entry is (stores: one entry per deployment that a stage serves; an API
     # id appears once per deployment, each with its own stages)
     deployment: str | None = None
+    # requests on the default endpoint ({id}.execute-api..., x-apigw-api-id, the path forms)
+    # are answered 403 Forbidden: only custom domains reach the API
+    disable_execute_api_endpoint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MutualTls:
+    truststore: Truststore
+    version: str | None
+    source: str  # the truststore's file (or "inline")
+
+
+@dataclass(frozen=True, slots=True)
+class BasePathMapping:
+    """Domain + base path -> API + stage. ``base_path`` is "" for API Gateway's ``(none)``."""
+
+    base_path: str
+    api: str
+    stage: str
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.base_path.split("/")) if self.base_path else ()
+
+
+@dataclass(frozen=True, slots=True)
+class DomainConfig:
+    """A custom domain name (docs/tls.md): its certificate (chosen by SNI), security policy,
+    mutual TLS and base path mappings."""
+
+    name: str  # lower case; "*.example.com" for a wildcard domain
+    certificate: ServerCertificate | None  # None: the gateway's default certificate covers it
+    security_policy: str
+    endpoint_type: str  # REGIONAL | EDGE
+    mutual_tls: MutualTls | None
+    mappings: tuple[BasePathMapping, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +245,4 @@ class GatewayConfig:
     usage_plans: tuple[UsagePlan, ...] = ()
     store: str | None = None  # the store URL (sqlite:///FILE, postgresql://...), as written
     management: ManagementSettings = field(default_factory=ManagementSettings)
+    domains: tuple[DomainConfig, ...] = ()

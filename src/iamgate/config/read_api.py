@@ -68,6 +68,7 @@ def read_api(
             "authorizers": False,
             "api_key_source": False,
             "deployment": False,
+            "disable_execute_api_endpoint": False,
         },
     )
     if m is None:
@@ -128,6 +129,10 @@ def read_api(
             "a PRIVATE API needs a resource policy",
             "API Gateway refuses to deploy a private API without one; add policy or policy_file",
         )
+    disabled = False
+    if "disable_execute_api_endpoint" in m:
+        key = "disable_execute_api_endpoint"
+        disabled = bool(r.boolean(m[key], f"{ptr}/{key}", key))
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
     routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
@@ -144,6 +149,7 @@ def read_api(
         authorizers,
         key_source,
         deployment,
+        disabled,
     )
 
 

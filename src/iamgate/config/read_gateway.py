@@ -56,6 +56,8 @@ def read_gateway(r: Reader, raw: object) -> GatewaySettings:
             "client": False,
             "drop_request_headers": False,
             "expose_integration_errors": False,
+            "tls": False,  # read by config.read_tls
+            "admin_tls": False,
         },
     )
     if m is None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from iamgate.auth.custom import CustomAuthorizer, load_callable, parse_identity_sources
 from iamgate.auth.jwt import JwtAuthorizerSettings, JwtClaims, JwtValidator, extract_bearer
 from iamgate.config.auth import ApiKey, AuthorizerConfig, AuthSettings
+from iamgate.config.domains import DomainMap, Edge, build_domains, build_edge
 from iamgate.config.model import (
     ApiConfig,
     GatewayConfig,
@@ -234,6 +235,9 @@ class Snapshot:
     # the route stage's memo of its successful results (a pipeline.stages.Routed each, a type of
     # the layer above, hence Any), keyed by (raw path, method, Host, x-apigw-api-id): created
     # with the snapshot, so a reload starts an empty one
+    # custom domain names by Host (None: none configured), and the data port's TLS (None: plain)
+    domains: DomainMap | None = None
+    edge: Edge | None = None
     route_memo: SecondSight[tuple[bytes, str, bytes | None, bytes | None], Any] = field(
         default_factory=SecondSight, init=False, repr=False, compare=False
     )
@@ -366,6 +370,7 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
                 front.stages[name] = api.stages[name]
                 front.by_stage[name] = runtime
     default = next(iter(apis.values())) if len(apis) == 1 else None
+    domains = build_domains(config)
     return Snapshot(
         settings,
         apis,
@@ -378,6 +383,8 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
         {key.value: key for key in config.auth.api_keys},
         limits,
         REQUEST_DROP | settings.drop_request_headers,
+        domains,
+        build_edge(config, domains),
     )
 
 

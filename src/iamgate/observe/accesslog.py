@@ -95,12 +95,24 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
     stage = ex.stage
     if stage is not None:
         out["stage"] = stage.name
-        path = ex.path
-        if path is not None:
-            out["path"] = f"/{stage.name}{path}"
+        if ex.path is not None:
+            out["path"] = ex.context_path
+    if ex.base_path is not None:
+        out["customDomain.basePathMatched"] = ex.base_path or "(none)"
     route = ex.route
     if route is not None:
         out["resourcePath"] = route.resource_path
+    tls = ex.tls
+    if tls is not None and tls.peer_der is not None:
+        cert = tls.client_cert()
+        if cert is not None:
+            validity = cert["validity"]
+            out["identity.clientCert.clientCertPem"] = cert["clientCertPem"]
+            out["identity.clientCert.subjectDN"] = cert["subjectDN"]
+            out["identity.clientCert.issuerDN"] = cert["issuerDN"]
+            out["identity.clientCert.serialNumber"] = cert["serialNumber"]
+            out["identity.clientCert.validity.notBefore"] = validity["notBefore"]
+            out["identity.clientCert.validity.notAfter"] = validity["notAfter"]
     if ex.vpce_id is not None:
         out["identity.vpceId"] = ex.vpce_id
     if ex.vpc_id is not None:
@@ -186,8 +198,15 @@ def json_line(ex: Exchange) -> bytes:
         or ex.identity_decision is not None
         or ex.extra
         or ex.would_deny
+        or ex.base_path is not None
     ):
         return orjson.dumps(context_variables(ex), option=_NEWLINE)
+    if ex.tls is not None and ex.tls.peer_der is not None:
+        # the certificate's PEM is left out of the default line (a kilobyte on every request);
+        # an AWS-style format may ask for $context.identity.clientCert.clientCertPem
+        shown = context_variables(ex)
+        del shown["identity.clientCert.clientCertPem"]
+        return orjson.dumps(shown, option=_NEWLINE)
     if decision is not None:
         parts = _decision_parts(decision)
         if parts[3] is not None:

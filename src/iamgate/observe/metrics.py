@@ -66,6 +66,10 @@ _HELP: Final = {
         "Client connections closed with no request to answer (timeouts, the connection limit).",
     ),
     "iamgate_requests_in_flight": ("gauge", "Requests being served."),
+    "iamgate_tls_handshakes_total": (
+        "counter",
+        "TLS connections by port and result (ok, or why refused: plain_http, unknown_name, timeout...).",
+    ),
     "iamgate_throttled_total": ("counter", "Requests refused (429) by a rate limit, by level."),
     "iamgate_quota_exceeded_total": ("counter", "Requests refused (429): a usage plan quota ran out."),
     "iamgate_throttle_backend_fallbacks_total": (

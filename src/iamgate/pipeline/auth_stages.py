@@ -72,6 +72,8 @@ def facts(ex: Exchange) -> RequestFacts:
         path_parameters=dict(ex.params or {}),
         stage_variables=stage.variables,
         api_key=ex.header(b"x-api-key"),
+        context_path=ex.context_path,
+        client_cert=ex.tls.client_cert() if ex.tls is not None else None,
     )
 
 

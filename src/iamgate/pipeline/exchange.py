@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot, StaticThrottle
     from iamgate.pipeline.services import Services
     from iamgate.policy import Decision
+    from iamgate.tls.session import TlsSession
 
 __all__ = ["Exchange", "IdSource", "new_ids"]
 
@@ -85,6 +86,8 @@ class Exchange:
     response_type: str | None = None
     vpc_id: str | None = None
     vpce_id: str | None = None
+    tls: TlsSession | None = None  # the connection's TLS (None: plain HTTP)
+    base_path: str | None = None  # the custom domain's base path mapping matched ("" for (none))
     extra: dict[str, Any] | None = None
     body: bytes | None = None  # the whole request body, when a stage needed it (SigV4)
     services: Services | None = None  # the process's: pools, throttle backend, metrics
@@ -123,6 +126,19 @@ class Exchange:
         self.start = perf_counter()
         self.wall = wall_time()
         self.request_id, self.extended_id = new_ids()
+
+    @property
+    def context_path(self) -> str:
+        """``$context.path``: ``/{stage}/...`` on the default endpoint; behind a custom domain,
+        the path as the client sent it (base path, then the API's path)."""
+        path = self.path or "/"
+        base = self.base_path
+        if base is None:
+            stage = self.stage
+            return path if stage is None else f"/{stage.name}{path}"
+        if not base:
+            return path
+        return f"/{base}" if path == "/" else f"/{base}{path}"
 
     def header(self, name: bytes) -> str | None:
         """A request header (lower-case name) as text, or None."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from iamgate.auth.sigv4 import authorization_header_error
 from iamgate.clock import time_keys
+from iamgate.config.domains import host_name
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.policy import Context
@@ -21,6 +22,7 @@ from iamgate.policy.values import read_ip
 from iamgate.routing.paths import PathError, canonicalize
 
 if TYPE_CHECKING:
+    from iamgate.config.domains import DomainRuntime
     from iamgate.config.model import StageConfig
     from iamgate.config.snapshot import ApiRuntime, RouteRuntime, Snapshot, StaticThrottle
 
@@ -70,7 +72,19 @@ class Routed:
     canonical path (``segments`` after the stage; ``path`` is ``/`` + them) and the method ARN;
     or, with ``problem`` set, the answer to a request that goes nowhere (``api`` may be known)."""
 
-    __slots__ = ("api", "arn", "params", "path", "problem", "route", "segments", "stage", "throttle")
+    __slots__ = (
+        "api",
+        "arn",
+        "base_path",
+        "domain",
+        "params",
+        "path",
+        "problem",
+        "route",
+        "segments",
+        "stage",
+        "throttle",
+    )
 
     def __init__(self, api: ApiRuntime | None, problem: R.GatewayResponse | None = None) -> None:
         self.api = api
@@ -84,6 +98,9 @@ class Routed:
         # the route's static throttle levels for this stage and method (None: nothing is
         # throttled, or a method the route has none for)
         self.throttle: StaticThrottle | None = None
+        # behind a custom domain: the domain and the base path its mapping matched
+        self.domain: DomainRuntime | None = None
+        self.base_path: str | None = None
 
 
 # Routing is a pure function of the snapshot and (raw path, method, Host, x-apigw-api-id): its
@@ -104,11 +121,17 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     if routed is None:
         routed = resolve(snap, raw, ex.method, hmap)
         if routed.problem is not None:
+            if _refused_mtls(ex, routed):
+                return R.gateway_error(R.FORBIDDEN)
             ex.api = routed.api
             ex.stage = routed.stage  # known when only the resource or method is not (metrics, logs)
             return routed.problem
         if len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
             memo.offer(key, routed)
+    if routed.domain is not None:
+        if _refused_mtls(ex, routed):
+            return R.gateway_error(R.FORBIDDEN)
+        ex.base_path = routed.base_path
     ex.api = routed.api
     ex.stage = routed.stage
     ex.route = routed.route
@@ -118,6 +141,15 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
     ex.arn = routed.arn
     ex.route_throttle = routed.throttle
     return None
+
+
+def _refused_mtls(ex: Exchange, routed: Routed) -> bool:
+    """Mutual TLS belongs to the connection: a request for an mTLS domain is served only on a
+    connection whose handshake verified a certificate against that domain's truststore (not over
+    plain HTTP, nor on one made for another name: SNI and Host must agree). Checked before any
+    other answer, so that a client without a certificate learns nothing of the API."""
+    domain = routed.domain
+    return domain is not None and domain.mtls and (ex.tls is None or ex.tls.domain != domain.name)
 
 
 def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -> Routed:
@@ -138,6 +170,12 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
     else:
         header_id = hmap.get(b"x-apigw-api-id")
         host = hmap.get(b"host")
+        domains = snap.domains
+        if domains is not None and host is not None:
+            name = host_name(host)
+            domain = domains.find(name) if name is not None else None
+            if domain is not None:
+                return _on_domain(snap, domain, raw, method, hmap)
         if header_id is not None:
             api = snap.apis.get(header_id.decode("latin-1").strip().lower())
         elif host is not None and b".execute-api." in host:
@@ -147,6 +185,8 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
             api = snap.default_api
     if api is None:
         return Routed(None, _unmatched(snap, hmap))
+    if api.config.disable_execute_api_endpoint:
+        return Routed(api, R.gateway_error(R.FORBIDDEN))  # only custom domains reach it
     segments = canonical_segments(raw, snap.settings.allow_semicolon_in_path)
     if isinstance(segments, PathError):
         return Routed(api, R.gateway_error(R.BAD_REQUEST, f"Bad Request: {segments.reason}"))
@@ -157,7 +197,45 @@ def resolve(snap: Snapshot, raw: bytes, method: str, hmap: dict[bytes, bytes]) -
         return Routed(api, _unmatched(snap, hmap))
     if api.by_stage:  # several deployments of this API: the stage's own
         api = api.by_stage[stage.name]
-    rest = segments[1:]
+        if api.config.disable_execute_api_endpoint:
+            return Routed(api, R.gateway_error(R.FORBIDDEN))
+    return _on_stage(snap, api, stage, segments[1:], method, hmap)
+
+
+def _on_domain(
+    snap: Snapshot, domain: DomainRuntime, raw: bytes, method: str, hmap: dict[bytes, bytes]
+) -> Routed:
+    """Behind a custom domain: the longest base path mapping that is a whole-segment prefix of
+    the canonical path picks the API and stage (the stage is not in the URL); what follows the
+    base path is the API's path. A path no mapping covers, or a mapping whose API stage is not
+    served, is answered 403 Forbidden, as API Gateway does."""
+    segments = canonical_segments(raw, snap.settings.allow_semicolon_in_path)
+    if isinstance(segments, PathError):
+        return Routed(None, R.gateway_error(R.BAD_REQUEST, f"Bad Request: {segments.reason}"))
+    found = domain.match(segments)
+    api = None if found is None else snap.apis.get(found[0].api)
+    stage = None if found is None or api is None else api.stages.get(found[0].stage)
+    if found is None or api is None or stage is None:
+        routed = Routed(api, R.gateway_error(R.FORBIDDEN))
+        routed.domain = domain
+        return routed
+    if api.by_stage:
+        api = api.by_stage[stage.name]
+    routed = _on_stage(snap, api, stage, found[1], method, hmap)
+    routed.domain = domain
+    routed.base_path = found[0].base_path
+    return routed
+
+
+def _on_stage(
+    snap: Snapshot,
+    api: ApiRuntime,
+    stage: StageConfig,
+    rest: tuple[str, ...],
+    method: str,
+    hmap: dict[bytes, bytes],
+) -> Routed:
+    """The route of ``rest`` (the canonical segments after the stage) on an API stage."""
     match = api.tree.match(rest, method)
     routed = Routed(api)
     routed.stage = stage

@@ -129,12 +129,23 @@ def build(config: GatewayConfig, path: Path) -> Snapshot | Diagnostic:
 
 
 def checked(
-    config: GatewayConfig | None, diags: list[Diagnostic], path: Path
+    config: GatewayConfig | None, diags: list[Diagnostic], path: Path, previous: GatewayConfig | None = None
 ) -> tuple[Snapshot | None, list[Diagnostic]]:
     """The snapshot of a configuration that loaded, or ``None``; with every diagnostic (a failed
-    build's among them)."""
+    build's among them). With ``previous`` (the configuration being served), a reload that
+    would turn TLS on or off on a port is refused: that takes a restart."""
     if config is None:
         return None, diags
+    if previous is not None:
+        for key, port in (("tls", "data"), ("admin_tls", "admin")):
+            before, after = getattr(previous.settings, key), getattr(config.settings, key)
+            if (before is None) != (after is None):
+                turned = "off" if after is None else "on"
+                message = f"gateway.{key} turns TLS {turned} on the {port} port: restart the gateway for that"
+                failed = Diagnostic(
+                    "config.needs-restart", Severity.ERROR, message, Location(f"/gateway/{key}")
+                )
+                return None, [*diags, failed.with_source(str(path))]
     built = build(config, path)
     if isinstance(built, Diagnostic):
         return None, [*diags, built]

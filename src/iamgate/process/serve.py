@@ -100,7 +100,8 @@ def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link
             )
             return 2
     log.info(
-        "listening on http://%s:%d (%d worker(s), %d API(s)); request path: %s",
+        "listening on %s://%s:%d (%d worker(s), %d API(s)); request path: %s",
+        "http" if config.settings.tls is None else "https",
         options.host,
         sock.getsockname()[1],
         options.workers,

@@ -121,7 +121,9 @@ class Supervisor:
             self.spawn()
         if self.admin_sock is not None:
             self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
-            await self.admin.start(self.admin_sock)
+            await self.admin.start(
+                self.admin_sock, lambda: self.config.settings.admin_tls, lambda: self.metrics
+            )
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
         loop.add_signal_handler(signal.SIGTERM, self.drain)
         loop.add_signal_handler(signal.SIGINT, self.drain)
@@ -161,7 +163,7 @@ class Supervisor:
         config, diags, sources = reload.load(self.options.config, link=self.link, store=self.options.store)
         if self.options.watch:
             self.watcher = Watcher(sources.stamps)
-        snapshot, diags = reload.checked(config, diags, self.options.config)
+        snapshot, diags = reload.checked(config, diags, self.options.config, self.config)
         if config is None or snapshot is None:
             keeping = f"workers keep version {self.version}"
             reload.refuse(self.metrics, reason, diags, self.options.config, keeping)

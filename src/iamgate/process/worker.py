@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from iamgate.admin import AdminServer
+from iamgate.config.domains import TlsChoice
 from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot
 from iamgate.observe.metrics import render
@@ -32,8 +33,9 @@ from iamgate.process import reload, signals
 from iamgate.process.control import answer_supervisor, parse_command, read_first_load, refused_first_load
 from iamgate.process.options import ServeOptions
 from iamgate.process.reload import WATCH_INTERVAL, Stamp, Watcher
-from iamgate.serving.connection import connection_factory
+from iamgate.serving.connection import connection_factory, tls_connection
 from iamgate.serving.state import GatewayState
+from iamgate.serving.tls import TlsListener
 from iamgate.store.link import StoreLink
 from iamgate.throttle.usage import get_usage
 
@@ -67,7 +69,7 @@ class Worker:
         self.state = GatewayState(snapshot, shared_state=shared_state)
         supervised = control is not None
         self.watcher = Watcher(stamps) if options.watch and not supervised and stamps is not None else None
-        self.server: asyncio.AbstractServer | None = None
+        self.server: asyncio.AbstractServer | TlsListener | None = None
         self.admin: AdminServer | None = None
         self.stopped: asyncio.Event | None = None
         self._drain_task: asyncio.Task[None] | None = None
@@ -101,7 +103,7 @@ class Worker:
         self, config: GatewayConfig | None, diags: list[Diagnostic], reason: str, version: int | None = None
     ) -> bool:
         state = self.state
-        snapshot, diags = reload.checked(config, diags, self.options.config)
+        snapshot, diags = reload.checked(config, diags, self.options.config, state.snapshot.config)
         if snapshot is None:
             keeping = f"still serving version {state.snapshot.version}"
             reload.refuse(state.metrics, reason, diags, self.options.config, keeping)
@@ -121,7 +123,11 @@ class Worker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
-        self.server = await loop.create_server(connection_factory(self.state), sock=self.sock, backlog=2048)
+        state = self.state
+        if state.snapshot.edge is None:
+            self.server = await loop.create_server(connection_factory(state), sock=self.sock, backlog=2048)
+        else:
+            self.server = self._tls_listener()
         configured = self.state.snapshot.settings.client.max_connections
         log.info(
             "up to %d client connections in this process (%s)",
@@ -130,7 +136,8 @@ class Worker:
         )
         if self.admin_sock is not None:
             self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
-            await self.admin.start(self.admin_sock)
+            admin_tls = lambda: state.snapshot.settings.admin_tls  # noqa: E731
+            await self.admin.start(self.admin_sock, admin_tls, lambda: state.metrics)
         if self.control is None:
             loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
         else:
@@ -154,6 +161,37 @@ class Worker:
         self.state.throttler.close()
         if self.admin is not None:
             self.admin.close()
+
+    def _tls_listener(self) -> TlsListener:
+        """The data port in TLS: contexts and timeout read from the snapshot at each accept, so
+        a reload renews certificates for new connections while open ones keep theirs."""
+        state = self.state
+
+        def choose(name: str | None) -> TlsChoice | None:
+            edge = state.snapshot.edge
+            return None if edge is None else edge.choose(name)
+
+        def timeout() -> float:
+            edge = state.snapshot.edge
+            return 10.0 if edge is None else edge.handshake_timeout
+
+        def room(pending: int) -> bool:
+            if len(state.connections) + pending < state.max_clients:
+                return True
+            room = state.make_room()
+            state.at_limit(not room)
+            return room
+
+        listener = TlsListener(
+            self.sock,
+            choose=choose,
+            timeout=timeout,
+            factory=lambda choice: tls_connection(state, choice),
+            metrics=lambda: state.metrics,
+            room=room,
+        )
+        listener.start()
+        return listener
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         snap = self.state.snapshot

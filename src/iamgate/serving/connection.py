@@ -33,11 +33,13 @@ from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import Later
 from iamgate.pipeline.runner import StageHost, run_stages
 from iamgate.policy.memo import SecondSight
+from iamgate.tls.session import TlsSession
 from iamgate.upstream.headers import NAME_MEMO_MAX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from iamgate.config.domains import TlsChoice
     from iamgate.serving.state import GatewayState
 
 __all__ = ["DownstreamConnection", "connection_factory"]
@@ -115,12 +117,21 @@ def connection_factory(state: GatewayState, *, secure: bool = False) -> Callable
     return lambda: DownstreamConnection(state, secure)
 
 
+def tls_connection(state: GatewayState, choice: TlsChoice) -> DownstreamConnection:
+    """A client connection whose TLS handshake was made with ``choice`` (serving.tls)."""
+    conn = DownstreamConnection(state, True)
+    conn.tls_choice = choice
+    return conn
+
+
 class DownstreamConnection(asyncio.Protocol, StageHost, Client):
     """One client connection."""
 
     def __init__(self, state: GatewayState, secure: bool = False) -> None:
         self.state = state
         self.secure = secure
+        self.tls_choice: TlsChoice | None = None  # the context of a TLS handshake
+        self.tls: TlsSession | None = None  # its domain and client certificate, for requests
         self.transport: asyncio.Transport | None = None
         self.parser = self._new_parser()
         self.peer_ip = ""
@@ -178,6 +189,13 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
                 self.refused = True
                 transport.close()
                 return
+        choice = self.tls_choice
+        if choice is not None:
+            der = None
+            if choice.mtls:  # verified in the handshake: the truststore, dates, clientAuth
+                ssl_object = transport.get_extra_info("ssl_object")
+                der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            self.tls = TlsSession(choice.domain, der)
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else "127.0.0.1"
         if ip.startswith("::ffff:") and "." in ip:
@@ -361,6 +379,7 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             self.secure,
         )
         ex.services = state.services
+        ex.tls = self.tls
         self.ex = ex
         self.response_started = False
         self.continued = False

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -131,7 +132,9 @@ def covers(names: tuple[str, ...], host: str) -> bool:
 def _key_problem(key: object, what: str) -> CertError | None:
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
-            return CertError(f"{what} is an RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} are needed")
+            return CertError(
+                f"{what} is an RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} are needed"
+            )
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
@@ -142,10 +145,10 @@ def _key_problem(key: object, what: str) -> CertError | None:
     return CertError(f"{what} is a {type(key).__name__}: use an RSA (2048 bits or more) or ECDSA key")
 
 
-def _public_der(key: object) -> bytes:
+def _public_der(key: PrivateKeyTypes | CertificatePublicKeyTypes) -> bytes:
     public = key.public_key() if hasattr(key, "public_key") else key
-    return public.public_bytes(  # type: ignore[no-any-return,attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return bytes(
+        public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
 
 
@@ -177,7 +180,9 @@ def read_server_certificate(
     if isinstance(certs, CertError):
         return certs
     if len(certs) > MAX_CHAIN:
-        return CertError(f"the certificate chain has {len(certs)} certificates; at most {MAX_CHAIN} are served")
+        return CertError(
+            f"the certificate chain has {len(certs)} certificates; at most {MAX_CHAIN} are served"
+        )
     if b"-----BEGIN" not in key_pem:
         return CertError("the key holds no PEM block ('-----BEGIN PRIVATE KEY-----')")
     if b"PRIVATE KEY-----" not in key_pem:
@@ -213,7 +218,8 @@ def read_server_certificate(
         if child.issuer != parent.subject or not _issued_by(child, parent):
             return CertError(
                 f"certificate {i + 2} of the chain ({dn(parent.subject)}) did not issue certificate "
-                f"{i + 1} ({dn(child.subject)}): give the server's certificate first, then each issuer in order"
+                f"{i + 1} ({dn(child.subject)}): give the server's certificate first, then each "
+                "issuer in order"
             )
     for i, cert in enumerate(certs, start=1):
         which = "the certificate" if i == 1 else f"certificate {i} of the chain"
@@ -227,7 +233,7 @@ def read_server_certificate(
     if name is not None and not covers(names, name):
         shown = ", ".join(names) or "no DNS name"
         return CertError(f"the certificate is for {shown}, not for {name}")
-    key_out = key.private_bytes(  # type: ignore[union-attr]
+    key_out = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     chain_out = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
@@ -268,7 +274,9 @@ def read_truststore(pem: bytes, *, now: dt.datetime | None = None) -> Truststore
                 return CertError("the truststore has a certificate block without its END line")
             stripped = stripped[:start] + stripped[end + len(label) + 14 :]
     if b"-----BEGIN" in stripped:
-        return CertError("the truststore holds something other than certificates (a key?); give CA certificates only")
+        return CertError(
+            "the truststore holds something other than certificates (a key?); give CA certificates only"
+        )
     warnings = []
     for i, cert in enumerate(certs, start=1):
         who = f"certificate {i} ({dn(cert.subject)})"
@@ -282,7 +290,9 @@ def read_truststore(pem: bytes, *, now: dt.datetime | None = None) -> Truststore
         if problem is not None:
             warnings.append(problem.message)
         if isinstance(cert.signature_hash_algorithm, hashes.SHA1 | hashes.MD5):
-            warnings.append(f"{who} is signed with {cert.signature_hash_algorithm.name}; SHA-256 or better is needed")
+            warnings.append(
+                f"{who} is signed with {cert.signature_hash_algorithm.name}; SHA-256 or better is needed"
+            )
     out = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
     return Truststore(out, len(certs), tuple(warnings), tuple(dn(c.subject) for c in certs))
 

@@ -18,7 +18,7 @@ from typing import Final
 
 from iamgate.tls.certs import ServerCertificate, Truststore
 
-__all__ = ["DEFAULT_POLICY", "SECURITY_POLICIES", "SecurityPolicy", "server_context"]
+__all__ = ["DEFAULT_POLICY", "SECURITY_POLICIES", "SecurityPolicy", "cached_context", "server_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +51,14 @@ SECURITY_POLICIES: Final[dict[str, SecurityPolicy]] = {
         SecurityPolicy("TLS_1_0", ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _TLS10_AWS),
         SecurityPolicy("TLS_1_2", ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _TLS12_AWS),
         SecurityPolicy(
-            "SecurityPolicy_TLS13_1_2_2021_06", ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, _TLS12_GCM_ECDHE
+            "SecurityPolicy_TLS13_1_2_2021_06",
+            ssl.TLSVersion.TLSv1_2,
+            ssl.TLSVersion.TLSv1_3,
+            _TLS12_GCM_ECDHE,
         ),
-        SecurityPolicy("SecurityPolicy_TLS13_1_3_2025_09", ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3, ""),
+        SecurityPolicy(
+            "SecurityPolicy_TLS13_1_3_2025_09", ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3, ""
+        ),
     )
 }
 DEFAULT_POLICY: Final = "TLS_1_2"
@@ -99,4 +104,24 @@ def server_context(
     if truststore is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(cadata=truststore.pem.decode("ascii"))
+    return ctx
+
+
+_CACHE_SIZE: Final = 256
+_cache: dict[tuple[bytes, bytes, str, bytes | None], ssl.SSLContext] = {}
+
+
+def cached_context(
+    cert: ServerCertificate, policy: SecurityPolicy, truststore: Truststore | None = None
+) -> ssl.SSLContext:
+    """:func:`server_context`, made once per process for the same certificate, key, policy and
+    truststore: a reload that changes something else keeps the contexts, so session tickets
+    issued before it still resume after it. Raises ``ssl.SSLError`` if OpenSSL refuses."""
+    key = (cert.chain_pem, cert.key_pem, policy.name, truststore.pem if truststore else None)
+    ctx = _cache.get(key)
+    if ctx is None:
+        ctx = server_context(cert, policy, truststore)
+        if len(_cache) >= _CACHE_SIZE:
+            del _cache[next(iter(_cache))]  # the oldest: a context still used stays referenced
+        _cache[key] = ctx
     return ctx
