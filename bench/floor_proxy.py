@@ -2,12 +2,15 @@
 
 Parses the request with httptools, forwards the request line and the end-to-end headers (plus
 ``X-Forwarded-For``) to a keep-alive backend connection owned by the client connection, parses
-the response only to find its end and writes the backend's bytes back unchanged. No routing, no
+the response only to find its end and writes the backend's bytes back unchanged (but for a
+``Connection: close`` line after the status line when the request asked to close: the connection
+is then closed after the response, the backend connection with it). No routing, no
 policy, no timeouts, no pool, no logging: what is left is the event loop, the two parsers and
 the system calls. iamgate's rows are compared with it to separate the cost of what iamgate
 does from the cost of being a Python proxy at all.
 
     python bench/floor_proxy.py PORT UPSTREAM            # a bench/proxy_bench.py row
+    python bench/floor_proxy.py PORT UPSTREAM --tls DIR  # the same over TLS (DIR/chain.pem, key.pem)
     python bench/floor_proxy.py --hotpath [-n 20000]     # in-process CPU per request, no sockets
                                                          # (as bench/hotpath.py does for iamgate)
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 import time
 from urllib.parse import urlsplit
@@ -44,6 +48,7 @@ class Upstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiting: list[bytes] = []
+        self.at_start = True  # the next bytes begin a response
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -60,10 +65,15 @@ class Upstream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         down = self.down.transport
         if down is not None:
-            down.write(data)
+            out = data
+            if self.at_start and self.down.closing and (end := data.find(b"\r\n")) > 0:
+                out = data[: end + 2] + b"Connection: close\r\n" + data[end + 2 :]
+            down.write(out)
+        self.at_start = False
         self.parser.feed_data(data)
 
     def on_message_complete(self) -> None:
+        self.at_start = True
         self.down.done()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -83,6 +93,7 @@ class Downstream(asyncio.Protocol):
         self.lines: list[bytes] = []
         self.peer = b"127.0.0.1"
         self.connecting: asyncio.Task[object] | None = None
+        self.closing = False  # the request asked to close the connection after its response
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -114,6 +125,7 @@ class Downstream(asyncio.Protocol):
             self.lines.append(name + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
+        self.closing = not self.parser.should_keep_alive()
         host, port, host_header = self.upstream
         head = b"%b %b HTTP/1.1\r\nHost: %b\r\n%bX-Forwarded-For: %b\r\n\r\n" % (
             self.parser.get_method(),
@@ -132,14 +144,29 @@ class Downstream(asyncio.Protocol):
 
     def done(self) -> None:
         if self.transport is not None:
-            self.transport.resume_reading()
+            if self.closing:
+                self.transport.close()
+            else:
+                self.transport.resume_reading()
 
 
-async def serve(port: int, upstream: str) -> None:
+def server_context(tls_dir: str) -> ssl.SSLContext:
+    """TLS 1.2 and 1.3 with OpenSSL's defaults otherwise, as iamgate's server context sets it up
+    (iamgate.tls.contexts: server cipher preference, no compression or renegotiation, ALPN)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.load_cert_chain(f"{tls_dir}/chain.pem", f"{tls_dir}/key.pem")
+    return ctx
+
+
+async def serve(port: int, upstream: str, tls_dir: str | None = None) -> None:
     parts = urlsplit(upstream)
     Downstream.upstream = (parts.hostname or "127.0.0.1", parts.port or 80, parts.netloc.encode())
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Downstream, "127.0.0.1", port, backlog=1024)
+    tls = server_context(tls_dir) if tls_dir else None
+    server = await loop.create_server(Downstream, "127.0.0.1", port, backlog=1024, ssl=tls)
     async with server:
         await server.serve_forever()
 
@@ -178,6 +205,7 @@ def main() -> None:
     parser.add_argument("port", type=int, nargs="?")
     parser.add_argument("upstream", nargs="?", default="http://127.0.0.1:18080")
     parser.add_argument("--hotpath", action="store_true")
+    parser.add_argument("--tls", metavar="DIR", help="serve TLS with DIR/chain.pem and DIR/key.pem")
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
@@ -187,7 +215,7 @@ def main() -> None:
         return
     if args.port is None:
         parser.error("PORT is required (or --hotpath)")
-    uvloop.run(serve(args.port, args.upstream))
+    uvloop.run(serve(args.port, args.upstream, args.tls))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""An iamgate row of bench/proxy_bench.sh: a gateway config for PORT/UPSTREAM, then `iamgate serve`.
+"""An iamgate row of bench/proxy_bench.py: a gateway config for PORT/UPSTREAM, then `iamgate serve`.
 
-Usage (proxy_bench.sh runs it for its iamgate-* rows; see docs/benchmarks.md):
+Usage (proxy_bench.py runs it for its iamgate-* rows; see docs/benchmarks.md):
     python bench/gateway_row.py PORT UPSTREAM POLICY [--log on|off] [--workers N] [--run DIR]
-        [--throttle off|memory|redis]
+        [--throttle off|memory|redis] [--tls DIR]
 
 POLICY: allow-all (no policy: a public API), small (bench/policies/small.json: 5 statements),
 large (large.json: 200 statements, 1,000 CIDRs) or localhost (allow-localhost-get-pets.json);
@@ -10,7 +10,8 @@ every policy but allow-all also gets the statement that allows 127.0.0.1 to GET 
 harness's readiness check passes. One API "petapi" (us-east-1, 123456789012), stage prod,
 route GET /pets/{id} -> HTTP_PROXY UPSTREAM/pets/{id}, exactly the request the harness sends.
 --throttle adds limits that never trigger (account + stage buckets), kept in memory or in Redis
-(IAMGATE_BENCH_REDIS, default redis://127.0.0.1:6379/15).
+(IAMGATE_BENCH_REDIS, default redis://127.0.0.1:6379/15). --tls serves TLS on PORT with
+DIR/chain.pem and DIR/key.pem (gateway.tls, the default security policy TLS_1_2).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--throttle", choices=["off", "memory", "redis"], default="off")
     parser.add_argument("--run", default=os.environ.get("TMPDIR", "/tmp"))
+    parser.add_argument("--tls", metavar="DIR", help="serve TLS: DIR/chain.pem and DIR/key.pem")
     args = parser.parse_args()
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
@@ -86,6 +88,11 @@ def main() -> None:
             "access_log": {"destination": str(run / f"iamgate-{args.port}-access.log")}
             if args.log == "on"
             else None,
+            **(
+                {"tls": {"certificate": f"{args.tls}/chain.pem", "key": f"{args.tls}/key.pem"}}
+                if args.tls
+                else {}
+            ),
         },
         "apis": [api],
         **top,

@@ -46,12 +46,14 @@ import contextlib
 import csv
 import datetime as dt
 import http.client
+import ipaddress
 import os
 import re
 import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -101,7 +103,8 @@ http {{
         keepalive_requests 1000000000;
     }}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{ssl} backlog=4096;
+{tls}
         location / {{
             allow 127.0.0.1;
             deny all;
@@ -115,6 +118,12 @@ http {{
 """
 
 NO_LOG = "    access_log off;"
+# the TLS rows' server: nginx 1.22's default protocols leave out TLS 1.3; session tickets and the
+# session cache are nginx's defaults (tickets on, `ssl_session_cache none`); ciphers its default
+TLS_SERVER = """\
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate {tls_dir}/chain.pem;
+        ssl_certificate_key {tls_dir}/key.pem;"""
 JSON_LOG = """\
     log_format lines escape=json '{{"requestTime":"$time_iso8601","ip":"$remote_addr",'
                                  '"httpMethod":"$request_method","path":"$uri","status":$status,'
@@ -131,13 +140,18 @@ def gateway(policy: str, *flags: str) -> str:
     return f"{{PY}} {{BENCH}}/gateway_row.py {{PORT}} {{UPSTREAM}} {policy} {' '.join(flags)} --run {{RUN}}"
 
 
-# name -> command; placeholders: {PORT} {UPSTREAM} {RUN} {PY} {BENCH} {ROOT} {REDIS}
+# name -> command; placeholders: {PORT} {UPSTREAM} {RUN} {PY} {BENCH} {ROOT} {REDIS} {TLS};
+# a row whose name has a part "tls" (nginx-tls-proxy, floor-tls) speaks TLS: it is loaded over
+# https, its server finds chain.pem and key.pem in {TLS}, and its plain twin is the same name
+# without that part (nginx-proxy, floor)
 BUILTIN: dict[str, str] = {
     "direct": "nginx -c {RUN}/backend-{PORT}.conf",  # the backend itself, no proxy hop
     "nginx-proxy": "nginx -c {RUN}/proxy-{PORT}.conf",
     "nginx-proxy-log": "nginx -c {RUN}/proxy-log-{PORT}.conf",  # one JSON line per request to a file
     "nginx-proxy-w2": "nginx -c {RUN}/proxy-w2-{PORT}.conf",
+    "nginx-tls-proxy": "nginx -c {RUN}/proxy-tls-{PORT}.conf",  # nginx-proxy terminating TLS
     "floor": "{PY} {BENCH}/floor_proxy.py {PORT} {UPSTREAM}",
+    "floor-tls": "{PY} {BENCH}/floor_proxy.py {PORT} {UPSTREAM} --tls {TLS}",
     "iamgate-allow-all": gateway("allow-all", "--log off"),
     "iamgate-small": gateway("small", "--log off"),
     "iamgate-large": gateway("large", "--log off"),
@@ -147,14 +161,21 @@ BUILTIN: dict[str, str] = {
     "iamgate-small-thr-redis": "env IAMGATE_BENCH_REDIS={REDIS} "
     + gateway("small", "--log off", "--throttle redis"),
     "iamgate-small-w2": gateway("small", "--log off", "--workers 2"),
+    "iamgate-tls-small": gateway("small", "--log off", "--tls {TLS}"),
 }
 DEFAULT_ROWS = {
     "pinned": "direct,nginx-proxy,floor,iamgate-allow-all,iamgate-small,iamgate-large,iamgate-small-log",
     "shared": "direct,nginx-proxy,nginx-proxy-w2,floor,iamgate-small,iamgate-small-w2",
 }
+LOADS = {  # --load: how wrk uses its connections
+    "keepalive": "keep-alive connections",
+    "close": "a new connection per request (`Connection: close`); wrk resumes TLS sessions",
+    "close-full": "a new connection per request, every TLS handshake a full one",
+}
 COLUMNS = [
-    *("mode", "round", "row", "rps", "p50_us", "p90_us", "p99_us", "max_us", "requests", "errors"),
-    *("sut_cpu_s", "backend_cpu_s", "cpu0_busy", "cpu1_busy", "steal", "wall_s"),
+    *("mode", "load", "round", "row", "rps", "p50_us", "p90_us", "p99_us", "max_us", "requests"),
+    *("errors", "sut_cpu_s", "backend_cpu_s", "cpu0_busy", "cpu1_busy", "steal", "wall_s"),
+    *("conns", "tls_closed", "tls_resumed", "tls"),
 ]
 
 
@@ -175,6 +196,16 @@ class Settings:
     redis_port: int
     sut_cpus: str | None
     load_cpus: str | None
+    tls_dir: Path
+    shim: Path | None  # wrk's LD_PRELOAD shim (bench/wrk_tls_shim.c), built when a TLS row runs
+
+
+def is_tls(row: str) -> bool:
+    return "tls" in row.split("-")
+
+
+def plain_twin(row: str) -> str:
+    return "-".join(part for part in row.split("-") if part != "tls")
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -237,27 +268,117 @@ def wait_port_free(port: int, seconds: float = 5) -> bool:
     return True
 
 
-def answers_ok(port: int, path: str) -> bool:
+def client_context(tls_dir: Path) -> ssl.SSLContext:
+    """The readiness check's TLS client: trusts only the run's CA, checks the name 127.0.0.1."""
+    return ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
+
+
+def answers_ok(port: int, path: str, tls: ssl.SSLContext | None = None) -> str | None:
+    """None unless ``GET path`` answers ``200 ok``; then "-" or, over TLS, the negotiated
+    protocol and cipher suite."""
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        if tls is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        else:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=1, context=tls)
         conn.request("GET", path)
         response = conn.getresponse()
         ok = response.status == 200 and response.read() == b"ok"
+        sock = conn.sock
+        negotiated = (
+            f"{sock.version()}/{sock.cipher()[0]}"
+            if isinstance(sock, ssl.SSLSocket) and sock.cipher() is not None
+            else "-"
+        )
         conn.close()
     except (OSError, http.client.HTTPException):
-        return False
-    return ok
+        return None
+    return negotiated if ok else None
 
 
-def wait_ready(port: int, path: str, pgid: int, seconds: float = 15) -> bool:
+def wait_ready(
+    port: int, path: str, pgid: int, seconds: float = 15, tls: ssl.SSLContext | None = None
+) -> str | None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if not group_alive(pgid):
-            return False
-        if answers_ok(port, path):
-            return True
+            return None
+        negotiated = answers_ok(port, path, tls)
+        if negotiated is not None:
+            return negotiated
         time.sleep(0.1)
-    return False
+    return None
+
+
+# --- TLS material -------------------------------------------------------------------------
+
+
+def make_certificate(tls_dir: Path) -> None:
+    """A CA and a server certificate for localhost and 127.0.0.1 (ECDSA P-256, valid for 30
+    days: iamgate warns under 14), made per run: chain.pem (the leaf), key.pem (its key,
+    PKCS#8), ca.pem (the CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def certificate(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name | None,
+        signer: ec.EllipticCurvePrivateKey,
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+        )
+        if issuer is None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("iamgate bench CA", ca_key, None, ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = certificate("localhost", key, ca.subject, ca_key)
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    (tls_dir / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tls_dir / "chain.pem").write_bytes(leaf.public_bytes(pem))
+    key_path = tls_dir / "key.pem"
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def build_shim(run: Path) -> Path | None:
+    """bench/wrk_tls_shim.c built into the run directory; None (with a warning) without a compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    out = run / "wrk_tls_shim.so"
+    if cc is not None:
+        argv = [cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(BENCH / "wrk_tls_shim.c"), "-ldl"]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return out
+        print(f"building the wrk shim failed: {done.stderr.strip()[:300]}", file=sys.stderr)
+    else:
+        print("no C compiler: no TLS resumption counts and no close-full load", file=sys.stderr)
+    return None
 
 
 # --- CPU counters ---------------------------------------------------------------------------
@@ -292,15 +413,24 @@ def core_ticks() -> dict[str, tuple[int, int, int]]:
     return out
 
 
+def passive_opens() -> int:
+    """TCP connections accepted on this host so far (/proc/net/snmp, Tcp: PassiveOpens): the
+    harness counts the connections wrk opens with it (the servers' backend connections are kept
+    alive, so they hardly add any)."""
+    lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines() if ln.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("PassiveOpens")])
+
+
 @dataclass
 class Sample:
     groups: list[int]
     cores: dict[str, tuple[int, int, int]]
     at: float
+    accepted: int
 
 
 def sample(pgids: list[int]) -> Sample:
-    return Sample(group_ticks(pgids), core_ticks(), time.monotonic())
+    return Sample(group_ticks(pgids), core_ticks(), time.monotonic(), passive_opens())
 
 
 # --- one measurement ------------------------------------------------------------------------
@@ -308,11 +438,16 @@ def sample(pgids: list[int]) -> Sample:
 
 def write_nginx_configs(s: Settings, port: int) -> None:
     common = {"run": s.run, "port": port, "temp": temp_paths(s.run, port), "backend": s.backend_port}
+    plain = {"ssl": "", "tls": "", **common}
     (s.run / f"backend-{port}.conf").write_text(BACKEND_CONF.format(**common))
-    (s.run / f"proxy-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=NO_LOG, **common))
-    (s.run / f"proxy-w2-{port}.conf").write_text(PROXY_CONF.format(workers=2, log=NO_LOG, **common))
+    (s.run / f"proxy-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=NO_LOG, **plain))
+    (s.run / f"proxy-w2-{port}.conf").write_text(PROXY_CONF.format(workers=2, log=NO_LOG, **plain))
     log = JSON_LOG.format(run=s.run, port=port)
-    (s.run / f"proxy-log-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=log, **common))
+    (s.run / f"proxy-log-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=log, **plain))
+    tls = TLS_SERVER.format(tls_dir=s.tls_dir)
+    (s.run / f"proxy-tls-{port}.conf").write_text(
+        PROXY_CONF.format(workers=1, log=NO_LOG, ssl=" ssl", tls=tls, **common)
+    )
 
 
 def fill(command: str, s: Settings, port: int) -> str:
@@ -324,38 +459,56 @@ def fill(command: str, s: Settings, port: int) -> str:
         "BENCH": str(BENCH),
         "ROOT": str(ROOT),
         "REDIS": f"redis://127.0.0.1:{s.redis_port}/0",
+        "TLS": str(s.tls_dir),
     }
     return re.sub(r"\{([A-Z]+)\}", lambda m: values.get(m.group(1), m.group(0)), command)
 
 
-def wrk_argv(s: Settings, port: int, seconds: int) -> list[str]:
+def wrk_argv(s: Settings, load: str, row: str, port: int, seconds: int) -> list[str]:
     argv = ["wrk", f"-t{s.threads}", f"-c{s.connections}", f"-d{seconds}s", "--latency", "-s", str(LUA)]
-    argv.append(f"http://127.0.0.1:{port}{s.path}")
+    if load != "keepalive":
+        # wrk reconnects after a response that says `Connection: close`, which servers send back
+        argv += ["-H", "Connection: close"]
+    argv.append(f"{'https' if is_tls(row) else 'http'}://127.0.0.1:{port}{s.path}")
     return ["taskset", "-c", s.load_cpus, *argv] if s.load_cpus is not None else argv
 
 
+def wrk_env(s: Settings, load: str, row: str) -> dict[str, str] | None:
+    """wrk's environment: the shim preloaded for a TLS row (counting resumed handshakes; with
+    the close-full load, making every handshake a full one)."""
+    if s.shim is None or not is_tls(row):
+        return None
+    return {**os.environ, "LD_PRELOAD": str(s.shim), "WRK_TLS_FRESH": "1" if load == "close-full" else "0"}
+
+
 def measure(
-    s: Settings, rnd: int, row: str, command: str, port: int, backend_pg: int
+    s: Settings, load: str, rnd: int, row: str, command: str, port: int, backend_pg: int
 ) -> dict[str, str] | None:
-    tag = f"[{s.mode} r{rnd}] {row}"
+    tag = f"[{s.mode} {load} r{rnd}] {row}"
     if not wait_port_free(port):
         print(f"{tag}: port {port} is busy, skipped", file=sys.stderr)
         return None
     write_nginx_configs(s, port)
-    log = s.logs / f"{s.mode}-r{rnd}-{row}.log"
+    name = f"{s.mode}-{load}-r{rnd}-{row}"
+    log = s.logs / f"{name}.log"
     pg = start(fill(command, s, port), log, s.sut_cpus)
+    env = wrk_env(s, load, row)
     try:
-        if not wait_ready(port, s.path, pg):
+        negotiated = wait_ready(port, s.path, pg, tls=client_context(s.tls_dir) if is_tls(row) else None)
+        if negotiated is None:
             print(f"{tag}: never answered 200 ok on {s.path} (see {log})", file=sys.stderr)
             return None
-        subprocess.run(wrk_argv(s, port, s.warmup), capture_output=True, check=False)
+        warm = wrk_argv(s, load, row, port, s.warmup)
+        subprocess.run(warm, capture_output=True, check=False, env=env)
         before = sample([pg, backend_pg])
-        done = subprocess.run(wrk_argv(s, port, s.duration), capture_output=True, text=True, check=False)
+        argv = wrk_argv(s, load, row, port, s.duration)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         after = sample([pg, backend_pg])
     finally:
         stop(pg)
-    (s.logs / f"{s.mode}-r{rnd}-{row}.wrk").write_text(done.stdout + done.stderr)
+    (s.logs / f"{name}.wrk").write_text(shlex.join(argv) + "\n" + done.stdout + done.stderr)
     found = re.search(r"^BENCH (.*)$", done.stdout, re.MULTILINE)
+    shim = re.search(r"^TLSSHIM closed=(\d+) resumed=(\d+)", done.stderr, re.MULTILINE)
     if found is None:
         print(
             f"{tag}: wrk gave no result (exit {done.returncode}): {done.stderr.strip()[:200]}",
@@ -373,6 +526,7 @@ def measure(
         total_ticks += t1 - t0
     result = {
         "mode": s.mode,
+        "load": load,
         "round": str(rnd),
         "row": row,
         "rps": kv["rps"],
@@ -388,12 +542,18 @@ def measure(
         "cpu1_busy": f"{busy.get('cpu1', 0.0):.3f}",
         "steal": f"{steal_ticks / total_ticks if total_ticks else 0.0:.3f}",
         "wall_s": f"{after.at - before.at:.2f}",
+        "conns": str(after.accepted - before.accepted),
+        "tls_closed": shim.group(1) if shim else "-",
+        "tls_resumed": shim.group(2) if shim else "-",
+        "tls": negotiated,
     }
-    cpu_us = float(result["sut_cpu_s"]) * 1e6 / max(1, int(result["requests"]))
+    requests = max(1, int(result["requests"]))
+    cpu_us = float(result["sut_cpu_s"]) * 1e6 / requests
     print(
-        f"{tag:<34} {float(result['rps']):>9,.0f} req/s  p50 {int(result['p50_us']) / 1000:6.2f} ms  "
+        f"{tag:<44} {float(result['rps']):>9,.0f} req/s  p50 {int(result['p50_us']) / 1000:6.2f} ms  "
         f"p99 {int(result['p99_us']) / 1000:6.2f} ms  errors {result['errors']}  "
-        f"SUT {cpu_us:5.1f} µs CPU/request",
+        f"SUT {cpu_us:5.1f} µs CPU/request  {int(result['conns']) / requests:.2f} conns/request"
+        + (f"  resumed {resumed_share(result)}" if shim else ""),
         flush=True,
     )
     return result
@@ -408,10 +568,83 @@ def ratio_text(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
+def cpu_per_request(r: dict[str, str]) -> float:
+    """The server's CPU time per request, µs."""
+    return float(r["sut_cpu_s"]) * 1e6 / max(1, int(r["requests"]))
+
+
+def resumed_share(*runs: dict[str, str]) -> str:
+    """The share of wrk's TLS connections that resumed a session (from the shim), or "-"."""
+    closed = sum(int(r["tls_closed"]) for r in runs if r["tls_closed"] != "-")
+    resumed = sum(int(r["tls_resumed"]) for r in runs if r["tls_resumed"] != "-")
+    return f"{resumed / closed:.0%}" if closed else "-"
+
+
+def reference(row: str) -> str:
+    """The nginx row a row is compared with: the TLS one for a TLS row."""
+    return "nginx-tls-proxy" if is_tls(row) else "nginx-proxy"
+
+
+def tls_tables(mine: list[dict[str, str]], names: list[str]) -> list[str]:
+    """TLS rows against their plain twins, and each TLS ratio to nginx against the plain ratio
+    of the same round (issue 16's target: TLS costs iamgate no more, relatively, than nginx)."""
+    by = {(r["round"], r["row"]): r for r in mine}
+    rounds = list(dict.fromkeys(r["round"] for r in mine))
+    pairs = [(n, plain_twin(n)) for n in names if is_tls(n) and plain_twin(n) in names]
+    if not pairs:
+        return []
+    out = [
+        "TLS against plain, row by row (each round's req/s of the TLS row over its plain twin's; "
+        "CPU µs per request: medians):",
+        "",
+        "| TLS row | plain twin | TLS ÷ plain req/s | CPU µs/request plain | TLS | TLS adds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, twin in pairs:
+        both = [(by[(n, row)], by[(n, twin)]) for n in rounds if (n, row) in by and (n, twin) in by]
+        plain_cpu = statistics.median(cpu_per_request(p) for _, p in both) if both else 0.0
+        tls_cpu = statistics.median(cpu_per_request(t) for t, _ in both) if both else 0.0
+        out.append(
+            f"| {row} | {twin} | {ratio_text([float(t['rps']) / float(p['rps']) for t, p in both])} "
+            f"| {plain_cpu:.1f} | {tls_cpu:.1f} | {tls_cpu - plain_cpu:+.1f} |"
+        )
+    out.append("")
+    refs = ("nginx-proxy", "nginx-tls-proxy")
+    for row, twin in pairs:
+        if row in refs or not all(ref in names for ref in refs):
+            continue
+        out += [
+            f"`{row}` against nginx, round by round: the plain ratio ({twin} ÷ nginx-proxy) and the TLS "
+            f"ratio ({row} ÷ nginx-tls-proxy), by req/s and by CPU per request (nginx's µs ÷ the row's):",
+            "",
+            "| round | req/s: plain ratio | TLS ratio | TLS ÷ plain "
+            "| CPU: plain ratio | TLS ratio | TLS ÷ plain |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        columns: list[list[float]] = [[] for _ in range(6)]
+        for n in rounds:
+            got = [by.get((n, name)) for name in (row, twin, *refs)]
+            if any(r is None for r in got):
+                continue
+            t, p, ngx, ngx_tls = (r for r in got if r is not None)
+            plain = float(p["rps"]) / float(ngx["rps"])
+            tls = float(t["rps"]) / float(ngx_tls["rps"])
+            cpu_plain = cpu_per_request(ngx) / cpu_per_request(p)
+            cpu_tls = cpu_per_request(ngx_tls) / cpu_per_request(t)
+            values = (plain, tls, tls / plain, cpu_plain, cpu_tls, cpu_tls / cpu_plain)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+            out.append(f"| {n} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+        if columns[0]:
+            out.append("| median | " + " | ".join(f"**{statistics.median(c):.3f}**" for c in columns) + " |")
+        out.append("")
+    return out
+
+
 def summarize(rows: list[dict[str, str]]) -> str:
     out = []
-    for mode in dict.fromkeys(r["mode"] for r in rows):
-        mine = [r for r in rows if r["mode"] == mode]
+    for mode, load in dict.fromkeys((r["mode"], r["load"]) for r in rows):
+        mine = [r for r in rows if r["mode"] == mode and r["load"] == load]
         names = list(dict.fromkeys(r["row"] for r in mine))
         rps_of = {(r["round"], r["row"]): float(r["rps"]) for r in mine}
         where = {
@@ -419,11 +652,12 @@ def summarize(rows: list[dict[str, str]]) -> str:
             "shared": "nothing pinned",
         }.get(mode, mode)
         out += [
-            f"### mode `{mode}` ({where})",
+            f"### mode `{mode}` ({where}), load `{load}` ({LOADS.get(load, load)})",
             "",
             "| row | rounds | req/s median | min-max | spread | p50 ms | p99 ms | errors | SUT cores "
-            "| SUT CPU µs/request | cpu0/cpu1 busy | steal (max) | × direct | × nginx-proxy |",
-            "|" + "---|" * 14,
+            "| SUT CPU µs/request | cpu0/cpu1 busy | steal (max) | new conns/request | TLS resumed "
+            "| × direct | × nginx |",
+            "|" + "---|" * 16,
         ]
         for name in names:
             runs = [r for r in mine if r["row"] == name]
@@ -432,13 +666,12 @@ def summarize(rows: list[dict[str, str]]) -> str:
             p50 = statistics.median(int(r["p50_us"]) for r in runs) / 1000
             p99 = statistics.median(int(r["p99_us"]) for r in runs) / 1000
             cores = statistics.median(float(r["sut_cpu_s"]) / float(r["wall_s"]) for r in runs)
-            per_request = statistics.median(
-                float(r["sut_cpu_s"]) * 1e6 / max(1, int(r["requests"])) for r in runs
-            )
+            per_request = statistics.median(cpu_per_request(r) for r in runs)
             cpu0 = statistics.median(float(r["cpu0_busy"]) for r in runs)
             cpu1 = statistics.median(float(r["cpu1_busy"]) for r in runs)
+            conns = statistics.median(int(r["conns"]) / max(1, int(r["requests"])) for r in runs)
             ratios = {}
-            for ref in ("direct", "nginx-proxy"):
+            for ref in ("direct", reference(name)):
                 per_round = [
                     float(r["rps"]) / rps_of[(r["round"], ref)] for r in runs if rps_of.get((r["round"], ref))
                 ]
@@ -448,14 +681,24 @@ def summarize(rows: list[dict[str, str]]) -> str:
                 f"| {(max(rps) - min(rps)) / median:.0%} | {p50:.2f} | {p99:.2f} "
                 f"| {sum(int(r['errors']) for r in runs)} | {cores:.2f} | {per_request:.1f} "
                 f"| {cpu0:.0%}/{cpu1:.0%} | {max(float(r['steal']) for r in runs):.1%} "
-                f"| {ratios['direct']} | {ratios['nginx-proxy']} |"
+                f"| {conns:.2f} | {resumed_share(*runs)} "
+                f"| {ratios['direct']} | {ratios[reference(name)]} |"
             )
         out.append("")
+        negotiated = sorted({r["tls"] for r in mine if r["tls"] != "-"})
+        if negotiated:
+            out += [f"TLS as the readiness check negotiated it: {', '.join(negotiated)}", ""]
+        out += tls_tables(mine, names)
     out.append(
         "Medians over the rounds. spread = (max - min) / median of req/s. Ratios: each round's req/s "
-        "divided by the reference row's in the same round, then their median (min-max). SUT cores: "
+        "divided by the reference row's in the same round, then their median (min-max); × nginx is "
+        "× nginx-proxy, and for a TLS row × nginx-tls-proxy. SUT cores: "
         "CPU time of the server's process group over the wrk run's wall time; µs/request: that CPU "
-        "time per request. Busy shares leave out steal (time the hypervisor gave to other guests)."
+        "time per request. Busy shares leave out steal (time the hypervisor gave to other guests). "
+        "new conns/request: TCP connections the host accepted during the run (PassiveOpens) per "
+        "request, about 1.00 when every request has its own connection (then req/s is connections, "
+        "and for a TLS row handshakes, per second). TLS resumed: the share of wrk's TLS connections "
+        "that resumed a session (bench/wrk_tls_shim.c)."
     )
     return "\n".join(out) + "\n"
 
@@ -463,7 +706,7 @@ def summarize(rows: list[dict[str, str]]) -> str:
 # --- main -----------------------------------------------------------------------------------
 
 
-def environment(s: Settings, rows: list[str], commands: dict[str, str]) -> str:
+def environment(s: Settings, loads: list[str], rows: list[str], commands: dict[str, str]) -> str:
     def run(*argv: str) -> str:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=20)
@@ -486,7 +729,9 @@ def environment(s: Settings, rows: list[str], commands: dict[str, str]) -> str:
         f"wrk: {run('wrk', '-v')}",
         f"python: {run(s.python, '-VV')}",
         f"iamgate: git {run('git', '-C', str(ROOT), 'describe', '--always', '--dirty')}",
-        f"params: mode={s.mode} rounds={s.rounds} duration={s.duration}s warmup={s.warmup}s "
+        f"openssl: {run('openssl', 'version')}; wrk shim: {s.shim or '-'}",
+        f"params: mode={s.mode} loads={','.join(loads)} rounds={s.rounds} duration={s.duration}s "
+        f"warmup={s.warmup}s "
         f"connections={s.connections} threads={s.threads} path={s.path} sut_cpus={s.sut_cpus} "
         f"load_cpus={s.load_cpus}",
         "rows:",
@@ -498,6 +743,12 @@ def environment(s: Settings, rows: list[str], commands: dict[str, str]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-m", "--mode", choices=("pinned", "shared"), default="pinned")
+    ap.add_argument(
+        "-l",
+        "--load",
+        default="keepalive",
+        help=f"comma-separated loads, each run in every round: {', '.join(LOADS)} (default keepalive)",
+    )
     ap.add_argument("-r", "--rounds", type=int, default=5)
     ap.add_argument(
         "-d", "--duration", type=int, default=10, help=f"seconds of each measured run (<= {MAX_DURATION})"
@@ -540,6 +791,9 @@ def main() -> int:
     if missing:
         print(f"missing on PATH: {', '.join(missing)}", file=sys.stderr)
         return 2
+    loads = args.load.split(",")
+    if any(load not in LOADS for load in loads):
+        ap.error(f"--load wants some of {', '.join(LOADS)}, got {args.load!r}")
     if args.duration > MAX_DURATION:
         print(f"duration capped at {MAX_DURATION} s", file=sys.stderr)
         args.duration = MAX_DURATION
@@ -562,12 +816,21 @@ def main() -> int:
         redis_port=args.redis_port,
         sut_cpus="1" if pinned else None,
         load_cpus="0" if pinned else None,
+        tls_dir=out / "run" / "tls",
+        shim=None,
     )
     s.run.mkdir(parents=True, exist_ok=True)
     s.logs.mkdir(parents=True, exist_ok=True)
-    (out / "env.txt").write_text(environment(s, rows, commands))
+    if any(is_tls(r) for r in rows):
+        make_certificate(s.tls_dir)
+        s.shim = build_shim(s.run)
+        if s.shim is None and "close-full" in loads:
+            print("the close-full load needs the wrk shim (a C compiler)", file=sys.stderr)
+            return 2
+    (out / "env.txt").write_text(environment(s, loads, rows, commands))
     print(
-        f"# {len(rows)} rows x {s.rounds} rounds x ({s.warmup} + {s.duration}) s, mode {s.mode}; output {out}"
+        f"# {len(rows)} rows x {len(loads)} loads x {s.rounds} rounds x ({s.warmup} + {s.duration}) s, "
+        f"mode {s.mode}; output {out}"
     )
 
     def interrupted(signum: int, _frame: object) -> None:
@@ -593,14 +856,15 @@ def main() -> int:
             redis = f"redis-server --port {s.redis_port} --bind 127.0.0.1 --save '' --appendonly no"
             start(redis, s.logs / "redis.log", s.load_cpus)
         for rnd in range(1, s.rounds + 1):
-            for index, row in enumerate(rows, start=1):
-                result = measure(s, rnd, row, commands[row], s.base_port + index, backend)
-                if result is not None:
-                    results.append(result)
-                    with tsv.open("w", newline="") as f:
-                        writer = csv.DictWriter(f, COLUMNS, delimiter="\t")
-                        writer.writeheader()
-                        writer.writerows(results)
+            for load in loads:
+                for index, row in enumerate(rows, start=1):
+                    result = measure(s, load, rnd, row, commands[row], s.base_port + index, backend)
+                    if result is not None:
+                        results.append(result)
+                        with tsv.open("w", newline="") as f:
+                            writer = csv.DictWriter(f, COLUMNS, delimiter="\t")
+                            writer.writeheader()
+                            writer.writerows(results)
     except KeyboardInterrupt:
         print("interrupted: stopping what was started", file=sys.stderr)
         rc = 130
