@@ -16,9 +16,22 @@ two runs half an hour apart differ by a third.
       "base-small|/tmp/old/bin/python {BENCH}/gateway_row.py {PORT} {UPSTREAM} small --log off --run {RUN}"
 
 The last one adds an older build, installed in its own venv (/tmp/old), as a row serving the
-same config: gateway_row.py runs the ``iamgate`` next to the interpreter that runs it. Needs wrk
-and nginx on PATH (Debian: ``apt-get install wrk nginx-light``), and redis-server for the
-``*-thr-redis`` rows. Run it from the venv iamgate is installed in (the iamgate rows use this
+same config: gateway_row.py runs the ``iamgate`` next to the interpreter that runs it.
+
+TLS (docs/benchmarks.md, "TLS (issue 16)"): rows with a ``tls`` part in their name
+(``nginx-tls-proxy``, ``iamgate-tls-small``, ``floor-tls``) are loaded over https with a
+certificate made for the run (run/tls/: ECDSA P-256, localhost and 127.0.0.1), and compared with
+their plain twins (the name without ``tls``) and with ``nginx-tls-proxy``. ``--load`` chooses how
+wrk uses connections, each load run in every round: ``keepalive``; ``close`` (``Connection:
+close``: a new connection per request, so req/s is also connections, and handshakes, per second;
+wrk then resumes TLS sessions); ``close-full`` (the same, every handshake a full one, by
+bench/wrk_tls_shim.c preloaded into wrk, which the harness builds with ``cc``):
+
+    python bench/proxy_bench.py -r 3 -d 8 -w 2 -l keepalive,close,close-full \\
+      --rows nginx-proxy,nginx-tls-proxy,iamgate-small,iamgate-tls-small
+
+Needs wrk and nginx on PATH (Debian: ``apt-get install wrk nginx-light``), and redis-server for
+the ``*-thr-redis`` rows. Run it from the venv iamgate is installed in (the iamgate rows use this
 interpreter's ``iamgate``) or give ``--python``.
 
 One measurement: start the row's command in a new session (its own process group, pinned to
@@ -34,8 +47,10 @@ SUT is then the bottleneck, and nginx rows are bounded by cpu0 (their figures ar
 ``shared``: nothing pinned (rows named ``*-w2``, with two workers, make sense only here).
 
 Outputs in ``--out`` (default /tmp/iamgate-bench/proxy-<timestamp>/): results.tsv (one line per
-measurement), summary.md (per mode: medians, ranges, per-round ratios to ``direct`` and
-``nginx-proxy``), env.txt (versions and parameters), logs/ (each server's output and wrk's).
+measurement), summary.md (per mode and load: medians, ranges, per-round ratios to ``direct`` and
+to ``nginx-proxy``, or ``nginx-tls-proxy`` for a TLS row; for TLS rows, the TLS ratio against the
+plain ratio round by round), env.txt (versions and parameters), logs/ (each server's output and
+wrk's), run/ (the configurations and the TLS material).
 Everything listens on 127.0.0.1; the harness stops only the process groups it started.
 """
 
