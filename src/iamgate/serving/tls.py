@@ -144,6 +144,7 @@ class TlsListener:
                     name = hello.server_name
                     self._log("TLS refused from %s: no certificate for server name %r", peer, name)
                     with contextlib.suppress(OSError):
+                        conn.recv(MAX_HELLO)  # read the hello: closing on unread bytes resets
                         conn.send(_UNRECOGNIZED_NAME)
                     return
                 handed = True
