@@ -32,6 +32,7 @@ from tests.gateway.tls_support import (
     get,
     tls_socket,
     write_ca,
+    write_dated_server_cert,
     write_server_cert,
 )
 from tests.waiting import wait_for
@@ -625,6 +626,13 @@ def test_tls_with_two_workers_and_a_reload(pki: Pki, backend: Backend, gateway_f
     ctx = pki.context()
     for _ in range(20):  # both workers accept on the one socket
         assert get("api.example.test", gw.port, ctx, "/v1/a")[0] == 200
+    # the supervisor's merged metrics: an expiry is a value, not a sum over the workers
+    from cryptography import x509
+
+    not_after = x509.load_pem_x509_certificate(Path(pki.api[0]).read_bytes()).not_valid_after_utc
+    gauge = "iamgate_tls_certificate_expiry_timestamp_seconds"
+    wait_for(lambda: metric_value(gw, gauge, domain="api.example.test") > 0, "the workers' metrics")
+    assert metric_value(gw, gauge, domain="api.example.test") == not_after.timestamp()
     renewed = write_server_cert(pki.ca, pki.dir, "api-renewed", "api.example.test")
     shutil.copy(renewed[0], pki.api[0])
     shutil.copy(renewed[1], pki.api[1])
@@ -749,3 +757,24 @@ def test_a_domain_made_with_the_management_api_is_served_and_renewed(
     )
     wait_for(lambda: serial() != before, "the renewed certificate to be served", timeout=15)
     assert get(name, gw.port, ctx, "/v1")[0] == 200
+
+
+def test_certificate_expiry_gauges_follow_reloads(pki: Pki, edge: Gateway) -> None:
+    from cryptography import x509
+
+    def expiry(path: str) -> float:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes()).not_valid_after_utc.timestamp()
+
+    name = "iamgate_tls_certificate_expiry_timestamp_seconds"
+    assert metric_value(edge, name, port="data", domain="") == expiry(pki.default[0])
+    assert metric_value(edge, name, domain="api.example.test") == expiry(pki.api[0])
+    assert metric_value(edge, name, domain="mtls.example.test") == expiry(pki.mtls[0])
+    renewed = write_dated_server_cert(pki.ca, pki.dir, "api-90d", "api.example.test", 90)
+    assert expiry(renewed[0]) != expiry(pki.api[0])
+    shutil.copy(renewed[0], pki.api[0])
+    shutil.copy(renewed[1], pki.api[1])
+    edge.signal(signal.SIGHUP)
+    wait_for(
+        lambda: metric_value(edge, name, domain="api.example.test") == expiry(renewed[0]),
+        "the gauge to follow the renewed certificate",
+    )

@@ -27,6 +27,36 @@ def write_server_cert(ca: trustme.CA, directory: Path, stem: str, *names: str) -
     return str(chain), str(key)
 
 
+def write_dated_server_cert(
+    ca: trustme.CA, directory: Path, stem: str, name: str, days: int
+) -> tuple[str, str]:
+    """A server certificate for ``name`` that expires ``days`` from now (trustme's all expire in
+    the year 3000): (chain file, key file)."""
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    chain, key_path = directory / f"{stem}.pem", directory / f"{stem}-key.pem"
+    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(chain), str(key_path)
+
+
 def write_ca(ca: trustme.CA, directory: Path, stem: str) -> str:
     path = directory / f"{stem}.pem"
     path.write_bytes(ca.cert_pem.bytes())

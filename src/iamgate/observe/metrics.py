@@ -66,6 +66,10 @@ _HELP: Final = {
         "Client connections closed with no request to answer (timeouts, the connection limit).",
     ),
     "iamgate_requests_in_flight": ("gauge", "Requests being served."),
+    "iamgate_tls_certificate_expiry_timestamp_seconds": (
+        "gauge",
+        "When each certificate served expires (Unix time), by port and domain.",
+    ),
     "iamgate_tls_handshakes_total": (
         "counter",
         "TLS connections by port and result (ok, or why refused: plain_http, unknown_name, timeout...).",
@@ -176,6 +180,11 @@ class Metrics:
         }
 
 
+_SAME_IN_EVERY_PROCESS: Final = frozenset(
+    ("iamgate_config_version", "iamgate_tls_certificate_expiry_timestamp_seconds")
+)
+
+
 def merge(exports: list[dict[str, Any]]) -> Metrics:
     """Sum counters, histograms and gauges of several processes into one view."""
     total = Metrics()
@@ -184,7 +193,7 @@ def merge(exports: list[dict[str, Any]]) -> Metrics:
             total.inc(name, tuple(tuple(x) for x in labels), value)
         for name, labels, value in data.get("gauges", []):
             key = (name, tuple(tuple(x) for x in labels))
-            if name == "iamgate_config_version":
+            if name in _SAME_IN_EVERY_PROCESS:  # a value, not a count: not summed
                 total.gauges[key] = max(total.gauges.get(key, 0.0), value)
             else:
                 total.gauges[key] = total.gauges.get(key, 0.0) + value

@@ -19,6 +19,7 @@ from iamgate.config.snapshot import Snapshot
 from iamgate.observe.accesslog import AccessLog
 from iamgate.observe.metrics import Metrics
 from iamgate.pipeline.services import Services
+from iamgate.serving.tls import certificate_gauges
 from iamgate.throttle.factory import make_throttler
 from iamgate.upstream.pool import UpstreamPools
 
@@ -73,6 +74,7 @@ class GatewayState:
         self.shared_state = shared_state
         metrics = Metrics()
         metrics.set("iamgate_config_version", snapshot.version)
+        certificate_gauges(metrics, snapshot.config)
         self.services = Services(
             _pools(snapshot), make_throttler(snapshot.config.throttling, shared_state), metrics
         )
@@ -106,6 +108,7 @@ class GatewayState:
         self.snapshot = snapshot
         services = self.services
         services.metrics.set("iamgate_config_version", snapshot.version)
+        certificate_gauges(services.metrics, snapshot.config)
         if old.settings.upstream != snapshot.settings.upstream:
             services.pools.retire()
             services.pools = _pools(snapshot)

@@ -31,14 +31,16 @@ from collections.abc import Callable
 from typing import Final
 
 from iamgate.config.domains import TlsChoice
+from iamgate.config.model import GatewayConfig
 from iamgate.observe.metrics import Metrics
 from iamgate.tls.hello import MAX_HELLO, Hello, Incomplete, Malformed, NotTls, read_hello
 
-__all__ = ["LOG_PER_SECOND", "TlsListener"]
+__all__ = ["CERTIFICATE_EXPIRY", "LOG_PER_SECOND", "TlsListener", "certificate_gauges"]
 
 log = logging.getLogger("iamgate")
 
 LOG_PER_SECOND: Final = 10
+CERTIFICATE_EXPIRY: Final = "iamgate_tls_certificate_expiry_timestamp_seconds"
 _PLAIN_BODY: Final = b'{"message":"This port speaks TLS: send the request with https://"}'
 _PLAIN_HTTP: Final = (
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -260,3 +262,20 @@ def _reason(exc: ssl.SSLError) -> str:
 def _about_client_cert(exc: ssl.SSLError) -> bool:
     reason = str(exc.reason or exc).upper()
     return "CERTIFICATE" in reason or "UNKNOWN_CA" in reason or "PEER DID NOT RETURN" in reason
+
+
+def certificate_gauges(metrics: Metrics, config: GatewayConfig) -> None:
+    """When each certificate served expires (Unix seconds), by port and domain ("" for the
+    gateway's own), so that an alert can fire weeks before: set at start and at every reload,
+    the gauges of certificates no longer served removed."""
+    for key in [key for key in metrics.gauges if key[0] == CERTIFICATE_EXPIRY]:
+        del metrics.gauges[key]
+    settings = config.settings
+    for port, tls in (("data", settings.tls), ("admin", settings.admin_tls)):
+        if tls is not None and tls.certificate is not None:
+            expiry = tls.certificate.not_after.timestamp()
+            metrics.set(CERTIFICATE_EXPIRY, expiry, (("port", port), ("domain", "")))
+    for domain in config.domains:
+        if domain.certificate is not None:
+            expiry = domain.certificate.not_after.timestamp()
+            metrics.set(CERTIFICATE_EXPIRY, expiry, (("port", "data"), ("domain", domain.name)))
