@@ -14,7 +14,7 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from iamgate.tls.certs import ServerCertificate, Truststore
 
@@ -86,6 +86,23 @@ def _pem_file(data: bytes) -> Iterator[str]:
         os.unlink(path)
 
 
+class _DirectSSLObject(ssl.SSLObject):
+    """``ssl.SSLObject`` whose ``read``, ``write`` and ``pending`` are the C object's own
+    methods. The event loop's TLS transport calls them for every TLS record; ``ssl.py``'s versions
+    only pass the call on, and that Python frame measured about a quarter of what TLS adds to a
+    keep-alive request (docs/benchmarks.md, "Where the TLS CPU goes"). Same arguments, same
+    results: the standard library's methods are one-line forwards to these."""
+
+    @classmethod
+    def _create(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super()._create(*args, **kwargs)  # type: ignore[misc]
+        native = obj._sslobj
+        obj.read = native.read
+        obj.write = native.write
+        obj.pending = native.pending
+        return obj
+
+
 def server_context(
     cert: ServerCertificate, policy: SecurityPolicy, truststore: Truststore | None = None
 ) -> ssl.SSLContext:
@@ -99,6 +116,7 @@ def server_context(
         ctx.set_ciphers(policy.ciphers)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
     ctx.set_alpn_protocols(["http/1.1"])
+    ctx.sslobject_class = _DirectSSLObject
     with _pem_file(cert.chain_pem + cert.key_pem) as path:
         ctx.load_cert_chain(path)
     if truststore is not None:
