@@ -100,6 +100,7 @@ apis:
       - {{path: "/{{proxy+}}", method: ANY, integration: {{type: HTTP_PROXY, uri: "http://127.0.0.1:9000/{{proxy}}"}}}}
   - id: zz9zz9zz9z
     endpoint_type: PRIVATE
+    disable_execute_api_endpoint: true
     policy: '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": "*",
       "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}}]}}'
     stages: {{v1: {{}}}}
@@ -133,6 +134,7 @@ def store_parts(config: GatewayConfig) -> list[Any]:
             sorted(api.routes, key=lambda r: (r.path, r.method)),
             api.authorizers,
             api.api_key_source,
+            api.disable_execute_api_endpoint,
         )
         for api in config.apis
     ]
@@ -182,6 +184,7 @@ def test_two_deployments_keys_and_plans_round_trip(tmp_path: Path) -> None:
     assert "deployment: d1" in once
     assert "deployment: d2" in once
     assert once.count("- id: zz9zz9zz9z\n  name:") == 1  # one deployment: no deployment line
+    assert once.count("disable_execute_api_endpoint: true") == 1  # kept by apply, not only by deployments
     assert "value: abcdefghijklmnopqrstuvwxyz0123" in once
 
 

@@ -45,7 +45,16 @@ __all__ = ["apply", "export"]
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 KEY_FIELDS = ("id", "name", "value", "enabled")
 PLAN_FIELDS = ("id", "name", "api_stages", "throttle", "quota", "keys", "on_backend_error")
-API_ORDER = ("id", "deployment", "name", "endpoint_type", "policy", "policy_mode", "api_key_source")
+API_ORDER = (
+    "id",
+    "deployment",
+    "name",
+    "endpoint_type",
+    "policy",
+    "policy_mode",
+    "api_key_source",
+    "disable_execute_api_endpoint",
+)
 ROUTE_ORDER = ("path", "method", "authorization", "authorizer", "authorization_scopes", "api_key_required")
 
 

@@ -105,6 +105,8 @@ def api_definition(api: ApiConfig) -> dict[str, Any]:
         entry["policy_mode"] = api.policy_mode
     if api.api_key_source != "HEADER":
         entry["api_key_source"] = api.api_key_source
+    if api.disable_execute_api_endpoint:  # as a deployment made by the management API keeps it
+        entry["disable_execute_api_endpoint"] = True
     if api.authorizers:
         entry["authorizers"] = [_authorizer(a) for _, a in sorted(api.authorizers.items())]
     entry["routes"] = [_route(r) for r in sorted(api.routes, key=lambda r: (r.path, r.method))]
