@@ -27,7 +27,7 @@ from iamgate.management.core import Call, Reply, Route, bad_request, conflict, n
 from iamgate.management.drafts import page
 from iamgate.management.patch import PatchOp, invalid_op, invalid_path, operations
 from iamgate.store.base import ConflictError, Doc, Transaction
-from iamgate.tls.certs import CertError, read_server_certificate, read_truststore
+from iamgate.tls.certs import CertError, ServerCertificate, read_server_certificate, read_truststore
 from iamgate.tls.contexts import DEFAULT_POLICY, SECURITY_POLICIES
 
 __all__ = ["KIND", "ROUTES"]
@@ -38,11 +38,13 @@ _BASE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 _HOSTED_ZONE = "Z1UJRXOUMOOFQ8"  # what AWS shows for us-east-1 regional domains; informational here
 _DOMAIN_UPDATABLE = [
     "/certificateName",
+    "/certificateArn",
     "/regionalCertificateArn",
     "/regionalCertificateName",
     "/securityPolicy",
     "/mutualTlsAuthentication/truststoreUri",
     "/mutualTlsAuthentication/truststoreVersion",
+    "/endpointConfiguration/types/{type}",
 ]
 _MAPPING_UPDATABLE = ["/basePath", "/restapiId", "/stage"]
 
@@ -85,29 +87,47 @@ def _split_bundle(data: bytes) -> tuple[bytes, bytes]:
     return b"".join(certs), b"".join(key)
 
 
+_ARN_FIELDS = ("regionalCertificateArn", "certificateArn")
+# what a domain document holds of its certificate (one of: the PEM kept, or a file and the URI naming it)
+_CERTIFICATE_KEYS = ("certificatePem", "privateKeyPem", "certificateFile", *_ARN_FIELDS)
+
+
 def _certificate(body: dict[str, Any], name: str) -> dict[str, Any]:
-    """The certificate fields of a domain document, checked: PEM text, or a file:// bundle."""
-    arn = _text(body, "regionalCertificateArn") or _text(body, "certificateArn")
+    """The certificate fields of a domain document, checked: PEM text, or a file:// bundle. The
+    URI is kept under the field it came in (``regionalCertificateArn``, or ``certificateArn`` as
+    edge-optimized domains give it) and answered back there; PEM is kept normalised (the
+    certificates, and the key alone, unencrypted), never answered back."""
+    given = [f for f in _ARN_FIELDS if body.get(f) is not None]
+    if len(given) > 1:
+        raise bad_request("give either regionalCertificateArn or certificateArn, not both")
+    field = given[0] if given else _ARN_FIELDS[0]
+    arn = _text(body, field)
     pem = _text(body, "certificateBody")
     if arn is not None and pem is not None:
-        raise bad_request("give either certificateBody (PEM) or regionalCertificateArn (file://), not both")
+        raise bad_request(f"give either certificateBody (PEM) or {field} (file://), not both")
+    if arn is not None:
+        extra = [f for f in ("certificatePrivateKey", "certificateChain") if body.get(f) is not None]
+        if extra:
+            raise bad_request(
+                f"{' and '.join(extra)} go with certificateBody; a {field} bundle holds the chain and "
+                "the private key itself"
+            )
     if arn is not None and "-----BEGIN" in arn:
         # the AWS CLI reads a parameter given as file://PATH and sends the file's content: a
         # bundle given so arrives as PEM, and is kept as PEM (never shown back)
         chain, key = _split_bundle(arn.encode())
-        _check(chain, key, name)
-        return {"certificatePem": chain.decode(), "privateKeyPem": key.decode()}
+        return _kept(_check(chain, key, name))
     if arn is not None:
         if arn.startswith("arn:"):
             raise bad_request(
-                "iamgate has no ACM: give regionalCertificateArn as a file:///path URI of a PEM bundle "
+                f"iamgate has no ACM: give {field} as a file:///path URI of a PEM bundle "
                 "(the certificate chain, then the private key), or the PEM in certificateBody, "
                 "certificateChain and certificatePrivateKey"
             )
-        path = _file_uri(arn, "regionalCertificateArn")
+        path = _file_uri(arn, field)
         chain, key = _split_bundle(_read(path, "the certificate bundle"))
         _check(chain, key, name)
-        return {"regionalCertificateArn": arn, "certificateFile": str(path)}
+        return {field: arn, "certificateFile": str(path)}
     if pem is None:
         raise bad_request(
             "a certificate is needed: certificateBody (PEM), certificateChain and certificatePrivateKey, "
@@ -117,14 +137,24 @@ def _certificate(body: dict[str, Any], name: str) -> dict[str, Any]:
     if key_text is None:
         raise bad_request("certificatePrivateKey is needed with certificateBody")
     chain = (pem.strip() + "\n" + (_text(body, "certificateChain") or "").strip() + "\n").encode()
-    _check(chain, key_text.encode(), name)
-    return {"certificatePem": chain.decode(), "privateKeyPem": key_text}
+    return _kept(_check(chain, key_text.encode(), name))
 
 
-def _check(chain: bytes, key: bytes, name: str) -> None:
+def _kept(cert: ServerCertificate) -> dict[str, Any]:
+    return {"certificatePem": cert.chain_pem.decode(), "privateKeyPem": cert.key_pem.decode()}
+
+
+def _check(chain: bytes, key: bytes, name: str) -> ServerCertificate:
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key or b"Proc-Type: 4,ENCRYPTED" in key:
+        # the configuration file can name a password (key_password_env); an API call has no
+        # place for one, as ACM's import has none
+        raise bad_request(
+            f"Invalid certificate for {name}: the private key is encrypted; give it unencrypted"
+        )
     found = read_server_certificate(chain, key, None, name=name)
     if isinstance(found, CertError):
         raise bad_request(f"Invalid certificate for {name}: {found.message}")
+    return found
 
 
 def _truststore(mtls: Any) -> tuple[dict[str, Any], list[str]]:
@@ -184,9 +214,11 @@ def _endpoint(raw: Any) -> dict[str, Any]:
         return {"types": ["REGIONAL"]}
     types = raw.get("types") if isinstance(raw, dict) else None
     if not isinstance(types, list) or len(types) != 1 or types[0] not in ("REGIONAL", "EDGE", "PRIVATE"):
-        raise bad_request("endpointConfiguration.types must be one of [REGIONAL], [EDGE]")
+        raise bad_request(f"Invalid endpoint configuration types {types!r}: exactly one of REGIONAL, EDGE")
     if types[0] == "PRIVATE":
-        raise bad_request("private custom domain names are not supported by iamgate: use REGIONAL")
+        raise bad_request(
+            "private custom domain names are not supported by iamgate (PRIVATE): use REGIONAL or EDGE"
+        )
     return {"types": list(types)}
 
 
@@ -199,6 +231,10 @@ def _base_path(value: str | None) -> str:
             f"Invalid base path '{value}': letters, digits, '-', '_' and '.' in segments joined by '/', "
             "with no leading or trailing '/'; or (none)"
         )
+    if any(segment in (".", "..") for segment in value.split("/")):
+        # a request's dot segments are resolved before it is routed: such a mapping could never
+        # match anything, and dot segments are what path-confusion attacks are made of
+        raise bad_request(f"Invalid base path '{value}': a segment may not be '.' or '..'")
     return value
 
 
@@ -212,6 +248,7 @@ _SHOWN = (
     "regionalHostedZoneId",
     "regionalCertificateName",
     "regionalCertificateArn",
+    "certificateArn",
     "endpointConfiguration",
     "domainNameStatus",
     "domainNameStatusMessage",
@@ -250,9 +287,26 @@ def _find(tx: Transaction, name: str) -> Doc:
     return doc
 
 
-def _check_mtls_policy(doc: Doc) -> None:
-    if doc.get("mutualTlsAuthentication") and doc.get("securityPolicy") != "TLS_1_2":
-        raise bad_request("Mutual TLS needs the security policy TLS_1_2")
+def _endpoint_type(doc: Doc) -> str:
+    return str(((doc.get("endpointConfiguration") or {}).get("types") or ["REGIONAL"])[0])
+
+
+def _check_mtls(doc: Doc) -> None:
+    """AWS's rules for mutual TLS: a regional domain name with the security policy TLS_1_2 (not
+    TLS_1_0, nor an enhanced ``SecurityPolicy_...`` one)."""
+    if not doc.get("mutualTlsAuthentication"):
+        return
+    policy = doc.get("securityPolicy")
+    if policy != "TLS_1_2":
+        raise bad_request(
+            f"Mutual TLS needs the security policy TLS_1_2, not {policy}: API Gateway offers mutual TLS "
+            "neither with TLS_1_0 nor with an enhanced security policy (SecurityPolicy_...)"
+        )
+    if _endpoint_type(doc) != "REGIONAL":
+        raise bad_request(
+            f"Mutual TLS needs a REGIONAL domain name, not {_endpoint_type(doc)}: API Gateway offers "
+            "mutual TLS on regional custom domain names only"
+        )
 
 
 async def create_domain_name(call: Call) -> Reply:
@@ -288,7 +342,7 @@ async def create_domain_name(call: Call) -> Reply:
         )
         if doc["truststoreWarnings"]:
             doc["domainNameStatusMessage"] = "The truststore has warnings: see mutualTlsAuthentication"
-    _check_mtls_policy(doc)
+    _check_mtls(doc)
     tags = body.get("tags")
     if tags is not None:
         if not isinstance(tags, dict) or not all(
@@ -329,16 +383,30 @@ def _apply_domain(doc: Doc, op: PatchOp, name: str) -> None:
     if op.op != "replace":
         raise invalid_op(("replace",))
     value = op.need_value()
+    tokens = op.tokens
     if op.path in ("/certificateName", "/regionalCertificateName"):
         doc[op.path[1:]] = value
     elif op.path == "/securityPolicy":
         doc["securityPolicy"] = _policy(value)
-    elif op.path == "/regionalCertificateArn":
-        for key in ("certificatePem", "privateKeyPem", "certificateFile", "regionalCertificateArn"):
+    elif op.path in ("/regionalCertificateArn", "/certificateArn"):
+        field = op.path[1:]
+        if not value:
+            # what a client sends for the field of the other endpoint type (Terraform moving a
+            # domain from EDGE to REGIONAL empties certificateArn): a certificate named by that
+            # field goes; the update is refused if none is left (checked after every operation)
+            if doc.get(field) is not None:
+                for key in _CERTIFICATE_KEYS:
+                    doc.pop(key, None)
+            return
+        for key in _CERTIFICATE_KEYS:
             doc.pop(key, None)
-        doc.update(_certificate({"regionalCertificateArn": value}, name))
+        doc.update(_certificate({field: value}, name))
         doc["certificateUploadDate"] = int(time.time())
     elif op.path == "/mutualTlsAuthentication/truststoreUri":
+        if not value:  # AWS: how mutual TLS is turned off
+            doc.pop("mutualTlsAuthentication", None)
+            doc.pop("truststoreWarnings", None)
+            return
         current = dict(doc.get("mutualTlsAuthentication") or {})
         current.pop("truststorePem", None)
         current.pop("truststoreFile", None)
@@ -352,6 +420,14 @@ def _apply_domain(doc: Doc, op: PatchOp, name: str) -> None:
         current = dict(doc["mutualTlsAuthentication"])
         current["truststoreVersion"] = value
         doc["mutualTlsAuthentication"], doc["truststoreWarnings"] = _truststore(current)
+    elif tokens[:2] == ["endpointConfiguration", "types"] and len(tokens) == 3:
+        current_type = _endpoint_type(doc)
+        if tokens[2] not in ("0", current_type):
+            raise bad_request(
+                f"Invalid patch path {op.path}: the domain name's endpoint type is {current_type} "
+                f"(replace /endpointConfiguration/types/{current_type} or /endpointConfiguration/types/0)"
+            )
+        doc["endpointConfiguration"] = _endpoint({"types": [value]})
     else:
         raise invalid_path(op, _DOMAIN_UPDATABLE)
 
@@ -364,7 +440,12 @@ async def update_domain_name(call: Call) -> Reply:
             doc = dict(_find(tx, call.params["domain_name"]))
             for op in ops:
                 _apply_domain(doc, op, doc["domainName"])
-            _check_mtls_policy(doc)
+            if "certificatePem" not in doc and "certificateFile" not in doc:
+                raise bad_request(
+                    "a domain name needs a certificate: give regionalCertificateArn (or certificateArn) "
+                    "a file:///path URI of a PEM bundle"
+                )
+            _check_mtls(doc)
             if doc.get("truststoreWarnings"):
                 doc["domainNameStatusMessage"] = "The truststore has warnings: see mutualTlsAuthentication"
             else:
