@@ -30,7 +30,7 @@ from iamgate.store.base import ConflictError, Doc, Transaction
 from iamgate.tls.certs import CertError, ServerCertificate, read_server_certificate, read_truststore
 from iamgate.tls.contexts import DEFAULT_POLICY, SECURITY_POLICIES
 
-__all__ = ["KIND", "ROUTES"]
+__all__ = ["KIND", "ROUTES", "domains_mapping"]
 
 KIND = "domainname"
 _NAME = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -467,6 +467,20 @@ async def delete_domain_name(call: Call) -> Reply:
 
 
 # --- base path mappings --------------------------------------------------------------------
+
+
+def domains_mapping(tx: Transaction, api_id: str, stage: str | None = None) -> list[str]:
+    """The domain names with a base path mapping to the API (to that stage of it, when given):
+    what AWS names when it refuses to delete them (``Please remove all base path mappings
+    related to the RestApi in your domains: ...``)."""
+    return [
+        name
+        for _, name, doc in tx.list(KIND)
+        if any(
+            m["restApiId"] == api_id and (stage is None or m.get("stage") == stage)
+            for m in doc.get("mappings") or []
+        )
+    ]
 
 
 def _check_target(tx: Transaction, api_id: str, stage: str) -> None:

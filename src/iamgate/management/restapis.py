@@ -14,6 +14,7 @@ from typing import Any
 
 from iamgate.management import access
 from iamgate.management.core import Call, Reply, Route, bad_request
+from iamgate.management.domains import domains_mapping
 from iamgate.management.drafts import (
     KIND,
     api_not_found,
@@ -299,6 +300,12 @@ async def delete_rest_api(call: Call) -> Reply:
         with call.store.transaction() as tx:
             if tx.get(KIND, "", api_id) is None:
                 raise api_not_found(call, api_id)
+            domains = domains_mapping(tx, api_id)
+            if domains:  # AWS's refusal, word for word
+                raise bad_request(
+                    f"Deleting RestApi {api_id} failed. Please remove all base path mappings related to "
+                    f"the RestApi in your domains: {', '.join(domains)}"
+                )
             plans = stages_in_usage_plans(tx, api_id)
             if plans:
                 raise bad_request(

@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
+from iamgate.management.domains import domains_mapping
 from iamgate.management.drafts import api_not_found, now, optional_bool, optional_str, string_map
 from iamgate.management.methods import HTTP_METHODS
 from iamgate.management.patch import PatchOp, operations
@@ -379,6 +380,12 @@ async def delete_stage(call: Call) -> Reply:
     def run() -> None:
         with call.store.transaction() as tx:
             _find(tx, call)
+            domains = domains_mapping(tx, api_id, name)
+            if domains:  # AWS's refusal, word for word
+                raise bad_request(
+                    f"Deleting stage {name} failed. Please remove all base path mappings related to the "
+                    f"stage in your domains: {', '.join(domains)}"
+                )
             plans = stages_in_usage_plans(tx, api_id, name)
             if plans:
                 raise bad_request(
