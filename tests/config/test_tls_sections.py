@@ -193,6 +193,13 @@ CASES = [
         "mapped twice",
     ),
     (
+        "domains:\n  - name: api.example.test\n    mappings: [{base_path: v1/.., api: a1b2c3d4e5}]\n",
+        "config.invalid-value",
+        "/domains/0/mappings/0/base_path",
+        "v1/..",
+        "base_path 'v1/..' is not valid",
+    ),
+    (
         "domains:\n  - name: api.example.test\n    mutual_tls: {truststore: junk.pem}\n",
         "config.bad-truststore",
         "/domains/0/mutual_tls/truststore",

@@ -24,7 +24,7 @@ _DOMAIN: Final = re.compile(
     r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 )
 # a base path: segments of letters, digits, '-', '_', '.', joined by '/'
-_BASE_PATH: Final = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_BASE_PATH: Final = re.compile(r"(?!\.\.?(/|$))[A-Za-z0-9._-]+(/(?!\.\.?(/|$))[A-Za-z0-9._-]+)*")
 _SOON: Final = dt.timedelta(days=14)
 
 

@@ -34,7 +34,8 @@ __all__ = ["KIND", "ROUTES", "domains_mapping"]
 
 KIND = "domainname"
 _NAME = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-_BASE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+# segments of letters, digits, '.', '_' and '-', none of them '.' or '..' (never in a canonical path)
+_BASE_PATH = re.compile(r"(?!\.\.?(/|$))[A-Za-z0-9._-]+(/(?!\.\.?(/|$))[A-Za-z0-9._-]+)*")
 _HOSTED_ZONE = "Z1UJRXOUMOOFQ8"  # what AWS shows for us-east-1 regional domains; informational here
 _DOMAIN_UPDATABLE = [
     "/certificateName",

@@ -74,6 +74,17 @@ def _pem_blocks(data: bytes, label: bytes) -> int:
     return data.count(b"-----BEGIN " + label + b"-----")
 
 
+# what cryptography raises for a damaged certificate (several are not ValueErrors)
+_UNREADABLE: Final = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
 def _certificates(data: bytes, what: str) -> list[x509.Certificate] | CertError:
     if b"-----BEGIN" not in data:
         if data[:1] == b"\x30":  # an ASN.1 SEQUENCE: DER
@@ -83,10 +94,19 @@ def _certificates(data: bytes, what: str) -> list[x509.Certificate] | CertError:
         return CertError(f"{what} holds no certificate ('-----BEGIN CERTIFICATE-----'); is it a key?")
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except _UNREADABLE as exc:
         return CertError(f"{what} is not readable PEM: {_reason(exc)}")
     if len(certs) != _pem_blocks(data, b"CERTIFICATE"):
         return CertError(f"{what}: some certificate blocks could not be read")
+    for i, cert in enumerate(certs, start=1):
+        # cryptography reads these parts only when asked: asked here, so that a damaged one is
+        # this sentence rather than an exception from a later check
+        try:
+            cert.public_key()
+            _ = (cert.extensions, cert.signature_hash_algorithm)
+            _ = (dn(cert.subject), dn(cert.issuer))
+        except _UNREADABLE as exc:
+            return CertError(f"{what}: certificate {i} cannot be read: {_reason(exc)}")
     return certs
 
 

@@ -120,8 +120,16 @@ def _host_name(ext: bytes) -> Hello | Malformed:
                 name = raw.decode("ascii")
             except UnicodeDecodeError:
                 return Malformed("the server name is not ASCII")
-            if not name or len(name) > 253 or not all(c.isalnum() or c in "-._*" for c in name):
+            # checked once normalised: a fully qualified name of 253 characters is 254 with its
+            # dot, and "." or "a.." must not pass as "" or "a."
+            host = name.lower().removesuffix(".")
+            if (
+                not host
+                or len(host) > 253
+                or host.endswith(".")
+                or not all(c.isalnum() or c in "-._*" for c in host)
+            ):
                 return Malformed(f"the server name {name[:80]!r} is not a host name")
-            return Hello(name.lower().removesuffix("."))
+            return Hello(host)
         at += size
     return Hello(None)
