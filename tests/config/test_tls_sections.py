@@ -3,19 +3,15 @@ diagnostic (line, column, pointer, message), and a good file read into the model
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from iamgate.config.load import parse_config
 from iamgate.config.model import GatewayConfig
 from iamgate.policy import Diagnostic
+from tests.gateway.tls_support import dated_cert
 
 API = """
 apis:
@@ -257,27 +253,9 @@ domains:
 
 
 def test_a_certificate_expiring_soon_is_a_warning(files: Files) -> None:
-    ca_key = serialization.load_pem_private_key(files.ca.private_key_pem.bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate(files.ca.cert_pem.bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soon.example.test")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - dt.timedelta(days=80))
-        .not_valid_after(now + dt.timedelta(days=5))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("soon.example.test")]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    (files.dir / "soon.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (files.dir / "soon-key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    cert, key = dated_cert(files.ca, "soon.example.test", (-80, 5))
+    (files.dir / "soon.pem").write_bytes(cert)
+    (files.dir / "soon-key.pem").write_bytes(key)
     config, diags = load(files, "gateway:\n  tls: {certificate: soon.pem, key: soon-key.pem}\n")
     assert config is not None
     (warning,) = [d for d in diags if d.code == "config.certificate-expires"]

@@ -27,11 +27,12 @@ def write_server_cert(ca: trustme.CA, directory: Path, stem: str, *names: str) -
     return str(chain), str(key)
 
 
-def write_dated_server_cert(
-    ca: trustme.CA, directory: Path, stem: str, name: str, days: int
-) -> tuple[str, str]:
-    """A server certificate for ``name`` that expires ``days`` from now (trustme's all expire in
-    the year 3000): (chain file, key file)."""
+def dated_cert(
+    ca: trustme.CA, name: str, days: tuple[int, int] = (-1, 30), *, password: bytes | None = None
+) -> tuple[bytes, bytes]:
+    """A server certificate for ``name`` issued by ``ca``, valid from ``days[0]`` to ``days[1]``
+    days from now (trustme's all run to the year 3000), and its key (PKCS#8, encrypted with
+    ``password`` when given): (certificate PEM, key PEM)."""
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     key = ec.generate_private_key(ec.SECP256R1())
@@ -42,18 +43,24 @@ def write_dated_server_cert(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now + dt.timedelta(days=days[0]))
+        .not_valid_after(now + dt.timedelta(days=days[1]))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def write_dated_server_cert(
+    ca: trustme.CA, directory: Path, stem: str, name: str, days: int
+) -> tuple[str, str]:
+    """:func:`dated_cert` expiring ``days`` from now, written out: (chain file, key file)."""
+    cert, key = dated_cert(ca, name, (-1, days))
     chain, key_path = directory / f"{stem}.pem", directory / f"{stem}-key.pem"
-    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    chain.write_bytes(cert)
+    key_path.write_bytes(key)
     return str(chain), str(key_path)
 
 

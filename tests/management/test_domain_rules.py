@@ -9,7 +9,6 @@ certificates made by trustme and cryptography in the test."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import logging
 import re
@@ -20,14 +19,12 @@ from typing import Any
 import pytest
 import trustme
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from iamgate.cli.manage import export_document, render
 from iamgate.config.load import parse_config
 from iamgate.store.compose import compose, decode_served, encode_served
+from tests.gateway.tls_support import dated_cert
 from tests.management.conftest import READER, AdminHandle, gateway_config, serve_admin
 from tests.management.test_domains import API, NAME, Pem, error_of, served_document
 from tests.management.test_keys import put_stage
@@ -86,24 +83,8 @@ def a_leaf(
 ) -> tuple[str, str]:
     """A certificate for ``name`` issued by ``ca`` valid from ``days[0]`` to ``days[1]`` days from
     now, and its key (encrypted with the password ``pw`` when ``encrypt``)."""
-    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + dt.timedelta(days=days[0]))
-        .not_valid_after(now + dt.timedelta(days=days[1]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    encryption = serialization.BestAvailableEncryption(b"pw") if encrypt else serialization.NoEncryption()
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+    cert, key = dated_cert(ca, name, days, password=b"pw" if encrypt else None)
+    return cert.decode(), key.decode()
 
 
 def data_uri(pem_bytes: bytes) -> str:

@@ -5,7 +5,6 @@ private key never comes back in any answer."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +13,10 @@ from typing import Any
 import pytest
 import trustme
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from iamgate.config.load import parse_config
 from iamgate.store.compose import compose
+from tests.gateway.tls_support import dated_cert
 from tests.management.conftest import AdminHandle, gateway_config, serve_admin
 from tests.management.test_keys import put_stage
 from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
@@ -205,25 +201,8 @@ def test_domain_names_with_the_aws_cli(admin: AdminHandle, pem: Pem) -> None:
 
 
 def _expired(pem: Pem) -> tuple[str, str]:
-    ca_key = serialization.load_pem_private_key(pem.ca.private_key_pem.bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate(pem.ca.cert_pem.bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now - dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+    cert, key = dated_cert(pem.ca, NAME, (-30, -1))
+    return cert.decode(), key.decode()
 
 
 def test_bad_input_is_refused_and_nothing_is_written(admin: AdminHandle, pem: Pem, tmp_path: Path) -> None:
