@@ -19,12 +19,15 @@ __all__ = [
     "ClientSettings",
     "DomainConfig",
     "GatewayConfig",
+    "GatewayResponseConfig",
     "GatewaySettings",
     "HttpProxyIntegration",
     "ManagementSettings",
     "MockIntegration",
+    "ModelConfig",
     "MutualTls",
     "Network",
+    "RequestValidatorConfig",
     "RouteConfig",
     "StageConfig",
     "TlsSettings",
@@ -151,6 +154,39 @@ class MockIntegration:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayResponseConfig:
+    """A customised gateway response of an API (API Gateway's ``GatewayResponse``;
+    docs/gateway-responses.md): what replaces the default answer of one response type."""
+
+    response_type: str  # ACCESS_DENIED, DEFAULT_4XX, ...
+    status_code: int | None = None  # None: the type's own status (or DEFAULT_xXX's)
+    # ("gatewayresponse.header.NAME", source): a quoted literal ("'*'"), method.request.header.X,
+    # method.request.querystring.X, method.request.path.X, stageVariables.X or context.X
+    response_parameters: tuple[tuple[str, str], ...] = ()
+    response_templates: tuple[tuple[str, str], ...] = ()  # (content type, template)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A model of an API (API Gateway's ``Model``): a JSON Schema draft 4 document
+    (docs/request-validation.md)."""
+
+    name: str
+    schema: str  # the schema as JSON text, as API Gateway stores it
+    content_type: str = "application/json"
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestValidatorConfig:
+    """A request validator of an API (API Gateway's ``RequestValidator``)."""
+
+    name: str
+    validate_request_body: bool = False
+    validate_request_parameters: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RouteConfig:
     path: str
     method: str  # an HTTP verb or ANY
@@ -162,6 +198,12 @@ class RouteConfig:
     rate_limit: RateLimitRule | None = (
         None  # iamgate's extension: a limit per client, caller or context value
     )
+    # request validation (docs/request-validation.md): the API's validator by name, the model
+    # for each content type ("$default" for any), and the method request parameters
+    # ("method.request.querystring.x", "...header.x", "...path.x") with whether each is required
+    request_validator: str | None = None
+    request_models: tuple[tuple[str, str], ...] = ()
+    request_parameters: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +233,10 @@ class ApiConfig:
     # requests on the default endpoint ({id}.execute-api..., x-apigw-api-id, the path forms)
     # are answered 403 Forbidden: only custom domains reach the API
     disable_execute_api_endpoint: bool = False
+    # customised gateway responses by type (docs/gateway-responses.md)
+    gateway_responses: dict[str, GatewayResponseConfig] = field(default_factory=dict)
+    models: dict[str, ModelConfig] = field(default_factory=dict)  # by name
+    request_validators: dict[str, RequestValidatorConfig] = field(default_factory=dict)  # by name
 
 
 @dataclass(frozen=True, slots=True)

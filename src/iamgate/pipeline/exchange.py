@@ -82,6 +82,7 @@ class Exchange:
     integration_latency: float | None = None
     integration_status: int | None = None
     error_message: str | None = None
+    validation_error: str | None = None  # $context.error.validationErrorString (request validation)
     error_type: str | None = None
     response_type: str | None = None
     vpc_id: str | None = None
