@@ -27,6 +27,7 @@ from iamgate.management.core import ApiError, bad_request
 from iamgate.management.drafts import now
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import mock_status
+from iamgate.management.models import default_models, is_default_model, referenced_models
 from iamgate.management.policies import policy_object, store_policy
 from iamgate.routing.tree import parse_template
 from iamgate.store.base import Doc
@@ -139,6 +140,85 @@ def _integration_entry(integration: Doc) -> dict[str, Any]:
     return entry
 
 
+def _validation_entries(route: dict[str, Any], method: Doc, path: str, validators: dict[str, Doc]) -> None:
+    """A route's request validator (by name), request models and the method request parameters
+    (all but the resource path's own parameters, which every request that reaches it has)."""
+    verb = route["method"]
+    if method.get("requestValidatorId"):
+        validator = validators.get(method["requestValidatorId"])
+        if validator is None:
+            raise bad_request(
+                f"Invalid Request Validator identifier specified: {verb} {path} uses request validator "
+                f"{method['requestValidatorId']}, which does not exist"
+            )
+        route["request_validator"] = validator["name"]
+    if method.get("requestModels"):
+        route["request_models"] = dict(sorted(method["requestModels"].items()))
+    own = {s.value for s in parse_template(path) if s.kind in ("param", "greedy")}
+    params = {
+        key: bool(required)
+        for key, required in sorted((method.get("requestParameters") or {}).items())
+        if not (key.startswith("method.request.path.") and key[len("method.request.path.") :] in own)
+    }
+    # written when they can matter (a validator, a required parameter): a definition of an API
+    # without request validation stays as it was before validation existed
+    if params and (route.get("request_validator") or any(params.values())):
+        route["request_parameters"] = params
+
+
+def _api_entries(definition: dict[str, Any], draft: Doc, routes: list[dict[str, Any]]) -> None:
+    """The API's gateway responses, models and request validators (by name). API Gateway's
+    default models (``Empty``, ``Error``) are written only when a route uses them."""
+    responses: dict[str, Doc] = draft.get("gatewayResponses") or {}
+    if responses:
+        out: dict[str, Any] = {}
+        for kind, response in sorted(responses.items()):
+            entry: dict[str, Any] = {}
+            if response.get("statusCode"):
+                entry["status_code"] = int(response["statusCode"])
+            if response.get("responseParameters"):
+                entry["response_parameters"] = dict(sorted(response["responseParameters"].items()))
+            if response.get("responseTemplates"):
+                entry["response_templates"] = dict(sorted(response["responseTemplates"].items()))
+            out[kind] = entry
+        definition["gateway_responses"] = out
+    used = {name for route in routes for name in (route.get("request_models") or {}).values()}
+    models: dict[str, Any] = {}
+    by_name = {m["name"]: m for m in (draft.get("models") or {}).values()}
+    wanted = set(used)
+    api_id = str(draft["restApi"]["id"])
+    while wanted:  # the models the used ones refer to are needed too
+        name = wanted.pop()
+        if name in by_name:
+            refs = referenced_models(by_name[name].get("schema") or "", api_id)
+            wanted |= refs - used
+            used |= refs
+    for name, model in sorted(by_name.items()):
+        if is_default_model(model) and name not in used:
+            continue
+        entry = {"schema": model.get("schema") or "{}"}
+        if model.get("contentType", "application/json") != "application/json":
+            entry["content_type"] = model["contentType"]
+        if model.get("description"):
+            entry["description"] = model["description"]
+        models[name] = entry
+    if models:
+        definition["models"] = models
+    validators: dict[str, Doc] = draft.get("requestValidators") or {}
+    if validators:
+        definition["request_validators"] = {
+            v["name"]: {
+                k: True
+                for k, key in (
+                    ("validate_request_body", "validateRequestBody"),
+                    ("validate_request_parameters", "validateRequestParameters"),
+                )
+                if v.get(key)
+            }
+            for v in sorted(validators.values(), key=lambda v: v["name"])
+        }
+
+
 def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]:
     """The API as a configuration ``apis`` entry without stages; BadRequestException (AWS's
     texts) when the draft cannot be deployed: no methods, a method without an integration."""
@@ -157,6 +237,7 @@ def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]
     used = {a["name"]: a for a in authorizers.values()}
     if used:
         definition["authorizers"] = [_authorizer_entry(a) for _, a in sorted(used.items())]
+    validators: dict[str, Doc] = draft.get("requestValidators") or {}
     routes = []
     for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
         for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
@@ -184,11 +265,13 @@ def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]
             rate_limit = (method.get("iamgate") or {}).get("rate_limit")
             if rate_limit:
                 route["rate_limit"] = rate_limit
+            _validation_entries(route, method, resource["path"], validators)
             route["integration"] = _integration_entry(integration)
             routes.append(route)
     if not routes:
         raise bad_request("The REST API doesn't contain any methods")
     definition["routes"] = routes
+    _api_entries(definition, draft, routes)
     _ = settings  # the definition is settings-free: shorthand was expanded when the policy was saved
     return definition
 
@@ -273,6 +356,65 @@ def _integration_doc(
     return doc, declared
 
 
+def _gateway_response_docs(definition: dict[str, Any]) -> dict[str, Doc]:
+    out: dict[str, Doc] = {}
+    for kind, raw in sorted((definition.get("gateway_responses") or {}).items()):
+        doc: Doc = {}
+        entry = raw or {}
+        if entry.get("status_code") is not None:
+            doc["statusCode"] = str(entry["status_code"])
+        if entry.get("response_parameters"):
+            doc["responseParameters"] = {str(k): str(v) for k, v in entry["response_parameters"].items()}
+        if entry.get("response_templates"):
+            doc["responseTemplates"] = {str(k): str(v) for k, v in entry["response_templates"].items()}
+        out[str(kind)] = doc
+    return out
+
+
+def _schema_text(schema: Any) -> str:
+    """A model's schema as the JSON text API Gateway stores (a mapping in YAML is written as JSON)."""
+    return schema if isinstance(schema, str) else json.dumps(schema, indent=2)
+
+
+def _model_docs(
+    definition: dict[str, Any], api_id: str, previous: Doc | None
+) -> tuple[dict[str, Doc], dict[str, Doc]]:
+    """The models (API Gateway's ``Empty`` and ``Error`` when the definition does not define
+    them) and request validators of a definition, keeping the ids of ``previous`` by name."""
+    old_models = {m["name"]: m["id"] for m in ((previous or {}).get("models") or {}).values()}
+    old_validators = {v["name"]: v["id"] for v in ((previous or {}).get("requestValidators") or {}).values()}
+    models: dict[str, Doc] = {}
+    for name, raw in sorted((definition.get("models") or {}).items()):
+        entry = raw or {}
+        mid = old_models.get(str(name)) or new_id("model")
+        while mid in models:
+            mid = new_id("model")
+        doc: Doc = {"id": mid, "name": str(name)}
+        doc["contentType"] = entry.get("content_type", "application/json")
+        if entry.get("description"):
+            doc["description"] = entry["description"]
+        doc["schema"] = _schema_text(entry.get("schema", {}))
+        models[mid] = doc
+    defined = {m["name"] for m in models.values()}
+    for mid, model in default_models(set(models)).items():
+        if model["name"] not in defined:
+            model_id = old_models.get(model["name"]) or mid
+            models[model_id] = {**model, "id": model_id}
+    validators: dict[str, Doc] = {}
+    for name, raw in sorted((definition.get("request_validators") or {}).items()):
+        entry = raw or {}
+        vid = old_validators.get(str(name)) or new_id("requestvalidator")
+        while vid in validators:
+            vid = new_id("requestvalidator")
+        validators[vid] = {
+            "id": vid,
+            "name": str(name),
+            "validateRequestBody": bool(entry.get("validate_request_body", False)),
+            "validateRequestParameters": bool(entry.get("validate_request_parameters", False)),
+        }
+    return models, validators
+
+
 def definition_to_draft(
     definition: dict[str, Any],
     api_id: str,
@@ -324,6 +466,8 @@ def definition_to_draft(
             aid = new_id("authorizer")
         ids_by_name[entry["name"]] = aid
         authorizers[aid] = _authorizer_doc(entry, aid, settings)
+    models, validators = _model_docs(definition, api_id, previous)
+    validator_ids = {v["name"]: vid for vid, v in validators.items()}
     resources: dict[str, Doc] = {root: {"id": root, "path": "/", "resourceMethods": {}}}
     by_path = {"/": root}
     for route in definition.get("routes") or []:
@@ -361,8 +505,22 @@ def definition_to_draft(
             method["requestParameters"] = declared
         if route.get("rate_limit"):
             method["iamgate"] = {"rate_limit": dict(route["rate_limit"])}
+        if route.get("request_parameters"):
+            declared = {**declared, **{k: bool(v) for k, v in route["request_parameters"].items()}}
+            method["requestParameters"] = declared
+        if route.get("request_validator"):
+            method["requestValidatorId"] = validator_ids[route["request_validator"]]
+        if route.get("request_models"):
+            method["requestModels"] = dict(route["request_models"])
         resource["resourceMethods"][method["httpMethod"]] = method
-    draft: Doc = {"restApi": rest_api, "resources": resources, "authorizers": authorizers}
+    draft: Doc = {
+        "restApi": rest_api,
+        "resources": resources,
+        "authorizers": authorizers,
+        "models": models,
+        "requestValidators": validators,
+        "gatewayResponses": _gateway_response_docs(definition),
+    }
     if definition.get("policy_mode") == "report":
         draft["policyMode"] = "report"
     return draft

@@ -8,7 +8,16 @@ import string
 __all__ = ["new_id"]
 
 _ALPHABET = string.ascii_lowercase + string.digits
-LENGTHS = {"restapi": 10, "resource": 10, "deployment": 6, "authorizer": 6, "apikey": 10, "usageplan": 6}
+LENGTHS = {
+    "restapi": 10,
+    "resource": 10,
+    "deployment": 6,
+    "authorizer": 6,
+    "apikey": 10,
+    "usageplan": 6,
+    "model": 6,
+    "requestvalidator": 6,
+}
 
 
 def new_id(kind: str) -> str:

@@ -3,9 +3,10 @@
 A method is a verb on a resource with its authorization: ``NONE``, ``AWS_IAM``, ``CUSTOM`` (a
 ``TOKEN``/``REQUEST`` authorizer) or ``COGNITO_USER_POOLS`` (a ``COGNITO_USER_POOLS`` authorizer,
 with optional ``authorizationScopes``) or ``JWT`` (a ``JWT`` authorizer, likewise), and
-``apiKeyRequired``. ``requestParameters`` (which
-request values the method declares) are stored and shown; iamgate does not validate requests
-against them. Request models and validators are not supported (iamgate has no models).
+``apiKeyRequired``. Request validation: ``requestParameters`` (the request values the method
+declares, ``method.request.querystring.x: true`` when required), ``requestModels`` (content type
+-> the name of one of the API's models, ``$default`` for any) and ``requestValidatorId`` (one of
+the API's request validators, :mod:`iamgate.management.models`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import re
 from typing import Any
 
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
-from iamgate.management.drafts import edit, find_resource, optional_bool, optional_str, read, string_list
+from iamgate.management.drafts import (
+    edit,
+    find_resource,
+    optional_bool,
+    optional_str,
+    read,
+    string_list,
+    string_map,
+)
 from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.management.shapes import method_shape
 from iamgate.store.base import Doc, Transaction
@@ -39,6 +48,8 @@ UPDATABLE = [
     "/operationName",
     "/authorizationScopes",
     "/requestParameters/{name}",
+    "/requestValidatorId",
+    "/requestModels/{contentType}",
 ]
 
 
@@ -95,6 +106,18 @@ def check_method(draft: Doc, method: Doc) -> None:
         if m.group(2) in names:
             raise bad_request("Parameter names must be unique across querystring, header and path")
         names[m.group(2)] = m.group(1)
+    validator = method.get("requestValidatorId")
+    if validator is not None and validator not in (draft.get("requestValidators") or {}):
+        raise bad_request("Invalid Request Validator identifier specified")
+    models = {m["name"] for m in (draft.get("models") or {}).values()}
+    for content_type, name in (method.get("requestModels") or {}).items():
+        if not content_type or (content_type != "$default" and "/" not in content_type):
+            raise bad_request(
+                f"Invalid content type specified: '{content_type}' (a media type such as application/json, "
+                "or $default)"
+            )
+        if not isinstance(name, str) or name not in models:
+            raise bad_request(f"Invalid model identifier specified: {name}")
 
 
 async def put_method(call: Call) -> Reply:
@@ -106,13 +129,7 @@ async def put_method(call: Call) -> Reply:
         raise bad_request(
             "PutMethod: 'authorizationType' is required (NONE, AWS_IAM, CUSTOM or COGNITO_USER_POOLS)"
         )
-    if body.get("requestValidatorId"):
-        raise bad_request("iamgate does not validate requests: requestValidatorId is not supported")
-    if body.get("requestModels"):
-        raise bad_request("iamgate has no models: requestModels is not supported")
-    params = body.get("requestParameters")
-    if params is not None and not isinstance(params, dict):
-        raise bad_request("PutMethod: 'requestParameters' must be a map of names to true/false")
+    params = string_map(body, "requestParameters", where, bool)
     method: Doc = {
         "httpMethod": verb,
         "authorizationType": kind,
@@ -120,6 +137,8 @@ async def put_method(call: Call) -> Reply:
         "apiKeyRequired": bool(optional_bool(body, "apiKeyRequired", where)),
         "operationName": optional_str(body, "operationName", where),
         "requestParameters": params or None,
+        "requestValidatorId": optional_str(body, "requestValidatorId", where) or None,
+        "requestModels": string_map(body, "requestModels", where) or None,
         "authorizationScopes": string_list(body, "authorizationScopes", where) or None,
     }
     method = {k: v for k, v in method.items() if v is not None}
@@ -199,8 +218,22 @@ def _apply(method: Doc, op: PatchOp) -> None:
             method["requestParameters"] = params
         else:
             method.pop("requestParameters", None)
-    elif op.path in ("/requestValidatorId", "/requestModels") or tokens[:1] == ["requestModels"]:
-        raise bad_request(f"iamgate does not support {op.path}: it has no models or request validators")
+    elif op.path == "/requestValidatorId" and op.op in ("replace", "remove"):
+        if op.op == "remove" or not op.value:
+            method.pop("requestValidatorId", None)
+        else:
+            method["requestValidatorId"] = op.value
+    elif len(tokens) >= 2 and tokens[0] == "requestModels" and op.op in ("add", "replace", "remove"):
+        models = dict(method.get("requestModels") or {})
+        content_type = "/".join(tokens[1:])  # application~1json, or the rest of the path unescaped
+        if op.op == "remove":
+            models.pop(content_type, None)
+        else:
+            models[content_type] = op.need_value()
+        if models:
+            method["requestModels"] = models
+        else:
+            method.pop("requestModels", None)
     else:
         raise invalid_path(op, UPDATABLE)
 

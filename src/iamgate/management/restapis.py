@@ -28,6 +28,7 @@ from iamgate.management.drafts import (
     string_map,
 )
 from iamgate.management.ids import new_id
+from iamgate.management.models import default_models
 from iamgate.management.patch import PatchOp, invalid_op, invalid_path, operations
 from iamgate.management.policies import save_policy
 from iamgate.store.base import Doc, Transaction
@@ -71,6 +72,9 @@ def new_draft(api_id: str, rest_api: dict[str, Any], root_id: str | None = None)
         "restApi": api,
         "resources": {root: {"id": root, "path": "/", "resourceMethods": {}}},
         "authorizers": {},
+        "models": default_models(),
+        "requestValidators": {},
+        "gatewayResponses": {},
     }
 
 

@@ -33,6 +33,8 @@ ROUTE_MODULES: list[str] = [
     "iamgate.management.methods",
     "iamgate.management.integrations",
     "iamgate.management.authorizers",
+    "iamgate.management.gatewayresponses",
+    "iamgate.management.models",
     "iamgate.management.deployments",
     "iamgate.management.stages",
     "iamgate.management.openapi",

@@ -1,0 +1,450 @@
+"""Models and request validators: ``CreateModel``, ``GetModel``, ``GetModels``, ``UpdateModel``,
+``DeleteModel``; ``CreateRequestValidator``, ``GetRequestValidator(s)``,
+``UpdateRequestValidator``, ``DeleteRequestValidator``.
+
+A model is a JSON Schema draft 4 document (as API Gateway uses) stored as JSON text,
+``draft["models"][id]`` with ``id``, ``name`` (letters and digits, unique in the API, how paths and
+methods name it), ``contentType``, ``description`` and ``schema``. A schema is checked when it is
+saved (:func:`schema_problem`): valid JSON, an object, valid against the draft 4 meta-schema (the
+``jsonschema`` package's ``Draft4Validator.check_schema``), and every ``$ref`` either local
+(``#/definitions/X``, found in the document) or another model of the same API by API Gateway's URL
+(``https://apigateway.amazonaws.com/restapis/{api_id}/models/{Name}``); iamgate never fetches a
+schema. Every new API has API Gateway's two models, ``Empty`` and ``Error``.
+
+A request validator (``draft["requestValidators"][id]``: ``id``, ``name``, ``validateRequestBody``,
+``validateRequestParameters``) is what a method's ``requestValidatorId`` names. A model or a
+validator a method uses cannot be deleted (``ConflictException``), nor a model another model's
+``$ref`` names.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]  # the draft 4 meta-schema check
+
+from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
+from iamgate.management.drafts import edit, optional_bool, optional_str, page, read
+from iamgate.management.ids import new_id
+from iamgate.management.patch import PatchOp, invalid_path, operations
+from iamgate.store.base import Doc, Transaction
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "MODEL_URL",
+    "ROUTES",
+    "default_models",
+    "find_model_by_name",
+    "model_refs",
+    "model_shape",
+    "schema_problem",
+    "validator_shape",
+]
+
+MODEL_URL = "https://apigateway.amazonaws.com/restapis/{api_id}/models/{name}"
+_MODEL_REF = re.compile(r"https://apigateway\.amazonaws\.com/restapis/([^/]+)/models/([^/#]+)(#.*)?")
+_NAME = re.compile(r"[A-Za-z0-9]{1,128}")
+_VALIDATOR_NAME_MAX = 256
+# API Gateway's models on every new REST API: (name, description, schema)
+DEFAULT_MODELS = (
+    (
+        "Empty",
+        "This is a default empty schema model",
+        '{\n  "$schema": "http://json-schema.org/draft-04/schema#",\n  "title" : "Empty Schema",\n'
+        '  "type" : "object"\n}',
+    ),
+    (
+        "Error",
+        "This is a default error schema model",
+        '{\n  "$schema" : "http://json-schema.org/draft-04/schema#",\n  "title" : "Error Schema",\n'
+        '  "type" : "object",\n  "properties" : {\n    "message" : { "type" : "string" }\n  }\n}',
+    ),
+)
+MODEL_UPDATABLE = ["/schema", "/description"]
+VALIDATOR_UPDATABLE = ["/name", "/validateRequestBody", "/validateRequestParameters"]
+
+
+def default_models(taken: set[str] | None = None) -> dict[str, Doc]:
+    """API Gateway's ``Empty`` and ``Error`` models, with fresh ids (none of ``taken``)."""
+    out: dict[str, Doc] = {}
+    used = set(taken or ())
+    for name, description, schema in DEFAULT_MODELS:
+        mid = new_id("model")
+        while mid in used:
+            mid = new_id("model")
+        used.add(mid)
+        out[mid] = {
+            "id": mid,
+            "name": name,
+            "description": description,
+            "schema": schema,
+            "contentType": "application/json",
+        }
+    return out
+
+
+def is_default_model(model: Doc) -> bool:
+    return any(
+        model.get("name") == name and model.get("schema") == schema and model.get("description") == text
+        for name, text, schema in DEFAULT_MODELS
+    )
+
+
+def model_shape(model: Doc) -> dict[str, Any]:
+    keys = ("id", "name", "description", "schema", "contentType")
+    return {k: model[k] for k in keys if model.get(k) is not None}
+
+
+def validator_shape(validator: Doc) -> dict[str, Any]:
+    return {
+        "id": validator["id"],
+        "name": validator["name"],
+        "validateRequestBody": bool(validator.get("validateRequestBody")),
+        "validateRequestParameters": bool(validator.get("validateRequestParameters")),
+    }
+
+
+# --- schemas ---------------------------------------------------------------------------------------
+def _pointer(path: Any) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else "/"
+
+
+def _resolves(document: Any, fragment: str) -> bool:
+    if fragment in ("", "#"):
+        return True
+    if not fragment.startswith("#/"):
+        return False
+    target = document
+    for raw in fragment[2:].split("/"):
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and token in target:
+            target = target[token]
+        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+            target = target[int(token)]
+        else:
+            return False
+    return True
+
+
+def model_refs(document: Any) -> list[tuple[str, str]]:
+    """Every ``$ref`` of a schema as (where, reference), depth first."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[Any, list[Any]]] = [(document, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                found.append((_pointer([*path, "$ref"]), ref))
+            stack.extend((v, [*path, k]) for k, v in node.items() if k != "$ref" or not isinstance(v, str))
+        elif isinstance(node, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(node))
+    return sorted(found)
+
+
+def referenced_models(schema: str, api_id: str) -> set[str]:
+    """The names of the models of API ``api_id`` that a schema's ``$ref``s name."""
+    try:
+        document = json.loads(schema)
+    except ValueError:
+        return set()
+    names = set()
+    for _, ref in model_refs(document):
+        m = _MODEL_REF.fullmatch(ref)
+        if m is not None and m.group(1) == api_id:
+            names.add(m.group(2))
+    return names
+
+
+def schema_problem(schema: Any, api_id: str, models: set[str], own: str | None = None) -> str | None:
+    """Why ``schema`` (the model's JSON text) cannot be saved, with where in it; None when it can.
+    ``models``: the names of the API's models a ``$ref`` may name (``own``: the model itself)."""
+    if not isinstance(schema, str):
+        return "the schema must be a string holding a JSON document"
+    try:
+        document = json.loads(schema, parse_constant=_no_constant)
+    except ValueError as exc:
+        return f"the schema is not valid JSON: {exc}"
+    if not isinstance(document, dict):
+        return f"the schema must be a JSON object, not {type(document).__name__}"
+    try:
+        jsonschema.Draft4Validator.check_schema(document)
+    except jsonschema.SchemaError as exc:
+        return f"at '{_pointer(exc.path)}': {exc.message} (JSON Schema draft 4)"
+    for where, ref in model_refs(document):
+        if ref.startswith("#"):
+            if not _resolves(document, ref):
+                return f"at '{where}': '{ref}' points at nothing in this schema"
+            continue
+        m = _MODEL_REF.fullmatch(ref)
+        if m is None:
+            return (
+                f"at '{where}': '{ref}' is neither a reference inside the schema (#/definitions/...) nor a "
+                f"model of this API ({MODEL_URL.format(api_id=api_id, name='NAME')}); iamgate never fetches "
+                "schemas"
+            )
+        if m.group(1) != api_id:
+            return f"at '{where}': '{ref}' names a model of another API ({m.group(1)})"
+        if m.group(2) not in models and m.group(2) != own:
+            return f"at '{where}': '{ref}' names model '{m.group(2)}', which does not exist in this API"
+    return None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _schema_error(problem: str) -> Exception:
+    return bad_request(f"Invalid model schema specified: {problem}")
+
+
+# --- models ----------------------------------------------------------------------------------------
+def _models(draft: Doc) -> dict[str, Doc]:
+    found: dict[str, Doc] = draft.setdefault("models", {})
+    return found
+
+
+def find_model_by_name(draft: Doc, name: str) -> Doc:
+    for model in (draft.get("models") or {}).values():
+        if model["name"] == name:
+            return model  # type: ignore[no-any-return]
+    raise not_found("Invalid model name specified: " + name)
+
+
+def _names(draft: Doc) -> set[str]:
+    return {m["name"] for m in (draft.get("models") or {}).values()}
+
+
+async def create_model(call: Call) -> Reply:
+    body = call.json()
+    where = "CreateModel"
+    api_id = call.params["restapi_id"]
+    name = optional_str(body, "name", where)
+    content_type = optional_str(body, "contentType", where)
+    if not name:
+        raise bad_request("CreateModel: 'name' is required")
+    if not _NAME.fullmatch(name):
+        raise bad_request(f"Invalid model name specified: '{name}'. Model names must be alphanumeric")
+    if not content_type:
+        raise bad_request("CreateModel: 'contentType' is required (e.g. application/json)")
+    schema = optional_str(body, "schema", where)
+    description = optional_str(body, "description", where)
+
+    def add(tx: Transaction, draft: Doc) -> dict[str, Any]:
+        models = _models(draft)
+        if name in _names(draft):
+            raise conflict("Model name already exists for this REST API")
+        if schema is not None:
+            problem = schema_problem(schema, api_id, _names(draft), own=name)
+            if problem:
+                raise _schema_error(problem)
+        mid = new_id("model")
+        while mid in models:
+            mid = new_id("model")
+        model = {"id": mid, "name": name, "description": description, "schema": schema}
+        model["contentType"] = content_type
+        models[mid] = {k: v for k, v in model.items() if v is not None}
+        return model_shape(models[mid])
+
+    return Reply(201, await edit(call, api_id, add))
+
+
+async def get_models(call: Call) -> Reply:
+    def shapes(tx: Transaction, draft: Doc) -> list[dict[str, Any]]:
+        return [model_shape(m) for m in sorted((draft.get("models") or {}).values(), key=lambda m: m["name"])]
+
+    return Reply(200, page(call, await read(call, call.params["restapi_id"], shapes), key="name"))
+
+
+async def get_model(call: Call) -> Reply:
+    name = call.params["model_name"]
+    api_id = call.params["restapi_id"]
+    shape = await read(call, api_id, lambda tx, d: model_shape(find_model_by_name(d, name)))
+    return Reply(200, shape)
+
+
+def _apply_model(model: Doc, op: PatchOp) -> None:
+    if op.path in MODEL_UPDATABLE and op.op == "replace":
+        key = op.path[1:]
+        if op.value is None or (key == "description" and op.value == ""):
+            model.pop(key, None)
+        else:
+            model[key] = op.value
+    else:
+        raise invalid_path(op, MODEL_UPDATABLE)
+
+
+async def update_model(call: Call) -> Reply:
+    ops = operations(call.json())
+    name = call.params["model_name"]
+    api_id = call.params["restapi_id"]
+
+    def change(tx: Transaction, draft: Doc) -> dict[str, Any]:
+        model = find_model_by_name(draft, name)
+        work = copy.deepcopy(model)
+        for op in ops:
+            _apply_model(work, op)
+        if "schema" in work:
+            problem = schema_problem(work["schema"], api_id, _names(draft), own=name)
+            if problem:
+                raise _schema_error(problem)
+        model.clear()
+        model.update(work)
+        return model_shape(model)
+
+    return Reply(200, await edit(call, api_id, change))
+
+
+def model_users(draft: Doc, name: str) -> list[str]:
+    """Where model ``name`` is used: AWS's ``method request: /path/VERB`` and ``model: NAME``."""
+    api_id = draft["restApi"]["id"]
+    found = []
+    for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
+        for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
+            if name in (method.get("requestModels") or {}).values():
+                found.append(f"method request: {resource['path']}/{verb}")
+            responses = method.get("methodResponses") or {}
+            if any(name in (r.get("responseModels") or {}).values() for r in responses.values()):
+                found.append(f"method response: {resource['path']}/{verb}")
+    for other in sorted((draft.get("models") or {}).values(), key=lambda m: m["name"]):
+        if other["name"] != name and name in referenced_models(other.get("schema") or "", api_id):
+            found.append(f"model: {other['name']}")
+    return found
+
+
+async def delete_model(call: Call) -> Reply:
+    name = call.params["model_name"]
+
+    def remove(tx: Transaction, draft: Doc) -> None:
+        model = find_model_by_name(draft, name)
+        users = model_users(draft, name)
+        if users:
+            raise conflict(f"Cannot delete model '{name}', is referenced in {users[0]}")
+        del draft["models"][model["id"]]
+
+    await edit(call, call.params["restapi_id"], remove)
+    return Reply(202)
+
+
+# --- request validators ----------------------------------------------------------------------------
+def _validators(draft: Doc) -> dict[str, Doc]:
+    found: dict[str, Doc] = draft.setdefault("requestValidators", {})
+    return found
+
+
+def _find_validator(draft: Doc, vid: str) -> Doc:
+    validator = (draft.get("requestValidators") or {}).get(vid)
+    if validator is None:
+        raise not_found("Invalid Request Validator identifier specified")
+    return validator  # type: ignore[no-any-return]
+
+
+def check_validator(draft: Doc, validator: Doc) -> None:
+    name = validator.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > _VALIDATOR_NAME_MAX:
+        raise bad_request(
+            f"Invalid request validator name {name!r}: a name of 1 to 256 characters is required"
+        )
+    for other in (draft.get("requestValidators") or {}).values():
+        if other["id"] != validator["id"] and other["name"] == name:
+            raise conflict(f"A request validator named '{name}' already exists for this API ({other['id']})")
+
+
+async def create_request_validator(call: Call) -> Reply:
+    body = call.json()
+    where = "CreateRequestValidator"
+    validator: Doc = {
+        "name": optional_str(body, "name", where),
+        "validateRequestBody": bool(optional_bool(body, "validateRequestBody", where)),
+        "validateRequestParameters": bool(optional_bool(body, "validateRequestParameters", where)),
+    }
+
+    def add(tx: Transaction, draft: Doc) -> dict[str, Any]:
+        validators = _validators(draft)
+        vid = new_id("requestvalidator")
+        while vid in validators:
+            vid = new_id("requestvalidator")
+        validator["id"] = vid
+        check_validator(draft, validator)
+        validators[vid] = validator
+        return validator_shape(validator)
+
+    return Reply(201, await edit(call, call.params["restapi_id"], add))
+
+
+async def get_request_validators(call: Call) -> Reply:
+    def shapes(tx: Transaction, draft: Doc) -> list[dict[str, Any]]:
+        return [validator_shape(v) for _, v in sorted((draft.get("requestValidators") or {}).items())]
+
+    return Reply(200, page(call, await read(call, call.params["restapi_id"], shapes)))
+
+
+async def get_request_validator(call: Call) -> Reply:
+    vid = call.params["requestvalidator_id"]
+    return Reply(
+        200,
+        await read(call, call.params["restapi_id"], lambda tx, d: validator_shape(_find_validator(d, vid))),
+    )
+
+
+def _apply_validator(validator: Doc, op: PatchOp) -> None:
+    if op.op != "replace" or op.path not in VALIDATOR_UPDATABLE:
+        raise invalid_path(op, VALIDATOR_UPDATABLE)
+    if op.path == "/name":
+        validator["name"] = op.value or ""
+    else:
+        validator[op.path[1:]] = op.boolean()
+
+
+async def update_request_validator(call: Call) -> Reply:
+    ops = operations(call.json())
+    vid = call.params["requestvalidator_id"]
+
+    def change(tx: Transaction, draft: Doc) -> dict[str, Any]:
+        validator = _find_validator(draft, vid)
+        work = copy.deepcopy(validator)
+        for op in ops:
+            _apply_validator(work, op)
+        check_validator(draft, work)
+        validator.clear()
+        validator.update(work)
+        return validator_shape(validator)
+
+    return Reply(200, await edit(call, call.params["restapi_id"], change))
+
+
+async def delete_request_validator(call: Call) -> Reply:
+    vid = call.params["requestvalidator_id"]
+
+    def remove(tx: Transaction, draft: Doc) -> None:
+        validator = _find_validator(draft, vid)
+        for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
+            for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
+                if method.get("requestValidatorId") == vid:
+                    raise conflict(
+                        f"Cannot delete request validator '{validator['name']}', is referenced in method: "
+                        f"{resource['path']}/{verb}"
+                    )
+        del draft["requestValidators"][vid]
+
+    await edit(call, call.params["restapi_id"], remove)
+    return Reply(202)
+
+
+_MODELS = "/restapis/{restapi_id}/models"
+_VALIDATORS = "/restapis/{restapi_id}/requestvalidators"
+ROUTES = [
+    Route("POST", _MODELS, create_model),
+    Route("GET", _MODELS, get_models),
+    Route("GET", _MODELS + "/{model_name}", get_model),
+    Route("PATCH", _MODELS + "/{model_name}", update_model),
+    Route("DELETE", _MODELS + "/{model_name}", delete_model),
+    Route("POST", _VALIDATORS, create_request_validator),
+    Route("GET", _VALIDATORS, get_request_validators),
+    Route("GET", _VALIDATORS + "/{requestvalidator_id}", get_request_validator),
+    Route("PATCH", _VALIDATORS + "/{requestvalidator_id}", update_request_validator),
+    Route("DELETE", _VALIDATORS + "/{requestvalidator_id}", delete_request_validator),
+]
