@@ -1,0 +1,539 @@
+"""Models, request validators and the methods that use them, through the real boto3 and AWS CLI
+on SQLite and PostgreSQL: CRUD, AWS's default models, schemas checked when saved (located
+errors), references between models, refusals that leave the store as it was, and what a
+deployment snapshots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from iamgate.config.model import GatewaySettings
+from iamgate.management.convert import definition_to_draft, draft_to_definition
+from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
+
+from .conftest import AdminHandle, gateway_config, serve_admin
+
+PET = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
+    """The management API over a SQLite store, then over a PostgreSQL one."""
+    if request.param == "sqlite":
+        with serve_admin(tmp_path, gateway_config()) as handle:
+            yield handle
+        return
+    for backend in pg_backend(request.getfixturevalue("pg_admin")):
+        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
+            yield handle
+
+
+def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
+    err = exc.value.response["Error"]
+    return err["Code"], err["Message"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def draft_of(admin: AdminHandle, api_id: str) -> dict[str, Any]:
+    with admin.store.transaction() as tx:
+        draft = tx.get("restapi", "", api_id)
+    assert draft is not None
+    return draft
+
+
+def body(response: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+def api_with_post(apigw: Any) -> tuple[str, str]:
+    api_id = apigw.create_rest_api(name="models")["id"]
+    root = apigw.get_resources(restApiId=api_id)["items"][0]["id"]
+    pets = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="pets")["id"]
+    return api_id, pets
+
+
+def test_every_new_api_has_empty_and_error(admin: AdminHandle) -> None:
+    apigw = admin.boto3()
+    api_id = apigw.create_rest_api(name="m")["id"]
+    models = apigw.get_models(restApiId=api_id)["items"]
+    assert [(m["name"], m["contentType"], m["description"]) for m in models] == [
+        ("Empty", "application/json", "This is a default empty schema model"),
+        ("Error", "application/json", "This is a default error schema model"),
+    ]
+    assert json.loads(models[0]["schema"]) == {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "Empty Schema",
+        "type": "object",
+    }
+    assert json.loads(models[1]["schema"])["properties"] == {"message": {"type": "string"}}
+    assert all(len(m["id"]) == 6 for m in models)
+    assert admin.aws("get-model", "--rest-api-id", api_id, "--model-name", "Error")["name"] == "Error"
+
+
+def test_model_crud_and_schema_checks(admin: AdminHandle) -> None:
+    apigw = admin.boto3()
+    api_id = apigw.create_rest_api(name="m")["id"]
+    created = apigw.create_model(
+        restApiId=api_id,
+        name="Pet",
+        contentType="application/json",
+        description="a pet",
+        schema=json.dumps(PET),
+    )
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert body(created) == {
+        "id": created["id"],
+        "name": "Pet",
+        "description": "a pet",
+        "schema": json.dumps(PET),
+        "contentType": "application/json",
+    }
+    assert body(apigw.get_model(restApiId=api_id, modelName="Pet")) == body(created)
+    # a model may refer to another of the same API by API Gateway's URL
+    url = f"https://apigateway.amazonaws.com/restapis/{api_id}/models/Pet"
+    owner = {"type": "object", "properties": {"pets": {"type": "array", "items": {"$ref": url}}}}
+    admin.aws(
+        "create-model",
+        "--rest-api-id",
+        api_id,
+        "--name",
+        "Owner",
+        "--content-type",
+        "application/json",
+        "--schema",
+        json.dumps(owner),
+    )
+    assert [m["name"] for m in apigw.get_models(restApiId=api_id)["items"]] == [
+        "Empty",
+        "Error",
+        "Owner",
+        "Pet",
+    ]
+
+    changed = apigw.update_model(
+        restApiId=api_id,
+        modelName="Pet",
+        patchOperations=[
+            {"op": "replace", "path": "/description", "value": "a pet, again"},
+            {"op": "replace", "path": "/schema", "value": json.dumps({**PET, "required": ["name", "age"]})},
+        ],
+    )
+    assert changed["description"] == "a pet, again"
+    assert json.loads(changed["schema"])["required"] == ["name", "age"]
+
+    before = draft_of(admin, api_id)
+    refused = [
+        (
+            lambda: apigw.create_model(restApiId=api_id, name="Pet", contentType="application/json"),
+            "ConflictException",
+            "Model name already exists for this REST API",
+        ),
+        (
+            lambda: apigw.create_model(restApiId=api_id, name="bad-name", contentType="application/json"),
+            "BadRequestException",
+            "Model names must be alphanumeric",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id, name="X", contentType="application/json", schema="{not json"
+            ),
+            "BadRequestException",
+            "Invalid model schema specified: the schema is not valid JSON",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id, name="X", contentType="application/json", schema="[1]"
+            ),
+            "BadRequestException",
+            "the schema must be a JSON object, not list",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id,
+                name="X",
+                contentType="application/json",
+                schema=json.dumps({"type": "object", "properties": {"a": {"type": "strin"}}}),
+            ),
+            "BadRequestException",
+            "Invalid model schema specified: at '/properties/a/type': 'strin' is not valid",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id,
+                name="X",
+                contentType="application/json",
+                schema=json.dumps({"properties": {"a": {"minimum": "zero"}}}),
+            ),
+            "BadRequestException",
+            "at '/properties/a/minimum'",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id,
+                name="X",
+                contentType="application/json",
+                schema=json.dumps({"properties": {"a": {"$ref": "#/definitions/Nope"}}}),
+            ),
+            "BadRequestException",
+            "at '/properties/a/$ref': '#/definitions/Nope' points at nothing in this schema",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id,
+                name="X",
+                contentType="application/json",
+                schema=json.dumps({"$ref": "https://example.com/schema.json"}),
+            ),
+            "BadRequestException",
+            "iamgate never fetches schemas",
+        ),
+        (
+            lambda: apigw.create_model(
+                restApiId=api_id,
+                name="X",
+                contentType="application/json",
+                schema=json.dumps({"$ref": url.replace("/Pet", "/Cat")}),
+            ),
+            "BadRequestException",
+            "names model 'Cat', which does not exist in this API",
+        ),
+        (
+            lambda: apigw.update_model(
+                restApiId=api_id,
+                modelName="Pet",
+                patchOperations=[{"op": "replace", "path": "/schema", "value": '{"type": 5}'}],
+            ),
+            "BadRequestException",
+            "at '/type'",
+        ),
+        (
+            lambda: apigw.update_model(
+                restApiId=api_id,
+                modelName="Pet",
+                patchOperations=[{"op": "replace", "path": "/name", "value": "Cat"}],
+            ),
+            "BadRequestException",
+            "Invalid patch path  '/name' specified for op 'replace'. Must be one of: [/schema, /description]",
+        ),
+        (
+            lambda: apigw.get_model(restApiId=api_id, modelName="Cat"),
+            "NotFoundException",
+            "Invalid model name specified: Cat",
+        ),
+        (
+            lambda: apigw.delete_model(restApiId=api_id, modelName="Pet"),
+            "ConflictException",
+            "Cannot delete model 'Pet', is referenced in model: Owner",
+        ),
+    ]
+    for call, code, message in refused:
+        with pytest.raises(ClientError) as exc:
+            call()
+        got = error(exc)
+        assert got[0] == code, got
+        assert message in got[1], got
+    assert draft_of(admin, api_id) == before
+
+    apigw.delete_model(restApiId=api_id, modelName="Owner")
+    deleted = apigw.delete_model(restApiId=api_id, modelName="Pet")
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert [m["name"] for m in apigw.get_models(restApiId=api_id)["items"]] == ["Empty", "Error"]
+
+
+def test_request_validators_crud(admin: AdminHandle) -> None:
+    apigw = admin.boto3()
+    api_id = apigw.create_rest_api(name="v")["id"]
+    both = apigw.create_request_validator(
+        restApiId=api_id, name="body-and-params", validateRequestBody=True, validateRequestParameters=True
+    )
+    assert both["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert body(both) == {
+        "id": both["id"],
+        "name": "body-and-params",
+        "validateRequestBody": True,
+        "validateRequestParameters": True,
+    }
+    params = admin.aws(
+        "create-request-validator",
+        "--rest-api-id",
+        api_id,
+        "--name",
+        "params-only",
+        "--validate-request-parameters",
+    )
+    assert (params["validateRequestBody"], params["validateRequestParameters"]) == (False, True)
+    listed = apigw.get_request_validators(restApiId=api_id)["items"]
+    assert sorted(v["name"] for v in listed) == ["body-and-params", "params-only"]
+    updated = apigw.update_request_validator(
+        restApiId=api_id,
+        requestValidatorId=params["id"],
+        patchOperations=[
+            {"op": "replace", "path": "/name", "value": "body-only"},
+            {"op": "replace", "path": "/validateRequestBody", "value": "true"},
+            {"op": "replace", "path": "/validateRequestParameters", "value": "false"},
+        ],
+    )
+    assert body(updated) == {
+        "id": params["id"],
+        "name": "body-only",
+        "validateRequestBody": True,
+        "validateRequestParameters": False,
+    }
+    assert body(apigw.get_request_validator(restApiId=api_id, requestValidatorId=params["id"])) == body(
+        updated
+    )
+    before = draft_of(admin, api_id)
+    refused = [
+        (
+            lambda: apigw.create_request_validator(restApiId=api_id, name="body-only"),
+            "ConflictException",
+            "already exists",
+        ),
+        (
+            lambda: apigw.create_request_validator(restApiId=api_id),
+            "BadRequestException",
+            "Invalid request validator name",
+        ),
+        (
+            lambda: apigw.update_request_validator(
+                restApiId=api_id,
+                requestValidatorId=params["id"],
+                patchOperations=[{"op": "replace", "path": "/validateRequestBody", "value": "maybe"}],
+            ),
+            "BadRequestException",
+            "true or false",
+        ),
+        (
+            lambda: apigw.update_request_validator(
+                restApiId=api_id,
+                requestValidatorId=params["id"],
+                patchOperations=[{"op": "replace", "path": "/id", "value": "x"}],
+            ),
+            "BadRequestException",
+            "Must be one of: [/name, /validateRequestBody, /validateRequestParameters]",
+        ),
+        (
+            lambda: apigw.get_request_validator(restApiId=api_id, requestValidatorId="nope"),
+            "NotFoundException",
+            "Invalid Request Validator identifier specified",
+        ),
+    ]
+    for call, code, message in refused:
+        with pytest.raises(ClientError) as exc:
+            call()
+        got = error(exc)
+        assert got[0] == code, got
+        assert message in got[1], got
+    assert draft_of(admin, api_id) == before
+    assert (
+        apigw.delete_request_validator(restApiId=api_id, requestValidatorId=params["id"])["ResponseMetadata"][
+            "HTTPStatusCode"
+        ]
+        == 202
+    )
+    assert [v["name"] for v in apigw.get_request_validators(restApiId=api_id)["items"]] == ["body-and-params"]
+
+
+def test_methods_use_validators_models_and_parameters(admin: AdminHandle) -> None:
+    apigw = admin.boto3()
+    api_id, pets = api_with_post(apigw)
+    apigw.create_model(restApiId=api_id, name="Pet", contentType="application/json", schema=json.dumps(PET))
+    validator = apigw.create_request_validator(
+        restApiId=api_id, name="all", validateRequestBody=True, validateRequestParameters=True
+    )["id"]
+    put = apigw.put_method(
+        restApiId=api_id,
+        resourceId=pets,
+        httpMethod="POST",
+        authorizationType="NONE",
+        requestValidatorId=validator,
+        requestModels={"application/json": "Pet"},
+        requestParameters={"method.request.querystring.limit": True, "method.request.header.x-token": False},
+    )
+    expected = {
+        "requestValidatorId": validator,
+        "requestModels": {"application/json": "Pet"},
+        "requestParameters": {
+            "method.request.querystring.limit": True,
+            "method.request.header.x-token": False,
+        },
+    }
+    assert {k: put[k] for k in expected} == expected
+    got = apigw.get_method(restApiId=api_id, resourceId=pets, httpMethod="POST")
+    assert {k: got[k] for k in expected} == expected
+    # the AWS CLI's put-method flags
+    cli = admin.aws(
+        "put-method",
+        "--rest-api-id",
+        api_id,
+        "--resource-id",
+        pets,
+        "--http-method",
+        "PUT",
+        "--authorization-type",
+        "NONE",
+        "--request-validator-id",
+        validator,
+        "--request-models",
+        "application/json=Pet",
+        "--request-parameters",
+        "method.request.header.x-token=true",
+    )
+    assert (cli["requestValidatorId"], cli["requestModels"]) == (validator, {"application/json": "Pet"})
+
+    updated = apigw.update_method(
+        restApiId=api_id,
+        resourceId=pets,
+        httpMethod="POST",
+        patchOperations=[
+            {"op": "add", "path": "/requestModels/text~1plain", "value": "Empty"},
+            {"op": "remove", "path": "/requestModels/application~1json"},
+            {"op": "add", "path": "/requestParameters/method.request.path.nope", "value": "false"},
+            {"op": "remove", "path": "/requestParameters/method.request.path.nope"},
+            {"op": "replace", "path": "/requestParameters/method.request.header.x-token", "value": "true"},
+            {"op": "replace", "path": "/requestValidatorId", "value": ""},
+        ],
+    )
+    assert updated["requestModels"] == {"text/plain": "Empty"}
+    assert "requestValidatorId" not in updated
+    assert updated["requestParameters"]["method.request.header.x-token"] is True
+
+    before = draft_of(admin, api_id)
+    refused = [
+        (
+            {"requestValidatorId": "nope"},
+            "BadRequestException",
+            "Invalid Request Validator identifier specified",
+        ),
+        (
+            {"requestModels": {"application/json": "Cat"}},
+            "BadRequestException",
+            "Invalid model identifier specified: Cat",
+        ),
+        ({"requestModels": {"json": "Pet"}}, "BadRequestException", "Invalid content type specified"),
+        (
+            {"requestParameters": {"method.request.body.x": True}},
+            "BadRequestException",
+            "Invalid method request parameter",
+        ),
+    ]
+    for kwargs, code, message in refused:
+        with pytest.raises(ClientError) as exc:
+            apigw.put_method(
+                restApiId=api_id, resourceId=pets, httpMethod="GET", authorizationType="NONE", **kwargs
+            )
+        got = error(exc)
+        assert (got[0], got[2]) == (code, 400), got
+        assert message in got[1], got
+    with pytest.raises(ClientError) as exc:
+        apigw.update_method(
+            restApiId=api_id,
+            resourceId=pets,
+            httpMethod="POST",
+            patchOperations=[{"op": "replace", "path": "/requestValidatorId", "value": "nope"}],
+        )
+    assert error(exc)[1] == "Invalid Request Validator identifier specified"
+    # in use: neither the model nor the validator can go
+    with pytest.raises(ClientError) as exc:
+        apigw.delete_model(restApiId=api_id, modelName="Pet")
+    assert error(exc)[:2] == (
+        "ConflictException",
+        "Cannot delete model 'Pet', is referenced in method request: /pets/PUT",
+    )
+    with pytest.raises(ClientError) as exc:
+        apigw.delete_model(restApiId=api_id, modelName="Empty")
+    assert error(exc)[:2] == (
+        "ConflictException",
+        "Cannot delete model 'Empty', is referenced in method request: /pets/POST",
+    )
+    with pytest.raises(ClientError) as exc:
+        apigw.delete_request_validator(restApiId=api_id, requestValidatorId=validator)
+    assert error(exc)[:2] == (
+        "ConflictException",
+        "Cannot delete request validator 'all', is referenced in method: /pets/PUT",
+    )
+    assert draft_of(admin, api_id) == before
+
+
+def test_a_deployment_snapshots_them_by_name(admin: AdminHandle) -> None:
+    """What CreateDeployment stores: the YAML shape of issue 17 (validator and model by name)."""
+    apigw = admin.boto3()
+    api_id, pets = api_with_post(apigw)
+    apigw.create_model(
+        restApiId=api_id,
+        name="Pet",
+        contentType="application/json",
+        description="a pet",
+        schema=json.dumps(PET),
+    )
+    validator = apigw.create_request_validator(
+        restApiId=api_id, name="all", validateRequestBody=True, validateRequestParameters=True
+    )["id"]
+    apigw.create_request_validator(restApiId=api_id, name="unused")
+    apigw.put_method(
+        restApiId=api_id,
+        resourceId=pets,
+        httpMethod="POST",
+        authorizationType="NONE",
+        requestValidatorId=validator,
+        requestModels={"application/json": "Pet"},
+        requestParameters={"method.request.querystring.limit": True},
+    )
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=pets,
+        httpMethod="POST",
+        type="MOCK",
+        requestTemplates={"application/json": '{"statusCode": 200}'},
+    )
+    apigw.put_gateway_response(
+        restApiId=api_id,
+        responseType="BAD_REQUEST_BODY",
+        statusCode="422",
+        responseParameters={"gatewayresponse.header.Access-Control-Allow-Origin": "'*'"},
+        responseTemplates={"application/json": '{"message": "$context.error.validationErrorString"}'},
+    )
+    draft = draft_of(admin, api_id)
+    definition = draft_to_definition(draft, GatewaySettings())
+    assert definition["gateway_responses"] == {
+        "BAD_REQUEST_BODY": {
+            "status_code": 422,
+            "response_parameters": {"gatewayresponse.header.Access-Control-Allow-Origin": "'*'"},
+            "response_templates": {"application/json": '{"message": "$context.error.validationErrorString"}'},
+        }
+    }
+    assert definition["models"] == {
+        "Pet": {"schema": json.dumps(PET), "description": "a pet"}
+    }  # Empty, Error unused
+    assert definition["request_validators"] == {
+        "all": {"validate_request_body": True, "validate_request_parameters": True},
+        "unused": {},
+    }
+    route = definition["routes"][0]
+    assert route["request_validator"] == "all"
+    assert route["request_models"] == {"application/json": "Pet"}
+    assert route["request_parameters"] == {"method.request.querystring.limit": True}
+    # and back: the same draft objects, ids kept by name
+    again = definition_to_draft(definition, api_id, previous=draft)
+    assert again["gatewayResponses"] == draft["gatewayResponses"]
+    assert {m["name"]: m for m in again["models"].values()} == {
+        m["name"]: m for m in draft["models"].values()
+    }
+    assert again["requestValidators"] == draft["requestValidators"]
+    method = next(r for r in again["resources"].values() if r["path"] == "/pets")["resourceMethods"]["POST"]
+    assert {k: method[k] for k in ("requestValidatorId", "requestModels", "requestParameters")} == {
+        "requestValidatorId": validator,
+        "requestModels": {"application/json": "Pet"},
+        "requestParameters": {"method.request.querystring.limit": True},
+    }
+    assert draft_to_definition(again, GatewaySettings()) == definition
