@@ -356,6 +356,20 @@ def _integration_doc(
     return doc, declared
 
 
+def _mock_method_responses(integration: Doc) -> dict[str, Doc]:
+    """The method responses a MOCK integration's responses need, as API Gateway holds them: each
+    status, declaring the headers its integration response sets (an OPTIONS method for CORS:
+    the ``Access-Control-Allow-*`` headers)."""
+    out: dict[str, Doc] = {}
+    for code, response in sorted((integration.get("integrationResponses") or {}).items()):
+        entry: Doc = {"statusCode": code}
+        headers = sorted(response.get("responseParameters") or {})
+        if headers:
+            entry["responseParameters"] = dict.fromkeys(headers, False)
+        out[code] = entry
+    return out
+
+
 def _gateway_response_docs(definition: dict[str, Any]) -> dict[str, Doc]:
     out: dict[str, Doc] = {}
     for kind, raw in sorted((definition.get("gateway_responses") or {}).items()):
@@ -495,6 +509,8 @@ def definition_to_draft(
             "apiKeyRequired": bool(route.get("api_key_required", False)),
             "methodIntegration": integration,
         }
+        if integration["type"] == "MOCK":
+            method["methodResponses"] = _mock_method_responses(integration)
         if route.get("authorizer"):
             method["authorizerId"] = ids_by_name[route["authorizer"]]
             if authorizers[method["authorizerId"]]["type"] == "JWT":

@@ -20,6 +20,7 @@ from iamgate.management.drafts import KIND, api_not_found
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import check_integration
 from iamgate.management.methods import check_method
+from iamgate.management.models import check_validator, default_models, is_default_model, schema_problem
 from iamgate.management.openapi.document import Imported, Problems, fail
 from iamgate.management.openapi.read import interpret, read_openapi
 from iamgate.management.policies import store_policy
@@ -91,6 +92,7 @@ def _apply(draft: dict[str, Any], imported: Imported, p: Problems, *, overwrite:
             check_authorizer(draft, authorizers[aid])
         except ApiError as exc:
             p.error(imported.pointers.get(("authorizer", name), ""), exc.message)
+    validator_ids = _apply_validation(draft, imported, p, overwrite=overwrite)
     root_id = draft["restApi"]["rootResourceId"]
     if overwrite:
         # the old definition's resources that no imported path goes through are removed
@@ -112,6 +114,8 @@ def _apply(draft: dict[str, Any], imported: Imported, p: Problems, *, overwrite:
                 m["authorizationType"] = (
                     "COGNITO_USER_POOLS" if auth["type"] == "COGNITO_USER_POOLS" else "CUSTOM"
                 )
+            if m.get("requestValidatorId") is not None:
+                m["requestValidatorId"] = validator_ids[m["requestValidatorId"]]
             check_method(draft, m)
             integration = m.get("methodIntegration")
             if integration is not None:
@@ -122,6 +126,50 @@ def _apply(draft: dict[str, Any], imported: Imported, p: Problems, *, overwrite:
             p.error(where, exc.message)
             continue
         res.setdefault("resourceMethods", {})[verb] = m
+
+
+def _apply_validation(
+    draft: dict[str, Any], imported: Imported, p: Problems, *, overwrite: bool
+) -> dict[str, str]:
+    """Put ``imported``'s gateway responses, models and request validators into ``draft`` (by
+    type and name: ids of the draft's own are kept; ``overwrite``: what the document does not
+    define goes, but API Gateway's ``Empty`` and ``Error`` models stay), each checked with the
+    rules of core's own operations. The request validators' ids by name."""
+    responses: dict[str, Any] = draft.setdefault("gatewayResponses", {})
+    models: dict[str, Any] = draft.setdefault("models", {})
+    validators: dict[str, Any] = draft.setdefault("requestValidators", {})
+    if overwrite:
+        responses.clear()
+        validators.clear()
+        for mid in [mid for mid, m in models.items() if not is_default_model(m)]:
+            del models[mid]
+    responses.update(json.loads(json.dumps(imported.gateway_responses)))
+    model_ids = {m["name"]: mid for mid, m in models.items()}
+    for name, shape in imported.models.items():
+        mid = model_ids.get(name) or new_id("model")
+        while mid in models and models[mid]["name"] != name:
+            mid = new_id("model")
+        models[mid] = {"id": mid, **shape}
+        model_ids[name] = mid
+    if not any(m["name"] in ("Empty", "Error") for m in models.values()) and overwrite:
+        models.update(default_models(set(models)))
+    api_id = str(draft["restApi"]["id"])
+    for name in imported.models:
+        problem = schema_problem(models[model_ids[name]]["schema"], api_id, set(model_ids), own=name)
+        if problem is not None:
+            p.error(imported.pointers.get(("model", name), ""), f"Invalid model schema specified: {problem}")
+    validator_ids = {v["name"]: vid for vid, v in validators.items()}
+    for name, shape in imported.validators.items():
+        vid = validator_ids.get(name) or new_id("requestvalidator")
+        while vid in validators and validators[vid]["name"] != name:
+            vid = new_id("requestvalidator")
+        validators[vid] = {"id": vid, **shape}
+        validator_ids[name] = vid
+        try:
+            check_validator(draft, validators[vid])
+        except ApiError as exc:
+            p.error(imported.pointers.get(("validator", name), ""), exc.message)
+    return validator_ids
 
 
 def _set_rest(draft: dict[str, Any], imported: Imported, *, overwrite: bool) -> None:
@@ -167,7 +215,7 @@ def _read(call: Call, api_id: str) -> tuple[Imported, Problems]:
     if base_path not in ("ignore", "prepend", "split"):
         raise bad_request(f"basepath must be ignore, prepend or split, not {base_path!r}")
     data, p = read_openapi(call.body)
-    imported = interpret(data, p, base_path)
+    imported = interpret(data, p, base_path, api_id)
     settings = call.gateway.config().settings
     if imported.policy is not None:
         api = ApiRef(settings.region, settings.account_id, api_id)

@@ -89,5 +89,13 @@ class Imported:
     policy: Any = None  # the policy as written (object or text), or None
     policy_pointer: str = ""
     policy_mode: str | None = None
-    # ("method", "PATH VERB") / ("authorizer", NAME) -> where the document defines it
+    # ("method", "PATH VERB") / ("authorizer", NAME) / ("model", NAME) / ("validator", NAME) /
+    # ("gateway_response", TYPE) -> where the document defines it
     pointers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # name -> Model without id ({name, contentType, schema (JSON text, $refs to other models in
+    # API Gateway's URL form), description}); a method's requestModels name them
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # name -> RequestValidator without id; a method's requestValidatorId is a NAME here
+    validators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # response type -> the draft's gatewayResponses entry
+    gateway_responses: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -10,6 +10,7 @@ shape is written as OpenAPI; the policy's own-API ARNs are written back as the
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -17,11 +18,15 @@ import yaml
 from iamgate.management.convert import definition_to_draft
 from iamgate.management.core import Call, Reply, Route, bad_request, not_found
 from iamgate.management.drafts import KIND, api_not_found
+from iamgate.management.models import is_default_model, referenced_models
 from iamgate.management.openapi.document import POLICY_MODE
+from iamgate.management.openapi.validation import GATEWAY_RESPONSES, VALIDATOR, VALIDATORS
 from iamgate.policy import ApiRef
 from iamgate.store.base import Doc
 
 __all__ = ["ROUTES", "draft_to_openapi", "get_export"]
+
+_MODEL_URL = re.compile(r"https://apigateway\.amazonaws\.com/restapis/([^/]+)/models/([^/#]+)(#.*)?")
 
 
 def _map_resources(policy: Any, fn: Any) -> Any:
@@ -76,6 +81,8 @@ def draft_to_openapi(
     else:
         doc |= {"host": host, "basePath": f"/{stage}", "schemes": ["https"]}
     authorizers = draft.get("authorizers") or {}
+    validators = draft.get("requestValidators") or {}
+    used: set[str] = set()
     schemes: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     for res in sorted((draft.get("resources") or {}).values(), key=lambda r: str(r["path"])):
@@ -102,8 +109,11 @@ def draft_to_openapi(
                 }
                 param |= {"schema": {"type": "string"}} if oas3 else {"type": "string"}
                 params.append(param)
+            _request_body(op, m, params, oas3, used)
             if params:
                 op["parameters"] = params
+            if everything and m.get("requestValidatorId") in validators:
+                op[VALIDATOR] = validators[m["requestValidatorId"]]["name"]
             responses: dict[str, Any] = {}
             for code, mr in sorted((m.get("methodResponses") or {}).items()):
                 r: dict[str, Any] = {"description": f"{code} response"}
@@ -114,6 +124,7 @@ def draft_to_openapi(
                     r["headers"] = {
                         h: ({"schema": {"type": "string"}} if oas3 else {"type": "string"}) for h in headers
                     }
+                _response_body(r, mr, oas3, used)
                 responses[str(code)] = r
             op["responses"] = responses or {"default": {"description": "Default response"}}
             requirement: dict[str, list[str]] = {}
@@ -142,11 +153,18 @@ def draft_to_openapi(
             item[key] = op
         paths[str(res["path"])] = item
     doc["paths"] = paths
-    if schemes:
-        if oas3:
-            doc["components"] = {"securitySchemes": schemes}
-        else:
+    definitions = _schemas(draft, used, oas3)
+    if oas3 and (schemes or definitions):
+        doc["components"] = {}
+        if definitions:
+            doc["components"]["schemas"] = definitions
+        if schemes:
+            doc["components"]["securitySchemes"] = schemes
+    elif not oas3:
+        if schemes:
             doc["securityDefinitions"] = schemes
+        if definitions:
+            doc["definitions"] = definitions
     if everything:
         if rest.get("policy"):
             doc["x-amazon-apigateway-policy"] = _shorthand(rest["policy"], ApiRef(region, account, api_id))
@@ -163,7 +181,101 @@ def draft_to_openapi(
             doc["x-amazon-apigateway-binary-media-types"] = rest["binaryMediaTypes"]
         if draft.get("policyMode") == "report":
             doc[POLICY_MODE] = "report"
+        if validators:
+            doc[VALIDATORS] = {
+                v["name"]: {
+                    "validateRequestBody": bool(v.get("validateRequestBody")),
+                    "validateRequestParameters": bool(v.get("validateRequestParameters")),
+                }
+                for v in sorted(validators.values(), key=lambda v: str(v["name"]))
+            }
+        responses_out = _gateway_responses(draft)
+        if responses_out:
+            doc[GATEWAY_RESPONSES] = responses_out
     return doc
+
+
+def _ref(name: str, oas3: bool) -> dict[str, str]:
+    return {"$ref": ("#/components/schemas/" if oas3 else "#/definitions/") + name}
+
+
+def _request_body(
+    op: dict[str, Any], method: dict[str, Any], params: list[dict[str, Any]], oas3: bool, used: set[str]
+) -> None:
+    """The method's request models as an OpenAPI 3 ``requestBody`` or a Swagger 2 body parameter."""
+    models: dict[str, str] = method.get("requestModels") or {}
+    if not models:
+        return
+    used.update(models.values())
+    if oas3:
+        content = {ct: {"schema": _ref(name, oas3)} for ct, name in sorted(models.items())}
+        op["requestBody"] = {"content": content, "required": True}
+        return
+    op["consumes"] = sorted(models)
+    name = models.get("application/json") or next(iter(sorted(models.items())))[1]
+    params.append({"in": "body", "name": name, "required": True, "schema": _ref(name, oas3)})
+
+
+def _response_body(out: dict[str, Any], response: dict[str, Any], oas3: bool, used: set[str]) -> None:
+    models: dict[str, str] = response.get("responseModels") or {}
+    if not models:
+        return
+    used.update(models.values())
+    if oas3:
+        out["content"] = {ct: {"schema": _ref(name, oas3)} for ct, name in sorted(models.items())}
+    else:
+        out["schema"] = _ref(models.get("application/json") or next(iter(sorted(models.items())))[1], oas3)
+
+
+def _from_model_refs(node: Any, api_id: str, oas3: bool) -> Any:
+    """A stored schema with its model URLs written back as references inside the document."""
+    if isinstance(node, list):
+        return [_from_model_refs(v, api_id, oas3) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        m = _MODEL_URL.fullmatch(value) if key == "$ref" and isinstance(value, str) else None
+        if m is not None and m.group(1) == api_id:
+            out[key] = _ref(m.group(2), oas3)["$ref"] + (m.group(3) or "#")[1:]
+        else:
+            out[key] = _from_model_refs(value, api_id, oas3)
+    return out
+
+
+def _schemas(draft: dict[str, Any], used: set[str], oas3: bool) -> dict[str, Any]:
+    """The models the export shows: every one the API defined itself, and API Gateway's default
+    ones (``Empty``, ``Error``) when a method or a model uses them."""
+    api_id = str(draft["restApi"]["id"])
+    by_name = {str(m["name"]): m for m in (draft.get("models") or {}).values()}
+    wanted = {n for n, m in by_name.items() if not is_default_model(m)} | (used & set(by_name))
+    todo = list(wanted)
+    while todo:
+        for name in referenced_models(by_name[todo.pop()].get("schema") or "", api_id):
+            if name in by_name and name not in wanted:
+                wanted.add(name)
+                todo.append(name)
+    out: dict[str, Any] = {}
+    for name in sorted(wanted):
+        try:
+            schema = json.loads(by_name[name].get("schema") or "{}")
+        except ValueError:
+            continue
+        out[name] = _from_model_refs(schema, api_id, oas3)
+    return out
+
+
+def _gateway_responses(draft: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, response in sorted((draft.get("gatewayResponses") or {}).items()):
+        entry: dict[str, Any] = {}
+        if response.get("statusCode"):
+            entry["statusCode"] = str(response["statusCode"])
+        for key in ("responseParameters", "responseTemplates"):
+            if response.get(key):
+                entry[key] = dict(sorted(response[key].items()))
+        out[kind] = entry
+    return out
 
 
 def _scheme(a: dict[str, Any], with_authorizer: bool) -> dict[str, Any]:

@@ -196,8 +196,6 @@ def read_operation(
     responses = _method_responses(op.get("responses"), f"{optr}/responses", p)
     if responses:
         method["methodResponses"] = responses
-    if "x-amazon-apigateway-request-validator" in op:
-        p.warn(f"{optr}/x-amazon-apigateway-request-validator", "request validators are not imported")
     integration = op.get("x-amazon-apigateway-integration")
     if integration is not None:
         built = _integration(integration, f"{optr}/x-amazon-apigateway-integration", p)

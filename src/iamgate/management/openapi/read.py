@@ -25,6 +25,13 @@ from iamgate.management.openapi.document import (
 )
 from iamgate.management.openapi.operations import read_operation
 from iamgate.management.openapi.security import read_schemes
+from iamgate.management.openapi.validation import (
+    GATEWAY_RESPONSES,
+    VALIDATOR,
+    VALIDATORS,
+    read_api_validation,
+    read_operation_validation,
+)
 from iamgate.policy.diagnostics import pointer_join
 from iamgate.routing.tree import ResourceTree, TemplateError
 
@@ -34,11 +41,6 @@ MAX_BODY = 6 * 1024 * 1024  # API Gateway's limit for an imported definition
 
 
 _IGNORED_TOP = {
-    "x-amazon-apigateway-gateway-responses": "gateway responses are not imported; the gateway answers "
-    "with API Gateway's default responses",
-    "x-amazon-apigateway-request-validators": "request validators are not imported; iamgate does not "
-    "validate requests against models",
-    "x-amazon-apigateway-request-validator": "request validators are not imported",
     "x-amazon-apigateway-documentation": "documentation parts are not imported",
     "x-amazon-apigateway-minimum-compression-size": "response compression is not supported",
 }
@@ -95,8 +97,9 @@ def _version(data: dict[str, Any], p: Problems) -> str:
     return "oas3"
 
 
-def interpret(data: dict[str, Any], p: Problems, base_path: str = "ignore") -> Imported:
-    """Everything the document defines (problems go to ``p``)."""
+def interpret(data: dict[str, Any], p: Problems, base_path: str = "ignore", api_id: str = "") -> Imported:
+    """Everything the document defines (problems go to ``p``); ``api_id``: the API it goes to
+    (its models' references to each other are stored with it)."""
     version = _version(data, p)
     rest: dict[str, Any] = {}
     info = data.get("info")
@@ -180,10 +183,14 @@ def interpret(data: dict[str, Any], p: Problems, base_path: str = "ignore") -> I
                 "x-amazon-apigateway-binary-media-types",
                 "x-amazon-apigateway-endpoint-configuration",
                 "x-amazon-apigateway-importexport-version",
+                GATEWAY_RESPONSES,
+                VALIDATORS,
+                VALIDATOR,
             )
         ):
             p.warn(pointer_join("", key), f"extension {key} is not supported here; it is ignored")
     schemes = read_schemes(data, version, p, out)
+    default_validator = read_api_validation(data, version, api_id, p, out)
     top_security = data.get("security")
     prefix = _base_path(data, version, base_path, p)
     paths = data.get("paths")
@@ -223,6 +230,9 @@ def interpret(data: dict[str, Any], p: Problems, base_path: str = "ignore") -> I
                 continue
             method = read_operation(data, item, iptr, op, optr, verb, schemes, top_security, p)
             if method is not None:
+                read_operation_validation(
+                    data, version, api_id, item, iptr, op, optr, path, verb, method, default_validator, p, out
+                )
                 out.methods[(path, verb)] = method
                 out.pointers[("method", f"{path} {verb}")] = optr
     return out
