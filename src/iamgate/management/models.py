@@ -52,6 +52,7 @@ MODEL_URL = "https://apigateway.amazonaws.com/restapis/{api_id}/models/{name}"
 _MODEL_REF = re.compile(r"https://apigateway\.amazonaws\.com/restapis/([^/]+)/models/([^/#]+)(#.*)?")
 _NAME = re.compile(r"[A-Za-z0-9]{1,128}")
 _VALIDATOR_NAME_MAX = 256
+MAX_DEPTH = 64  # how deep a schema may nest: checking and exporting it walk it recursively
 # API Gateway's models on every new REST API: (name, description, schema)
 DEFAULT_MODELS = (
     (
@@ -172,8 +173,12 @@ def schema_problem(schema: Any, api_id: str, models: set[str], own: str | None =
         document = json.loads(schema, parse_constant=_no_constant)
     except ValueError as exc:
         return f"the schema is not valid JSON: {exc}"
+    except RecursionError:
+        return f"the schema nests deeper than {MAX_DEPTH} levels"
     if not isinstance(document, dict):
         return f"the schema must be a JSON object, not {type(document).__name__}"
+    if _depth(document) > MAX_DEPTH:
+        return f"the schema nests deeper than {MAX_DEPTH} levels"
     try:
         jsonschema.Draft4Validator.check_schema(document)
     except jsonschema.SchemaError as exc:
@@ -195,6 +200,22 @@ def schema_problem(schema: Any, api_id: str, models: set[str], own: str | None =
         if m.group(2) not in models and m.group(2) != own:
             return f"at '{where}': '{ref}' names model '{m.group(2)}', which does not exist in this API"
     return None
+
+
+def _depth(document: Any) -> int:
+    """How deep a JSON value nests (iteratively: a deep one must not exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
 
 
 def _no_constant(name: str) -> object:
