@@ -184,6 +184,20 @@ def test_aws_cli_put_and_update(admin: AdminHandle) -> None:
         "op=replace,path=/statusCode,value=410",
     )
     assert out["statusCode"] == "410"
+    # docs/management.md's command: a JSON template, in the CLI's JSON form
+    out = admin.aws(
+        "update-gateway-response",
+        "--rest-api-id",
+        api_id,
+        "--response-type",
+        "BAD_REQUEST_BODY",
+        "--patch-operations",
+        '[{"op": "add", "path": "/responseTemplates/application~1json", '
+        '"value": "{\\"message\\":\\"$context.error.validationErrorString\\"}"}]',
+    )
+    assert out["responseTemplates"] == {
+        "application/json": '{"message":"$context.error.validationErrorString"}'
+    }
     got = admin.aws(
         "get-gateway-response", "--rest-api-id", api_id, "--response-type", "MISSING_AUTHENTICATION_TOKEN"
     )
@@ -191,7 +205,7 @@ def test_aws_cli_put_and_update(admin: AdminHandle) -> None:
     admin.aws(
         "delete-gateway-response", "--rest-api-id", api_id, "--response-type", "MISSING_AUTHENTICATION_TOKEN"
     )
-    assert draft_of(admin, api_id)["gatewayResponses"] == {}
+    assert sorted(draft_of(admin, api_id)["gatewayResponses"]) == ["BAD_REQUEST_BODY"]
 
 
 def test_refusals_leave_the_store_unchanged(admin: AdminHandle) -> None:
