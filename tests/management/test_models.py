@@ -537,3 +537,53 @@ def test_a_deployment_snapshots_them_by_name(admin: AdminHandle) -> None:
         "requestParameters": {"method.request.querystring.limit": True},
     }
     assert draft_to_definition(again, GatewaySettings()) == definition
+
+
+def test_a_configuration_files_models_become_a_draft_and_back() -> None:
+    """``iamgate apply``'s way in: a schema written as a YAML mapping is stored as JSON text (as the
+    configuration reader holds it), API Gateway's default models are added, and the definition
+    written back keeps the text."""
+    definition = {
+        "id": "a1b2c3d4e5",
+        "name": "file",
+        "models": {
+            "Pet": {"schema": {"type": "object", "example": {"$ref": "not a reference"}}},
+            "Owner": {
+                "schema": '{"type": "object"}',
+                "content_type": "application/x-owner",
+                "description": "o",
+            },
+        },
+        "request_validators": {"body": {"validate_request_body": True}},
+        "routes": [
+            {
+                "path": "/pets/{id}",
+                "method": "POST",
+                "integration": {"type": "HTTP_PROXY", "uri": "http://127.0.0.1:9000/pets/{id}"},
+                "request_validator": "body",
+                "request_models": {"application/json": "Pet", "$default": "Empty"},
+                "request_parameters": {"method.request.querystring.q": False},
+            }
+        ],
+    }
+    draft = definition_to_draft(definition, "a1b2c3d4e5")
+    models = {m["name"]: m for m in draft["models"].values()}
+    assert sorted(models) == ["Empty", "Error", "Owner", "Pet"]
+    assert models["Pet"]["schema"] == '{"type": "object", "example": {"$ref": "not a reference"}}'
+    assert (models["Owner"]["contentType"], models["Owner"]["description"]) == ("application/x-owner", "o")
+    method = next(r for r in draft["resources"].values() if r["path"] == "/pets/{id}")["resourceMethods"][
+        "POST"
+    ]
+    assert method["requestParameters"] == {
+        "method.request.path.id": True,
+        "method.request.querystring.q": False,
+    }
+    again = draft_to_definition(draft, GatewaySettings())
+    assert again["models"] == {
+        "Empty": {"schema": models["Empty"]["schema"], "description": "This is a default empty schema model"},
+        "Owner": {"schema": '{"type": "object"}', "content_type": "application/x-owner", "description": "o"},
+        "Pet": {"schema": '{"type": "object", "example": {"$ref": "not a reference"}}'},
+    }  # Empty: a route uses it; Error: unused, left out
+    assert again["request_validators"] == {"body": {"validate_request_body": True}}
+    assert again["routes"][0]["request_parameters"] == {"method.request.querystring.q": False}
+    assert again["routes"][0]["request_models"] == {"$default": "Empty", "application/json": "Pet"}

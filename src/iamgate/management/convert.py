@@ -387,7 +387,7 @@ def _gateway_response_docs(definition: dict[str, Any]) -> dict[str, Doc]:
 
 def _schema_text(schema: Any) -> str:
     """A model's schema as the JSON text API Gateway stores (a mapping in YAML is written as JSON)."""
-    return schema if isinstance(schema, str) else json.dumps(schema, indent=2)
+    return schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
 
 
 def _model_docs(

@@ -33,6 +33,7 @@ from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.store.base import Doc, Transaction
 
 __all__ = [
+    "DATA_KEYWORDS",
     "DEFAULT_MODELS",
     "MODEL_URL",
     "ROUTES",
@@ -69,6 +70,8 @@ DEFAULT_MODELS = (
     ),
 )
 MODEL_UPDATABLE = ["/schema", "/description"]
+# keywords whose values are data, not schemas: a "$ref" inside them is no reference
+DATA_KEYWORDS = frozenset({"enum", "default", "example", "examples", "const"})
 VALIDATOR_UPDATABLE = ["/name", "/validateRequestBody", "/validateRequestParameters"]
 
 
@@ -135,7 +138,8 @@ def _resolves(document: Any, fragment: str) -> bool:
 
 
 def model_refs(document: Any) -> list[tuple[str, str]]:
-    """Every ``$ref`` of a schema as (where, reference), depth first."""
+    """Every ``$ref`` of a schema as (where, reference), depth first (not inside data:
+    ``enum``, ``default``, ``example(s)``, ``const``)."""
     found: list[tuple[str, str]] = []
     stack: list[tuple[Any, list[Any]]] = [(document, [])]
     while stack:
@@ -144,7 +148,11 @@ def model_refs(document: Any) -> list[tuple[str, str]]:
             ref = node.get("$ref")
             if isinstance(ref, str):
                 found.append((_pointer([*path, "$ref"]), ref))
-            stack.extend((v, [*path, k]) for k, v in node.items() if k != "$ref" or not isinstance(v, str))
+            stack.extend(
+                (v, [*path, k])
+                for k, v in node.items()
+                if (k != "$ref" or not isinstance(v, str)) and k not in DATA_KEYWORDS
+            )
         elif isinstance(node, list):
             stack.extend((v, [*path, i]) for i, v in enumerate(node))
     return sorted(found)

@@ -18,7 +18,7 @@ import yaml
 from iamgate.management.convert import definition_to_draft
 from iamgate.management.core import Call, Reply, Route, bad_request, not_found
 from iamgate.management.drafts import KIND, api_not_found
-from iamgate.management.models import is_default_model, referenced_models
+from iamgate.management.models import DATA_KEYWORDS, is_default_model, referenced_models
 from iamgate.management.openapi.document import POLICY_MODE
 from iamgate.management.openapi.validation import GATEWAY_RESPONSES, VALIDATOR, VALIDATORS
 from iamgate.policy import ApiRef
@@ -239,7 +239,7 @@ def _from_model_refs(node: Any, api_id: str, oas3: bool) -> Any:
         if m is not None and m.group(1) == api_id:
             out[key] = _ref(m.group(2), oas3)["$ref"] + (m.group(3) or "#")[1:]
         else:
-            out[key] = _from_model_refs(value, api_id, oas3)
+            out[key] = value if key in DATA_KEYWORDS else _from_model_refs(value, api_id, oas3)
     return out
 
 

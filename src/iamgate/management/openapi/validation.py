@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from iamgate.management.gatewayresponses import problems_of
-from iamgate.management.models import MODEL_URL
+from iamgate.management.models import DATA_KEYWORDS, MODEL_URL
 from iamgate.management.openapi.document import Imported, Problems, resolve, scalar_text, str_map
 from iamgate.pipeline.responses import RESPONSE_TYPES
 from iamgate.policy.diagnostics import pointer_join
@@ -63,7 +63,7 @@ def _to_model_refs(node: Any, prefix: str, api_id: str, names: set[str]) -> Any:
             if name in names:
                 out[key] = MODEL_URL.format(api_id=api_id, name=name) + (f"#/{rest}" if rest else "")
                 continue
-        out[key] = _to_model_refs(value, prefix, api_id, names)
+        out[key] = value if key in DATA_KEYWORDS else _to_model_refs(value, prefix, api_id, names)
     return out
 
 
