@@ -477,3 +477,44 @@ def test_refusals_name_their_place(admin: AdminHandle) -> None:
         "$ref": "#/components/schemas/Cat"
     }
     assert "'#/components/schemas/Cat' does not name a schema" in bad(admin, doc)
+
+
+def test_put_rest_api_merge_and_overwrite(admin: AdminHandle) -> None:
+    apigw = admin.boto3()
+    api_id = apigw.create_rest_api(name="m")["id"]
+    apigw.update_model(
+        restApiId=api_id,
+        modelName="Empty",
+        patchOperations=[
+            {"op": "replace", "path": "/schema", "value": '{"type": "object", "title": "mine"}'}
+        ],
+    )
+    apigw.create_request_validator(restApiId=api_id, name="old")
+    apigw.put_gateway_response(restApiId=api_id, responseType="THROTTLED", statusCode="503")
+    ids = {m["name"]: m["id"] for m in apigw.get_models(restApiId=api_id)["items"]}
+    apigw.put_rest_api(restApiId=api_id, mode="merge", body=json.dumps(OAS3).encode())
+    draft = draft_of(admin, api_id)
+    got = validation_of(draft)
+    assert set(got["validators"]) == {"old", "all", "params-only"}
+    assert set(got["gateway_responses"]) == {"THROTTLED", "BAD_REQUEST_BODY", "DEFAULT_4XX", "DEFAULT_5XX"}
+    models = {m["name"]: m for m in draft["models"].values()}
+    assert models["Empty"]["id"] == ids["Empty"]  # replaced by name, its id kept
+    assert json.loads(models["Empty"]["schema"]) == {"title": "Empty Schema", "type": "object"}
+
+    plain = {"openapi": "3.0.1", "info": {"title": "plain"}, "paths": {"/x": {"get": {}}}}
+    apigw.update_model(
+        restApiId=api_id,
+        modelName="Empty",
+        patchOperations=[
+            {"op": "replace", "path": "/schema", "value": '{"type": "object", "title": "mine"}'}
+        ],
+    )
+    apigw.put_rest_api(restApiId=api_id, mode="overwrite", body=json.dumps(plain).encode())
+    draft = draft_of(admin, api_id)
+    assert draft["requestValidators"] == {}
+    assert draft["gatewayResponses"] == {}
+    # only API Gateway's own models stay; Empty, changed, comes back as the default
+    models = {m["name"]: m for m in draft["models"].values()}
+    assert sorted(models) == ["Empty", "Error"]
+    assert json.loads(models["Empty"]["schema"])["title"] == "Empty Schema"
+    assert models["Error"]["id"] == ids["Error"]

@@ -151,8 +151,11 @@ def _apply_validation(
             mid = new_id("model")
         models[mid] = {"id": mid, **shape}
         model_ids[name] = mid
-    if not any(m["name"] in ("Empty", "Error") for m in models.values()) and overwrite:
-        models.update(default_models(set(models)))
+    if overwrite:  # API Gateway's own models stay (or come back)
+        for mid, model in default_models(set(models)).items():
+            if model["name"] not in model_ids:
+                models[mid] = model
+                model_ids[model["name"]] = mid
     api_id = str(draft["restApi"]["id"])
     for name in imported.models:
         problem = schema_problem(models[model_ids[name]]["schema"], api_id, set(model_ids), own=name)
