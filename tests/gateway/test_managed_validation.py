@@ -112,6 +112,13 @@ def test_gateway_responses_and_cors_deployed_through_the_management_api(gateway:
         statusCode="404",
         responseTemplates={"application/json": '{"message": "no such route: $context.path"}'},
     )
+    # a method that needs an API key: called without one, an uncustomised 4XX (INVALID_API_KEY)
+    root = next(r["id"] for r in c.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    keyed = c.create_resource(restApiId=api_id, parentId=root, pathPart="keyed")["id"]
+    c.put_method(
+        restApiId=api_id, resourceId=keyed, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True
+    )
+    c.put_integration(restApiId=api_id, resourceId=keyed, httpMethod="GET", type="MOCK")
     c.create_deployment(restApiId=api_id, stageName="prod")
     wait_for(lambda: call(gw, api_id, "GET", "/prod/pets")[0] == 200, "the deployment")
 
@@ -122,7 +129,12 @@ def test_gateway_responses_and_cors_deployed_through_the_management_api(gateway:
     status, headers, body = call(gw, api_id, "GET", "/prod/nothing-here")
     assert status == 404
     assert json.loads(body)["message"].startswith("no such route: ")
-    assert headers["access-control-allow-origin"] == ORIGIN  # inherited from DEFAULT_4XX
+    # a customised type does not inherit DEFAULT_4XX's settings, as on API Gateway...
+    assert "access-control-allow-origin" not in headers
+    # ...the types left as they are do
+    status, headers, body = call(gw, api_id, "GET", "/prod/keyed")
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+    assert headers["access-control-allow-origin"] == ORIGIN
 
 
 def test_request_validation_deployed_through_the_management_api(gateway: Gateway) -> None:
