@@ -587,3 +587,31 @@ def test_a_configuration_files_models_become_a_draft_and_back() -> None:
     assert again["request_validators"] == {"body": {"validate_request_body": True}}
     assert again["routes"][0]["request_parameters"] == {"method.request.querystring.q": False}
     assert again["routes"][0]["request_models"] == {"$default": "Empty", "application/json": "Pet"}
+
+
+def test_a_draft_from_before_models_gets_the_default_models(admin: AdminHandle) -> None:
+    """A draft an earlier iamgate stored has no models: it shows API Gateway's two, with the same
+    ids on every read, and methods may use them."""
+    apigw = admin.boto3()
+    api_id, pets = api_with_post(apigw)
+    with admin.store.transaction() as tx:
+        draft = tx.get("restapi", "", api_id)
+        assert draft is not None
+        for key in ("models", "requestValidators", "gatewayResponses"):
+            del draft[key]
+        tx.put("restapi", "", api_id, draft)
+    first = apigw.get_models(restApiId=api_id)["items"]
+    assert [m["name"] for m in first] == ["Empty", "Error"]
+    assert apigw.get_models(restApiId=api_id)["items"] == first
+    assert len(apigw.get_gateway_responses(restApiId=api_id)["items"]) == 21
+    assert apigw.get_request_validators(restApiId=api_id)["items"] == []
+    apigw.put_method(
+        restApiId=api_id,
+        resourceId=pets,
+        httpMethod="POST",
+        authorizationType="NONE",
+        requestModels={"application/json": "Empty"},
+    )
+    assert {m["name"]: m["id"] for m in draft_of(admin, api_id)["models"].values()} == {
+        m["name"]: m["id"] for m in first
+    }

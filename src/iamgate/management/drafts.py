@@ -3,25 +3,33 @@ AWS's "not found" messages, pagination and request-body fields.
 
 A draft is one JSON document per API (``("", api id)``), in the shape described in
 ``docs/management.md`` (and shared with the OpenAPI import): ``{"restApi", "resources",
-"authorizers", "policyMode"}``. An edit reads, changes and writes it in **one store
+"authorizers", "policyMode", "models", "requestValidators", "gatewayResponses"}``. A draft written
+before models existed gets API Gateway's default models when it is loaded, with ids derived from
+the API's id (the same on every read until an edit stores them). An edit reads, changes and writes it in **one store
 transaction** (:func:`edit`), so two concurrent edits of one API never lose each other's
 changes: the store serialises writers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import string
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from iamgate.management.core import ApiError, Call, bad_request, not_found
+from iamgate.management.ids import new_id
 from iamgate.store.base import Doc, Transaction
 
 __all__ = [
+    "DEFAULT_MODELS",
     "KIND",
     "api_not_found",
+    "default_models",
     "edit",
     "find_resource",
+    "is_default_model",
     "load",
     "now",
     "optional_bool",
@@ -32,8 +40,25 @@ __all__ = [
     "string_map",
 ]
 
+# API Gateway's models on every new REST API: (name, description, schema)
+DEFAULT_MODELS = (
+    (
+        "Empty",
+        "This is a default empty schema model",
+        '{\n  "$schema": "http://json-schema.org/draft-04/schema#",\n  "title" : "Empty Schema",\n'
+        '  "type" : "object"\n}',
+    ),
+    (
+        "Error",
+        "This is a default error schema model",
+        '{\n  "$schema" : "http://json-schema.org/draft-04/schema#",\n  "title" : "Error Schema",\n'
+        '  "type" : "object",\n  "properties" : {\n    "message" : { "type" : "string" }\n  }\n}',
+    ),
+)
+
 T = TypeVar("T")
 KIND = "restapi"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
 DEFAULT_LIMIT = 25  # API Gateway's page size
 MAX_LIMIT = 500
 
@@ -41,6 +66,38 @@ MAX_LIMIT = 500
 def now() -> int:
     """createdDate / lastUpdatedDate: epoch seconds (botocore reads numbers as timestamps)."""
     return int(time.time())
+
+
+def default_models(taken: set[str] | None = None, *, seed: str | None = None) -> dict[str, Doc]:
+    """API Gateway's ``Empty`` and ``Error`` models, with fresh ids (none of ``taken``); with
+    ``seed`` (an API id) the ids are derived from it, the same on every call."""
+    out: dict[str, Doc] = {}
+    used = set(taken or ())
+    for name, description, schema in DEFAULT_MODELS:
+        mid = _derived_id(f"{seed}/{name}") if seed is not None else new_id("model")
+        while mid in used:
+            mid = new_id("model")
+        used.add(mid)
+        out[mid] = {
+            "id": mid,
+            "name": name,
+            "description": description,
+            "schema": schema,
+            "contentType": "application/json",
+        }
+    return out
+
+
+def is_default_model(model: Doc) -> bool:
+    return any(
+        model.get("name") == name and model.get("schema") == schema and model.get("description") == text
+        for name, text, schema in DEFAULT_MODELS
+    )
+
+
+def _derived_id(text: str) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    return "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in digest[:6])
 
 
 def api_not_found(call: Call, api_id: str) -> ApiError:
@@ -52,6 +109,8 @@ def load(tx: Transaction, call: Call, api_id: str) -> Doc:
     draft = tx.get(KIND, "", api_id)
     if draft is None:
         raise api_not_found(call, api_id)
+    if "models" not in draft:  # a draft of an earlier iamgate: API Gateway's default models, fixed ids
+        draft["models"] = default_models(seed=api_id)
     return draft
 
 

@@ -27,7 +27,16 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # the draft 4 meta-schema check
 
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
-from iamgate.management.drafts import edit, optional_bool, optional_str, page, read
+from iamgate.management.drafts import (
+    DEFAULT_MODELS,
+    default_models,
+    edit,
+    is_default_model,
+    optional_bool,
+    optional_str,
+    page,
+    read,
+)
 from iamgate.management.ids import new_id
 from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.store.base import Doc, Transaction
@@ -54,51 +63,10 @@ _MODEL_REF = re.compile(r"https://apigateway\.amazonaws\.com/restapis/([^/]+)/mo
 _NAME = re.compile(r"[A-Za-z0-9]{1,128}")
 _VALIDATOR_NAME_MAX = 256
 MAX_DEPTH = 64  # how deep a schema may nest: checking and exporting it walk it recursively
-# API Gateway's models on every new REST API: (name, description, schema)
-DEFAULT_MODELS = (
-    (
-        "Empty",
-        "This is a default empty schema model",
-        '{\n  "$schema": "http://json-schema.org/draft-04/schema#",\n  "title" : "Empty Schema",\n'
-        '  "type" : "object"\n}',
-    ),
-    (
-        "Error",
-        "This is a default error schema model",
-        '{\n  "$schema" : "http://json-schema.org/draft-04/schema#",\n  "title" : "Error Schema",\n'
-        '  "type" : "object",\n  "properties" : {\n    "message" : { "type" : "string" }\n  }\n}',
-    ),
-)
 MODEL_UPDATABLE = ["/schema", "/description"]
 # keywords whose values are data, not schemas: a "$ref" inside them is no reference
 DATA_KEYWORDS = frozenset({"enum", "default", "example", "examples", "const"})
 VALIDATOR_UPDATABLE = ["/name", "/validateRequestBody", "/validateRequestParameters"]
-
-
-def default_models(taken: set[str] | None = None) -> dict[str, Doc]:
-    """API Gateway's ``Empty`` and ``Error`` models, with fresh ids (none of ``taken``)."""
-    out: dict[str, Doc] = {}
-    used = set(taken or ())
-    for name, description, schema in DEFAULT_MODELS:
-        mid = new_id("model")
-        while mid in used:
-            mid = new_id("model")
-        used.add(mid)
-        out[mid] = {
-            "id": mid,
-            "name": name,
-            "description": description,
-            "schema": schema,
-            "contentType": "application/json",
-        }
-    return out
-
-
-def is_default_model(model: Doc) -> bool:
-    return any(
-        model.get("name") == name and model.get("schema") == schema and model.get("description") == text
-        for name, text, schema in DEFAULT_MODELS
-    )
 
 
 def model_shape(model: Doc) -> dict[str, Any]:
