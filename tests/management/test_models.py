@@ -587,6 +587,16 @@ def test_a_configuration_files_models_become_a_draft_and_back() -> None:
     assert again["request_validators"] == {"body": {"validate_request_body": True}}
     assert again["routes"][0]["request_parameters"] == {"method.request.querystring.q": False}
     assert again["routes"][0]["request_models"] == {"$default": "Empty", "application/json": "Pet"}
+    # a path parameter the file declares itself comes back when the uri does not use it (the
+    # ones the uri uses are declared again by reading the definition back)
+    route = definition["routes"][0]
+    route["path"] = "/pets/{id}/{tag}"
+    route["request_parameters"] = {"method.request.path.tag": True, "method.request.querystring.q": False}
+    draft = definition_to_draft(definition, "a1b2c3d4e5", previous=draft)
+    assert draft_to_definition(draft, GatewaySettings())["routes"][0]["request_parameters"] == {
+        "method.request.path.tag": True,
+        "method.request.querystring.q": False,
+    }
 
 
 def test_a_draft_from_before_models_gets_the_default_models(admin: AdminHandle) -> None:

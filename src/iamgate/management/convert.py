@@ -142,7 +142,8 @@ def _integration_entry(integration: Doc) -> dict[str, Any]:
 
 def _validation_entries(route: dict[str, Any], method: Doc, path: str, validators: dict[str, Doc]) -> None:
     """A route's request validator (by name), request models and the method request parameters
-    (all but the resource path's own parameters, which every request that reaches it has)."""
+    (but the required path parameters the integration's uri uses: reading the definition back
+    declares those again)."""
     verb = route["method"]
     if method.get("requestValidatorId"):
         validator = validators.get(method["requestValidatorId"])
@@ -154,16 +155,26 @@ def _validation_entries(route: dict[str, Any], method: Doc, path: str, validator
         route["request_validator"] = validator["name"]
     if method.get("requestModels"):
         route["request_models"] = dict(sorted(method["requestModels"].items()))
-    own = {s.value for s in parse_template(path) if s.kind in ("param", "greedy")}
+    derived = _uri_parameters(method.get("methodIntegration") or {}, path)
     params = {
         key: bool(required)
         for key, required in sorted((method.get("requestParameters") or {}).items())
-        if not (key.startswith("method.request.path.") and key[len("method.request.path.") :] in own)
+        if not (required is True and key in derived)
     }
     # written when they can matter (a validator, a required parameter): a definition of an API
     # without request validation stays as it was before validation existed
     if params and (route.get("request_validator") or any(params.values())):
         route["request_parameters"] = params
+
+
+def _uri_parameters(integration: Doc, path: str) -> set[str]:
+    """``method.request.path.X`` for each parameter X of ``path`` that an HTTP_PROXY uri uses
+    (what :func:`_integration_doc` declares)."""
+    if integration.get("type") != "HTTP_PROXY" or not isinstance(integration.get("uri"), str):
+        return set()
+    own = {s.value for s in parse_template(path) if s.kind in ("param", "greedy")}
+    used = re.findall(r"\{([A-Za-z0-9._-]+)\}", integration["uri"].split("://", 1)[-1])
+    return {f"method.request.path.{name}" for name in used if name in own}
 
 
 def _api_entries(definition: dict[str, Any], draft: Doc, routes: list[dict[str, Any]]) -> None:

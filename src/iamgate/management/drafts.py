@@ -5,9 +5,10 @@ A draft is one JSON document per API (``("", api id)``), in the shape described 
 ``docs/management.md`` (and shared with the OpenAPI import): ``{"restApi", "resources",
 "authorizers", "policyMode", "models", "requestValidators", "gatewayResponses"}``. A draft written
 before models existed gets API Gateway's default models when it is loaded, with ids derived from
-the API's id (the same on every read until an edit stores them). An edit reads, changes and writes it in **one store
-transaction** (:func:`edit`), so two concurrent edits of one API never lose each other's
-changes: the store serialises writers.
+the API's id (the same on every read until an edit stores them).
+
+An edit reads, changes and writes a draft in **one store transaction** (:func:`edit`), so two
+concurrent edits of one API never lose each other's changes: the store serialises writers.
 """
 
 from __future__ import annotations
