@@ -125,6 +125,12 @@ def _runtime(
         method.pop(key, None)
     api = {k: v for k, v in draft["restApi"].items() if k != "policy"}
     one = {"restApi": api, "resources": {resource["id"]: {**resource, "resourceMethods": {verb: method}}}}
+    # the method's request validator and the models it uses come along: the test validates the
+    # request as the deployed method would (gateway responses do not: a test shows the defaults)
+    one["models"] = _models_used(draft, method)
+    validators = draft.get("requestValidators") or {}
+    vid = method.get("requestValidatorId")
+    one["requestValidators"] = {vid: validators[vid]} if vid in validators else {}
     definition = draft_to_definition({**one, "authorizers": {}}, call.gateway.config().settings)
     definition.pop("endpoint_type", None)
     definition["stages"] = {STAGE: {"variables": variables}}
@@ -134,6 +140,23 @@ def _runtime(
         raise bad_request(f"The method cannot be run: {problems}")
     snapshot = build_snapshot(dataclasses.replace(config, settings=call.gateway.config().settings))
     return snapshot, snapshot.apis[definition["id"]]
+
+
+def _models_used(draft: Doc, method: Doc) -> dict[str, Doc]:
+    """The draft's models a method's ``requestModels`` name, and those their ``$ref``s name."""
+    from iamgate.management.models import referenced_models  # noqa: PLC0415 - beside convert's import
+
+    by_name = {m["name"]: (mid, m) for mid, m in (draft.get("models") or {}).items()}
+    todo = [n for n in (method.get("requestModels") or {}).values() if n in by_name]
+    found: dict[str, Doc] = {}
+    while todo:
+        mid, model = by_name[todo.pop()]
+        if mid in found:
+            continue
+        found[mid] = model
+        refs = referenced_models(model.get("schema") or "", str(draft["restApi"]["id"]))
+        todo.extend(n for n in refs if n in by_name)
+    return found
 
 
 def _lines(headers: dict[str, list[str]]) -> list[tuple[str, str]]:
