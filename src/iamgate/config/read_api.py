@@ -1,5 +1,6 @@
 """Reading the ``apis`` list: each API's id, name, endpoint type, deployment, resource policy,
-authorizers, API-key source, stages and routes; an id listed twice only as distinct deployments."""
+authorizers, API-key source, stages, routes and CORS (expanded into routes and gateway responses);
+an id listed twice only as distinct deployments."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import re
 
 from iamgate.config._reader import Reader
 from iamgate.config.auth import read_authorizers
-from iamgate.config.model import ApiConfig, GatewaySettings
+from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings
+from iamgate.config.read_cors import apply_cors, read_cors
 from iamgate.config.read_policy import read_policy
 from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
@@ -69,6 +71,7 @@ def read_api(
             "api_key_source": False,
             "deployment": False,
             "disable_execute_api_endpoint": False,
+            "cors": False,
         },
     )
     if m is None:
@@ -135,8 +138,12 @@ def read_api(
         disabled = bool(r.boolean(m[key], f"{ptr}/{key}", key))
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
     routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
+    responses: dict[str, GatewayResponseConfig] = {}
+    cors = read_cors(r, m["cors"], f"{ptr}/cors") if "cors" in m else None
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
+    if cors is not None:  # expanded into the objects API Gateway's console writes (docs/cors.md)
+        routes, responses = apply_cors(r, cors, ptr, routes, responses)
     return ApiConfig(
         api_id,
         name or api_id,
@@ -150,6 +157,7 @@ def read_api(
         key_source,
         deployment,
         disabled,
+        responses,
     )
 
 
