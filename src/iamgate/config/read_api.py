@@ -9,6 +9,7 @@ from iamgate.config._reader import Reader
 from iamgate.config.auth import read_authorizers
 from iamgate.config.model import ApiConfig, GatewaySettings
 from iamgate.config.read_policy import read_policy
+from iamgate.config.read_responses import read_gateway_responses
 from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
 from iamgate.policy import ApiRef
@@ -69,6 +70,7 @@ def read_api(
             "api_key_source": False,
             "deployment": False,
             "disable_execute_api_endpoint": False,
+            "gateway_responses": False,
         },
     )
     if m is None:
@@ -133,6 +135,9 @@ def read_api(
     if "disable_execute_api_endpoint" in m:
         key = "disable_execute_api_endpoint"
         disabled = bool(r.boolean(m[key], f"{ptr}/{key}", key))
+    responses = {}
+    if "gateway_responses" in m:
+        responses = read_gateway_responses(r, m["gateway_responses"], f"{ptr}/gateway_responses")
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
     routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
@@ -150,6 +155,7 @@ def read_api(
         key_source,
         deployment,
         disabled,
+        gateway_responses=responses,
     )
 
 
