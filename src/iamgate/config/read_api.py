@@ -11,6 +11,7 @@ from iamgate.config.auth import read_authorizers
 from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings
 from iamgate.config.read_cors import apply_cors, read_cors
 from iamgate.config.read_policy import read_policy
+from iamgate.config.read_responses import read_gateway_responses
 from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
 from iamgate.policy import ApiRef
@@ -71,6 +72,7 @@ def read_api(
             "api_key_source": False,
             "deployment": False,
             "disable_execute_api_endpoint": False,
+            "gateway_responses": False,
             "cors": False,
         },
     )
@@ -136,9 +138,11 @@ def read_api(
     if "disable_execute_api_endpoint" in m:
         key = "disable_execute_api_endpoint"
         disabled = bool(r.boolean(m[key], f"{ptr}/{key}", key))
+    responses: dict[str, GatewayResponseConfig] = {}
+    if "gateway_responses" in m:
+        responses = read_gateway_responses(r, m["gateway_responses"], f"{ptr}/gateway_responses")
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
     routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
-    responses: dict[str, GatewayResponseConfig] = {}
     cors = read_cors(r, m["cors"], f"{ptr}/cors") if "cors" in m else None
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
@@ -157,7 +161,7 @@ def read_api(
         key_source,
         deployment,
         disabled,
-        responses,
+        gateway_responses=responses,
     )
 
 

@@ -18,6 +18,7 @@ from iamgate.auth.custom import CustomAuthorizer, load_callable, parse_identity_
 from iamgate.auth.jwt import JwtAuthorizerSettings, JwtClaims, JwtValidator, extract_bearer
 from iamgate.config.auth import ApiKey, AuthorizerConfig, AuthSettings
 from iamgate.config.domains import DomainMap, Edge, build_domains, build_edge
+from iamgate.config.gateway_responses import ResponseTable
 from iamgate.config.model import (
     ApiConfig,
     GatewayConfig,
@@ -165,6 +166,8 @@ class ApiRuntime:
     # stage name -> the deployment serving it, when the API has several (an API id's first entry
     # answers for all of its stages; routing then switches to the stage's deployment)
     by_stage: dict[str, ApiRuntime] = field(default_factory=dict)
+    # the API's customised gateway responses (None: it customises none, every answer is AWS's default)
+    responses: ResponseTable | None = None
 
 
 class _NetworkMap:
@@ -358,6 +361,7 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
             api,
             {name: build_authorizer(cfg, None) for name, cfg in api.authorizers.items()},
             api.api_key_source,
+            responses=ResponseTable.build(api.gateway_responses),
         )
         front = apis.get(api.id)
         if front is None:

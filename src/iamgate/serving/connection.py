@@ -33,6 +33,7 @@ from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import Later
 from iamgate.pipeline.runner import StageHost, run_stages
 from iamgate.policy.memo import SecondSight
+from iamgate.serving.gateway_responses import customise
 from iamgate.tls.session import TlsSession
 from iamgate.upstream.headers import NAME_MEMO_MAX
 
@@ -542,6 +543,10 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
     # --- gateway responses ------------------------------------------------------------------------
     def respond(self, ex: Exchange, response: R.GatewayResponse) -> None:
         """Answer ``ex`` with a response the gateway makes itself (StageHost)."""
+        if response.response_type is not None:
+            api = ex.api
+            if api is not None and api.responses is not None:  # the API's gateway responses
+                response = customise(api.responses, ex, response)
         if (
             response.close
             or self.closing
