@@ -18,6 +18,7 @@ from iamgate.config.model import (
     RouteConfig,
 )
 from iamgate.config.read_cors import DEFAULT_ALLOW_HEADERS, CorsSettings, apply_cors
+from iamgate.config.read_responses import parameter_problem
 
 CONSOLE_HEADERS = "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token"
 ROUTES = """\
@@ -279,3 +280,44 @@ def test_a_declared_gateway_response_wins_and_one_without_the_origin_is_a_warnin
     _, responses = apply_cors(r, off, "/apis/0", [route], {"ACCESS_DENIED": denied})
     assert responses == {"ACCESS_DENIED": denied}
     assert r.diags == []
+
+
+def test_declared_gateway_responses_in_yaml_win_and_are_warned_about() -> None:
+    text = (
+        "apis:\n"
+        "  - id: a1b2c3d4e5\n"
+        "    cors: {allow_origin: 'https://app.example.com'}\n"
+        "    gateway_responses:\n"
+        "      DEFAULT_5XX:\n"
+        "        status_code: 503\n"
+        "      ACCESS_DENIED:\n"
+        "        response_parameters:\n"
+        "          gatewayresponse.header.Access-Control-Allow-Origin: \"'https://app.example.com'\"\n"
+        "    stages: {prod: {}}\n"
+        "    routes:\n"
+        "      - {path: /a, method: GET, integration: {type: MOCK}}\n"
+    )
+    config, diags = parse_config(text)
+    assert config is not None
+    assert [(d.code, d.location.line, d.location.column) for d in diags] == [
+        ("config.cors-gateway-response", 6, 9)
+    ]
+    responses = config.apis[0].gateway_responses
+    assert responses["DEFAULT_5XX"] == GatewayResponseConfig("DEFAULT_5XX", 503)
+    assert responses["ACCESS_DENIED"].response_parameters == (
+        ("gatewayresponse.header.Access-Control-Allow-Origin", "'https://app.example.com'"),
+    )
+    assert responses["DEFAULT_4XX"].response_parameters[0] == (
+        "gatewayresponse.header.Access-Control-Allow-Origin",
+        "'https://app.example.com'",
+    )
+
+
+@pytest.mark.parametrize("origin", GOOD_ORIGINS)
+def test_the_generated_gateway_responses_pass_the_gateway_responses_rules(origin: str) -> None:
+    cors = f"      allow_origin: '{origin}'\n      expose_headers: [ETag]\n      max_age: 5\n" + (
+        "      allow_credentials: true\n" if origin != "*" else ""
+    )
+    for response in api_of(document(cors)).gateway_responses.values():
+        for key, source in response.response_parameters:
+            assert parameter_problem(key, source) is None, (key, source)
