@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -321,3 +322,29 @@ def test_the_generated_gateway_responses_pass_the_gateway_responses_rules(origin
     for response in api_of(document(cors)).gateway_responses.values():
         for key, source in response.response_parameters:
             assert parameter_problem(key, source) is None, (key, source)
+
+
+def test_what_apply_stores_is_aws_s_own_objects() -> None:
+    """The expanded routes reach a store as the console's objects: an OPTIONS method, authorization
+    NONE, a MOCK integration whose 200 integration response maps the headers as quoted literals."""
+    from iamgate.management.convert import definition_to_draft
+    from iamgate.management.entries import api_definition
+
+    api = api_of(document("      allow_origin: https://app.example.com\n      max_age: 600\n"))
+    draft = definition_to_draft(api_definition(api), api.id)
+    pets = next(r for r in draft["resources"].values() if r["path"] == "/pets")
+    options = pets["resourceMethods"]["OPTIONS"]
+    assert options["authorizationType"] == "NONE"
+    integration = options["methodIntegration"]
+    assert integration["type"] == "MOCK"
+    assert json.loads(integration["requestTemplates"]["application/json"]) == {"statusCode": 200}
+    assert integration["integrationResponses"]["200"]["responseParameters"] == {
+        "method.response.header.Access-Control-Allow-Headers": f"'{CONSOLE_HEADERS}'",
+        "method.response.header.Access-Control-Allow-Methods": "'GET,OPTIONS,POST'",
+        "method.response.header.Access-Control-Allow-Origin": "'https://app.example.com'",
+        "method.response.header.Access-Control-Max-Age": "'600'",
+    }
+    get = pets["resourceMethods"]["GET"]["methodIntegration"]["integrationResponses"]["200"]
+    assert get["responseParameters"] == {
+        "method.response.header.Access-Control-Allow-Origin": "'https://app.example.com'"
+    }
