@@ -61,6 +61,12 @@ def test_a_good_section_is_read_into_the_model() -> None:
     ("body", "pointer", "words"),
     [
         ("      ACCESS_DENY: {}\n", "/apis/0/gateway_responses/ACCESS_DENY", "did you mean 'ACCESS_DENIED'"),
+        # a 1xx is an interim answer: as the final one, the client would wait for another forever
+        (
+            "      DEFAULT_4XX: {status_code: 101}\n",
+            "/apis/0/gateway_responses/DEFAULT_4XX/status_code",
+            "out of range",
+        ),
         (
             "      DEFAULT_4XX: {status_code: 700}\n",
             "/apis/0/gateway_responses/DEFAULT_4XX/status_code",

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from iamgate.config.gateway_responses import ResponseTable, Template
+from iamgate.config.model import GatewayResponseConfig
 from iamgate.pipeline import responses as R
 from iamgate.serving.gateway_responses import customise
 from tests.pipeline.stage_support import make_exchange, make_services, make_snapshot, run_before
@@ -76,3 +80,56 @@ def test_template_variables_in_both_forms() -> None:
     out = t.render({"requestId": "r-1", "authorizer.claims.cognito:groups": "admins"}, {"x": "X"})
     assert out == "a r-1 b admins X."
     assert Template("$$context").render({}, {}) == "$$context"  # a lone '$' is text
+
+
+_SOURCES = st.one_of(
+    st.sampled_from(
+        [
+            "method.request.header.x-a",
+            "method.request.querystring.q",
+            "method.request.multivaluequerystring.q",
+            "method.request.path.id",
+            "stageVariables.colour",
+            "context.requestId",
+            "context.error.messageString",
+            "context.authorizer.claims.sub",
+            "context.identity.sourceIp",
+        ]
+    ),
+    st.text(alphabet=st.characters(blacklist_characters="'\r\n\x00"), max_size=8).map(lambda t: f"'{t}'"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    template=st.text(max_size=60),
+    source=_SOURCES,
+    header=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=20),
+    query=st.binary(max_size=30),
+    accept=st.binary(max_size=30),
+)
+def test_any_template_and_hostile_request_give_a_well_formed_answer(
+    template: str, source: str, header: str, query: bytes, accept: bytes
+) -> None:
+    """Whatever the owner's template and whatever the client sends, customising never raises and
+    never yields a header value that could end the header line."""
+    table = ResponseTable(
+        {
+            "DEFAULT_4XX": GatewayResponseConfig(
+                "DEFAULT_4XX",
+                401,
+                (("gatewayresponse.header.x-out", source),),
+                (("application/json", template),),
+            )
+        }
+    )
+    snap = make_snapshot(CONFIG)
+    ex = make_exchange(snap, make_services(), "GET", "/prod/pets", {"x-a": header})
+    run_before("authenticate", ex)
+    ex.query = query
+    ex.hmap[b"accept"] = accept
+    out = customise(table, ex, R.gateway_error(R.THROTTLED))
+    assert out.status == 401
+    assert isinstance(out.body, bytes)
+    for name, value in out.headers:
+        assert not any(c in value for c in "\r\n\x00"), (name, value)

@@ -122,7 +122,7 @@ def _response(r: Reader, kind: str, raw: object, ptr: str) -> GatewayResponseCon
         value = m["status_code"]
         if isinstance(value, str) and value.isdigit():
             value = int(value)
-        number = r.number(value, f"{ptr}/status_code", "status_code", low=100, high=599, integer=True)
+        number = r.number(value, f"{ptr}/status_code", "status_code", low=200, high=599, integer=True)
         ok = number is not None
         status = int(number) if number is not None else None
     parameters: list[tuple[str, str]] = []
