@@ -25,7 +25,14 @@ from iamgate.config.model import GatewayResponseConfig, MockIntegration, RouteCo
 from iamgate.policy.diagnostics import did_you_mean
 from iamgate.routing.tree import METHODS, parse_template
 
-__all__ = ["DEFAULT_ALLOW_HEADERS", "CorsSettings", "apply_cors", "read_cors"]
+__all__ = [
+    "DEFAULT_ALLOW_HEADERS",
+    "CorsSettings",
+    "apply_cors",
+    "expand_routes",
+    "gateway_responses",
+    "read_cors",
+]
 
 # what the console offers in its Access-Control-Allow-Headers field
 DEFAULT_ALLOW_HEADERS: Final[tuple[str, ...]] = (
