@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iamgate.config._reader import Reader
 from iamgate.config._yaml import load_yaml
@@ -348,3 +351,39 @@ def test_what_apply_stores_is_aws_s_own_objects() -> None:
     assert get["responseParameters"] == {
         "method.response.header.Access-Control-Allow-Origin": "'https://app.example.com'"
     }
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.sampled_from(["*", "GET", "http://a.b", "https://[::1]:8", "Content-Type", "http://x:0"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+_BLOCKS = st.dictionaries(st.sampled_from([*CorsSettings.__dataclass_fields__, "other"]), _VALUES, max_size=7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(block=_BLOCKS | _VALUES)
+def test_any_cors_value_is_diagnosed_never_raised(block: object) -> None:
+    """Whatever the block holds, reading it gives a configuration or located diagnostics."""
+    text = yaml.safe_dump(
+        {
+            "apis": [
+                {
+                    "id": "a1b2c3d4e5",
+                    "cors": block,
+                    "stages": {"prod": {}},
+                    "routes": [{"path": "/{proxy+}", "method": "ANY", "integration": {"type": "MOCK"}}],
+                }
+            ]
+        }
+    )
+    config, diags = parse_config(text)
+    assert (config is None) == any(d.is_error for d in diags)
+    if config is not None:
+        methods = {(r.path, r.method) for r in config.apis[0].routes}
+        assert methods == {("/{proxy+}", "ANY"), ("/{proxy+}", "OPTIONS")}
