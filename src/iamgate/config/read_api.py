@@ -1,5 +1,6 @@
 """Reading the ``apis`` list: each API's id, name, endpoint type, deployment, resource policy,
-authorizers, API-key source, stages and routes; an id listed twice only as distinct deployments."""
+authorizers, API-key source, models and request validators, stages and routes; an id listed
+twice only as distinct deployments."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from iamgate.config._reader import Reader
 from iamgate.config.auth import read_authorizers
 from iamgate.config.model import ApiConfig, GatewaySettings
+from iamgate.config.read_models import read_models, read_request_validators
 from iamgate.config.read_policy import read_policy
 from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
@@ -69,6 +71,8 @@ def read_api(
             "api_key_source": False,
             "deployment": False,
             "disable_execute_api_endpoint": False,
+            "models": False,
+            "request_validators": False,
         },
     )
     if m is None:
@@ -134,7 +138,17 @@ def read_api(
         key = "disable_execute_api_endpoint"
         disabled = bool(r.boolean(m[key], f"{ptr}/{key}", key))
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
-    routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
+    models = read_models(r, m["models"], f"{ptr}/models", api_id) if "models" in m else {}
+    validators = (
+        read_request_validators(r, m["request_validators"], f"{ptr}/request_validators")
+        if "request_validators" in m
+        else {}
+    )
+    routes = (
+        read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers, models, validators)
+        if "routes" in m
+        else []
+    )
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
     return ApiConfig(
@@ -150,6 +164,8 @@ def read_api(
         key_source,
         deployment,
         disabled,
+        models=models,
+        request_validators=validators,
     )
 
 
