@@ -329,3 +329,13 @@ def test_numbers_beyond_what_the_parser_reads_are_an_invalid_body_not_a_crash() 
         result = answer(ex)
         assert result is None or (isinstance(result, R.GatewayResponse) and result.status == 400)
     assert orjson.loads(b"1") == 1
+
+
+def test_an_empty_path_parameter_is_missing() -> None:
+    # routing never matches {id} to an empty segment; the stage still checks what it is given
+    ex = exchange("/pets/1" + ALL_PARAMS, TOKEN)
+    run_before("validate", ex)
+    ex.params = {"id": ""}
+    result = validate(ex)
+    assert isinstance(result, R.GatewayResponse)
+    assert json.loads(result.body) == {"message": "Missing required request parameters: [id]"}
