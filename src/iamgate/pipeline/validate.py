@@ -42,6 +42,9 @@ def validate(ex: Exchange) -> StageResult:
     check = route.check
     if check is None:
         return None
+    validator = ex.body_model
+    if validator is not None and ex.body is not None:  # run again with the body it asked for
+        return _check_body(ex, validator, ex.body)
     if check.parameters:
         missing = _missing(ex, check.parameters)
         if missing:
@@ -58,7 +61,12 @@ def validate(ex: Exchange) -> StageResult:
             return None  # no model for this content type: not validated, as API Gateway does
     body = ex.body
     if body is None:
+        ex.body_model = validator
         return NEED_BODY
+    return _check_body(ex, validator, body)
+
+
+def _check_body(ex: Exchange, validator: Any, body: bytes) -> StageResult:
     value, why = parse_body(body)
     if why is None:
         if validator.is_valid(value):
