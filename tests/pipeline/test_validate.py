@@ -339,3 +339,11 @@ def test_an_empty_path_parameter_is_missing() -> None:
     result = validate(ex)
     assert isinstance(result, R.GatewayResponse)
     assert json.loads(result.body) == {"message": "Missing required request parameters: [id]"}
+
+
+def test_values_quoted_in_the_validation_error_string_are_cut() -> None:
+    ex = exchange("/pets/1" + ALL_PARAMS, TOKEN, {"name": "Rex", "price": 1, "tag": "A" * 100_000})
+    assert isinstance(answer(ex), R.GatewayResponse)
+    assert ex.validation_error is not None
+    assert len(ex.validation_error) < 400
+    assert ex.validation_error.startswith('[ECMA 262 regex "^[a-z]+$" does not match input string "AAAA')

@@ -34,6 +34,8 @@ __all__ = ["describe_errors", "parse_body", "validate"]
 
 DEFAULT_CONTENT_TYPE: Final = "application/json"  # what API Gateway assumes without a Content-Type
 MAX_REPORTED: Final = 10  # validation errors described in the validation error string
+MAX_VALUE_CHARS: Final = 80  # of a value quoted in a message (the rest is "...")
+MAX_MESSAGE_CHARS: Final = 300  # of one message
 
 
 def validate(ex: Exchange) -> StageResult:
@@ -130,7 +132,8 @@ def describe_errors(validator: Any, value: Any) -> str:
                 parts.append(names)
             names.append(str(error.kind.property))
             continue
-        parts.append(_message(kind, error))
+        message = _message(kind, error)
+        parts.append(message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "...")
     out = [
         part if isinstance(part, str) else f"object has missing required properties ({_json(sorted(part))})"
         for part in parts
@@ -139,10 +142,12 @@ def describe_errors(validator: Any, value: Any) -> str:
 
 
 def _json(value: Any) -> str:
+    """A value as JSON in a message; long ones cut (a body's value must not fill the log)."""
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value).decode()
     except TypeError:  # (an integer beyond 64 bits)
-        return repr(value)
+        text = repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "..."
 
 
 def _type_name(value: Any) -> str:
