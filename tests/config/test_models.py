@@ -80,7 +80,7 @@ def test_a_valid_configuration_reads_into_the_model() -> None:
     assert api.request_validators["all"] == RequestValidatorConfig("all", True, True)
     route = api.routes[0]
     assert route.request_validator == "all"
-    assert route.request_models == (("application/json", "Pet"), ("$default", "Owner"))
+    assert route.request_models == (("Application/JSON", "Pet"), ("$default", "Owner"))
     assert route.request_parameters == (
         ("method.request.path.id", True),
         ("method.request.header.X-A", False),
@@ -159,6 +159,11 @@ def test_models_may_refer_to_each_other_in_a_cycle() -> None:
         ("", "        request_models: {application/json: Pett}\n", [("config.unknown-model", 12, 44)]),
         ("", "        request_models: {not-a-type: Pet}\n", [("config.invalid-value", 12, 26)]),
         ("", "        request_models: [Pet]\n", [("config.wrong-type", 12, 25)]),
+        (
+            "",
+            "        request_models: {application/json: Pet, Application/JSON: Pet}\n",
+            [("config.invalid-value", 12, 49)],
+        ),
         (
             "",
             "        request_parameters: {method.request.body.x: true}\n",

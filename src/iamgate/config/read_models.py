@@ -201,7 +201,8 @@ def read_request_models(
     r: Reader, raw: object, ptr: str, models: dict[str, ModelConfig]
 ) -> tuple[tuple[str, str], ...]:
     """A route's ``request_models``: content type (or ``$default``) -> the name of a model of
-    the API. Content types are kept lower-case (they are matched case-insensitively)."""
+    the API. Content types are kept as written (the snapshot matches them case-insensitively);
+    one written twice in two cases is an error."""
     m = _names(r, raw, ptr, "request_models")
     if m is None:
         return ()
@@ -235,7 +236,7 @@ def read_request_models(
                 (hint + " " if hint else "") + "defined: " + (", ".join(models) or "none (add models)"),
             )
             continue
-        out.append((ct, model))
+        out.append((str(content_type).strip(), model))
     return tuple(out)
 
 
