@@ -9,10 +9,13 @@ is streamed to the backend as any POST. The body is a valid JSON object of about
 model, so every validated request is buffered, parsed, validated and forwarded.
 
     python bench/validation_bench.py inprocess [-n 20000] [--rounds 9] [--log off|on]
+    python bench/validation_bench.py instructions [--n1 500] [--n2 2500] [--log off|on]
     python bench/validation_bench.py socket [--rounds 5] [-d 8] [--sut-cpus 1] [--load-cpus 0]
 
 ``inprocess`` drives the real connection objects without sockets (as bench/hotpath.py does) and
-reports process CPU per request; rounds alternate between the two gateways. ``socket`` runs
+reports process CPU per request; rounds alternate between the two gateways. ``instructions``
+counts the instructions of that in-process request with callgrind (as bench/instructions.py
+does): deterministic, for a busy machine. ``socket`` runs
 ``iamgate serve`` (one worker, log off) pinned to --sut-cpus, an nginx backend answering
 ``200 ok`` and ``wrk -t1 -c64`` POSTing the body, both pinned to --load-cpus, as
 bench/proxy_bench.py does for GET; rounds alternate the two rows, each row's server started
@@ -186,17 +189,20 @@ class _Rig:
         self.state.stop_ticker()
 
 
-async def _inprocess(n: int, rounds: int, log: str) -> dict[str, list[float]]:
+async def _inprocess(n: int, rounds: int, log: str, only: str | None = None) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        rigs = {row: _Rig(row == "validated", f"{tmp}/{row}.log" if log == "on" else None) for row in ROWS}
+        rows = ROWS if only is None else (only,)
+        rigs = {row: _Rig(row == "validated", f"{tmp}/{row}.log" if log == "on" else None) for row in rows}
         request = request_bytes()
         for rig in rigs.values():
             rig.run(request, max(1, n // 10))  # warm-up: memos, the first buffers
         out: dict[str, list[float]] = {row: [] for row in ROWS}
         for r in range(rounds):
-            order = ROWS if r % 2 == 0 else ROWS[::-1]
+            order = rows if r % 2 == 0 else rows[::-1]
             for row in order:
                 out[row].append(rigs[row].run(request, n))
+            if only is not None:
+                continue
             print(
                 f"round {r + 1}: plain {out['plain'][-1]:.2f} µs, validated {out['validated'][-1]:.2f} µs, "
                 f"ratio {out['validated'][-1] / out['plain'][-1]:.3f}",
@@ -205,6 +211,28 @@ async def _inprocess(n: int, rounds: int, log: str) -> dict[str, list[float]]:
         for rig in rigs.values():
             rig.close()
         return out
+
+
+# --- instructions ----------------------------------------------------------------------------
+
+
+def _count(row: str, n: int, log: str) -> int:
+    """Instructions of an in-process run of ``n`` requests on one row, counted by callgrind."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cg.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
+        cmd += ["inprocess", "--only", row, "-n", str(n), "--rounds", "1", "--log", log]
+        subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in callgrind output")
+
+
+def _instructions(n1: int, n2: int, log: str) -> dict[str, float]:
+    """Instructions per request of each row: (count(n2) - count(n1)) / (n2 - n1), as
+    bench/instructions.py counts them (start-up and warm-up cancel out)."""
+    return {row: (_count(row, n2, log) - _count(row, n1, log)) / (n2 - n1) for row in ROWS}
 
 
 # --- sockets ------------------------------------------------------------------------------------
@@ -315,6 +343,11 @@ def main() -> None:
     inproc.add_argument("-n", type=int, default=20000)
     inproc.add_argument("--rounds", type=int, default=9)
     inproc.add_argument("--log", choices=["on", "off"], default="off")
+    inproc.add_argument("--only", choices=ROWS, default=None, help="one row (for the instruction count)")
+    count = sub.add_parser("instructions")
+    count.add_argument("--n1", type=int, default=500)
+    count.add_argument("--n2", type=int, default=2500)
+    count.add_argument("--log", choices=["on", "off"], default="off")
     sock = sub.add_parser("socket")
     sock.add_argument("--rounds", type=int, default=5)
     sock.add_argument("-d", "--duration", type=int, default=8)
@@ -324,8 +357,17 @@ def main() -> None:
     args = parser.parse_args()
     print(f"body: {len(body())} bytes; schema: {len(schema()['properties'])} properties", flush=True)
     if args.mode == "inprocess":
-        found = uvloop.run(_inprocess(args.n, args.rounds, args.log))
-        print(_summary("CPU µs/request", found["plain"], found["validated"]))
+        found = uvloop.run(_inprocess(args.n, args.rounds, args.log, args.only))
+        if args.only is None:
+            print(_summary("CPU µs/request", found["plain"], found["validated"]))
+        return
+    if args.mode == "instructions":
+        counts = _instructions(args.n1, args.n2, args.log)
+        plain, validated = counts["plain"], counts["validated"]
+        print(
+            f"instructions/request (log {args.log}): plain {plain:,.0f}, validated {validated:,.0f}, "
+            f"validated ÷ plain {validated / plain:.3f} (+{validated - plain:,.0f})"
+        )
         return
     rows = _socket(args)
     plain, validated = rows["plain"], rows["validated"]

@@ -78,10 +78,21 @@ def _check_body(ex: Exchange, validator: Any, body: bytes) -> StageResult:
     return R.gateway_error(R.BAD_REQUEST_BODY)
 
 
+_MEDIA_TYPES: Final[dict[bytes, str]] = {}  # Content-Type value -> its media type, lower-case
+_MEDIA_TYPES_LIMIT: Final = 256  # values kept (cleared beyond: clients send a handful)
+
+
 def _media_type(header: bytes | None) -> str:
     if header is None:
         return DEFAULT_CONTENT_TYPE
-    return header.split(b";", 1)[0].strip().lower().decode("latin-1")
+    found = _MEDIA_TYPES.get(header)
+    if found is None:
+        found = header.split(b";", 1)[0].strip().lower().decode("latin-1")
+        if len(header) <= 128:
+            if len(_MEDIA_TYPES) >= _MEDIA_TYPES_LIMIT:
+                _MEDIA_TYPES.clear()
+            _MEDIA_TYPES[header] = found
+    return found
 
 
 def _missing(ex: Exchange, parameters: tuple[tuple[str, str, bytes], ...]) -> list[str]:

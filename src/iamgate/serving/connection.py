@@ -416,7 +416,8 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         self.mode = _BUFFERING
         self.since = self.state.now
         self.resume_at = index
-        self.send_continue(ex)  # a client waiting for 100 Continue sends the body only then
+        if b"expect" in ex.hmap:  # a client waiting for 100 Continue sends the body only then
+            self.send_continue(ex)
 
     def wait(self, ex: Exchange, later: Later, index: int) -> None:
         self.mode = _WAITING
