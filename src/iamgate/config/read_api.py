@@ -1,6 +1,7 @@
 """Reading the ``apis`` list: each API's id, name, endpoint type, deployment, resource policy,
-authorizers, API-key source, stages, routes and CORS (expanded into routes and gateway responses);
-an id listed twice only as distinct deployments."""
+authorizers, API-key source, models and request validators, gateway responses, stages, routes
+and CORS (expanded into routes and gateway responses); an id listed twice only as distinct
+deployments."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from iamgate.config._reader import Reader
 from iamgate.config.auth import read_authorizers
 from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings
 from iamgate.config.read_cors import apply_cors, read_cors
+from iamgate.config.read_models import read_models, read_request_validators
 from iamgate.config.read_policy import read_policy
 from iamgate.config.read_responses import read_gateway_responses
 from iamgate.config.read_routes import read_routes
@@ -74,6 +76,8 @@ def read_api(
             "disable_execute_api_endpoint": False,
             "gateway_responses": False,
             "cors": False,
+            "models": False,
+            "request_validators": False,
         },
     )
     if m is None:
@@ -142,7 +146,17 @@ def read_api(
     if "gateway_responses" in m:
         responses = read_gateway_responses(r, m["gateway_responses"], f"{ptr}/gateway_responses")
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
-    routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
+    models = read_models(r, m["models"], f"{ptr}/models", api_id) if "models" in m else {}
+    validators = (
+        read_request_validators(r, m["request_validators"], f"{ptr}/request_validators")
+        if "request_validators" in m
+        else {}
+    )
+    routes = (
+        read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers, models, validators)
+        if "routes" in m
+        else []
+    )
     cors = read_cors(r, m["cors"], f"{ptr}/cors") if "cors" in m else None
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
@@ -162,6 +176,8 @@ def read_api(
         deployment,
         disabled,
         gateway_responses=responses,
+        models=models,
+        request_validators=validators,
     )
 
 
