@@ -1,5 +1,7 @@
 """Reading the ``apis`` list: each API's id, name, endpoint type, deployment, resource policy,
-authorizers, API-key source, stages and routes; an id listed twice only as distinct deployments."""
+authorizers, API-key source, models and request validators, gateway responses, stages, routes
+and CORS (expanded into routes and gateway responses); an id listed twice only as distinct
+deployments."""
 
 from __future__ import annotations
 
@@ -7,8 +9,11 @@ import re
 
 from iamgate.config._reader import Reader
 from iamgate.config.auth import read_authorizers
-from iamgate.config.model import ApiConfig, GatewaySettings
+from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings
+from iamgate.config.read_cors import apply_cors, read_cors
+from iamgate.config.read_models import read_models, read_request_validators
 from iamgate.config.read_policy import read_policy
+from iamgate.config.read_responses import read_gateway_responses
 from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
 from iamgate.policy import ApiRef
@@ -69,6 +74,10 @@ def read_api(
             "api_key_source": False,
             "deployment": False,
             "disable_execute_api_endpoint": False,
+            "gateway_responses": False,
+            "cors": False,
+            "models": False,
+            "request_validators": False,
         },
     )
     if m is None:
@@ -133,10 +142,26 @@ def read_api(
     if "disable_execute_api_endpoint" in m:
         key = "disable_execute_api_endpoint"
         disabled = bool(r.boolean(m[key], f"{ptr}/{key}", key))
+    responses: dict[str, GatewayResponseConfig] = {}
+    if "gateway_responses" in m:
+        responses = read_gateway_responses(r, m["gateway_responses"], f"{ptr}/gateway_responses")
     stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
-    routes = read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers) if "routes" in m else []
+    models = read_models(r, m["models"], f"{ptr}/models", api_id) if "models" in m else {}
+    validators = (
+        read_request_validators(r, m["request_validators"], f"{ptr}/request_validators")
+        if "request_validators" in m
+        else {}
+    )
+    routes = (
+        read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers, models, validators)
+        if "routes" in m
+        else []
+    )
+    cors = read_cors(r, m["cors"], f"{ptr}/cors") if "cors" in m else None
     if len([d for d in r.diags if d.is_error]) > before or api_id is None:
         return None
+    if cors is not None:  # expanded into the objects API Gateway's console writes (docs/cors.md)
+        routes, responses = apply_cors(r, cors, ptr, routes, responses)
     return ApiConfig(
         api_id,
         name or api_id,
@@ -150,6 +175,9 @@ def read_api(
         key_source,
         deployment,
         disabled,
+        gateway_responses=responses,
+        models=models,
+        request_validators=validators,
     )
 
 

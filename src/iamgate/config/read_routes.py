@@ -1,16 +1,19 @@
 """Reading an API's routes: each route's path and method, authorization (type, authorizer, scopes,
-API key), integration and rate limit. The routes are placed in the resource tree the snapshot
-builds, so a route it would refuse (a duplicate, two parameter names at one place) is an error here.
+API key), integration, rate limit and request validation (validator, models, parameters). The
+routes are placed in the resource tree the snapshot builds, so a route it would refuse (a
+duplicate, two parameter names at one place) is an error here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from iamgate.config._reader import Reader
 from iamgate.config.auth import AuthorizerConfig
-from iamgate.config.model import RouteConfig, StageConfig
+from iamgate.config.model import ModelConfig, RequestValidatorConfig, RouteConfig, StageConfig
 from iamgate.config.read_integration import read_integration
+from iamgate.config.read_models import read_request_models, read_request_parameters, read_request_validator
 from iamgate.config.read_throttle import read_rate_limit
 from iamgate.policy.diagnostics import did_you_mean
 from iamgate.routing.tree import METHODS, ResourceTree, TemplateError, parse_template
@@ -21,25 +24,42 @@ AUTHORIZATION_TYPES = ("NONE", "AWS_IAM", "CUSTOM", "COGNITO_USER_POOLS")
 
 
 def read_routes(
-    r: Reader, raw: object, ptr: str, stages: dict[str, StageConfig], authorizers: dict[str, AuthorizerConfig]
+    r: Reader,
+    raw: object,
+    ptr: str,
+    stages: dict[str, StageConfig],
+    authorizers: dict[str, AuthorizerConfig],
+    models: dict[str, ModelConfig] | None = None,
+    validators: dict[str, RequestValidatorConfig] | None = None,
 ) -> list[RouteConfig]:
-    """An API's ``routes``; ``stages`` and ``authorizers`` are the API's, which routes refer to."""
+    """An API's ``routes``; ``stages``, ``authorizers``, ``models`` and ``validators`` are the
+    API's, which routes refer to."""
     routes: list[RouteConfig] = []
     seen: dict[tuple[str, str], str] = {}
     tree: ResourceTree[None] = ResourceTree()  # the snapshot's tree: what it refuses is an error here
+    api = _ApiParts(stages, authorizers, models or {}, validators or {})
     for i, item in enumerate(r.sequence(raw, ptr, "routes") or []):
-        route = _route(r, item, f"{ptr}/{i}", stages, authorizers, seen, tree)
+        route = _route(r, item, f"{ptr}/{i}", api, seen, tree)
         if route is not None:
             routes.append(route)
     return routes
+
+
+@dataclass(frozen=True, slots=True)
+class _ApiParts:
+    """What of its API a route may refer to."""
+
+    stages: dict[str, StageConfig]
+    authorizers: dict[str, AuthorizerConfig]
+    models: dict[str, ModelConfig]
+    validators: dict[str, RequestValidatorConfig]
 
 
 def _route(
     r: Reader,
     raw: object,
     rp: str,
-    stages: dict[str, StageConfig],
-    authorizers: dict[str, AuthorizerConfig],
+    api: _ApiParts,
     seen: dict[tuple[str, str], str],
     tree: ResourceTree[None],
 ) -> RouteConfig | None:
@@ -57,6 +77,9 @@ def _route(
             "api_key_required": False,
             "authorization_scopes": False,
             "rate_limit": False,
+            "request_validator": False,
+            "request_models": False,
+            "request_parameters": False,
         },
     )
     if rm is None or not {"path", "method", "integration"} <= set(rm):
@@ -78,14 +101,38 @@ def _route(
             )
             or auth
         )
-    authorizer, scopes, key_required = _route_auth(r, rm, rp, auth, authorizers)
-    integration = read_integration(r, rm["integration"], f"{rp}/integration", params, greedy, stages)
+    authorizer, scopes, key_required = _route_auth(r, rm, rp, auth, api.authorizers)
+    integration = read_integration(r, rm["integration"], f"{rp}/integration", params, greedy, api.stages)
+    validator = None
+    if "request_validator" in rm:
+        validator = read_request_validator(
+            r, rm["request_validator"], f"{rp}/request_validator", api.validators
+        )
+    request_models: tuple[tuple[str, str], ...] = ()
+    if "request_models" in rm:
+        request_models = read_request_models(r, rm["request_models"], f"{rp}/request_models", api.models)
+    parameters: tuple[tuple[str, bool], ...] = ()
+    if "request_parameters" in rm and path is not None:
+        key = "request_parameters"
+        parameters = read_request_parameters(r, rm[key], f"{rp}/{key}", params, greedy)
     if path is None or method is None or integration is None:
         return None
     if not _place(r, path, method, rp, seen, tree):
         return None
     rate_limit = read_rate_limit(r, rm["rate_limit"], f"{rp}/rate_limit") if "rate_limit" in rm else None
-    return RouteConfig(path, method, integration, auth, authorizer, key_required, scopes, rate_limit)
+    return RouteConfig(
+        path,
+        method,
+        integration,
+        auth,
+        authorizer,
+        key_required,
+        scopes,
+        rate_limit,
+        request_validator=validator,
+        request_models=request_models,
+        request_parameters=parameters,
+    )
 
 
 def _method(r: Reader, rm: dict[str, Any], rp: str) -> str | None:

@@ -18,6 +18,7 @@ from iamgate.auth.custom import CustomAuthorizer, load_callable, parse_identity_
 from iamgate.auth.jwt import JwtAuthorizerSettings, JwtClaims, JwtValidator, extract_bearer
 from iamgate.config.auth import ApiKey, AuthorizerConfig, AuthSettings
 from iamgate.config.domains import DomainMap, Edge, build_domains, build_edge
+from iamgate.config.gateway_responses import ResponseTable
 from iamgate.config.model import (
     ApiConfig,
     GatewayConfig,
@@ -28,6 +29,7 @@ from iamgate.config.model import (
     RouteConfig,
     StageConfig,
 )
+from iamgate.config.schemas import compile_model, models_registry, parse_schema
 from iamgate.policy import ApiRef, CompiledPolicy
 from iamgate.policy.memo import SecondSight
 from iamgate.routing.paths import encode_segment
@@ -40,6 +42,7 @@ from iamgate.upstream.pool import origin
 __all__ = [
     "ApiRuntime",
     "ProxyTarget",
+    "RequestCheck",
     "RouteRuntime",
     "Snapshot",
     "StaticThrottle",
@@ -81,6 +84,20 @@ class ProxyTarget:
         return text if text.startswith("/") else "/" + text
 
 
+@dataclass(frozen=True, slots=True)
+class RequestCheck:
+    """A route's request validation (docs/request-validation.md), compiled with the snapshot:
+    the required parameters to look for and, for each content type, the model's compiled
+    validator. Absent (None on the route) when the route's validator checks nothing."""
+
+    # (where: "querystring" | "header" | "path", name, a header's lower-case name as bytes for
+    # the header map), in the order of their expressions (the order of API Gateway's message)
+    parameters: tuple[tuple[str, str, bytes], ...] = ()
+    # lower-case media type -> jsonschema_rs validator; "$default" for any other
+    models: dict[str, Any] = field(default_factory=dict)
+    model_names: dict[str, str] = field(default_factory=dict)  # media type -> model name (logs)
+
+
 # the static throttle levels of a route on one stage for one method: the buckets (the stage's
 # limit for the method, the account's) and their level names
 StaticThrottle = tuple[tuple[Bucket, ...], tuple[str, ...]]
@@ -106,6 +123,7 @@ class RouteRuntime:
     # stage name -> request method -> the static throttle levels (none when nothing is
     # throttled); an ANY route has an entry for each of routing's METHODS
     throttle: dict[str, dict[str, StaticThrottle]] = field(default_factory=dict)
+    check: RequestCheck | None = None  # request validation (None: nothing to check)
 
     def target(self, stage: StageConfig) -> ProxyTarget:
         found = self.targets.get(stage.name)
@@ -165,6 +183,8 @@ class ApiRuntime:
     # stage name -> the deployment serving it, when the API has several (an API id's first entry
     # answers for all of its stages; routing then switches to the stage's deployment)
     by_stage: dict[str, ApiRuntime] = field(default_factory=dict)
+    # the API's customised gateway responses (None: it customises none, every answer is AWS's default)
+    responses: ResponseTable | None = None
 
 
 class _NetworkMap:
@@ -342,8 +362,9 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
     apis: dict[str, ApiRuntime] = {}
     for api in config.apis:
         tree: ResourceTree[RouteRuntime] = ResourceTree()
+        models = _Models(api)
         for route in api.routes:
-            tree.add(route.path, route.method, _route_runtime(route, api, settings, limits))
+            tree.add(route.path, route.method, _route_runtime(route, api, settings, limits, models))
         ref = ApiRef(settings.region, settings.account_id, api.id)
         runtime = ApiRuntime(
             api.id,
@@ -358,6 +379,7 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
             api,
             {name: build_authorizer(cfg, None) for name, cfg in api.authorizers.items()},
             api.api_key_source,
+            responses=ResponseTable.build(api.gateway_responses),
         )
         front = apis.get(api.id)
         if front is None:
@@ -388,8 +410,53 @@ def build_snapshot(config: GatewayConfig) -> Snapshot:
     )
 
 
+class _Models:
+    """An API's models, each compiled on first use by a route (once per snapshot)."""
+
+    def __init__(self, api: ApiConfig) -> None:
+        self.api = api
+        self.parsed: dict[str, Any] | None = None
+        self.registry: Any = None
+        self.compiled: dict[str, Any] = {}
+
+    def validator(self, name: str) -> Any:
+        found = self.compiled.get(name)
+        if found is None:
+            if self.parsed is None:
+                self.parsed = {n: parse_schema(m.schema)[0] for n, m in self.api.models.items()}
+                self.registry = models_registry(self.api.id, self.parsed)
+            # the configuration reader checked every model: a failure here is a bug, and fails
+            # the build (the previous snapshot stays in service)
+            found = self.compiled[name] = compile_model(self.api.id, name, self.parsed, self.registry)
+        return found
+
+
+def _request_check(route: RouteConfig, api: ApiConfig, models: _Models) -> RequestCheck | None:
+    """What the route's validator checks, compiled; None when it checks nothing."""
+    validator = api.request_validators.get(route.request_validator) if route.request_validator else None
+    if validator is None:
+        return None
+    parameters: list[tuple[str, str, bytes]] = []
+    if validator.validate_request_parameters:
+        for expression, required in sorted(route.request_parameters):
+            if not required:
+                continue
+            _, _, rest = expression.partition("method.request.")
+            where, _, name = rest.partition(".")
+            parameters.append((where, name, name.lower().encode("latin-1", "replace")))
+    compiled: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    if validator.validate_request_body:
+        for content_type, model in route.request_models:
+            compiled[content_type.lower()] = models.validator(model)
+            names[content_type.lower()] = model
+    if not parameters and not compiled:
+        return None
+    return RequestCheck(tuple(parameters), compiled, names)
+
+
 def _route_runtime(
-    route: RouteConfig, api: ApiConfig, settings: GatewaySettings, limits: Limits | None
+    route: RouteConfig, api: ApiConfig, settings: GatewaySettings, limits: Limits | None, models: _Models
 ) -> RouteRuntime:
     """A route with what it needs on each stage of its deployment: the resolved integration
     target and the static throttle levels of each method it can be asked for."""
@@ -420,6 +487,7 @@ def _route_runtime(
         route.rate_limit,
         targets,
         throttle,
+        _request_check(route, api, models),
     )
 
 

@@ -41,6 +41,7 @@ ROUTE_MODULES: list[str] = [
     "iamgate.management.keys",
     "iamgate.management.invoke",
     "iamgate.management.domains",
+    "iamgate.management.method_responses",
 ]
 
 

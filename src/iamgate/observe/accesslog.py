@@ -129,6 +129,8 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
         out["error.messageString"] = orjson.dumps(message).decode()
     if ex.response_type is not None:
         out["error.responseType"] = ex.response_type
+    if ex.validation_error is not None:  # request validation (docs/request-validation.md)
+        out["error.validationErrorString"] = ex.validation_error
     if ex.throttled_by is not None:
         out["throttle.level"] = ex.throttled_by  # iamgate's: which limit refused (docs/throttling.md)
     decision = ex.decision

@@ -83,6 +83,7 @@ class Exchange:
     integration_status: int | None = None
     error_message: str | None = None
     validation_error: str | None = None  # $context.error.validationErrorString (request validation)
+    body_model: Any = None  # the model the validate stage chose, while it waits for the body
     error_type: str | None = None
     response_type: str | None = None
     vpc_id: str | None = None

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
+from iamgate.config.gateway_responses import RESPONSE_TYPES
+
 __all__ = [
     "RESPONSE_TYPES",
     "GatewayResponse",
@@ -85,33 +87,6 @@ BAD_REQUEST_PARAMETERS: Final = ResponseType(
 UNSUPPORTED_MEDIA_TYPE: Final = ResponseType(
     "UNSUPPORTED_MEDIA_TYPE", 415, "BadRequestException", "Unsupported Media Type"
 )
-
-# API Gateway's gateway response types and the status each answers with by default (None: the
-# DEFAULT_4XX and DEFAULT_5XX types, which only supply what other types inherit), as its
-# GetGatewayResponses lists them
-RESPONSE_TYPES: Final[dict[str, int | None]] = {
-    "ACCESS_DENIED": 403,
-    "API_CONFIGURATION_ERROR": 500,
-    "AUTHORIZER_CONFIGURATION_ERROR": 500,
-    "AUTHORIZER_FAILURE": 500,
-    "BAD_REQUEST_BODY": 400,
-    "BAD_REQUEST_PARAMETERS": 400,
-    "DEFAULT_4XX": None,
-    "DEFAULT_5XX": None,
-    "EXPIRED_TOKEN": 403,
-    "INTEGRATION_FAILURE": 504,
-    "INTEGRATION_TIMEOUT": 504,
-    "INVALID_API_KEY": 403,
-    "INVALID_SIGNATURE": 403,
-    "MISSING_AUTHENTICATION_TOKEN": 403,
-    "QUOTA_EXCEEDED": 429,
-    "REQUEST_TOO_LARGE": 413,
-    "RESOURCE_NOT_FOUND": 404,
-    "THROTTLED": 429,
-    "UNAUTHORIZED": 401,
-    "UNSUPPORTED_MEDIA_TYPE": 415,
-    "WAF_FILTERED": 403,
-}
 
 
 @dataclass(frozen=True, slots=True)

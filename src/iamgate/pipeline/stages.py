@@ -127,6 +127,8 @@ def route(ex: Exchange) -> R.GatewayResponse | None:
                 return R.gateway_error(R.FORBIDDEN)
             ex.api = routed.api
             ex.stage = routed.stage  # known when only the resource or method is not (metrics, logs)
+            if routed.path:
+                ex.path = routed.path
             return routed.problem
         if len(raw) + len(key[2] or b"") <= _ROUTE_KEY_LIMIT:
             memo.offer(key, routed)
@@ -254,6 +256,7 @@ def _on_stage(
     routed.stage = stage
     if match is None or match.target is None:
         routed.problem = _unmatched(snap, hmap)
+        routed.path = "/" + "/".join(rest)  # ($context.path of the answer and the access log)
         return routed
     routed.route = match.target
     per_method = match.target.throttle.get(stage.name)

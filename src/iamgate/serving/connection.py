@@ -33,6 +33,7 @@ from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import Later
 from iamgate.pipeline.runner import StageHost, run_stages
 from iamgate.policy.memo import SecondSight
+from iamgate.serving.gateway_responses import customise
 from iamgate.tls.session import TlsSession
 from iamgate.upstream.headers import NAME_MEMO_MAX
 
@@ -166,7 +167,8 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
         self.continued = False
         self.chunked_in = False
         self.body_bytes = 0
-        self.body_raw: list[bytes] = []  # body kept whole for a stage (SigV4's payload hash)
+        # body kept whole for a stage (SigV4's payload hash, request validation)
+        self.body_raw: list[bytes] = []
         self.resume_at = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -404,14 +406,19 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
 
     # --- the stages' host (StageHost) ---------------------------------------------------------------
     def need_body(self, ex: Exchange, index: int) -> None:
-        if self.request_complete:
-            ex.body = b""
+        if self.request_complete:  # (read while a stage waited: kept in body_raw, see _body)
+            if self.body_bytes > ex.snapshot.settings.max_buffered_body:
+                self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
+                return
+            ex.body = b"".join(self.body_raw)
+            self.body_raw = []
             run_stages(self, ex, index)
             return
         self.mode = _BUFFERING
         self.since = self.state.now
         self.resume_at = index
-        self.send_continue(ex)  # a client waiting for 100 Continue sends the body only then
+        if b"expect" in ex.hmap:  # a client waiting for 100 Continue sends the body only then
+            self.send_continue(ex)
 
     def wait(self, ex: Exchange, later: Later, index: int) -> None:
         self.mode = _WAITING
@@ -435,6 +442,8 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
             self.respond(ex, mock_response(integration))
             return
         self.mode = _PROXY
+        if self.body_raw:
+            self.body_raw = []  # (kept while a stage waited; the proxy holds what it sends)
         self.proxy.start(ex, self.request_complete)
 
     # --- httptools callbacks: the body --------------------------------------------------------------
@@ -459,7 +468,11 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
                 self._fail_request(R.gateway_error(R.REQUEST_TOO_LARGE), "request-too-large")
                 return
             self.body_raw.append(body)  # for the stage, and below for the backend too
-        elif mode not in (_PROXY, _WAITING):
+        elif mode == _WAITING:
+            # kept too: a later stage may ask for the whole body (request validation after an
+            # authorizer or a Redis throttle answered); the same objects the backend is held
+            self.body_raw.append(body)
+        elif mode != _PROXY:
             return  # answered already: the rest of the body is read and dropped
         data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_in else body
         # proxying: sent, or held while a backend connection opens; else held for the backend
@@ -542,6 +555,10 @@ class DownstreamConnection(asyncio.Protocol, StageHost, Client):
     # --- gateway responses ------------------------------------------------------------------------
     def respond(self, ex: Exchange, response: R.GatewayResponse) -> None:
         """Answer ``ex`` with a response the gateway makes itself (StageHost)."""
+        if response.response_type is not None:
+            api = ex.api
+            if api is not None and api.responses is not None:  # the API's gateway responses
+                response = customise(api.responses, ex, response)
         if (
             response.close
             or self.closing
