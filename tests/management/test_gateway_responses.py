@@ -223,7 +223,7 @@ def test_refusals_leave_the_store_unchanged(admin: AdminHandle) -> None:
         ),
         (
             {"responseType": "THROTTLED", "responseParameters": {"gatewayresponse.header.x": "unquoted"}},
-            "Invalid mapping expression parameter specified: unquoted",
+            "'unquoted' is not a valid source for gatewayresponse.header.x",
         ),
         (
             {
@@ -236,7 +236,16 @@ def test_refusals_leave_the_store_unchanged(admin: AdminHandle) -> None:
             {"responseType": "THROTTLED", "responseParameters": {"gatewayresponse.querystring.x": "'a'"}},
             "gatewayresponse.querystring.x",
         ),
-        ({"responseType": "THROTTLED", "responseTemplates": {"json": "x"}}, "Invalid content type specified"),
+        ({"responseType": "THROTTLED", "responseTemplates": {"json": "x"}}, "'json' is not a content type"),
+        # the configuration reader's own rules, applied on save: what the gateway could not serve
+        ({"responseType": "THROTTLED", "statusCode": "101"}, "200 to 599"),
+        (
+            {
+                "responseType": "THROTTLED",
+                "responseParameters": {"gatewayresponse.header.Content-Length": "'1'"},
+            },
+            "the gateway writes the Content-Length header itself",
+        ),
     ]
     for kwargs, expected in bad_puts:
         with pytest.raises(ClientError) as exc:

@@ -19,6 +19,7 @@ import copy
 import re
 from typing import Any
 
+from iamgate.config.read_responses import parameter_problem, template_problem
 from iamgate.management.core import ApiError, Call, Reply, Route, bad_request, not_found
 from iamgate.management.drafts import edit, optional_str, page, read, string_map
 from iamgate.management.patch import PatchOp, invalid_path, operations
@@ -37,12 +38,11 @@ __all__ = [
 # what API Gateway's default responses carry (GetGatewayResponses with defaultResponse: true)
 DEFAULT_TEMPLATES = {"application/json": '{"message":$context.error.messageString}'}
 _STATUS = re.compile(r"[1-5][0-9][0-9]")
-_HEADER_TARGET = re.compile(r"gatewayresponse\.header\.([!#$%&'*+.^_`|~0-9A-Za-z-]+)")
-_SOURCE = re.compile(
-    r"'[^'\r\n]*'"
-    r"|method\.request\.(header|querystring|path|multivalueheader|multivaluequerystring)\.[^\s.][^\s]*"
-    r"|stageVariables\.[A-Za-z0-9_]+"
-    r"|context\.[A-Za-z0-9_.:-]+"
+MIN_STATUS = 200  # the configuration reader's lowest (AWS's pattern also lets 1xx through)
+_SOURCE_HELP = (
+    "a gateway response sets headers, gatewayresponse.header.NAME, from a quoted literal 'value', "
+    "method.request.header|querystring|path|multivalueheader|multivaluequerystring.NAME, "
+    "stageVariables.NAME or context.NAME"
 )
 UPDATABLE = ["/statusCode", "/responseParameters/{name}", "/responseTemplates/{contentType}"]
 
@@ -87,32 +87,28 @@ def gateway_response_shape(kind: str, stored: Doc | None) -> dict[str, Any]:
 
 def check_gateway_response(response: Doc) -> None:
     """The rules a customised gateway response keeps whatever set it (Put, a patch, an import):
-    BadRequestException with AWS's wording otherwise."""
+    AWS's (BadRequestException with its wording), then the configuration reader's own
+    (:mod:`iamgate.config.read_responses`: what the gateway could not serve, refused on save
+    rather than at the next deployment)."""
     status = response.get("statusCode")
     if status is not None and (not isinstance(status, str) or not _STATUS.fullmatch(status)):
         raise bad_request(
             f"1 validation error detected: Value '{status}' at 'statusCode' failed to satisfy constraint: "
             "Member must satisfy regular expression pattern: [1-5]\\d\\d"
         )
+    if status is not None and int(status) < MIN_STATUS:
+        raise bad_request(
+            f"Invalid status code {status}: iamgate answers gateway responses with 200 to 599 (a 1xx "
+            "as the final answer leaves the client waiting for another; docs/gateway-responses.md)"
+        )
     for target, source in (response.get("responseParameters") or {}).items():
-        if not _HEADER_TARGET.fullmatch(target):
-            raise bad_request(
-                f"Invalid mapping expression specified: Validation Result: warnings : [], errors : "
-                f"[Invalid mapping expression specified: {target}] (a gateway response sets headers: "
-                "gatewayresponse.header.NAME)"
-            )
-        if not isinstance(source, str) or not _SOURCE.fullmatch(source):
-            raise bad_request(
-                f"Invalid mapping expression specified: Validation Result: warnings : [], errors : "
-                f"[Invalid mapping expression parameter specified: {source}] (for {target}: a quoted "
-                "literal 'value', method.request.header|querystring|path|multivalueheader|"
-                "multivaluequerystring.NAME, stageVariables.NAME or context.NAME)"
-            )
-    for content_type in response.get("responseTemplates") or {}:
-        if not content_type or "/" not in content_type:
-            raise bad_request(
-                f"Invalid content type specified: '{content_type}' (a media type such as application/json)"
-            )
+        problem = parameter_problem(target, source)
+        if problem is not None:
+            raise bad_request(f"Invalid mapping expression specified: {problem} ({_SOURCE_HELP})")
+    for content_type, template in (response.get("responseTemplates") or {}).items():
+        problem = template_problem(content_type, template)
+        if problem is not None:
+            raise bad_request(f"Invalid response template specified: {problem}")
 
 
 def _gateway_responses(draft: Doc) -> dict[str, Doc]:
