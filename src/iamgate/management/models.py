@@ -5,11 +5,11 @@
 A model is a JSON Schema draft 4 document (as API Gateway uses) stored as JSON text,
 ``draft["models"][id]`` with ``id``, ``name`` (letters and digits, unique in the API, how paths and
 methods name it), ``contentType``, ``description`` and ``schema``. A schema is checked when it is
-saved (:func:`schema_problem`): valid JSON, an object, valid against the draft 4 meta-schema (the
-``jsonschema`` package's ``Draft4Validator.check_schema``), and every ``$ref`` either local
-(``#/definitions/X``, found in the document) or another model of the same API by API Gateway's URL
-(``https://apigateway.amazonaws.com/restapis/{api_id}/models/{Name}``); iamgate never fetches a
-schema. Every new API has API Gateway's two models, ``Empty`` and ``Error``.
+saved (:func:`schema_problem`) with the configuration reader's own rules
+(:mod:`iamgate.config.schemas`, ``jsonschema-rs``): valid JSON, an object, valid against the draft
+4 meta-schema, and every ``$ref`` either inside the schema (``#/definitions/X``) or another model of
+the same API by API Gateway's URL (``https://apigateway.amazonaws.com/restapis/{api_id}/models/{Name}``);
+iamgate never fetches a schema. Every new API has API Gateway's two models, ``Empty`` and ``Error``.
 
 A request validator (``draft["requestValidators"][id]``: ``id``, ``name``, ``validateRequestBody``,
 ``validateRequestParameters``) is what a method's ``requestValidatorId`` names. A model or a
@@ -22,10 +22,10 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # the draft 4 meta-schema check
-
+from iamgate.config.schemas import check_models
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
 from iamgate.management.drafts import (
     DEFAULT_MODELS,
@@ -88,23 +88,6 @@ def _pointer(path: Any) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else "/"
 
 
-def _resolves(document: Any, fragment: str) -> bool:
-    if fragment in ("", "#"):
-        return True
-    if not fragment.startswith("#/"):
-        return False
-    target = document
-    for raw in fragment[2:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(target, dict) and token in target:
-            target = target[token]
-        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-            target = target[int(token)]
-        else:
-            return False
-    return True
-
-
 def model_refs(document: Any) -> list[tuple[str, str]]:
     """Every ``$ref`` of a schema as (where, reference), depth first (not inside data:
     ``enum``, ``default``, ``example(s)``, ``const``)."""
@@ -140,9 +123,11 @@ def referenced_models(schema: str, api_id: str) -> set[str]:
     return names
 
 
-def schema_problem(schema: Any, api_id: str, models: set[str], own: str | None = None) -> str | None:
-    """Why ``schema`` (the model's JSON text) cannot be saved, with where in it; None when it can.
-    ``models``: the names of the API's models a ``$ref`` may name (``own``: the model itself)."""
+def schema_problem(schema: Any, api_id: str, models: Mapping[str, str], own: str) -> str | None:
+    """Why ``schema`` (model ``own``'s JSON text) cannot be saved, with where in it; None when it
+    can. ``models``: the API's other models (name -> schema text), which a ``$ref`` may name. The
+    checks are the configuration reader's own (:func:`iamgate.config.schemas.check_models`: the
+    draft 4 meta-schema, every ``$ref`` resolved), so what is saved can be deployed."""
     if not isinstance(schema, str):
         return "the schema must be a string holding a JSON document"
     try:
@@ -155,27 +140,18 @@ def schema_problem(schema: Any, api_id: str, models: set[str], own: str | None =
         return f"the schema must be a JSON object, not {type(document).__name__}"
     if _depth(document) > MAX_DEPTH:
         return f"the schema nests deeper than {MAX_DEPTH} levels"
-    try:
-        jsonschema.Draft4Validator.check_schema(document)
-    except jsonschema.SchemaError as exc:
-        return f"at '{_pointer(exc.path)}': {exc.message} (JSON Schema draft 4)"
-    for where, ref in model_refs(document):
-        if ref.startswith("#"):
-            if not _resolves(document, ref):
-                return f"at '{where}': '{ref}' points at nothing in this schema"
-            continue
-        m = _MODEL_REF.fullmatch(ref)
-        if m is None:
-            return (
-                f"at '{where}': '{ref}' is neither a reference inside the schema (#/definitions/...) nor a "
-                f"model of this API ({MODEL_URL.format(api_id=api_id, name='NAME')}); iamgate never fetches "
-                "schemas"
-            )
-        if m.group(1) != api_id:
-            return f"at '{where}': '{ref}' names a model of another API ({m.group(1)})"
-        if m.group(2) not in models and m.group(2) != own:
-            return f"at '{where}': '{ref}' names model '{m.group(2)}', which does not exist in this API"
-    return None
+    schemas: dict[str, Any] = {}
+    for name, text in models.items():
+        try:
+            schemas[name] = json.loads(text)
+        except (ValueError, RecursionError, TypeError):
+            continue  # another model's own problem: saved before these checks, or not JSON at all
+    schemas[own] = document
+    problems = check_models(api_id, schemas)[own]
+    if not problems:
+        return None
+    first = problems[0]
+    return f"at '{first.pointer or '/'}': {first.message}"
 
 
 def _depth(document: Any) -> int:
@@ -219,6 +195,11 @@ def _names(draft: Doc) -> set[str]:
     return {m["name"] for m in (draft.get("models") or {}).values()}
 
 
+def _texts(draft: Doc) -> dict[str, str]:
+    """The API's models: name -> schema text."""
+    return {m["name"]: m.get("schema") or "{}" for m in (draft.get("models") or {}).values()}
+
+
 async def create_model(call: Call) -> Reply:
     body = call.json()
     where = "CreateModel"
@@ -239,7 +220,7 @@ async def create_model(call: Call) -> Reply:
         if name in _names(draft):
             raise conflict("Model name already exists for this REST API")
         if schema is not None:
-            problem = schema_problem(schema, api_id, _names(draft), own=name)
+            problem = schema_problem(schema, api_id, _texts(draft), own=name)
             if problem:
                 raise _schema_error(problem)
         mid = new_id("model")
@@ -289,7 +270,7 @@ async def update_model(call: Call) -> Reply:
         for op in ops:
             _apply_model(work, op)
         if "schema" in work:
-            problem = schema_problem(work["schema"], api_id, _names(draft), own=name)
+            problem = schema_problem(work["schema"], api_id, _texts(draft), own=name)
             if problem:
                 raise _schema_error(problem)
         model.clear()

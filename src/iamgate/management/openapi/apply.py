@@ -157,8 +157,9 @@ def _apply_validation(
                 models[mid] = model
                 model_ids[model["name"]] = mid
     api_id = str(draft["restApi"]["id"])
+    texts = {m["name"]: m.get("schema") or "{}" for m in models.values()}
     for name in imported.models:
-        problem = schema_problem(models[model_ids[name]]["schema"], api_id, set(model_ids), own=name)
+        problem = schema_problem(texts[name], api_id, texts, own=name)
         if problem is not None:
             p.error(imported.pointers.get(("model", name), ""), f"Invalid model schema specified: {problem}")
     validator_ids = {v["name"]: vid for vid, v in validators.items()}
