@@ -45,6 +45,7 @@ from iamgate.store.base import Doc
 
 if TYPE_CHECKING:
     from iamgate.pipeline.exchange import Exchange
+    from iamgate.pipeline.responses import GatewayResponse
 
 __all__ = ["ROUTES", "SOURCE_IP", "STAGE"]
 
@@ -297,6 +298,11 @@ async def test_invoke_method(call: Call) -> Reply:
     log.add(f"Method request query string: {_shown(dict(parse_qsl(query, keep_blank_values=True)))}")
     log.add(f"Method request headers: {_shown({k: ','.join(v) for k, v in all_headers.items()})}")
     log.add(f"Method request body before transformations: {payload or ''}")
+    ex = _exchange(snapshot, api, match, run_verb, path_text, query, lines)
+    ex.request_id = request_id
+    refused = _validated(ex, payload, log)
+    if refused is not None:
+        return _answer(refused.status, refused.body, list(refused.headers), log, started)
     if not isinstance(route.integration, HttpProxyIntegration):
         mock = route.integration
         log.add("Method response body after transformations: " + mock.body.decode("utf-8", "replace"))
@@ -304,9 +310,23 @@ async def test_invoke_method(call: Call) -> Reply:
         log.add("Successfully completed execution")
         log.add(f"Method completed with status: {mock.status}")
         return _answer(mock.status, mock.body, list(mock.headers), log, started)
-    ex = _exchange(snapshot, api, match, run_verb, path_text, query, lines)
-    ex.request_id = request_id
     return await _proxy(call, ex, lines, payload, log, started)
+
+
+def _validated(ex: Exchange, payload: str | None, log: _Log) -> GatewayResponse | None:
+    """The gateway's validate stage on the test request (the method's request validator and
+    models): None when it passes, else the answer (400 ``Missing required request parameters``
+    or ``Invalid request body``), logged with why."""
+    from iamgate.pipeline.responses import GatewayResponse  # noqa: PLC0415 - the request path
+    from iamgate.pipeline.validate import validate  # noqa: PLC0415
+
+    ex.body = (payload or "").encode("utf-8")
+    refused = validate(ex)
+    if not isinstance(refused, GatewayResponse):  # None; never a wait: the whole body is there
+        return None
+    log.add(f"Request validation failed: {ex.validation_error or 'the request does not match'}")
+    log.add(f"Method completed with status: {refused.status}")
+    return refused
 
 
 async def _proxy(
