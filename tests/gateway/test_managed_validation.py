@@ -178,6 +178,7 @@ def test_request_validation_deployed_through_the_management_api(gateway: Gateway
     assert json.loads(body) == {"message": "Missing required request parameters: [owner]"}
     status, _, body = call(gw, api_id, "POST", "/prod/pets?owner=me", body=b'{"age": 3}', **json_body)
     assert status == 422
-    assert "name" in json.loads(body)["invalid"]
+    assert body.startswith(b'{"invalid": "')
+    assert b"name" in body
     status, _, _ = call(gw, api_id, "POST", "/prod/pets?owner=me", body=b'{"name": "rex"}', **json_body)
     assert status == 201
