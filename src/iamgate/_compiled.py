@@ -52,6 +52,7 @@ MODULES = (
     "iamgate/routing/tree.py",
     "iamgate/pipeline/stages.py",
     "iamgate/pipeline/throttle_stage.py",
+    "iamgate/pipeline/validate.py",
     "iamgate/observe/accesslog.py",
     "iamgate/observe/metrics.py",
     "iamgate/config/snapshot.py",
