@@ -70,6 +70,13 @@ apis:
         request_validator: params
         request_models: {application/json: Pet}
         request_parameters: {method.request.header.b-header: true, method.request.querystring.a: true}
+      - path: /multi
+        method: POST
+        integration: {type: HTTP_PROXY, uri: "http://127.0.0.1:9/multi"}
+        request_validator: params
+        request_parameters:
+          method.request.multivaluequerystring.tag: true
+          method.request.multivalueheader.X-Trace: true
       - path: /body
         method: POST
         integration: {type: HTTP_PROXY, uri: "http://127.0.0.1:9/body"}
@@ -145,6 +152,14 @@ def test_missing_or_empty_required_parameters(target: str, headers: dict[str, st
     assert result.error_type == "BadRequestException"
     assert json.loads(result.body) == {"message": f"Missing required request parameters: [{missing}]"}
     assert ex.validation_error == f"Missing required request parameters: [{missing}]"
+
+
+def test_multi_value_parameters_are_required_as_the_single_forms() -> None:
+    ex = exchange("/multi")
+    result = answer(ex)
+    assert isinstance(result, R.GatewayResponse)
+    assert json.loads(result.body) == {"message": "Missing required request parameters: [X-Trace, tag]"}
+    assert answer(exchange("/multi?tag=a&tag=b", {"x-trace": "1"})) is None
 
 
 def test_header_names_are_case_insensitive_and_encoded_query_names_count() -> None:

@@ -36,7 +36,9 @@ __all__ = [
 
 DEFAULT_CONTENT_TYPE: Final = "$default"  # a route's model for any content type without its own
 # a method request parameter: where it is (query string, header, path) and its name
-PARAMETER: Final = re.compile(r"method\.request\.(querystring|header|path)\.([^\s]+)")
+PARAMETER: Final = re.compile(
+    r"method\.request\.(querystring|header|path|multivaluequerystring|multivalueheader)\.([^\s]+)"
+)
 _CONTENT_TYPE: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+*-]+")
 
 
@@ -243,7 +245,8 @@ def read_request_models(
 def read_request_parameters(
     r: Reader, raw: object, ptr: str, path_params: set[str], greedy: str | None
 ) -> tuple[tuple[str, bool], ...]:
-    """A route's ``request_parameters``: ``method.request.{querystring|header|path}.NAME`` ->
+    """A route's ``request_parameters``: ``method.request.{querystring|header|path}.NAME`` (or
+    the ``multivaluequerystring`` / ``multivalueheader`` forms, required as the single ones) ->
     whether it is required. A path parameter must be one of the route's path's (``path_params``,
     ``greedy``). Header names are kept as written (matched case-insensitively)."""
     m = _names(r, raw, ptr, "request_parameters")
@@ -258,7 +261,8 @@ def read_request_parameters(
                 "invalid-parameter",
                 pp,
                 f"'{expression}' is not a method request parameter",
-                "method.request.querystring.NAME, method.request.header.NAME or method.request.path.NAME",
+                "method.request.querystring.NAME, method.request.header.NAME, method.request.path.NAME, "
+                "method.request.multivaluequerystring.NAME or method.request.multivalueheader.NAME",
                 at_key=True,
             )
             continue

@@ -443,6 +443,7 @@ def _request_check(route: RouteConfig, api: ApiConfig, models: _Models) -> Reque
                 continue
             _, _, rest = expression.partition("method.request.")
             where, _, name = rest.partition(".")
+            where = where.removeprefix("multivalue")  # required: present at least once, as the single form
             parameters.append((where, name, name.lower().encode("latin-1", "replace")))
     compiled: dict[str, Any] = {}
     names: dict[str, str] = {}
