@@ -2,12 +2,8 @@
 objects API Gateway's console writes, through the real AWS CLI and boto3 (SQLite and
 PostgreSQL): what an import stores, what an export writes, and import(export(X)) == X, for
 OpenAPI 3 and Swagger 2 documents.
-
-The exports that go through a real deployment need the configuration readers of issue 17
-(``gateway_responses``, ``models``, ``request_validators`` and a route's request validation):
-until those readers are on the branch, :func:`needs_readers` skips them saying so. The same
-round trips also run without a deployment (the deployment's conversion in process), so they are
-covered either way.
+Some exports go through a real deployment (read back by the configuration readers), the same
+round trips also without one (the deployment's conversion in process).
 """
 
 from __future__ import annotations
@@ -182,33 +178,6 @@ def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandl
             yield handle
 
 
-def needs_readers() -> None:
-    """Skip, saying why, when the configuration readers of issue 17 are not on this branch yet
-    (a deployment of these APIs is then refused: the gateway could not serve it)."""
-    api = {
-        "id": "a1b2c3d4e5",
-        "name": "probe",
-        "stages": {"prod": {}},
-        "gateway_responses": {"DEFAULT_4XX": {"status_code": 400}},
-        "models": {"M": {"schema": "{}"}},
-        "request_validators": {"v": {"validate_request_body": True}},
-        "routes": [
-            {
-                "path": "/x",
-                "method": "POST",
-                "integration": {"type": "MOCK"},
-                "request_validator": "v",
-                "request_models": {"application/json": "M"},
-                "request_parameters": {"method.request.querystring.q": True},
-            }
-        ],
-    }
-    config, diagnostics = parse_config(json.dumps({"apis": [api]}))
-    if config is None or any(d.is_error for d in diagnostics):
-        missing = "; ".join(d.message for d in diagnostics if d.is_error)
-        pytest.skip(f"NEEDS THE ISSUE 17 CONFIGURATION READERS (not merged yet): {missing}")
-
-
 def draft_of(admin: AdminHandle, api_id: str) -> dict[str, Any]:
     with admin.store.transaction() as tx:
         draft = tx.get("restapi", "", api_id)
@@ -375,7 +344,6 @@ def check_exported(document: dict[str, Any], kind: str) -> None:
 @pytest.mark.parametrize("kind", ["oas30", "swagger"])
 def test_deploy_then_get_export_round_trip(admin: AdminHandle, tmp_path: Path, kind: str) -> None:
     """The same through a real deployment and get-export (needs the configuration readers)."""
-    needs_readers()
     apigw = admin.boto3()
     api_id = apigw.import_rest_api(body=json.dumps(OAS3).encode(), failOnWarnings=True)["id"]
     draft = draft_of(admin, api_id)
@@ -405,7 +373,6 @@ def test_deploy_then_get_export_round_trip(admin: AdminHandle, tmp_path: Path, k
 def test_served_config_of_a_deployment(admin: AdminHandle) -> None:
     """A deployment's definition is what the gateway serves: it passes the gateway's own loader,
     with the gateway responses, models and validators of the API (needs the readers)."""
-    needs_readers()
     apigw = admin.boto3()
     api_id = apigw.import_rest_api(body=json.dumps(OAS3).encode())["id"]
     deployment = apigw.create_deployment(restApiId=api_id, stageName="prod")["id"]
