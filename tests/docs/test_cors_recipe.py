@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.docs.walkthrough import blocks
-from tests.gateway.conftest import Gateway, start_gateway
+from tests.gateway.conftest import Gateway, start_gateway, wait_for
 from tests.gateway.test_managed import client, gateway_yaml
+from tests.gateway.test_managed_validation import mock_api
 from tests.management.conftest import ADMIN, AWS_CLI, REGION
 
 ORIGIN = "https://app.example.com"
@@ -37,24 +38,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
 def pets_api(c: Any) -> tuple[str, str]:
     """The page's starting point: /pets with GET (MOCK) and POST (HTTP_PROXY to a closed port,
     so that the gateway's own 5XX can be seen)."""
-    api = c.create_rest_api(name="cors", endpointConfiguration={"types": ["REGIONAL"]})["id"]
-    root = next(r["id"] for r in c.get_resources(restApiId=api)["items"] if r["path"] == "/")
-    pets = c.create_resource(restApiId=api, parentId=root, pathPart="pets")["id"]
-    c.put_method(restApiId=api, resourceId=pets, httpMethod="GET", authorizationType="NONE")
-    c.put_integration(
-        restApiId=api,
-        resourceId=pets,
-        httpMethod="GET",
-        type="MOCK",
-        requestTemplates={"application/json": '{"statusCode": 200}'},
-    )
-    c.put_integration_response(
-        restApiId=api,
-        resourceId=pets,
-        httpMethod="GET",
-        statusCode="200",
-        responseTemplates={"application/json": "[]"},
-    )
+    api, pets = mock_api(c)
     c.put_method(restApiId=api, resourceId=pets, httpMethod="POST", authorizationType="NONE")
     c.put_integration(
         restApiId=api,
@@ -88,6 +72,10 @@ def test_the_recipe_makes_what_a_browser_needs(gateway: Gateway) -> None:
     )
     assert done.returncode == 0, done.stderr
     headers = {"x-apigw-api-id": api, "Origin": ORIGIN}
+    # the gateway follows the store: the recipe's deployment is served once it has seen it
+    wait_for(
+        lambda: gateway.request("OPTIONS", "/prod/pets", headers=headers)[0] == 200, "the recipe's deployment"
+    )
     # the preflight
     status, got, body = gateway.request(
         "OPTIONS", "/prod/pets", headers={**headers, "Access-Control-Request-Method": "POST"}

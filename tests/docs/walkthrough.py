@@ -34,6 +34,10 @@ def run_walkthrough(doc: str, directory: Path, heading: str = "## A walkthrough"
     differs from the ``text`` block after it, fails the test."""
     ports = {port: str(free_port()) for port in PORTS}
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    if env.get("PYTHONPATH"):  # the commands run in another directory: keep this run's sources
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep)
+        )
     last_output: str | None = None
     try:
         for kind, args, written in blocks(doc, heading):
