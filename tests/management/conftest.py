@@ -39,6 +39,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
+from botocore.exceptions import ClientError
 
 from iamgate.admin import AdminServer
 from iamgate.config.load import parse_config
@@ -46,6 +47,7 @@ from iamgate.config.model import GatewayConfig
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import GatewayContext
 from iamgate.store import Store, open_store
+from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -229,3 +231,30 @@ def admin_server(tmp_path: Path) -> Iterator[AdminHandle]:
     """The management API with SigV4 on: sign with :data:`ADMIN`, :data:`READER` or :data:`NOBODY`."""
     with serve_admin(tmp_path, gateway_config()) as handle:
         yield handle
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def admin_on_each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
+    """The management API over a SQLite store, then over a PostgreSQL one (the real server,
+    skipped with a reason when it is not there, required under CI: tests/store/conftest.py)."""
+    if request.param == "sqlite":
+        with serve_admin(tmp_path, gateway_config()) as handle:
+            yield handle
+        return
+    for backend in pg_backend(request.getfixturevalue("pg_admin")):
+        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
+            yield handle
+
+
+def draft_of(admin: AdminHandle, api_id: str) -> dict[str, Any]:
+    """The API's draft as the store holds it."""
+    with admin.store.transaction() as tx:
+        draft = tx.get("restapi", "", api_id)
+    assert draft is not None
+    return draft
+
+
+def client_error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
+    """(code, message, HTTP status) of a boto3 ClientError."""
+    err = exc.value.response["Error"]
+    return err["Code"], err["Message"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]

@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,21 @@ from iamgate.cli.manage import export_document, render
 from iamgate.config.load import parse_config
 from iamgate.store.compose import compose, decode_served, encode_served
 from tests.gateway.tls_support import dated_cert
-from tests.management.conftest import READER, AdminHandle, gateway_config, serve_admin
+from tests.management.conftest import (
+    READER,
+    AdminHandle,
+)
 from tests.management.test_domains import API, NAME, Pem, error_of, served_document
 from tests.management.test_keys import put_stage
-from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
 
 OTHER = "other.example.test"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
-    """The management API over a SQLite or a PostgreSQL store holding API ``API`` with stage prod."""
-    if request.param == "sqlite":
-        with serve_admin(tmp_path, gateway_config()) as handle:
-            put_stage(handle.store, API, "prod")
-            yield handle
-        return
-    for backend in pg_backend(request.getfixturevalue("pg_admin")):
-        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
-            put_stage(handle.store, API, "prod")
-            yield handle
+@pytest.fixture
+def admin(admin_on_each_store: AdminHandle) -> AdminHandle:
+    """The management API over SQLite, then PostgreSQL, holding API ``API`` with stage prod."""
+    put_stage(admin_on_each_store.store, API, "prod")
+    return admin_on_each_store
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the caller's identity policies."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
-
-from .conftest import ACCOUNT, ADMIN, NOBODY, READER, AdminHandle, Credentials, gateway_config, serve_admin
-
-
-def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
-    err = exc.value.response["Error"]
-    return err["Code"], err["Message"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
+from .conftest import (
+    ACCOUNT,
+    ADMIN,
+    NOBODY,
+    READER,
+    AdminHandle,
+    Credentials,
+    gateway_config,
+    serve_admin,
+)
+from .conftest import client_error as error
 
 
 def api_with_method(apigw: Any) -> tuple[str, str]:
@@ -415,16 +417,10 @@ def test_authentication_none_only_on_loopback(tmp_path: Path) -> None:
         )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def on_each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
+@pytest.fixture
+def on_each_store(admin_on_each_store: AdminHandle) -> AdminHandle:
     """The management API over a SQLite store, then over a PostgreSQL one."""
-    if request.param == "sqlite":
-        with serve_admin(tmp_path, gateway_config()) as handle:
-            yield handle
-        return
-    for backend in pg_backend(request.getfixturevalue("pg_admin")):
-        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
-            yield handle
+    return admin_on_each_store
 
 
 def test_what_no_store_can_keep_is_refused_alike_on_every_store(on_each_store: AdminHandle) -> None:

@@ -5,43 +5,23 @@ refusals that leave the store as it was."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from iamgate.pipeline.responses import RESPONSE_TYPES
-from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
 
-from .conftest import READER, AdminHandle, gateway_config, serve_admin
+from .conftest import READER, AdminHandle, draft_of
+from .conftest import client_error as error
 
 DEFAULT_TEMPLATE = {"application/json": '{"message":$context.error.messageString}'}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
+@pytest.fixture
+def admin(admin_on_each_store: AdminHandle) -> AdminHandle:
     """The management API over a SQLite store, then over a PostgreSQL one."""
-    if request.param == "sqlite":
-        with serve_admin(tmp_path, gateway_config()) as handle:
-            yield handle
-        return
-    for backend in pg_backend(request.getfixturevalue("pg_admin")):
-        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
-            yield handle
-
-
-def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
-    err = exc.value.response["Error"]
-    return err["Code"], err["Message"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def draft_of(admin: AdminHandle, api_id: str) -> dict[str, Any]:
-    with admin.store.transaction() as tx:
-        draft = tx.get("restapi", "", api_id)
-    assert draft is not None
-    return draft
+    return admin_on_each_store
 
 
 def listed(apigw: Any, api_id: str) -> dict[str, dict[str, Any]]:

@@ -6,8 +6,6 @@ deployment snapshots."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +13,9 @@ from botocore.exceptions import ClientError
 
 from iamgate.config.model import GatewaySettings
 from iamgate.management.convert import definition_to_draft, draft_to_definition
-from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
 
-from .conftest import AdminHandle, gateway_config, serve_admin
+from .conftest import AdminHandle, draft_of
+from .conftest import client_error as error
 
 PET = {
     "$schema": "http://json-schema.org/draft-04/schema#",
@@ -27,28 +25,10 @@ PET = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
+@pytest.fixture
+def admin(admin_on_each_store: AdminHandle) -> AdminHandle:
     """The management API over a SQLite store, then over a PostgreSQL one."""
-    if request.param == "sqlite":
-        with serve_admin(tmp_path, gateway_config()) as handle:
-            yield handle
-        return
-    for backend in pg_backend(request.getfixturevalue("pg_admin")):
-        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
-            yield handle
-
-
-def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
-    err = exc.value.response["Error"]
-    return err["Code"], err["Message"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def draft_of(admin: AdminHandle, api_id: str) -> dict[str, Any]:
-    with admin.store.transaction() as tx:
-        draft = tx.get("restapi", "", api_id)
-    assert draft is not None
-    return draft
+    return admin_on_each_store
 
 
 def body(response: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ round trips also without one (the deployment's conversion in process).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,8 @@ from iamgate.config.load import parse_config
 from iamgate.config.model import GatewaySettings
 from iamgate.management.convert import definition_to_draft, draft_to_definition
 from iamgate.management.openapi import draft_to_openapi
-from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
 
-from .conftest import ACCOUNT, REGION, AdminHandle, gateway_config, serve_admin
+from .conftest import ACCOUNT, REGION, AdminHandle, draft_of
 
 CORS_HEADERS = {
     "method.response.header.Access-Control-Allow-Headers": (
@@ -167,22 +165,10 @@ def swagger_of(oas3: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
-    if request.param == "sqlite":
-        with serve_admin(tmp_path, gateway_config()) as handle:
-            yield handle
-        return
-    for backend in pg_backend(request.getfixturevalue("pg_admin")):
-        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as handle:
-            yield handle
-
-
-def draft_of(admin: AdminHandle, api_id: str) -> dict[str, Any]:
-    with admin.store.transaction() as tx:
-        draft = tx.get("restapi", "", api_id)
-    assert draft is not None
-    return draft
+@pytest.fixture
+def admin(admin_on_each_store: AdminHandle) -> AdminHandle:
+    """The management API over a SQLite store, then over a PostgreSQL one."""
+    return admin_on_each_store
 
 
 def validation_of(draft: dict[str, Any]) -> dict[str, Any]:

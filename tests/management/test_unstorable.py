@@ -6,27 +6,18 @@ naming the place, never a 503 or 500 from the store, and nothing is written."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.store.conftest import pg_admin, pg_backend  # noqa: F401 - pg_admin is a fixture
-
-from .conftest import AdminHandle, gateway_config, serve_admin
+from .conftest import AdminHandle
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def handle(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdminHandle]:
-    if request.param == "sqlite":
-        with serve_admin(tmp_path, gateway_config()) as h:
-            yield h
-        return
-    for backend in pg_backend(request.getfixturevalue("pg_admin")):
-        with serve_admin(tmp_path, gateway_config(), store_url=backend.url) as h:
-            yield h
+@pytest.fixture
+def handle(admin_on_each_store: AdminHandle) -> AdminHandle:
+    """The management API over a SQLite store, then over a PostgreSQL one."""
+    return admin_on_each_store
 
 
 def policy(sid: str) -> str:
