@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 from iamgate.management.core import Call, Reply, Route, bad_request, not_found
@@ -144,15 +145,22 @@ def _apply(response: Doc, op: PatchOp, draft: Doc) -> None:
     if op.op not in ("add", "replace", "remove"):
         raise invalid_op(("add", "replace", "remove"))
     field, key = tokens
+    if field == "responseParameters":
+        _patch_entry(response, op, field, key, lambda: _parameters({key: op.boolean()})[key])
+    else:
+        _patch_entry(response, op, field, key, lambda: _models({key: op.need_value()}, draft)[key])
+
+
+def _patch_entry(response: Doc, op: PatchOp, field: str, key: str, value: Callable[[], Any]) -> None:
+    """``response[field][key]`` removed, or set to ``value()`` (checked there); an emptied map
+    goes (as AWS shows none)."""
     table: dict[str, Any] = response.setdefault(field, {})
     if op.op == "remove":
         if key not in table:
             raise not_found(f"Invalid {field} key specified: {key}")
         del table[key]
-    elif field == "responseParameters":
-        table.update(_parameters({key: op.boolean()}))
     else:
-        table.update(_models({key: op.need_value()}, draft))
+        table[key] = value()
     if not table:
         del response[field]
 
@@ -210,25 +218,22 @@ def _apply_integration(response: Doc, op: PatchOp) -> None:
     if len(tokens) != 2 or tokens[0] not in ("responseParameters", "responseTemplates"):
         raise invalid_path(op, _RESPONSE_PATCHABLE)
     field, key = tokens
-    table: dict[str, Any] = response.setdefault(field, {})
-    if op.op == "remove":
-        if key not in table:
-            raise not_found(f"Invalid {field} key specified: {key}")
-        del table[key]
-    elif field == "responseParameters":
-        value = op.need_value()
-        if not _HEADER.fullmatch(key) or not re.fullmatch(r"'[^'\r\n]*'", value):
-            raise bad_request(
-                f"Invalid mapping expression specified: {key} = {value}; iamgate's MOCK responses take "
-                "method.response.header.NAME = 'literal value'"
-            )
-        table[key] = value
+    if field == "responseParameters":
+        _patch_entry(response, op, field, key, lambda: _literal(key, op.need_value()))
     else:
         if not _CONTENT_TYPE.fullmatch(key):
             raise bad_request(f"Invalid content type specified: {key!r}")
-        table[key] = op.value or ""
-    if not table:
-        del response[field]
+        _patch_entry(response, op, field, key, lambda: op.value or "")
+
+
+def _literal(key: str, value: str) -> str:
+    """A MOCK integration response's header mapping: only a quoted literal."""
+    if not _HEADER.fullmatch(key) or not re.fullmatch(r"'[^'\r\n]*'", value):
+        raise bad_request(
+            f"Invalid mapping expression specified: {key} = {value}; iamgate's MOCK responses take "
+            "method.response.header.NAME = 'literal value'"
+        )
+    return value
 
 
 _BASE: Final = "/restapis/{restapi_id}/resources/{resource_id}/methods/{http_method}"
