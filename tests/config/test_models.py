@@ -81,9 +81,9 @@ def test_a_valid_configuration_reads_into_the_model() -> None:
     route = api.routes[0]
     assert route.request_validator == "all"
     assert route.request_models == (("Application/JSON", "Pet"), ("$default", "Owner"))
-    assert route.request_parameters == (
-        ("method.request.path.id", True),
+    assert route.request_parameters == (  # sorted by expression
         ("method.request.header.X-A", False),
+        ("method.request.path.id", True),
     )
     check = build_snapshot(config).apis["a1b2c3d4e5"].tree.match(("pets", "1"), "POST").target.check  # type: ignore[union-attr]
     assert check is not None

@@ -135,6 +135,9 @@ def store_parts(config: GatewayConfig) -> list[Any]:
             api.authorizers,
             api.api_key_source,
             api.disable_execute_api_endpoint,
+            api.gateway_responses,
+            api.models,
+            api.request_validators,
         )
         for api in config.apis
     ]
@@ -277,3 +280,69 @@ def test_definitions_survive_the_draft(tmp_path: Path) -> None:
             assert back.pop("policy")["Statement"][0]["Resource"].endswith(f":{api.id}/*")
             definition.pop("policy")
         assert back == definition
+
+
+ISSUE_17 = """
+apis:
+  - id: v1v2v3v4v5
+    stages: {prod: {}}
+    gateway_responses:
+      MISSING_AUTHENTICATION_TOKEN:
+        status_code: 404
+        response_templates: {application/json: '{"message":"No such resource"}'}
+      BAD_REQUEST_BODY:
+        response_templates: {application/json: '{"why":"$context.error.validationErrorString"}'}
+    models:
+      Owner:
+        schema: {type: object, required: [id], properties: {id: {type: integer}}}
+      Pet:
+        description: a pet
+        schema:
+          type: object
+          required: [name]
+          properties:
+            name: {type: string}
+            owner: {$ref: "https://apigateway.amazonaws.com/restapis/v1v2v3v4v5/models/Owner"}
+    request_validators:
+      all: {validate_request_body: true, validate_request_parameters: true}
+      params: {validate_request_parameters: true}
+    cors: {allow_origin: "https://app.example.com"}
+    routes:
+      - path: /pets
+        method: POST
+        integration: {type: HTTP_PROXY, uri: "http://127.0.0.1:9000/pets"}
+        request_validator: all
+        request_models: {application/json: Pet}
+        request_parameters: {method.request.querystring.owner: true, method.request.header.X-Trace: false}
+      - path: /pets
+        method: GET
+        integration: {type: MOCK, body: "[]"}
+        request_validator: params
+        request_parameters: {method.request.multivaluequerystring.tag: true}
+"""
+
+
+def test_gateway_responses_models_validators_and_cors_survive_apply_and_export(tmp_path: Path) -> None:
+    """What issue 17 added to an API is stored by apply and written back by export: applying a
+    file used to drop it, and the store then served the API without its validation."""
+    source = tmp_path / "issue17.yaml"
+    source.write_text(ISSUE_17)
+    original, diags = load_config(source)
+    assert original is not None, [d.render() for d in diags]
+    once, twice = round_trip(tmp_path, source)
+    assert once == twice
+    exported, diags = parse_config(once, source="exported")
+    assert exported is not None, [d.render() for d in diags]
+    assert store_parts(exported) == store_parts(original)
+    api = exported.apis[0]
+    assert set(api.gateway_responses) == {
+        "MISSING_AUTHENTICATION_TOKEN",
+        "BAD_REQUEST_BODY",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    assert set(api.models) == {"Owner", "Pet"}
+    assert "OPTIONS" in {r.method for r in api.routes if r.path == "/pets"}
+    for definition in (api_definition(a) for a in original.apis):
+        draft = definition_to_draft(definition, definition["id"], settings=original.settings)
+        assert draft_to_definition(draft, original.settings) == definition

@@ -341,7 +341,9 @@ def gateway_responses(cors: CorsSettings, routes: list[RouteConfig]) -> dict[str
         headers.append(("Access-Control-Allow-Headers", ",".join(cors.allow_headers)))
     headers.append(("Access-Control-Allow-Methods", methods))
     headers.extend(h for h in _actual_headers(cors) if h[0] != "Access-Control-Allow-Origin")
-    parameters = tuple((f"gatewayresponse.header.{name}", f"'{value}'") for name, value in headers)
+    # sorted, as the gateway-responses reader keeps them: the same block read back from an export
+    # (where it is written out) gives the same configuration
+    parameters = tuple(sorted((f"gatewayresponse.header.{name}", f"'{value}'") for name, value in headers))
     return {kind: GatewayResponseConfig(kind, None, parameters) for kind in ("DEFAULT_4XX", "DEFAULT_5XX")}
 
 

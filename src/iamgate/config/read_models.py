@@ -281,4 +281,4 @@ def read_request_parameters(
             )
             continue
         out.append((str(expression), flag))
-    return tuple(out)
+    return tuple(sorted(out))  # by expression: the order of the missing-parameters message

@@ -3,8 +3,10 @@
 ``iamgate apply`` validates a file with the loader and stores what the loader understood, not the
 text: policies read from ``policy_file`` are inlined (as JSON objects), secrets taken from
 ``value_env`` / ``value_file`` are stored as values, relative file names are absolute, defaults
-are left out and lists are sorted. Parsing an entry again gives the same configuration, and
-writing it again gives the same entry (the round trip ``iamgate export`` relies on).
+are left out and lists are sorted. Gateway responses, models, request validators and a route's
+request validation come along (a ``cors`` block as what it expanded into). Parsing an entry
+again gives the same configuration, and writing it again gives the same entry (the round trip
+``iamgate export`` relies on).
 """
 
 from __future__ import annotations
@@ -93,7 +95,39 @@ def _route(route: RouteConfig) -> dict[str, Any]:
         if integration.body:
             spec["body"] = integration.body.decode("utf-8", "replace")
     entry["integration"] = spec
+    if route.request_validator:
+        entry["request_validator"] = route.request_validator
+    if route.request_models:
+        entry["request_models"] = dict(sorted(route.request_models))
+    if route.request_parameters:
+        entry["request_parameters"] = dict(sorted(route.request_parameters))
     return entry
+
+
+def _gateway_responses(api: ApiConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, response in sorted(api.gateway_responses.items()):
+        entry: dict[str, Any] = {}
+        if response.status_code is not None:
+            entry["status_code"] = response.status_code
+        if response.response_parameters:
+            entry["response_parameters"] = dict(response.response_parameters)
+        if response.response_templates:
+            entry["response_templates"] = dict(response.response_templates)
+        out[kind] = entry
+    return out
+
+
+def _models(api: ApiConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, model in sorted(api.models.items()):
+        entry: dict[str, Any] = {"schema": model.schema}
+        if model.content_type != "application/json":
+            entry["content_type"] = model.content_type
+        if model.description:
+            entry["description"] = model.description
+        out[name] = entry
+    return out
 
 
 def api_definition(api: ApiConfig) -> dict[str, Any]:
@@ -109,6 +143,22 @@ def api_definition(api: ApiConfig) -> dict[str, Any]:
         entry["disable_execute_api_endpoint"] = True
     if api.authorizers:
         entry["authorizers"] = [_authorizer(a) for _, a in sorted(api.authorizers.items())]
+    if api.gateway_responses:
+        entry["gateway_responses"] = _gateway_responses(api)
+    if api.models:
+        entry["models"] = _models(api)
+    if api.request_validators:
+        entry["request_validators"] = {
+            name: {
+                key: True
+                for key, on in (
+                    ("validate_request_body", v.validate_request_body),
+                    ("validate_request_parameters", v.validate_request_parameters),
+                )
+                if on
+            }
+            for name, v in sorted(api.request_validators.items())
+        }
     entry["routes"] = [_route(r) for r in sorted(api.routes, key=lambda r: (r.path, r.method))]
     return entry
 
