@@ -1,7 +1,8 @@
 """The admin port: ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text format), ``/usage``
-(API Gateway's ``GetUsage`` report: ``/usage?plan=ID&from=YYYY-MM-DD&to=YYYY-MM-DD[&key=KEY]``)
-and, when a store is configured, the management API (:class:`iamgate.management.app.ManagementApp`)
-on every other path.
+(API Gateway's ``GetUsage`` report: ``/usage?plan=ID&from=YYYY-MM-DD&to=YYYY-MM-DD[&key=KEY]``),
+the web console under ``/console/`` (:class:`iamgate.console.app.ConsoleApp`) and, when a store
+is configured, the management API (:class:`iamgate.management.app.ManagementApp`) on every other
+path.
 
 A small HTTP/1.1 server on httptools' parser: keep-alive, pipelined requests answered in order
 (one at a time per connection, with reading paused while too many wait), request bodies with
@@ -39,6 +40,7 @@ from iamgate.throttle.usage import UsageError
 from iamgate.tls.contexts import SECURITY_POLICIES, cached_context
 
 if TYPE_CHECKING:
+    from iamgate.console.app import ConsoleApp
     from iamgate.management.app import ManagementApp
     from iamgate.management.core import Reply
 
@@ -220,6 +222,18 @@ class _AdminConnection(asyncio.Protocol):
             return
         path, _, query = request.target.partition(b"?")
         server = self.server
+        if server.console is not None and (path == b"/console" or path.startswith(b"/console/")):
+            reply = await server.console.handle(
+                request.method,
+                request.target,
+                request.headers,
+                request.body,
+                peer=self.peer,
+                management=server.management,
+                secure=server.secure,
+            )
+            self._reply(request, reply)
+            return
         claimed = path in BUILTIN or (path == b"/usage" and server.usage is not None)
         if not claimed:
             if server.management is None:
@@ -368,11 +382,14 @@ class AdminServer:
         metrics: Callable[[], Awaitable[str]],
         usage: Callable[[dict[str, str]], Awaitable[dict[str, Any]]] | None = None,
         management: ManagementApp | None = None,
+        console: ConsoleApp | None = None,
     ) -> None:
         self.readiness = readiness
         self.metrics = metrics
         self.usage = usage
         self.management = management
+        self.console = console
+        self.secure = False  # the port speaks TLS (set by start)
         self.server: asyncio.AbstractServer | TlsListener | None = None
         self.tasks: set[asyncio.Future[None]] = set()
         self.connections: set[_AdminConnection] = set()
@@ -422,6 +439,7 @@ class AdminServer:
         )
         listener.start()
         self.server = listener
+        self.secure = True
 
     def close(self) -> None:
         """Stop accepting and close every connection (requests in progress are cut)."""

@@ -30,7 +30,7 @@ from iamgate.auth.sigv4 import SignatureError, SignedRequest, verify
 from iamgate.management.core import ApiError
 from iamgate.policy import DecisionEffect, Request
 
-__all__ = ["Caller", "authenticate", "authorize", "require", "resource_arn"]
+__all__ = ["Caller", "authenticate", "authorize", "caller_of", "require", "resource_arn"]
 
 SERVICE = "apigateway"
 
@@ -88,16 +88,33 @@ def authenticate(
         raise ApiError(
             403, "UnrecognizedClientException", "The security token included in the request is invalid."
         )
-    context: dict[str, str | tuple[str, ...]] = dict(identity.condition_keys(current))
-    context["aws:currenttime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(current))
-    context["aws:epochtime"] = str(int(current))
-    context["aws:securetransport"] = "false"
+    agent = None
+    for name, value in headers:
+        if name.lower() == b"user-agent":
+            agent = value.decode("latin-1")  # the last one, as before
+    return caller_of(identity, region=region, now=current, peer=peer, user_agent=agent)
+
+
+def caller_of(
+    identity: Identity,
+    *,
+    region: str,
+    now: float,
+    peer: str | None,
+    user_agent: str | None = None,
+    secure: bool = False,
+) -> Caller:
+    """``identity`` as a caller of the management API, with the global condition keys AWS fills
+    (the console builds its callers here too, so both are authorized alike)."""
+    context: dict[str, str | tuple[str, ...]] = dict(identity.condition_keys(now))
+    context["aws:currenttime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    context["aws:epochtime"] = str(int(now))
+    context["aws:securetransport"] = "true" if secure else "false"
     context["aws:requestedregion"] = region
     if peer:
         context["aws:sourceip"] = peer
-    for name, value in headers:
-        if name.lower() == b"user-agent":
-            context["aws:useragent"] = value.decode("latin-1")
+    if user_agent is not None:
+        context["aws:useragent"] = user_agent
     return Caller(identity, region, context)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from iamgate.admin import AdminServer
 from iamgate.config.model import GatewayConfig
+from iamgate.console import ConsoleApp
 from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.process import control, reload, signals
 from iamgate.process.options import ServeOptions
@@ -120,7 +121,9 @@ class Supervisor:
         for _ in range(self.options.workers):
             self.spawn()
         if self.admin_sock is not None:
-            self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
+            self.admin = AdminServer(
+                self.readiness, self.metrics_text, self.usage, console=ConsoleApp(lambda: self.config)
+            )
             await self.admin.start(
                 self.admin_sock, lambda: self.config.settings.admin_tls, lambda: self.metrics
             )

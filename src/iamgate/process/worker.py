@@ -27,6 +27,7 @@ from iamgate.admin import AdminServer
 from iamgate.config.domains import TlsChoice
 from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot
+from iamgate.console import ConsoleApp
 from iamgate.observe.metrics import render
 from iamgate.policy import Diagnostic
 from iamgate.process import reload, signals
@@ -135,7 +136,12 @@ class Worker:
             "gateway.client.max_connections" if configured else "what the open-file limit leaves room for",
         )
         if self.admin_sock is not None:
-            self.admin = AdminServer(self.readiness, self.metrics_text, self.usage)
+            self.admin = AdminServer(
+                self.readiness,
+                self.metrics_text,
+                self.usage,
+                console=ConsoleApp(lambda: state.snapshot.config),
+            )
             admin_tls = lambda: state.snapshot.settings.admin_tls  # noqa: E731
             await self.admin.start(self.admin_sock, admin_tls, lambda: state.metrics)
         if self.control is None:

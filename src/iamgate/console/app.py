@@ -1,0 +1,364 @@
+"""The console as one object the admin server calls: ``await console.handle(...)`` -> Reply.
+
+Served on the admin port under ``/console/`` (docs/console.md). Per request, in this order: the
+static files (public: the sign-in page needs its stylesheet); the route table :data:`ROUTES`
+(a path not in it answers like a page that needs a session, so nothing tells what exists);
+the session (every route but the sign-in form's two needs one: a page redirects to the sign-in
+form, a form post is refused); for a POST, the ``Origin`` header (when sent, it must be this
+port's own) and the CSRF token; the handler. Every answer carries the same security headers (a
+strict Content-Security-Policy: no script at all is served yet, no framing, no referrer).
+
+Errors never show a traceback: a denied management operation is a 403 page naming the action
+and resource, a store that cannot be reached a 503 page, anything unexpected is logged and
+answered with a 500 page naming a request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from iamgate.auth.identities import Identity
+from iamgate.config.model import GatewayConfig
+from iamgate.console.assets import StaticFile, Templates, load_static
+from iamgate.console.overview import read_overview
+from iamgate.console.ratelimit import SignInLimiter
+from iamgate.console.sessions import (
+    COOKIE,
+    LIFETIME,
+    SIGNIN_COOKIE,
+    Session,
+    SessionTable,
+    cookie_header,
+    parse_cookies,
+    same_token,
+    secret_digest,
+)
+from iamgate.console.signin import MAX_FIELD, check_credentials
+from iamgate.management import access
+from iamgate.management.app import ManagementApp
+from iamgate.management.core import ApiError, Reply
+from iamgate.store.base import StoreError
+
+__all__ = ["PREFIX", "ROUTES", "ConsoleApp", "Page", "claims"]
+
+log = logging.getLogger("iamgate.console")
+
+PREFIX = "/console"
+STATIC = PREFIX + "/static/"
+MAX_FORM = 16 * 1024  # the largest form body the console reads
+HTML = "text/html; charset=utf-8"
+BAD_CREDENTIALS = "The access key ID or the secret access key is not valid."
+SECURITY_HEADERS = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+def claims(path: bytes) -> bool:
+    """Whether a request path (without its query) is the console's."""
+    return path == PREFIX.encode() or path.startswith(PREFIX.encode() + b"/")
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    peer: str | None
+    secure: bool
+    now: float
+    config: GatewayConfig
+    management: ManagementApp | None
+    cookies: dict[str, str]
+    session: Session | None = None
+    caller: access.Caller | None = None
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value.decode("latin-1")
+        return None
+
+    def form(self) -> dict[str, str]:
+        """The url-encoded form (the first value of each field); {} when there is none."""
+        try:
+            fields = parse_qs(self.body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            return {}
+        return {name: values[0] for name, values in fields.items() if values}
+
+
+Handler = Callable[["ConsoleApp", Request], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    method: str
+    path: str
+    handler: Handler
+    public: bool = False  # reachable without a session (only the sign-in form)
+
+
+class ConsoleApp:
+    """The console over ``config()``, the configuration being served (its identities sign in,
+    its region names the management resources, ``management.enabled: false`` turns the console
+    off too)."""
+
+    def __init__(
+        self, config: Callable[[], GatewayConfig], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.sessions = SessionTable()
+        self.limiter = SignInLimiter()
+        self.templates = Templates()
+        self.static: dict[str, StaticFile] = load_static()
+
+    async def handle(
+        self,
+        method: str,
+        raw_target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        peer: str | None,
+        management: ManagementApp | None,
+        secure: bool,
+    ) -> Reply:
+        request_id = str(uuid.uuid4())
+        try:
+            reply = await self._handle(method, raw_target, headers, body, peer, management, secure)
+        except Exception:
+            log.exception("console request %s (%s %r) failed", request_id, method, raw_target[:200])
+            reply = self._error(
+                None, 500, "Something went wrong", f"The console failed (request {request_id})."
+            )
+        reply.headers.extend(SECURITY_HEADERS)
+        reply.headers.append(("x-amzn-RequestId", request_id))
+        return reply
+
+    async def _handle(
+        self,
+        method: str,
+        raw_target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        peer: str | None,
+        management: ManagementApp | None,
+        secure: bool,
+    ) -> Reply:
+        config = self.config()
+        path = raw_target.partition(b"?")[0].decode("latin-1")
+        if not config.management.enabled:
+            return self._error(
+                None, 404, "Not found", "The console is turned off (management.enabled: false)."
+            )
+        if path.startswith(STATIC):
+            return self._static(method, path[len(STATIC) :])
+        request = Request(
+            method,
+            path,
+            headers,
+            body,
+            peer,
+            secure,
+            self.clock(),
+            config,
+            management,
+            parse_cookies(headers),
+        )
+        if len(body) > MAX_FORM:
+            return self._error(None, 413, "Too large", "The form is larger than the console reads.")
+        pages = [p for p in ROUTES if p.path == path]
+        page = next(
+            (p for p in pages if p.method == method or (method == "HEAD" and p.method == "GET")), None
+        )
+        if page is None or not page.public:
+            self.resume(request)
+            if request.session is None:
+                return self._no_session(request)
+        if page is None:
+            if pages:
+                reply = self._error(request, 405, "Method not allowed", f"{method} is not allowed here.")
+                reply.headers.append(("Allow", ", ".join(sorted({p.method for p in pages}))))
+                return reply
+            return self._error(request, 404, "Not found", "There is no console page at this address.")
+        if method == "POST":
+            refused = self._refuse_post(request, page)
+            if refused is not None:
+                return refused
+        try:
+            return await page.handler(self, request)
+        except ApiError as exc:
+            if exc.status == 403:
+                return self._error(request, 403, "Not authorized", exc.message)
+            return self._error(request, exc.status, "The management API refused", exc.message)
+        except StoreError as exc:
+            log.error("console: the store failed: %s", exc)
+            return self._error(
+                request, 503, "The store is unavailable", "The store did not answer; try again."
+            )
+
+    # --- sessions and checks --------------------------------------------------------------------
+    def resume(self, request: Request) -> None:
+        """Find the request's session and check its access key still stands as it was."""
+        session = self.sessions.find(request.cookies.get(COOKIE), request.now)
+        if session is None:
+            return
+        credential = request.config.auth.store.lookup(session.access_key_id)
+        owner = credential.owner if credential is not None else None
+        if (
+            credential is None
+            or not isinstance(owner, Identity)
+            or secret_digest(credential.secret_access_key) != session.secret_digest
+        ):
+            self.sessions.close(session.id)  # the key was removed, disabled or given a new secret
+            return
+        request.session = session
+        request.caller = access.caller_of(
+            owner,
+            region=request.config.settings.region,
+            now=request.now,
+            peer=request.peer,
+            user_agent=request.header(b"user-agent"),
+            secure=request.secure,
+        )
+
+    def _no_session(self, request: Request) -> Reply:
+        if request.method in ("GET", "HEAD"):
+            return _redirect(PREFIX + "/signin")
+        return self._error(None, 403, "Signed out", "Your session has ended: sign in again.")
+
+    def _refuse_post(self, request: Request, page: Page) -> Reply | None:
+        origin = request.header(b"origin")
+        host = request.header(b"host")
+        scheme = "https" if request.secure else "http"
+        if origin is not None and (host is None or origin != f"{scheme}://{host}"):
+            return self._error(request, 403, "Refused", "The form was sent from another site.")
+        sent = request.form().get("csrf") or request.header(b"x-csrf-token")
+        if page.public:  # the sign-in form: its token is also in a cookie (no session yet)
+            expected = request.cookies.get(SIGNIN_COOKIE, "")
+        else:
+            assert request.session is not None  # non-public pages are reached with a session only
+            expected = request.session.csrf
+        if not same_token(sent, expected):
+            return self._error(
+                request, 403, "Refused", "The form's security token is missing or stale: reload the page."
+            )
+        return None
+
+    # --- rendering --------------------------------------------------------------------------------
+    def render(self, request: Request | None, name: str, status: int = 200, **values: Any) -> Reply:
+        common = {
+            "signed_in": request.caller.arn if request is not None and request.caller is not None else None,
+            "csrf": request.session.csrf if request is not None and request.session is not None else "",
+            "no_store": request is not None and request.management is None,
+        }
+        return Reply(
+            status, self.templates.render(name, **common, **values), [("Cache-Control", "no-store")], HTML
+        )
+
+    def _error(self, request: Request | None, status: int, title: str, message: str) -> Reply:
+        return self.render(request, "error.html", status, title=title, message=message, code=status)
+
+    def _static(self, method: str, name: str) -> Reply:
+        if method not in ("GET", "HEAD"):
+            return Reply(405, b"", [("Allow", "GET, HEAD")], "")
+        found = self.static.get(name)
+        if found is None:
+            return Reply(404, b"Not found\n", [], "text/plain; charset=utf-8")
+        return Reply(
+            200, found.body, [("Cache-Control", "no-cache"), ("ETag", found.etag)], found.content_type
+        )
+
+
+def _redirect(location: str, headers: list[tuple[str, str]] | None = None) -> Reply:
+    return Reply(303, b"", [("Location", location), ("Cache-Control", "no-store"), *(headers or [])], "")
+
+
+# --- pages ----------------------------------------------------------------------------------------
+async def _root(app: ConsoleApp, request: Request) -> Reply:
+    return _redirect(PREFIX + "/")
+
+
+async def _overview(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    overview = await read_overview(request.config, request.management, request.caller)
+    return app.render(request, "overview.html", overview=overview)
+
+
+def _signin_form(app: ConsoleApp, request: Request, status: int, message: str | None) -> Reply:
+    token = _new_token()
+    reply = app.render(request, "signin.html", status, token=token, message=message)
+    reply.headers.append(cookie_header(SIGNIN_COOKIE, token, max_age=3600, secure=request.secure))
+    return reply
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def _signin_page(app: ConsoleApp, request: Request) -> Reply:
+    app.resume(request)
+    if request.session is not None:
+        return _redirect(PREFIX + "/")
+    return _signin_form(app, request, 200, None)
+
+
+async def _signin(app: ConsoleApp, request: Request) -> Reply:
+    wait = app.limiter.attempt(request.peer or "unknown", request.now)
+    if wait > 0:
+        reply = _signin_form(
+            app, request, 429, f"Too many sign-in attempts from your address: try again in {int(wait) + 1} s."
+        )
+        reply.headers.append(("Retry-After", str(int(wait) + 1)))
+        return reply
+    form = request.form()
+    key_id = form.get("access_key_id", "").strip()
+    secret = form.get("secret_access_key", "")
+    found = check_credentials(request.config.auth.store, key_id, secret, request.now)
+    if found is None:
+        log.info("console: a sign-in from %s was refused", request.peer or "an unknown address")
+        return _signin_form(app, request, 401, BAD_CREDENTIALS)
+    identity, current_secret = found
+    old = request.cookies.get(COOKIE)
+    if old:
+        app.sessions.close(old)  # never reuse a session id that existed before signing in
+    session = app.sessions.open(key_id[:MAX_FIELD], current_secret, identity.caller_arn, request.now)
+    log.info("console: %s signed in from %s", identity.caller_arn, request.peer or "an unknown address")
+    return _redirect(
+        PREFIX + "/",
+        [
+            cookie_header(COOKIE, session.id, max_age=int(LIFETIME), secure=request.secure),
+            cookie_header(SIGNIN_COOKIE, "", max_age=0, secure=request.secure),
+        ],
+    )
+
+
+async def _signout(app: ConsoleApp, request: Request) -> Reply:
+    assert request.session is not None
+    app.sessions.close(request.session.id)
+    return _redirect(PREFIX + "/signin", [cookie_header(COOKIE, "", max_age=0, secure=request.secure)])
+
+
+ROUTES: tuple[Page, ...] = (
+    Page("GET", PREFIX, _root),
+    Page("GET", PREFIX + "/", _overview),
+    Page("GET", PREFIX + "/signin", _signin_page, public=True),
+    Page("POST", PREFIX + "/signin", _signin, public=True),
+    Page("POST", PREFIX + "/signout", _signout),
+)
