@@ -44,6 +44,7 @@ from botocore.exceptions import ClientError
 from iamgate.admin import AdminServer
 from iamgate.config.load import parse_config
 from iamgate.config.model import GatewayConfig
+from iamgate.console import ConsoleApp
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import GatewayContext
 from iamgate.store import Store, open_store
@@ -189,10 +190,18 @@ class AdminHandle:
 
 @contextlib.contextmanager
 def serve_admin(
-    tmp_path: Path, config: GatewayConfig, host: str = "127.0.0.1", store_url: str | None = None
+    tmp_path: Path,
+    config: GatewayConfig,
+    host: str = "127.0.0.1",
+    store_url: str | None = None,
+    *,
+    console: bool = False,
+    management: bool = True,
 ) -> Iterator[AdminHandle]:
     """The admin server with the management API over a fresh store (SQLite in ``tmp_path``
-    unless ``store_url`` names another)."""
+    unless ``store_url`` names another); with ``console``, the web console too (over
+    ``handle.config``); without ``management``, the port serves no management API (a gateway
+    without a store: ``handle.app`` and ``handle.store`` exist but are not served)."""
     store = open_store(store_url or f"sqlite:///{tmp_path / 'store.db'}")
     handle: AdminHandle
 
@@ -200,7 +209,12 @@ def serve_admin(
         return "# no metrics in these tests\n"
 
     app = ManagementApp(store, GatewayContext(config=lambda: handle.config))
-    server = AdminServer(lambda: (True, {}), metrics, management=app)
+    server = AdminServer(
+        lambda: (True, {}),
+        metrics,
+        management=app if management else None,
+        console=ConsoleApp(lambda: handle.config) if console else None,
+    )
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.bind((host, 0))
     sock.listen()

@@ -12,6 +12,7 @@ A part the caller may not read is ``None`` (the page says so): never its data.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,10 +88,17 @@ async def read_overview(
     return Overview(
         version=iamgate.__version__,
         compiled=_compiled.state(),
-        store=store_kind(config.store),
+        store=store_kind(management.store.url if management is not None else config.store),
         read_only=management is None,
         apis=apis,
     )
+
+
+def _date(value: object) -> str:
+    """A deployment's ``createdDate`` (epoch seconds on the wire) as UTC text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+    return "" if value is None else str(value)
 
 
 def _may(caller: access.Caller, path: str) -> bool:
@@ -167,7 +175,7 @@ async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple
         if _may(caller, f"/restapis/{api_id}/deployments"):
             deployments = tuple(
                 DeploymentRow(
-                    str(d.get("id", "")), str(d.get("description", "")), str(d.get("createdDate", ""))
+                    str(d.get("id", "")), str(d.get("description", "")), _date(d.get("createdDate"))
                 )
                 for d in await _all(management, caller, f"/restapis/{api_id}/deployments")
             )
