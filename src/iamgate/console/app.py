@@ -6,7 +6,7 @@ static files (public: the sign-in page needs its stylesheet); the route table :d
 the session (every route but the sign-in form's two needs one: a page redirects to the sign-in
 form, a form post is refused); for a POST, the ``Origin`` header (when sent, it must be this
 port's own) and the CSRF token; the handler. Every answer carries the same security headers (a
-strict Content-Security-Policy: no script at all is served yet, no framing, no referrer).
+strict Content-Security-Policy: no script at all is served yet, no framing, no referrer to other sites).
 
 Errors never show a traceback: a denied management operation is a 403 page naming the action
 and resource, a store that cannot be reached a 503 page, anything unexpected is logged and
@@ -63,7 +63,7 @@ SECURITY_HEADERS = [
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),  # no-referrer would make forms send "Origin: null"
 ]
 
 
