@@ -61,8 +61,8 @@ def test_sign_in_see_the_overview_sign_out(tmp_path: Path) -> None:
                 assert page.url.endswith("/console/signin")
                 page.fill("#access_key_id", KEY)
                 page.fill("#secret_access_key", SECRET)
-                page.click("button[type=submit]")
-                page.wait_for_load_state()
+                with page.expect_navigation():
+                    page.click("button[type=submit]")
                 assert page.url == console, page.content()
                 assert page.locator("h1").inner_text() == "Overview"
                 api = page.locator("#api-browserapi")
@@ -74,8 +74,9 @@ def test_sign_in_see_the_overview_sign_out(tmp_path: Path) -> None:
                 session = next(c for c in cookies if c["name"] == "iamgate_console")
                 assert session["httpOnly"]
                 assert session["sameSite"] == "Strict"
-                page.click("text=Sign out")
-                page.wait_for_url("**/console/signin")
+                with page.expect_navigation():
+                    page.click("text=Sign out")
+                assert page.url.endswith("/console/signin")
                 page.goto(console)
                 assert page.url.endswith("/console/signin")
                 assert page.locator("#api-browserapi").count() == 0

@@ -44,7 +44,7 @@ IDLE_TIMEOUT = 30 * 60.0  # seconds without a request after which a session ends
 MAX_SESSIONS = 10_000  # then the least recently used session is dropped
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Session:
     id: str
     csrf: str
@@ -53,6 +53,9 @@ class Session:
     caller_arn: str
     created: float
     last_seen: float
+
+    def __repr__(self) -> str:  # never log the session id or its CSRF token
+        return f"Session(access_key_id={self.access_key_id!r}, caller_arn={self.caller_arn!r})"
 
     def expires(self) -> float:
         return min(self.created + LIFETIME, self.last_seen + IDLE_TIMEOUT)
