@@ -8,6 +8,7 @@ import html
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -361,3 +362,41 @@ def test_without_a_store_the_console_is_read_only_and_says_so(yaml_only: AdminHa
     assert html.escape(f"from yaml {XSS}") in page.body
     assert XSS not in page.body
     assert "Deployments" not in page.body
+
+
+def test_over_tls_the_cookies_are_secure_and_the_origin_is_https() -> None:
+    """What the console answers when the admin port speaks TLS (``secure``), asked directly."""
+    import asyncio
+
+    from iamgate.console import ConsoleApp
+
+    config = gateway_config()
+    app = ConsoleApp(lambda: config)
+
+    def ask(method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> Any:
+        return asyncio.run(
+            app.handle(method, target.encode(), headers, body, peer="127.0.0.1", management=None, secure=True)
+        )
+
+    form = ask("GET", "/console/signin", [])
+    set_cookie = dict(form.headers)["Set-Cookie"]
+    assert set_cookie.endswith("; Secure")
+    token = set_cookie.split(";", 1)[0].split("=", 1)[1]
+    body = urlencode({"csrf": token, "access_key_id": ADMIN.access_key, "secret_access_key": ADMIN.secret})
+    cookie = (b"cookie", f"iamgate_console_signin={token}".encode())
+    plain = ask(
+        "POST",
+        "/console/signin",
+        [cookie, (b"host", b"admin.example:8443"), (b"origin", b"http://admin.example:8443")],
+        body.encode(),
+    )
+    assert plain.status == 403  # over TLS the page's origin is https://
+    signed = ask(
+        "POST",
+        "/console/signin",
+        [cookie, (b"host", b"admin.example:8443"), (b"origin", b"https://admin.example:8443")],
+        body.encode(),
+    )
+    assert signed.status == 303
+    session = next(v for k, v in signed.headers if k == "Set-Cookie" and v.startswith("iamgate_console="))
+    assert "; Secure" in session

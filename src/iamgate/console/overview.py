@@ -13,7 +13,7 @@ A part the caller may not read is ``None`` (the page says so): never its data.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -153,6 +153,16 @@ async def _all(management: ManagementApp, caller: access.Caller, path: str) -> l
     return items
 
 
+async def _gone_is_empty(read: Awaitable[Any]) -> Any:
+    """What ``read`` returns; an empty answer when the API was deleted since it was listed."""
+    try:
+        return await read
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return {}
+
+
 async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple[ApiRow, ...]:
     rows: list[ApiRow] = []
     for api in await _all(management, caller, "/restapis"):
@@ -160,7 +170,7 @@ async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple
         stages: tuple[StageRow, ...] | None = None
         deployments: tuple[DeploymentRow, ...] | None = None
         if _may(caller, f"/restapis/{api_id}/stages"):
-            body = await _get(management, caller, f"/restapis/{api_id}/stages", {})
+            body = await _gone_is_empty(_get(management, caller, f"/restapis/{api_id}/stages", {}))
             stages = tuple(
                 sorted(
                     (
@@ -177,7 +187,7 @@ async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple
                 DeploymentRow(
                     str(d.get("id", "")), str(d.get("description", "")), _date(d.get("createdDate"))
                 )
-                for d in await _all(management, caller, f"/restapis/{api_id}/deployments")
+                for d in (await _gone_is_empty(_all(management, caller, f"/restapis/{api_id}/deployments")))
             )
         endpoint = api.get("endpointConfiguration", {}).get("types", [""])
         rows.append(
