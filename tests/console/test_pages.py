@@ -400,3 +400,30 @@ def test_over_tls_the_cookies_are_secure_and_the_origin_is_https() -> None:
     assert signed.status == 303
     session = next(v for k, v in signed.headers if k == "Set-Cookie" and v.startswith("iamgate_console="))
     assert "; Secure" in session
+
+
+@pytest.mark.parametrize(("network", "status"), [("127.0.0.0/8", 200), ("10.0.0.0/8", 403)])
+def test_conditions_of_identity_policies_see_the_consoles_request(
+    tmp_path: Path, network: str, status: int
+) -> None:
+    """The same condition keys as a signed management request: ``aws:SourceIp`` is the
+    browser's address."""
+    arn = "arn:aws:iam::123456789012:user/onsite"
+    key = Credentials("AKIAIAMGATEONSITE001", "onsite/Secret+Key000000000000000000000000", arn)
+    users = f"""    - arn: {arn}
+      policies:
+        - Version: "2012-10-17"
+          Statement:
+            - Effect: Allow
+              Action: "apigateway:GET"
+              Resource: "*"
+              Condition: {{IpAddress: {{"aws:SourceIp": "{network}"}}}}
+"""
+    keys = f'    - {{id: {key.access_key}, secret: "{key.secret}", owner: {arn}}}\n'
+    with serve_admin(tmp_path, gateway_config(users=users, keys=keys), console=True) as handle:
+        deployed_api(handle.boto3(), name="onsite-api")
+        browser = client_of(handle)
+        assert browser.sign_in(key).status == 303
+        page = browser.get("/console/")
+        assert page.status == status
+        assert ("onsite-api" in page.body) is (status == 200)
