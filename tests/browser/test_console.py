@@ -59,8 +59,8 @@ def test_sign_in_see_the_overview_sign_out(tmp_path: Path) -> None:
                 page = browser.new_page()
                 page.goto(console)
                 assert page.url.endswith("/console/signin")
-                page.fill("#access_key_id", KEY)
-                page.fill("#secret_access_key", SECRET)
+                page.fill("#login", KEY)
+                page.fill("#secret", SECRET)
                 with page.expect_navigation():
                     page.click("button[type=submit]")
                 assert page.url == console, page.content()

@@ -82,8 +82,8 @@ class Client:
             "/console/signin",
             {
                 "csrf": self.csrf,
-                "access_key_id": credentials.access_key,
-                "secret_access_key": credentials.secret,
+                "login": credentials.access_key,
+                "secret": credentials.secret,
             },
         )
 

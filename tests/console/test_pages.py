@@ -24,9 +24,9 @@ from tests.management.conftest import (
     Credentials,
     config_text,
     gateway_config,
-    pg_backend,
     serve_admin,
 )
+from tests.store.conftest import pg_backend
 
 XSS = "<script>alert(1)</script>"
 
@@ -156,10 +156,10 @@ def test_bad_credentials_get_one_uniform_answer(console: AdminHandle, credential
     browser.get("/console/signin")
     answer = browser.post(
         "/console/signin",
-        {"csrf": browser.csrf, "access_key_id": credentials[0], "secret_access_key": credentials[1]},
+        {"csrf": browser.csrf, "login": credentials[0], "secret": credentials[1]},
     )
     assert answer.status == 401
-    assert "The access key ID or the secret access key is not valid." in answer.body
+    assert "These credentials are not valid." in answer.body
     assert "iamgate_console" not in browser.jar
     assert browser.get("/console/").status == 303
 
@@ -168,7 +168,7 @@ def test_sign_in_attempts_are_limited_per_address(console: AdminHandle) -> None:
     browser = client_of(console)
     for _ in range(BURST):
         browser.get("/console/signin")
-        form = {"csrf": browser.csrf, "access_key_id": ADMIN.access_key, "secret_access_key": "nope"}
+        form = {"csrf": browser.csrf, "login": ADMIN.access_key, "secret": "nope"}
         assert browser.post("/console/signin", form).status == 401
     browser.get("/console/signin")
     limited = browser.sign_in()  # even the right secret waits now
@@ -233,7 +233,7 @@ def test_a_post_from_another_origin_is_refused(console: AdminHandle) -> None:
 def test_signing_in_needs_the_sign_in_forms_own_token(console: AdminHandle) -> None:
     """Login CSRF: a form posted from elsewhere has no sign-in cookie and token to match."""
     browser = client_of(console)
-    form = {"access_key_id": ADMIN.access_key, "secret_access_key": ADMIN.secret, "csrf": "guess"}
+    form = {"login": ADMIN.access_key, "secret": ADMIN.secret, "csrf": "guess"}
     assert browser.post("/console/signin", form).status == 403
     browser.get("/console/signin")
     form["csrf"] = "not-the-cookies"
@@ -382,7 +382,7 @@ def test_over_tls_the_cookies_are_secure_and_the_origin_is_https() -> None:
     set_cookie = dict(form.headers)["Set-Cookie"]
     assert set_cookie.endswith("; Secure")
     token = set_cookie.split(";", 1)[0].split("=", 1)[1]
-    body = urlencode({"csrf": token, "access_key_id": ADMIN.access_key, "secret_access_key": ADMIN.secret})
+    body = urlencode({"csrf": token, "login": ADMIN.access_key, "secret": ADMIN.secret})
     cookie = (b"cookie", f"iamgate_console_signin={token}".encode())
     plain = ask(
         "POST",

@@ -28,7 +28,7 @@ USER = Identity(
 
 def test_a_session_is_found_until_it_idles_out() -> None:
     table = SessionTable()
-    s = table.open("AKIA1", "secret", USER.caller_arn, now=1000.0)
+    s = table.open("access-key", "AKIA1", "secret", USER.caller_arn, now=1000.0)
     assert table.find(s.id, 1000.0 + IDLE_TIMEOUT - 1) is s
     assert table.find(s.id, 1000.0 + 2 * IDLE_TIMEOUT - 2) is s  # each request restarts the idle clock
     assert table.find(s.id, 1000.0 + 3 * IDLE_TIMEOUT) is None
@@ -37,7 +37,7 @@ def test_a_session_is_found_until_it_idles_out() -> None:
 
 def test_a_session_ends_after_its_lifetime_however_active() -> None:
     table = SessionTable()
-    s = table.open("AKIA1", "secret", USER.caller_arn, now=0.0)
+    s = table.open("access-key", "AKIA1", "secret", USER.caller_arn, now=0.0)
     now = 0.0
     while now + 60 < LIFETIME:
         now += 60
@@ -47,8 +47,8 @@ def test_a_session_ends_after_its_lifetime_however_active() -> None:
 
 def test_sessions_have_distinct_random_ids_and_csrf_tokens_and_no_secret() -> None:
     table = SessionTable()
-    a = table.open("AKIA1", "s3cr3t-value", USER.caller_arn, 0.0)
-    b = table.open("AKIA1", "s3cr3t-value", USER.caller_arn, 0.0)
+    a = table.open("access-key", "AKIA1", "s3cr3t-value", USER.caller_arn, 0.0)
+    b = table.open("access-key", "AKIA1", "s3cr3t-value", USER.caller_arn, 0.0)
     assert len({a.id, b.id, a.csrf, b.csrf}) == 4
     assert len(a.id) >= 40
     assert "s3cr3t-value" not in str(vars_of(a))
@@ -62,7 +62,7 @@ def vars_of(session: object) -> dict[str, object]:
 
 def test_closing_and_unknown_ids() -> None:
     table = SessionTable()
-    s = table.open("AKIA1", "secret", USER.caller_arn, 0.0)
+    s = table.open("access-key", "AKIA1", "secret", USER.caller_arn, 0.0)
     assert table.find(None, 0.0) is None
     assert table.find("", 0.0) is None
     assert table.find("nope", 0.0) is None
@@ -72,10 +72,10 @@ def test_closing_and_unknown_ids() -> None:
 
 def test_the_table_is_bounded_least_recently_used_first() -> None:
     table = SessionTable(max_sessions=2)
-    a = table.open("A", "s", "arn:a", 0.0)
-    b = table.open("B", "s", "arn:b", 0.0)
+    a = table.open("access-key", "A", "s", "arn:a", 0.0)
+    b = table.open("access-key", "B", "s", "arn:b", 0.0)
     table.find(a.id, 1.0)  # a is now the most recently used
-    c = table.open("C", "s", "arn:c", 2.0)
+    c = table.open("access-key", "C", "s", "arn:c", 2.0)
     assert table.find(b.id, 2.0) is None
     assert table.find(a.id, 2.0) is a
     assert table.find(c.id, 2.0) is c

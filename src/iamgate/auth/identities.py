@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from iamgate.auth.sigv4 import Credential
 from iamgate.policy import CompiledPolicy, Decision, DecisionEffect, Request, StatementRef
 
-__all__ = ["Account", "Identity", "IdentityStore", "Principal", "identity_decision"]
+__all__ = ["Account", "ConsoleUser", "Identity", "IdentityStore", "Principal", "identity_decision"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,20 @@ class Identity:
         return keys
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """A person who signs in to the web console with a name and a password (docs/console.md),
+    acting as ``identity``. ``password_hash`` is an argon2 PHC string, never the password."""
+
+    name: str
+    password_hash: str
+    identity: Identity
+    enabled: bool = True
+
+    def __repr__(self) -> str:  # never print the hash
+        return f"ConsoleUser(name={self.name!r}, identity={self.identity.caller_arn!r})"
+
+
 def unique_id(prefix: str, arn: str) -> str:
     """A stable IAM-style unique id (AIDA.../AROA...) for a principal configured without one."""
     digest = hashlib.sha256(arn.encode()).hexdigest().upper()
@@ -108,11 +122,24 @@ def unique_id(prefix: str, arn: str) -> str:
 
 
 class IdentityStore:
-    """Access key id -> (credential, identity)."""
+    """Access key id -> (credential, identity); console user name -> console user."""
 
     def __init__(self, accounts: dict[str, Account] | None = None) -> None:
         self.accounts = accounts or {}
         self._keys: dict[str, tuple[Credential, bool]] = {}  # access key id -> (credential, enabled)
+        self._console_users: dict[str, ConsoleUser] = {}
+
+    def add_console_user(self, user: ConsoleUser) -> None:
+        self._console_users[user.name] = user
+
+    def console_user(self, name: str) -> ConsoleUser | None:
+        """An enabled console user by name (a disabled one is as unknown as a missing one)."""
+        found = self._console_users.get(name)
+        return found if found is not None and found.enabled else None
+
+    def has_console_user(self, name: str) -> bool:
+        """Whether the name is taken (enabled or not)."""
+        return name in self._console_users
 
     def add(self, credential: Credential, *, enabled: bool = True) -> None:
         self._keys[credential.access_key_id] = (credential, enabled)

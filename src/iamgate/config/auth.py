@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import argon2
+
 from iamgate.auth.custom import parse_identity_sources
-from iamgate.auth.identities import Account, Identity, IdentityStore, Principal, unique_id
+from iamgate.auth.identities import Account, ConsoleUser, Identity, IdentityStore, Principal, unique_id
 from iamgate.auth.sigv4 import Credential
 from iamgate.config._reader import Reader
 from iamgate.policy import ApiRef, CompiledPolicy, PolicyKind, prepare
@@ -38,6 +40,7 @@ _ARN = re.compile(
 )
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+_CONSOLE_USER = re.compile(r"(?=.*[a-z.@_+-])[A-Za-z0-9.@_+-]{1,64}")
 _API_KEY = re.compile(r"[A-Za-z0-9_-]{20,128}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")
 
@@ -176,7 +179,14 @@ def read_identities(r: Reader, raw: object, base_dir: Path, max_chars: int | Non
         raw,
         ptr,
         "identities",
-        {"accounts": False, "users": False, "roles": False, "access_keys": False, "sessions": False},
+        {
+            "accounts": False,
+            "users": False,
+            "roles": False,
+            "access_keys": False,
+            "sessions": False,
+            "console_users": False,
+        },
     )
     if m is None:
         return store
@@ -345,7 +355,72 @@ def read_identities(r: Reader, raw: object, base_dir: Path, max_chars: int | Non
             store.accounts.get(role.account),
         )
         _add(r, store, Credential(key_id, secret, token, expires, identity), True, f"{p}/access_key_id")
+    users = r.sequence(m.get("console_users", []), f"{ptr}/console_users", "console_users") or []
+    for i, item in enumerate(users):
+        _console_user(r, store, principals, item, f"{ptr}/console_users/{i}", base_dir)
     return store
+
+
+def _console_user(
+    r: Reader, store: IdentityStore, principals: dict[str, Principal], item: object, p: str, base_dir: Path
+) -> None:
+    """One entry of ``identities.console_users``: a name, an argon2 password hash, the user (or
+    account root) it acts as (docs/console.md)."""
+    um = r.mapping(
+        item,
+        p,
+        "a console user",
+        {
+            "name": True,
+            "password_hash": False,
+            "password_hash_env": False,
+            "password_hash_file": False,
+            "owner": True,
+            "enabled": False,
+        },
+    )
+    if um is None or "name" not in um or "owner" not in um:
+        return
+    name = r.string(
+        um["name"],
+        f"{p}/name",
+        "name",
+        pattern=_CONSOLE_USER,
+        help="1 to 64 of letters, digits and .@_+-, with at least one lower-case letter or symbol "
+        "(so that it cannot be read as an access key id)",
+    )
+    hashed = _secret(r, um, p, "password_hash", base_dir)
+    owner = _owner(r, store, principals, r.string(um["owner"], f"{p}/owner", "owner"), f"{p}/owner")
+    enabled = r.boolean(um["enabled"], f"{p}/enabled", "enabled") if "enabled" in um else True
+    if hashed is not None and not _is_argon2(hashed):
+        r.report(
+            "invalid-value",
+            f"{p}/{next(k for k in um if k.startswith('password_hash'))}",
+            "the password hash is not an argon2 hash",
+            "an argon2 PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash), made with "
+            'python -c "import argon2, getpass; print(argon2.PasswordHasher().hash(getpass.getpass()))"',
+        )
+        return
+    if name is None or hashed is None or owner is None:
+        return
+    if owner.kind == "role":
+        r.report(
+            "invalid-value", f"{p}/owner", "a console user acts as a user or an account root, not a role"
+        )
+        return
+    if store.has_console_user(name):
+        r.report("duplicate-id", f"{p}/name", f"console user {name} is defined twice")
+        return
+    identity = Identity(owner, owner.arn, account=store.accounts.get(owner.account))
+    store.add_console_user(ConsoleUser(name, hashed, identity, enabled is not False))
+
+
+def _is_argon2(text: str) -> bool:
+    try:
+        argon2.extract_parameters(text)
+    except (argon2.exceptions.InvalidHashError, ValueError):
+        return False
+    return text.startswith(("$argon2id$", "$argon2i$", "$argon2d$"))
 
 
 def _time(r: Reader, m: dict[str, Any], key: str, ptr: str) -> float | None:

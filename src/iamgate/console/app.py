@@ -15,7 +15,9 @@ answered with a 500 page naming a request id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -30,6 +32,8 @@ from iamgate.console.assets import StaticFile, Templates, load_static
 from iamgate.console.overview import read_overview
 from iamgate.console.ratelimit import SignInLimiter
 from iamgate.console.sessions import (
+    ACCESS_KEY,
+    CONSOLE_USER,
     COOKIE,
     LIFETIME,
     SIGNIN_COOKIE,
@@ -40,7 +44,7 @@ from iamgate.console.sessions import (
     same_token,
     secret_digest,
 )
-from iamgate.console.signin import MAX_FIELD, check_credentials
+from iamgate.console.signin import MAX_FIELD, check_credentials, check_password
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import ApiError, Reply
@@ -54,7 +58,8 @@ PREFIX = "/console"
 STATIC = PREFIX + "/static/"
 MAX_FORM = 16 * 1024  # the largest form body the console reads
 HTML = "text/html; charset=utf-8"
-BAD_CREDENTIALS = "The access key ID or the secret access key is not valid."
+BAD_CREDENTIALS = "These credentials are not valid."
+ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")  # what a console user's name can never be
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
@@ -215,18 +220,24 @@ class ConsoleApp:
 
     # --- sessions and checks --------------------------------------------------------------------
     def resume(self, request: Request) -> None:
-        """Find the request's session and check its access key still stands as it was."""
+        """Find the request's session and check its access key (or console user) still stands as
+        it was."""
         session = self.sessions.find(request.cookies.get(COOKIE), request.now)
         if session is None:
             return
-        credential = request.config.auth.store.lookup(session.access_key_id)
-        owner = credential.owner if credential is not None else None
-        if (
-            credential is None
-            or not isinstance(owner, Identity)
-            or secret_digest(credential.secret_access_key) != session.secret_digest
-        ):
-            self.sessions.close(session.id)  # the key was removed, disabled or given a new secret
+        identities = request.config.auth.store
+        owner: object = None
+        current = ""
+        if session.kind == ACCESS_KEY:
+            credential = identities.lookup(session.login)
+            if credential is not None:
+                owner, current = credential.owner, credential.secret_access_key
+        else:
+            user = identities.console_user(session.login)
+            if user is not None:
+                owner, current = user.identity, user.password_hash
+        if not isinstance(owner, Identity) or secret_digest(current) != session.secret_digest:
+            self.sessions.close(session.id)  # removed, disabled, or a new secret or password
             return
         request.session = session
         request.caller = access.caller_of(
@@ -328,9 +339,14 @@ async def _signin(app: ConsoleApp, request: Request) -> Reply:
         reply.headers.append(("Retry-After", str(int(wait) + 1)))
         return reply
     form = request.form()
-    key_id = form.get("access_key_id", "").strip()
-    secret = form.get("secret_access_key", "")
-    found = check_credentials(request.config.auth.store, key_id, secret, request.now)
+    login = form.get("login", "").strip()[: MAX_FIELD + 1]
+    secret = form.get("secret", "")
+    identities = request.config.auth.store
+    kind = ACCESS_KEY if ACCESS_KEY_ID.fullmatch(login) else CONSOLE_USER
+    if kind == ACCESS_KEY:
+        found = check_credentials(identities, login, secret, request.now)
+    else:  # argon2 takes about 0.1 s of CPU: not on the event loop
+        found = await asyncio.to_thread(check_password, identities, login, secret)
     if found is None:
         log.info("console: a sign-in from %s was refused", request.peer or "an unknown address")
         return _signin_form(app, request, 401, BAD_CREDENTIALS)
@@ -338,7 +354,7 @@ async def _signin(app: ConsoleApp, request: Request) -> Reply:
     old = request.cookies.get(COOKIE)
     if old:
         app.sessions.close(old)  # never reuse a session id that existed before signing in
-    session = app.sessions.open(key_id[:MAX_FIELD], current_secret, identity.caller_arn, request.now)
+    session = app.sessions.open(kind, login, current_secret, identity.caller_arn, request.now)
     log.info("console: %s signed in from %s", identity.caller_arn, request.peer or "an unknown address")
     return _redirect(
         PREFIX + "/",

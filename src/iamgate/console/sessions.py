@@ -6,10 +6,11 @@ request; signing out really ends a session (a signed token stays valid until it 
 revocation list is kept, which is a table again); and there is no signing key to generate, keep
 secret and rotate. The cost: restarting the gateway signs everyone out (a reload does not).
 
-A session holds the access key id it was opened with and a digest of that key's secret, never
-the secret. Every request looks the key up again in the configuration being served, so a key
-removed, disabled or given a new secret ends its sessions at once, and identity policies changed
-by a reload apply to the next page.
+A session holds what it was opened with (an access key id, or a console user's name) and a
+digest of that key's secret (or of the user's password hash), never the secret. Every request
+looks the key or user up again in the configuration being served, so a key or user removed,
+disabled or given a new secret or password ends its sessions at once, and identity policies
+changed by a reload apply to the next page.
 
 The session id travels in an ``HttpOnly; SameSite=Strict; Path=/console`` cookie (``Secure``
 when the admin port speaks TLS). Each session has its own CSRF token, sent back by every form
@@ -25,6 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 __all__ = [
+    "ACCESS_KEY",
+    "CONSOLE_USER",
     "COOKIE",
     "IDLE_TIMEOUT",
     "LIFETIME",
@@ -37,6 +40,8 @@ __all__ = [
     "secret_digest",
 ]
 
+ACCESS_KEY = "access-key"
+CONSOLE_USER = "console-user"
 COOKIE = "iamgate_console"
 SIGNIN_COOKIE = "iamgate_console_signin"  # the sign-in form's own CSRF token (before any session)
 LIFETIME = 8 * 3600.0  # seconds a session lasts at most, however active
@@ -48,14 +53,15 @@ MAX_SESSIONS = 10_000  # then the least recently used session is dropped
 class Session:
     id: str
     csrf: str
-    access_key_id: str
-    secret_digest: str  # SHA-256 of the secret it was opened with (rotating the secret ends it)
+    kind: str  # ACCESS_KEY or CONSOLE_USER
+    login: str  # the access key id, or the console user's name
+    secret_digest: str  # SHA-256 of the secret (or password hash) it was opened with
     caller_arn: str
     created: float
     last_seen: float
 
     def __repr__(self) -> str:  # never log the session id or its CSRF token
-        return f"Session(access_key_id={self.access_key_id!r}, caller_arn={self.caller_arn!r})"
+        return f"Session(kind={self.kind!r}, login={self.login!r}, caller_arn={self.caller_arn!r})"
 
     def expires(self) -> float:
         return min(self.created + LIFETIME, self.last_seen + IDLE_TIMEOUT)
@@ -80,14 +86,15 @@ class SessionTable:
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
-    def open(self, access_key_id: str, secret: str, caller_arn: str, now: float) -> Session:
+    def open(self, kind: str, login: str, secret: str, caller_arn: str, now: float) -> Session:
         self._expire(now)
         while len(self._sessions) >= self.max_sessions:
             self._sessions.popitem(last=False)
         session = Session(
             id=secrets.token_urlsafe(32),
             csrf=secrets.token_urlsafe(32),
-            access_key_id=access_key_id,
+            kind=kind,
+            login=login,
             secret_digest=secret_digest(secret),
             caller_arn=caller_arn,
             created=now,

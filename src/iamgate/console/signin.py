@@ -1,20 +1,27 @@
-"""Checking an access key id and secret typed into the sign-in form.
+"""Checking what was typed into the sign-in form: an access key id and its secret, or a console
+user's name and password.
 
-The secret is compared in constant time (:func:`hmac.compare_digest`), and an unknown or
-disabled key is compared against a dummy secret, so that the time taken does not tell a known
-key from an unknown one. Every failure is the same value (None): the page says only that the
-credentials were not accepted. Temporary credentials (a role session with a session token) are
-not accepted: the form has no place for the token.
+A secret is compared in constant time (:func:`hmac.compare_digest`), and an unknown or disabled
+key is compared against a dummy secret, so that the time taken does not tell a known key from an
+unknown one. A password is verified against the user's argon2 hash (argon2-cffi); an unknown
+user's password is verified against a dummy hash made with the same parameters, for the same
+reason. That takes about a tenth of a second of CPU: callers run :func:`check_password` in a
+worker thread. Every failure is the same value (None): the page says only that the credentials
+were not accepted. Temporary credentials (a role session with a session token) are not accepted:
+the form has no place for the token.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 
+import argon2
+
 from iamgate.auth.identities import Identity, IdentityStore
 
-__all__ = ["MAX_FIELD", "check_credentials"]
+__all__ = ["MAX_FIELD", "check_credentials", "check_password"]
 
 MAX_FIELD = 256  # longest access key id or secret read from the form
 _DUMMY = "iamgate-console-dummy-secret-never-matches-anything-0000000000"
@@ -45,3 +52,27 @@ def check_credentials(
     if not isinstance(owner, Identity):
         return None
     return owner, credential.secret_access_key
+
+
+@functools.cache
+def _hasher() -> argon2.PasswordHasher:
+    return argon2.PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher().hash("iamgate-console-dummy-password")
+
+
+def check_password(identities: IdentityStore, name: str, password: str) -> tuple[Identity, str] | None:
+    """The identity a console user acts as and the user's password hash now, or None (whatever
+    the reason). Slow on purpose (argon2): run it off the event loop."""
+    user = identities.console_user(name) if 0 < len(name) <= MAX_FIELD else None
+    hashed = user.password_hash if user is not None else _dummy_hash()
+    try:
+        _hasher().verify(hashed, password[:MAX_FIELD])
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return None
+    if user is None or len(password) > MAX_FIELD:
+        return None
+    return user.identity, user.password_hash
