@@ -15,6 +15,7 @@ import pytest
 from iamgate.config.load import parse_config
 from iamgate.console.app import ROUTES
 from iamgate.console.ratelimit import BURST
+from iamgate.store.base import StoreError
 from tests.console.conftest import Client, client_of
 from tests.management.conftest import (
     ADMIN,
@@ -427,3 +428,27 @@ def test_conditions_of_identity_policies_see_the_consoles_request(
         page = browser.get("/console/")
         assert page.status == status
         assert ("onsite-api" in page.body) is (status == 200)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "shown"),
+    [
+        pytest.param(RuntimeError("secret detail in a traceback"), 500, "request ", id="a-bug"),
+        pytest.param(StoreError("database is locked"), 503, "The store did not answer", id="the-store"),
+    ],
+)
+def test_a_failure_is_a_page_never_a_traceback(
+    console: AdminHandle, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int, shown: str
+) -> None:
+    async def broken(*args: object) -> None:
+        raise failure
+
+    monkeypatch.setattr("iamgate.console.app.read_overview", broken)
+    browser = client_of(console)
+    browser.sign_in()
+    page = browser.get("/console/")
+    assert page.status == status
+    assert shown in page.body
+    assert "Traceback" not in page.body
+    assert "secret detail" not in page.body
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
