@@ -240,7 +240,12 @@ class _AdminConnection(asyncio.Protocol):
                 self._send(request, 404, b'{"message":"Not Found"}\n', "application/json", [])
                 return
             reply = await server.management.handle(
-                request.method, request.target, request.headers, request.body, peer=self.peer
+                request.method,
+                request.target,
+                request.headers,
+                request.body,
+                peer=self.peer,
+                secure=server.secure,
             )
             self._reply(request, reply)
             return

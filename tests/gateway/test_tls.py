@@ -781,3 +781,46 @@ def test_certificate_expiry_gauges_follow_reloads(pki: Pki, edge: Gateway) -> No
         lambda: metric_value(edge, name, domain="api.example.test") == expiry(renewed[0]),
         "the gauge to follow the renewed certificate",
     )
+
+
+def test_the_management_api_over_admin_tls_sees_secure_transport(
+    pki: Pki, gateway_factory: Any, tmp_path: Path
+) -> None:
+    """An identity policy that denies unless ``aws:SecureTransport`` is true lets the management
+    API through over the admin port's TLS (it always read "false" before), and nothing else."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.gateway.test_managed import gateway_yaml
+    from tests.management.conftest import ADMIN
+
+    config = gateway_yaml(f"sqlite:///{tmp_path / 'store.db'}")
+    config["identities"]["users"][0]["policies"][0]["Statement"].append(
+        {
+            "Effect": "Deny",
+            "Action": "apigateway:*",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+    config["gateway"]["admin_tls"] = {"certificate": pki.default[0], "key": pki.default[1]}
+    gw = gateway_factory(config, wait=False)
+    ctx = pki.context()
+
+    def ready() -> bool:
+        try:
+            return get("localhost", gw.admin_port, ctx, "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(ready, "the admin port to answer over TLS")
+    client = boto3.client(
+        "apigateway",
+        endpoint_url=f"https://localhost:{gw.admin_port}",
+        region_name="us-east-1",
+        aws_access_key_id=ADMIN.access_key,
+        aws_secret_access_key=ADMIN.secret,
+        verify=str(pki.ca_file),
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    assert client.get_rest_apis()["items"] == []

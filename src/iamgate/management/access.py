@@ -68,8 +68,10 @@ def authenticate(
     identities: IdentityStore,
     peer: str | None,
     now: float | None = None,
+    secure: bool = False,
 ) -> Caller:
-    """The verified caller, or :class:`ApiError` with AWS's 403."""
+    """The verified caller, or :class:`ApiError` with AWS's 403 (``secure``: the request came
+    over the admin port's TLS, ``aws:SecureTransport``)."""
     current = time.time() if now is None else now
     request = SignedRequest(method, raw_path, raw_query, headers, body)
     try:
@@ -92,7 +94,7 @@ def authenticate(
     for name, value in headers:
         if name.lower() == b"user-agent":
             agent = value.decode("latin-1")  # the last one, as before
-    return caller_of(identity, region=region, now=current, peer=peer, user_agent=agent)
+    return caller_of(identity, region=region, now=current, peer=peer, user_agent=agent, secure=secure)
 
 
 def caller_of(

@@ -86,10 +86,11 @@ class ManagementApp:
         body: bytes,
         *,
         peer: str | None = None,
+        secure: bool = False,
     ) -> Reply:
         request_id = str(uuid.uuid4())
         try:
-            reply = await self._handle(method, raw_target, headers, body, peer)
+            reply = await self._handle(method, raw_target, headers, body, peer, secure)
         except ApiError as exc:
             reply = error_reply(exc)
         except ConflictError as exc:
@@ -116,6 +117,7 @@ class ManagementApp:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         peer: str | None,
+        secure: bool = False,
     ) -> Reply:
         config = self.context.config()
         settings = config.management
@@ -146,6 +148,7 @@ class ManagementApp:
                 region=config.settings.region,
                 identities=config.auth.store,
                 peer=peer,
+                secure=secure,
             )
             access.authorize(caller, f"apigateway:{method}", unquote(path_text))
         try:
