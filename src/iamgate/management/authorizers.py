@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from iamgate.auth.custom import parse_identity_sources
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
-from iamgate.management.drafts import edit, optional_str, page, read, string_list
+from iamgate.management.drafts import each_method, edit, optional_str, page, read, string_list
 from iamgate.management.ids import new_id
 from iamgate.management.patch import PatchOp, invalid_path, operations
 from iamgate.store.base import Doc, Transaction
@@ -282,13 +282,11 @@ async def delete_authorizer(call: Call) -> Reply:
 
     def remove(tx: Transaction, draft: Doc) -> None:
         authorizer = _find(draft, aid)
-        for resource in draft["resources"].values():
-            for verb, method in (resource.get("resourceMethods") or {}).items():
-                if method.get("authorizerId") == aid:
-                    raise conflict(
-                        f"Cannot delete authorizer '{authorizer['name']}', is referenced in method: "
-                        f"{verb} {resource['path']}"
-                    )
+        for path, verb, method in each_method(draft):
+            if method.get("authorizerId") == aid:
+                raise conflict(
+                    f"Cannot delete authorizer '{authorizer['name']}', is referenced in method: {verb} {path}"
+                )
         del draft["authorizers"][aid]
 
     await edit(call, call.params["restapi_id"], remove)

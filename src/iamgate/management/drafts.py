@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from iamgate.management.core import ApiError, Call, bad_request, not_found
@@ -28,6 +28,7 @@ __all__ = [
     "KIND",
     "api_not_found",
     "default_models",
+    "each_method",
     "edit",
     "find_resource",
     "is_default_model",
@@ -203,6 +204,13 @@ def string_map(body: dict[str, Any], name: str, where: str, values: type = str) 
         kind = "true/false" if values is bool else "strings"
         raise bad_request(f"{where}: '{name}' must be a map of strings to {kind}")
     return dict(value)
+
+
+def each_method(draft: Doc) -> Iterator[tuple[str, str, Doc]]:
+    """(resource path, verb, method) of every method of the draft, by path then verb."""
+    for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
+        for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
+            yield resource["path"], verb, method
 
 
 def find_resource(draft: Doc, resource_id: str) -> Doc:

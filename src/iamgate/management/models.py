@@ -30,6 +30,7 @@ from iamgate.management.core import Call, Reply, Route, bad_request, conflict, n
 from iamgate.management.drafts import (
     DEFAULT_MODELS,
     default_models,
+    each_method,
     edit,
     is_default_model,
     optional_bool,
@@ -284,13 +285,12 @@ def model_users(draft: Doc, name: str) -> list[str]:
     """Where model ``name`` is used: AWS's ``method request: /path/VERB`` and ``model: NAME``."""
     api_id = draft["restApi"]["id"]
     found = []
-    for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
-        for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
-            if name in (method.get("requestModels") or {}).values():
-                found.append(f"method request: {resource['path']}/{verb}")
-            responses = method.get("methodResponses") or {}
-            if any(name in (r.get("responseModels") or {}).values() for r in responses.values()):
-                found.append(f"method response: {resource['path']}/{verb}")
+    for path, verb, method in each_method(draft):
+        if name in (method.get("requestModels") or {}).values():
+            found.append(f"method request: {path}/{verb}")
+        responses = method.get("methodResponses") or {}
+        if any(name in (r.get("responseModels") or {}).values() for r in responses.values()):
+            found.append(f"method response: {path}/{verb}")
     for other in sorted((draft.get("models") or {}).values(), key=lambda m: m["name"]):
         if other["name"] != name and name in referenced_models(other.get("schema") or "", api_id):
             found.append(f"model: {other['name']}")
@@ -403,13 +403,12 @@ async def delete_request_validator(call: Call) -> Reply:
 
     def remove(tx: Transaction, draft: Doc) -> None:
         validator = _find_validator(draft, vid)
-        for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
-            for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
-                if method.get("requestValidatorId") == vid:
-                    raise conflict(
-                        f"Cannot delete request validator '{validator['name']}', is referenced in method: "
-                        f"{resource['path']}/{verb}"
-                    )
+        for path, verb, method in each_method(draft):
+            if method.get("requestValidatorId") == vid:
+                raise conflict(
+                    f"Cannot delete request validator '{validator['name']}', is referenced in method: "
+                    f"{path}/{verb}"
+                )
         del draft["requestValidators"][vid]
 
     await edit(call, call.params["restapi_id"], remove)
