@@ -24,7 +24,7 @@ from typing import Any
 from iamgate.config.model import GatewaySettings
 from iamgate.management.authorizers import cognito_issuer, jwt_issuer
 from iamgate.management.core import ApiError, bad_request
-from iamgate.management.drafts import now
+from iamgate.management.drafts import each_method, now
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import mock_status
 from iamgate.management.models import default_models, is_default_model, referenced_models
@@ -250,35 +250,34 @@ def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]
         definition["authorizers"] = [_authorizer_entry(a) for _, a in sorted(used.items())]
     validators: dict[str, Doc] = draft.get("requestValidators") or {}
     routes = []
-    for resource in sorted(draft["resources"].values(), key=lambda r: r["path"]):
-        for verb, method in sorted((resource.get("resourceMethods") or {}).items()):
-            integration = method.get("methodIntegration")
-            if integration is None:
-                raise bad_request(f"No integration defined for method: {verb} {resource['path']}")
-            route: dict[str, Any] = {"path": resource["path"], "method": verb}
-            kind = method.get("authorizationType", "NONE")
-            if kind == "JWT":
-                kind = "COGNITO_USER_POOLS"  # the configuration's name for any token authorizer
-            if kind != "NONE":
-                route["authorization"] = kind
-            if method.get("authorizerId"):
-                authorizer = authorizers.get(method["authorizerId"])
-                if authorizer is None:
-                    raise bad_request(
-                        f"Invalid authorizer ID specified: {verb} {resource['path']} uses authorizer "
-                        f"{method['authorizerId']}, which does not exist"
-                    )
-                route["authorizer"] = authorizer["name"]
-            if method.get("authorizationScopes"):
-                route["authorization_scopes"] = list(method["authorizationScopes"])
-            if method.get("apiKeyRequired"):
-                route["api_key_required"] = True
-            rate_limit = (method.get("iamgate") or {}).get("rate_limit")
-            if rate_limit:
-                route["rate_limit"] = rate_limit
-            _validation_entries(route, method, resource["path"], validators)
-            route["integration"] = _integration_entry(integration)
-            routes.append(route)
+    for path, verb, method in each_method(draft):
+        integration = method.get("methodIntegration")
+        if integration is None:
+            raise bad_request(f"No integration defined for method: {verb} {path}")
+        route: dict[str, Any] = {"path": path, "method": verb}
+        kind = method.get("authorizationType", "NONE")
+        if kind == "JWT":
+            kind = "COGNITO_USER_POOLS"  # the configuration's name for any token authorizer
+        if kind != "NONE":
+            route["authorization"] = kind
+        if method.get("authorizerId"):
+            authorizer = authorizers.get(method["authorizerId"])
+            if authorizer is None:
+                raise bad_request(
+                    f"Invalid authorizer ID specified: {verb} {path} uses authorizer "
+                    f"{method['authorizerId']}, which does not exist"
+                )
+            route["authorizer"] = authorizer["name"]
+        if method.get("authorizationScopes"):
+            route["authorization_scopes"] = list(method["authorizationScopes"])
+        if method.get("apiKeyRequired"):
+            route["api_key_required"] = True
+        rate_limit = (method.get("iamgate") or {}).get("rate_limit")
+        if rate_limit:
+            route["rate_limit"] = rate_limit
+        _validation_entries(route, method, path, validators)
+        route["integration"] = _integration_entry(integration)
+        routes.append(route)
     if not routes:
         raise bad_request("The REST API doesn't contain any methods")
     definition["routes"] = routes
