@@ -34,7 +34,15 @@ from iamgate.management.shapes import integration_shape
 from iamgate.routing.tree import parse_template
 from iamgate.store.base import Doc, Transaction
 
-__all__ = ["ROUTES", "check_integration", "mock_status"]
+__all__ = [
+    "RESPONSE_HEADER",
+    "ROUTES",
+    "check_integration",
+    "find_integration_response",
+    "literal_mapping",
+    "mock_status",
+    "status_code",
+]
 
 SUPPORTED = ("HTTP_PROXY", "MOCK")
 AWS_TYPES = ("HTTP", "MOCK", "AWS_PROXY", "HTTP_PROXY", "AWS")
@@ -47,7 +55,7 @@ _SOURCE = re.compile(
     r"|httpMethod|resourcePath|identity\.apiKey)|method\.request\.(header|querystring|path)\.[A-Za-z0-9_.-]+"
     r"|stageVariables\.[A-Za-z0-9_]+"
 )
-_RESPONSE_HEADER = re.compile(r"method\.response\.header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+RESPONSE_HEADER = re.compile(r"method\.response\.header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _STATUS = re.compile(r'"statusCode"\s*:\s*"?([1-5][0-9][0-9])"?')
 UPDATABLE = [
     "/uri",
@@ -255,7 +263,8 @@ async def update_integration(call: Call) -> Reply:
     return Reply(200, await edit(call, call.params["restapi_id"], change))
 
 
-def _status_code(call: Call) -> str:
+def status_code(call: Call) -> str:
+    """The path's three-digit status code (a method or integration response's)."""
     code = call.params["status_code"]
     if not re.fullmatch(r"[1-5][0-9][0-9]", code):
         raise bad_request(f"Invalid status code '{code}': a three-digit HTTP status")
@@ -263,7 +272,7 @@ def _status_code(call: Call) -> str:
 
 
 async def put_integration_response(call: Call) -> Reply:
-    code = _status_code(call)
+    code = status_code(call)
     body = call.json()
     where = "PutIntegrationResponse"
     response: Doc = {"statusCode": code}
@@ -276,11 +285,7 @@ async def put_integration_response(call: Call) -> Reply:
         response["selectionPattern"] = pattern
     params = string_map(body, "responseParameters", where) or {}
     for target, source in params.items():
-        if not _RESPONSE_HEADER.fullmatch(target) or not re.fullmatch(r"'[^'\r\n]*'", source):
-            raise bad_request(
-                f"Invalid mapping expression specified: {target} = {source}; iamgate's MOCK responses take "
-                "method.response.header.NAME = 'literal value'"
-            )
+        literal_mapping(target, source)
     if params:
         response["responseParameters"] = params
     templates = string_map(body, "responseTemplates", where)
@@ -295,7 +300,18 @@ async def put_integration_response(call: Call) -> Reply:
     return Reply(201, await edit(call, call.params["restapi_id"], put))
 
 
-def _find_response(draft: Doc, call: Call, code: str) -> Doc:
+def literal_mapping(target: str, source: str) -> str:
+    """``source``, when ``target: source`` is a MOCK integration response's header mapping (only
+    a quoted literal); else BadRequest."""
+    if not RESPONSE_HEADER.fullmatch(target) or not re.fullmatch(r"'[^'\r\n]*'", source):
+        raise bad_request(
+            f"Invalid mapping expression specified: {target} = {source}; iamgate's MOCK responses take "
+            "method.response.header.NAME = 'literal value'"
+        )
+    return source
+
+
+def find_integration_response(draft: Doc, call: Call, code: str) -> Doc:
     response = (_find(draft, call).get("integrationResponses") or {}).get(code)
     if response is None:
         raise not_found("Invalid Response status code specified")
@@ -303,17 +319,18 @@ def _find_response(draft: Doc, call: Call, code: str) -> Doc:
 
 
 async def get_integration_response(call: Call) -> Reply:
-    code = _status_code(call)
+    code = status_code(call)
     return Reply(
-        200, await read(call, call.params["restapi_id"], lambda tx, d: _find_response(d, call, code))
+        200,
+        await read(call, call.params["restapi_id"], lambda tx, d: find_integration_response(d, call, code)),
     )
 
 
 async def delete_integration_response(call: Call) -> Reply:
-    code = _status_code(call)
+    code = status_code(call)
 
     def remove(tx: Transaction, draft: Doc) -> None:
-        _find_response(draft, call, code)
+        find_integration_response(draft, call, code)
         del _find(draft, call)["integrationResponses"][code]
 
     await edit(call, call.params["restapi_id"], remove)

@@ -18,14 +18,18 @@ from typing import Any, Final
 
 from iamgate.management.core import Call, Reply, Route, bad_request, not_found
 from iamgate.management.drafts import edit, read
+from iamgate.management.integrations import (
+    RESPONSE_HEADER,
+    find_integration_response,
+    literal_mapping,
+    status_code,
+)
 from iamgate.management.methods import find_method
 from iamgate.management.patch import PatchOp, invalid_op, invalid_path, operations
 from iamgate.store.base import Doc, Transaction
 
 __all__ = ["ROUTES"]
 
-_STATUS: Final = re.compile(r"[1-5][0-9][0-9]")
-_HEADER: Final = re.compile(r"method\.response\.header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CONTENT_TYPE: Final = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9*][A-Za-z0-9!#$&^_.+*-]*|\$default"
 )
@@ -36,13 +40,6 @@ _RESPONSE_PATCHABLE: Final = [
     "/responseParameters/{name}",
     "/responseTemplates/{contentType}",
 ]
-
-
-def _status(call: Call) -> str:
-    code = call.params["status_code"]
-    if not _STATUS.fullmatch(code):
-        raise bad_request(f"Invalid status code '{code}': a three-digit HTTP status from 100 to 599")
-    return code
 
 
 def _model_names(draft: Doc) -> set[str] | None:
@@ -62,7 +59,7 @@ def _parameters(raw: object) -> dict[str, bool]:
         )
     out: dict[str, bool] = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or not _HEADER.fullmatch(key):
+        if not isinstance(key, str) or not RESPONSE_HEADER.fullmatch(key):
             raise bad_request(f"Invalid mapping expression specified: {key}: method.response.header.NAME")
         if not isinstance(value, bool):
             raise bad_request(f"Invalid value for {key}: true (required) or false")
@@ -100,7 +97,7 @@ def _find(draft: Doc, call: Call, code: str) -> Doc:
 
 
 async def put_method_response(call: Call) -> Reply:
-    code = _status(call)
+    code = status_code(call)
     body = call.json()
 
     def put(tx: Transaction, draft: Doc) -> Doc:
@@ -118,12 +115,12 @@ async def put_method_response(call: Call) -> Reply:
 
 
 async def get_method_response(call: Call) -> Reply:
-    code = _status(call)
+    code = status_code(call)
     return Reply(200, await read(call, call.params["restapi_id"], lambda tx, d: _find(d, call, code)))
 
 
 async def update_method_response(call: Call) -> Reply:
-    code = _status(call)
+    code = status_code(call)
     ops = operations(call.json())
 
     def change(tx: Transaction, draft: Doc) -> Doc:
@@ -166,7 +163,7 @@ def _patch_entry(response: Doc, op: PatchOp, field: str, key: str, value: Callab
 
 
 async def delete_method_response(call: Call) -> Reply:
-    code = _status(call)
+    code = status_code(call)
 
     def remove(tx: Transaction, draft: Doc) -> None:
         _find(draft, call, code)
@@ -179,20 +176,17 @@ async def delete_method_response(call: Call) -> Reply:
 async def update_integration_response(call: Call) -> Reply:
     """``UpdateIntegrationResponse``: patch a MOCK integration's response (the same rules as
     ``PutIntegrationResponse``: literal header values, a selection pattern that compiles)."""
-    code = _status(call)
+    code = status_code(call)
     ops = operations(call.json())
 
     def change(tx: Transaction, draft: Doc) -> Doc:
         work = copy.deepcopy(draft)
-        integration = _method(work, call).get("methodIntegration")
-        response = ((integration or {}).get("integrationResponses") or {}).get(code)
-        if response is None:
-            raise not_found("Invalid Response status code specified")
+        response = find_integration_response(work, call, code)
         for op in ops:
             _apply_integration(response, op)
         draft.clear()
         draft.update(work)
-        return response  # type: ignore[no-any-return]
+        return response
 
     return Reply(200, await edit(call, call.params["restapi_id"], change))
 
@@ -219,21 +213,11 @@ def _apply_integration(response: Doc, op: PatchOp) -> None:
         raise invalid_path(op, _RESPONSE_PATCHABLE)
     field, key = tokens
     if field == "responseParameters":
-        _patch_entry(response, op, field, key, lambda: _literal(key, op.need_value()))
+        _patch_entry(response, op, field, key, lambda: literal_mapping(key, op.need_value()))
     else:
         if not _CONTENT_TYPE.fullmatch(key):
             raise bad_request(f"Invalid content type specified: {key!r}")
         _patch_entry(response, op, field, key, lambda: op.value or "")
-
-
-def _literal(key: str, value: str) -> str:
-    """A MOCK integration response's header mapping: only a quoted literal."""
-    if not _HEADER.fullmatch(key) or not re.fullmatch(r"'[^'\r\n]*'", value):
-        raise bad_request(
-            f"Invalid mapping expression specified: {key} = {value}; iamgate's MOCK responses take "
-            "method.response.header.NAME = 'literal value'"
-        )
-    return value
 
 
 _BASE: Final = "/restapis/{restapi_id}/resources/{resource_id}/methods/{http_method}"
