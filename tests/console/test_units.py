@@ -3,10 +3,13 @@ credential check, store kinds and the static files table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from iamgate.auth.identities import Identity, IdentityStore, Principal
 from iamgate.auth.sigv4 import Credential
+from iamgate.console.app import Page
 from iamgate.console.assets import Templates, load_static
 from iamgate.console.overview import store_kind
 from iamgate.console.ratelimit import SignInLimiter
@@ -174,9 +177,10 @@ def test_store_kind_names_the_kind_only(url: str | None, kind: str | None) -> No
     assert store_kind(url) == kind
 
 
-def test_the_static_table_holds_the_stylesheet_only_by_name() -> None:
+def test_the_static_table_holds_the_package_files_only_by_name() -> None:
     files = load_static()
-    assert set(files) == {"console.css"}
+    assert "console.css" in files
+    assert all("/" not in name and not name.startswith(".") for name in files)
     assert files["console.css"].content_type == "text/css; charset=utf-8"
     assert files["console.css"].etag.startswith('"')
 
@@ -189,6 +193,8 @@ def test_templates_escape_everything() -> None:
             signed_in="<i>x</i>",
             csrf='"><script>',
             no_store=False,
+            screens=[("<u>screen</u>", '/console/"><script>')],
+            current="",
             title="<b>",
             message="<s>",
             code=1,
@@ -200,3 +206,30 @@ def test_templates_escape_everything() -> None:
     assert '"><script>' not in text
     assert "&lt;b&gt;" in text
     assert "<s>" not in text
+    assert "<u>screen</u>" not in text
+    assert '/console/"><script>' not in text
+
+
+async def _nothing(app: Any, request: Any) -> Any:
+    raise AssertionError("not called")
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/console/apis/abc123", {"api": "abc123"}),
+        ("/console/apis/a%20b", {"api": "a b"}),
+        ("/console/apis/", None),  # an empty segment is not a value
+        ("/console/apis/a%2Fb", None),  # an encoded slash never makes two segments one
+        ("/console/apis/abc/extra", None),
+        ("/console/apis", None),
+    ],
+)
+def test_a_route_with_a_segment_matches_one_segment(path: str, expected: dict[str, str] | None) -> None:
+    assert Page("GET", "/console/apis/{api}", _nothing).match(path) == expected
+
+
+def test_an_exact_route_matches_only_itself() -> None:
+    page = Page("GET", "/console/", _nothing)
+    assert page.match("/console/") == {}
+    assert page.match("/console//") is None

@@ -6,7 +6,8 @@ static files (public: the sign-in page needs its stylesheet); the route table :d
 the session (every route but the sign-in form's two needs one: a page redirects to the sign-in
 form, a form post is refused); for a POST, the ``Origin`` header (when sent, it must be this
 port's own) and the CSRF token; the handler. Every answer carries the same security headers (a
-strict Content-Security-Policy: no script at all is served yet, no framing, no referrer to other sites).
+strict Content-Security-Policy: scripts only from the console's own static files (the vendored
+htmx and uPlot and the console's own), never inline; no framing, no referrer to other sites).
 
 Errors never show a traceback: a denied management operation is a 403 page naming the action
 and resource, a store that cannot be reached a 503 page, anything unexpected is logged and
@@ -22,9 +23,9 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from iamgate.auth.identities import Identity
 from iamgate.config.model import GatewayConfig
@@ -63,8 +64,8 @@ ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")  # what a console user's name ca
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -89,6 +90,8 @@ class Request:
     config: GatewayConfig
     management: ManagementApp | None
     cookies: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)  # the first value of each parameter
+    params: dict[str, str] = field(default_factory=dict)  # the route's {name} segments
     session: Session | None = None
     caller: access.Caller | None = None
 
@@ -112,10 +115,32 @@ Handler = Callable[["ConsoleApp", Request], Awaitable[Reply]]
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """One console route. ``path`` is exact, or holds ``{name}`` segments, each matching one
+    non-empty path segment (percent-decoded into ``Request.params``)."""
+
     method: str
     path: str
     handler: Handler
     public: bool = False  # reachable without a session (only the sign-in form)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The ``{name}`` values when ``path`` is this route's, else None."""
+        if "{" not in self.path:
+            return {} if path == self.path else None
+        want = self.path.split("/")
+        got = path.split("/")
+        if len(want) != len(got):
+            return None
+        params: dict[str, str] = {}
+        for pattern, part in zip(want, got, strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                value = unquote(part)
+                if not value or "/" in value:
+                    return None
+                params[pattern[1:-1]] = value
+            elif pattern != part:
+                return None
+        return params
 
 
 class ConsoleApp:
@@ -167,7 +192,8 @@ class ConsoleApp:
         secure: bool,
     ) -> Reply:
         config = self.config()
-        path = raw_target.partition(b"?")[0].decode("latin-1")
+        raw_path, _, raw_query = raw_target.partition(b"?")
+        path = raw_path.decode("latin-1")
         if not config.management.enabled:
             return self._error(
                 None, 404, "Not found", "The console is turned off (management.enabled: false)."
@@ -185,12 +211,18 @@ class ConsoleApp:
             config,
             management,
             parse_cookies(headers),
+            _query(raw_query),
         )
         if len(body) > MAX_FORM:
             return self._error(None, 413, "Too large", "The form is larger than the console reads.")
-        pages = [p for p in ROUTES if p.path == path]
-        page = next(
-            (p for p in pages if p.method == method or (method == "HEAD" and p.method == "GET")), None
+        pages = [(p, found) for p in ROUTES if (found := p.match(path)) is not None]
+        page, request.params = next(
+            (
+                (p, found)
+                for p, found in pages
+                if p.method == method or (method == "HEAD" and p.method == "GET")
+            ),
+            (None, {}),
         )
         if page is None or not page.public:
             self.resume(request)
@@ -199,7 +231,7 @@ class ConsoleApp:
         if page is None:
             if pages:
                 reply = self._error(request, 405, "Method not allowed", f"{method} is not allowed here.")
-                reply.headers.append(("Allow", ", ".join(sorted({p.method for p in pages}))))
+                reply.headers.append(("Allow", ", ".join(sorted({p.method for p, _ in pages}))))
                 return reply
             return self._error(request, 404, "Not found", "There is no console page at this address.")
         if method == "POST":
@@ -278,6 +310,8 @@ class ConsoleApp:
             "signed_in": request.caller.arn if request is not None and request.caller is not None else None,
             "csrf": request.session.csrf if request is not None and request.session is not None else "",
             "no_store": request is not None and request.management is None,
+            "screens": SCREENS,
+            "current": request.path if request is not None else "",
         }
         return Reply(
             status, self.templates.render(name, **common, **values), [("Cache-Control", "no-store")], HTML
@@ -295,6 +329,15 @@ class ConsoleApp:
         return Reply(
             200, found.body, [("Cache-Control", "no-cache"), ("ETag", found.etag)], found.content_type
         )
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """A query string's parameters (the first value of each); {} when it cannot be read."""
+    try:
+        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {name: values[0] for name, values in fields.items() if values}
 
 
 def _redirect(location: str, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -370,6 +413,9 @@ async def _signout(app: ConsoleApp, request: Request) -> Reply:
     app.sessions.close(request.session.id)
     return _redirect(PREFIX + "/signin", [cookie_header(COOKIE, "", max_age=0, secure=request.secure)])
 
+
+# The screens in the bar at the top of every signed-in page: (title, address).
+SCREENS: tuple[tuple[str, str], ...] = (("Overview", PREFIX + "/"),)
 
 ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX, _root),

@@ -13,22 +13,16 @@ A part the caller may not read is ``None`` (the page says so): never its data.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
 
 import iamgate
 from iamgate import _compiled
 from iamgate.config.model import GatewayConfig
+from iamgate.console.calls import all_items, get, gone_is_empty, may
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
-from iamgate.management.core import ApiError, Call
-from iamgate.management.router import Matched
 
 __all__ = ["ApiRow", "DeploymentRow", "Overview", "StageRow", "read_overview", "store_kind"]
-
-PAGE = "500"  # the largest page the management API serves
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,76 +95,14 @@ def _date(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _may(caller: access.Caller, path: str) -> bool:
-    try:
-        access.authorize(caller, "apigateway:GET", path)
-    except ApiError:
-        return False
-    return True
-
-
-async def _get(management: ManagementApp, caller: access.Caller, path: str, query: Mapping[str, str]) -> Any:
-    """One GET of the management API by ``caller`` (authorized already), through its router and
-    handler; the reply's JSON body."""
-    raw = "/".join(quote(part, safe="") for part in path.split("/"))
-    params = {k: [v] for k, v in query.items()}
-    found = management.router.match("GET", raw, params)
-    if not isinstance(found, Matched):
-        raise ApiError(404, "NotFoundException", f"no management operation GET {path}")
-    call = Call(
-        method="GET",
-        path=path,
-        params=found.params,
-        query=params,
-        headers={},
-        body=b"",
-        store=management.store,
-        gateway=management.context,
-        caller=caller.arn,
-    )
-    undo = access.serve_as(caller)
-    try:
-        reply = await found.route.handler(call)
-    finally:
-        undo()
-    if reply.status >= 400 or not isinstance(reply.body, dict):
-        message = reply.body.get("message", "") if isinstance(reply.body, dict) else ""
-        raise ApiError(reply.status if reply.status >= 400 else 500, "ConsoleReadError", str(message))
-    return reply.body
-
-
-async def _all(management: ManagementApp, caller: access.Caller, path: str) -> list[dict[str, Any]]:
-    """Every item of a paged list, following ``position``."""
-    items: list[dict[str, Any]] = []
-    query = {"limit": PAGE}
-    for _ in range(1000):  # bounded: a position that never ends the list cannot loop forever
-        body = await _get(management, caller, path, query)
-        items.extend(body.get("item", []))
-        position = body.get("position")
-        if not position:
-            break
-        query = {"limit": PAGE, "position": position}
-    return items
-
-
-async def _gone_is_empty(read: Awaitable[Any]) -> Any:
-    """What ``read`` returns; an empty answer when the API was deleted since it was listed."""
-    try:
-        return await read
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        return {}
-
-
 async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple[ApiRow, ...]:
     rows: list[ApiRow] = []
-    for api in await _all(management, caller, "/restapis"):
+    for api in await all_items(management, caller, "/restapis"):
         api_id = str(api.get("id", ""))
         stages: tuple[StageRow, ...] | None = None
         deployments: tuple[DeploymentRow, ...] | None = None
-        if _may(caller, f"/restapis/{api_id}/stages"):
-            body = await _gone_is_empty(_get(management, caller, f"/restapis/{api_id}/stages", {}))
+        if may(caller, f"/restapis/{api_id}/stages"):
+            body = await gone_is_empty(get(management, caller, f"/restapis/{api_id}/stages", {}))
             stages = tuple(
                 sorted(
                     (
@@ -182,12 +114,12 @@ async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple
                     key=lambda s: s.name,
                 )
             )
-        if _may(caller, f"/restapis/{api_id}/deployments"):
+        if may(caller, f"/restapis/{api_id}/deployments"):
             deployments = tuple(
                 DeploymentRow(
                     str(d.get("id", "")), str(d.get("description", "")), _date(d.get("createdDate"))
                 )
-                for d in (await _gone_is_empty(_all(management, caller, f"/restapis/{api_id}/deployments")))
+                for d in await gone_is_empty(all_items(management, caller, f"/restapis/{api_id}/deployments"))
             )
         endpoint = api.get("endpointConfiguration", {}).get("types", [""])
         rows.append(
@@ -208,7 +140,7 @@ def _from_config(config: GatewayConfig, caller: access.Caller) -> tuple[ApiRow, 
     written)."""
     by_id: dict[str, ApiRow] = {}
     for api in config.apis:
-        may_stages = _may(caller, f"/restapis/{api.id}/stages")
+        may_stages = may(caller, f"/restapis/{api.id}/stages")
         stages = tuple(StageRow(name, api.deployment) for name in sorted(api.stages)) if may_stages else None
         known = by_id.get(api.id)
         if known is not None and known.stages is not None and stages is not None:
