@@ -6,6 +6,7 @@ import click
 
 from iamgate import __version__
 from iamgate._compiled import state as compiled_state
+from iamgate.cli.console import console
 from iamgate.cli.manage import apply, export
 from iamgate.cli.policy import policy
 from iamgate.cli.policy_lint import lint
@@ -32,6 +33,7 @@ cli.add_command(config_group)
 cli.add_command(usage)
 cli.add_command(apply)
 cli.add_command(export)
+cli.add_command(console)
 
 
 def main() -> None:

@@ -398,7 +398,7 @@ def _console_user(
             f"{p}/{next(k for k in um if k.startswith('password_hash'))}",
             "the password hash is not an argon2 hash",
             "an argon2 PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash), made with "
-            'python -c "import argon2, getpass; print(argon2.PasswordHasher().hash(getpass.getpass()))"',
+            "iamgate console hash-password",
         )
         return
     if name is None or hashed is None or owner is None:

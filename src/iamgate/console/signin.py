@@ -21,7 +21,7 @@ import argon2
 
 from iamgate.auth.identities import Identity, IdentityStore
 
-__all__ = ["MAX_FIELD", "check_credentials", "check_password"]
+__all__ = ["MAX_FIELD", "check_credentials", "check_password", "hash_password", "password_problem"]
 
 MAX_FIELD = 256  # longest access key id or secret read from the form
 _DUMMY = "iamgate-console-dummy-secret-never-matches-anything-0000000000"
@@ -57,6 +57,27 @@ def check_credentials(
 @functools.cache
 def _hasher() -> argon2.PasswordHasher:
     return argon2.PasswordHasher()
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be a console user's (the sign-in form reads at most
+    :data:`MAX_FIELD` characters), or None."""
+    if not password:
+        return "the password is empty"
+    if len(password) > MAX_FIELD:
+        return f"the password is longer than {MAX_FIELD} characters, the most the sign-in form reads"
+    if password != password.strip():
+        return "the password starts or ends with white space (a copy-and-paste slip?)"
+    return None
+
+
+def hash_password(password: str) -> str:
+    """The argon2 hash (PHC string) of a console user's password, made with the parameters sign-in
+    verifies with; ValueError naming the problem for a password that could never sign in."""
+    problem = password_problem(password)
+    if problem is not None:
+        raise ValueError(problem)
+    return _hasher().hash(password)
 
 
 @functools.cache
