@@ -25,6 +25,7 @@ from iamgate.auth.sigv4 import SignatureError, SignedRequest, covered_path, is_s
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import NEED_BODY, StageResult, after
+from iamgate.pipeline.request_keys import fill
 from iamgate.pipeline.stages import resolve
 from iamgate.policy import Decision, DecisionEffect, Request
 
@@ -178,10 +179,33 @@ def _resource_decision(ex: Exchange, principal: str | None) -> Decision | None:
     return decision
 
 
+def _needs_authorizer(keys: tuple[str, ...], api_key_source: str) -> bool:
+    """Whether some of these ``iamgate:`` keys are known only once the authorizer has answered."""
+    for key in keys:
+        if key.startswith("iamgate:authorizercontext/"):
+            return True
+        if key == "iamgate:apikeyid" and api_key_source == "AUTHORIZER":
+            return True
+    return False
+
+
 def _custom(ex: Exchange) -> StageResult:
     """Phase 1: an explicit deny in the resource policy stops the request before the authorizer
-    runs (it costs nothing); an allow does not skip the authorizer."""
-    decision = _resource_decision(ex, None)
+    runs (it costs nothing); an allow does not skip the authorizer. A policy that reads what only
+    the authorizer's answer gives (``iamgate:AuthorizerContext/...``) is decided after it, once."""
+    api = ex.api
+    assert api is not None
+    decision: Decision | None = None
+    policy = api.policy
+    if policy is not None and policy.extension_keys:
+        if _needs_authorizer(policy.extension_keys, api.api_key_source):
+            policy = None  # no pre-check: decided in authorize with the authorizer's context
+        else:
+            refused = fill(ex, policy.extension_keys, policy.single_valued_keys)
+            if refused is not None:
+                return refused
+    if policy is not None:
+        decision = _resource_decision(ex, None)
     if decision is not None and decision.effect is DecisionEffect.EXPLICIT_DENY:
         if ex.policy_mode == "report":
             ex.would_deny = True
@@ -268,6 +292,10 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     kind = route.authorization
     settings = ex.snapshot.settings
     judge: Callable[[Decision | None], combine.Outcome]
+    if api.policy is not None and api.policy.extension_keys:
+        refused = fill(ex, api.policy.extension_keys, api.policy.single_valued_keys)
+        if refused is not None:
+            return refused
     if kind == "NONE":
         resource = _resource_decision(ex, None)
         if resource is None or resource.effect is _ALLOW:
@@ -277,6 +305,11 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     elif kind == "AWS_IAM":
         identity = ex.identity
         assert identity is not None
+        for own in identity.principal.policies:
+            if own.extension_keys:
+                refused = fill(ex, own.extension_keys, own.single_valued_keys)
+                if refused is not None:
+                    return refused
         request = Request(identity.caller_arn, ACTION, ex.arn, ex.context)
         resource = _resource_decision(ex, identity.caller_arn)
         caller_side = ex.identity_decision = identity_decision(identity, request)
@@ -294,9 +327,16 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     elif kind == "CUSTOM":
         result = ex.authorizer
         assert result is not None
+        if result.policy.extension_keys:
+            refused = fill(ex, result.policy.extension_keys, result.policy.single_valued_keys)
+            if refused is not None:
+                return refused
         auth_decision = result.policy.evaluate(Request(None, ACTION, ex.arn, ex.context))
         ex.identity_decision = auth_decision
-        resource = ex.decision if api.policy is not None else None
+        if api.policy is not None and _needs_authorizer(api.policy.extension_keys, api.api_key_source):
+            resource = _resource_decision(ex, None)  # not decided before the authorizer ran
+        else:
+            resource = ex.decision if api.policy is not None else None
 
         def judge(rp: Decision | None) -> combine.Outcome:
             return combine.custom(auth_decision, rp)
