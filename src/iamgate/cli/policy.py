@@ -359,9 +359,9 @@ def simulate(
         http_method=method.upper() if method else None,
         resource_path=resource_path,
     )
-    for key, value in extra.items():
+    for key, found in extra.items():
         if key not in lowered:  # --context wins
-            ctx[key] = list(value) if isinstance(value, tuple) else value
+            ctx[key] = list(found) if isinstance(found, tuple) else found
     request = Request.build(principal, action, resource, ctx)
     decision = prepared.policy.evaluate(request, explain=True)
     if as_json:
