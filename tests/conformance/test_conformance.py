@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iamgate.cases import build_request, read_cases, run_case
+from iamgate.cases import build_request, read_cases, run_case, with_extension_keys
 from iamgate.policy import ApiRef, prepare, reference
 from tests.conftest import CONFORMANCE, CORPUS_FILES, VECTOR_FILES
 from tests.policy.agreement import assert_decide_agrees
@@ -63,6 +63,7 @@ def test_case(path: Path, case) -> None:
     prepared = prepare(source, api=api)
     assert prepared.ast is not None
     assert prepared.policy is not None
+    request = with_extension_keys(request, case.request, prepared.policy.extension_keys)
     ref = reference.evaluate(prepared.ast, request, (api.region, api.account, api.api_id) if api else None)
     assert ref.effect.value == case.expect
     explained = prepared.policy.evaluate(request, explain=True)
