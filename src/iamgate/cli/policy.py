@@ -101,6 +101,7 @@ def validate(
             strict=strict,
             api=api,
             strict_aws=strict_aws,
+            aws_notes=True,
         )
         diags = [d.with_source(name) for d in diags]
         errors = sum(d.is_error for d in diags)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import parse_qsl
 
+from iamgate.auth.jwt import JwtClaims
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.policy.extension_keys import claim_values, condition_text
@@ -81,7 +82,8 @@ def _value(ex: Exchange, key: str) -> str | tuple[str, ...] | None:
         name = key[len(_PATH) :]
         return next((v for k, v in (ex.params or {}).items() if k.lower() == name), None)
     if key.startswith(_CLAIM):
-        return claim_values(ex.claims, key[len(_CLAIM) :])
+        verified = ex.claims
+        return claim_values(verified.claims, key[len(_CLAIM) :]) if isinstance(verified, JwtClaims) else None
     if key.startswith(_AUTHORIZER):
         if ex.authorizer is None:
             return None

@@ -62,9 +62,12 @@ _STRICT = frozenset(
 
 
 class _Validator:
-    def __init__(self, strict: bool, api: ApiRef | None, strict_aws: bool = False) -> None:
+    def __init__(
+        self, strict: bool, api: ApiRef | None, strict_aws: bool = False, aws_notes: bool = False
+    ) -> None:
         self.strict = strict
         self.strict_aws = strict_aws
+        self.aws_notes = aws_notes
         self.api = api
         self.diags: list[Diagnostic] = []
 
@@ -395,6 +398,8 @@ class _Validator:
                 "--strict-aws refuses iamgate's keys: drop it, or validate without --strict-aws",
             )
             return
+        if not self.aws_notes:
+            return
         # what the clause is where the key is absent, as it always is on AWS: the same Atom the
         # evaluator builds, given a context without it
         variables = policy.variables_enabled and clause.operator.variables
@@ -430,11 +435,18 @@ def _arn_like(text: str) -> bool:
 
 
 def validate(
-    policy: Policy, *, strict: bool = False, api: ApiRef | None = None, strict_aws: bool = False
+    policy: Policy,
+    *,
+    strict: bool = False,
+    api: ApiRef | None = None,
+    strict_aws: bool = False,
+    aws_notes: bool = False,
 ) -> list[Diagnostic]:
     """Every problem in ``policy``'s values; ``api`` (the API it is attached to, when known)
     also reports resources that name another API; ``strict_aws`` refuses iamgate's own
-    condition keys (``iamgate:...``), which AWS does not have."""
-    v = _Validator(strict, api, strict_aws)
+    condition keys (``iamgate:...``), which AWS does not have, and ``aws_notes`` says for each
+    condition on one what AWS would make of it (``iamgate policy validate`` asks for them; a
+    gateway loading its configuration does not)."""
+    v = _Validator(strict, api, strict_aws, aws_notes)
     v.policy(policy)
     return v.diags
