@@ -11,6 +11,10 @@ docs/policy-semantics.md): ``headers``, ``query``, ``path_parameters``, ``author
 ``client_cert`` (``subjectDN``, ``issuerDN``, ``serialNumber``, ``SAN``), ``api_key_id``,
 ``stage``, ``http_method``, ``resource_path``. A key also given in ``context`` keeps that value.
 
+``stage_policy`` and ``route_policy`` (objects or JSON text) are a stage's and a route's own
+policies (iamgate's extension): the case is decided by all of them together, as the gateway
+does (each must allow; any explicit deny denies), and its result names the one that decided.
+
 ``policy_file`` (a path relative to the case file) may replace ``policy``. A policy written
 with the ``execute-api:/`` shorthand expands with the API of the request's resource ARN (or the
 API given on the command line). ``aws:PrincipalArn`` and ``aws:PrincipalAccount`` are derived
@@ -20,12 +24,14 @@ duplicate key inside them is caught and every diagnostic points at the line and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .policy import ApiRef, Decision, Diagnostic, Location, Request, Severity, prepare
 from .policy._json import JsonNode, LineIndex, read_json
+from .policy.decision import combine_policies
 from .policy.extension_keys import extension_context
 
 __all__ = [
@@ -53,6 +59,8 @@ class Case:
     policy_problems: tuple[Diagnostic, ...]  # duplicate keys inside an object-form policy
     lines: LineIndex | None = None
     policy_source: str | None = None  # the policy_file path, when the policy comes from one
+    # a stage's and a route's own policies (iamgate's extension): ("stage" | "route", policy)
+    scoped: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +70,18 @@ class CaseResult:
     result: Decision | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
     explained: Decision | None = None
+    policy: str | None = None  # with stage/route policies: the one that decided a denial
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "name": self.case.name,
             "decision": self.decision,
             "statements": [r.to_dict() for r in self.result.determining] if self.result else [],
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
+        if self.case.scoped:
+            out["policy"] = self.policy
+        return out
 
 
 def _problem(code: str, line: int, message: str, source: str | None) -> Diagnostic:
@@ -135,6 +147,22 @@ def read_cases(text: str, *, source: str | None = None, base: Path | None = None
                     "cases.missing-policy", number, "the case has neither policy nor policy_file", source
                 )
             )
+        scoped: list[tuple[str, object]] = []
+        for label in ("stage", "route"):
+            given = members.get(f"{label}_policy")
+            if given is None:
+                continue
+            if given.kind in ("object", "string"):
+                scoped.append((label, given.to_python()))
+            else:
+                problems.append(
+                    _problem(
+                        "cases.invalid-policy",
+                        number,
+                        f"{label}_policy must be a policy (an object or JSON text)",
+                        source,
+                    )
+                )
         request: dict[str, object] | None = None
         if "request" in members:
             raw_request = members["request"].to_python()
@@ -163,6 +191,7 @@ def read_cases(text: str, *, source: str | None = None, base: Path | None = None
             policy_problems,
             result.lines,
             policy_source,
+            tuple(scoped),
         )
 
 
@@ -297,4 +326,17 @@ def run_case(
     request = with_extension_keys(request, case.request, prepared.policy.extension_keys)
     decision = prepared.policy.evaluate(request)
     explained = prepared.policy.evaluate(request, explain=True) if explain else None
-    return CaseResult(case, decision.effect.value, decision, diags, explained)
+    if not case.scoped:
+        return CaseResult(case, decision.effect.value, decision, diags, explained)
+    layers: list[tuple[str, Decision]] = [("api", decision)]
+    for label, raw in case.scoped:
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        layer = prepare(text, api=api, max_chars=max_chars, source_name=f"{label}_policy")
+        diags = (*diags, *(d for d in layer.diagnostics if not guessed or d.code != OTHER_API))
+        if layer.policy is None:
+            return CaseResult(case, "Invalid", None, diags)
+        asked = with_extension_keys(request, case.request, layer.policy.extension_keys)
+        layers.append((label, layer.policy.evaluate(asked)))
+    effect, decided_by = combine_policies(layers)
+    deciding = dict(layers)[decided_by] if decided_by is not None else decision
+    return CaseResult(case, effect.value, deciding, diags, explained, decided_by)

@@ -33,7 +33,8 @@ from iamgate.cli.flags import (
     resource_problem,
     stage_problem,
 )
-from iamgate.policy import ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
+from iamgate.policy import ApiRef, Decision, Diagnostic, PolicyKind, Prepared, Request, prepare, read_document
+from iamgate.policy.decision import combine_policies
 from iamgate.policy.explain import render_decision, summary
 from iamgate.policy.extension_keys import extension_context
 
@@ -252,6 +253,18 @@ def _emit(stream: IO[str], result: CaseResult) -> None:
 @click.option(
     "--resource-path", metavar="TEMPLATE", help="iamgate:ResourcePath, the route's path (/pets/{id})."
 )
+@click.option(
+    "--stage-policy",
+    "stage_policy_path",
+    metavar="FILE",
+    help="The stage's own policy: it must allow too (iamgate's extension).",
+)
+@click.option(
+    "--route-policy",
+    "route_policy_path",
+    metavar="FILE",
+    help="The route's own policy: it must allow too (iamgate's extension).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the decision and the trace.")
 @max_chars_option
 def simulate(
@@ -279,6 +292,8 @@ def simulate(
     client_cert_serial: str | None,
     client_cert_sans: tuple[str, ...],
     resource_path: str | None,
+    stage_policy_path: str | None,
+    route_policy_path: str | None,
     as_json: bool,
     max_chars: int,
 ) -> None:
@@ -332,10 +347,16 @@ def simulate(
         ctx["aws:EpochTime"] = str(int(now))
     if "aws:securetransport" not in lowered:
         ctx["aws:SecureTransport"] = "true"
-    prepared = prepare(data, api=api, max_chars=max_chars_limit(max_chars), source_name=name)
-    if prepared.policy is None:
-        _print_invalid(prepared.diagnostics, as_json)
-        sys.exit(1)
+    layers: list[tuple[str, Prepared]] = []
+    for label, path in (("api", policy_path), ("stage", stage_policy_path), ("route", route_policy_path)):
+        if path is None:
+            continue
+        layer_data, layer_name = (data, name) if label == "api" else read_input(path)
+        prepared = prepare(layer_data, api=api, max_chars=max_chars_limit(max_chars), source_name=layer_name)
+        if prepared.policy is None:
+            _print_invalid(prepared.diagnostics, as_json)
+            sys.exit(1)
+        layers.append((label, prepared))
     claims = _claims(claims_json, claim_pairs)
     cert: dict[str, object] = {}
     for field_name, value in (
@@ -347,8 +368,9 @@ def simulate(
             cert[field_name] = value
     if client_cert_sans:
         cert["SAN"] = list(client_cert_sans)
+    keys = sorted({k for _, p in layers if p.policy is not None for k in p.policy.extension_keys})
     extra = extension_context(
-        prepared.policy.extension_keys,
+        keys,
         headers=_named(headers, "--header"),
         query=_named(queries, "--query"),
         path_parameters=_named(path_params, "--path-param"),
@@ -364,25 +386,56 @@ def simulate(
         if key not in lowered:  # --context wins
             ctx[key] = list(found) if isinstance(found, tuple) else found
     request = Request.build(principal, action, resource, ctx)
-    decision = prepared.policy.evaluate(request, explain=True)
-    if as_json:
-        payload = {
-            "request": {
-                "principal": principal,
-                "action": action,
-                "resource": request.resource,
-                "context": dict(request.context),
-            },
-            **decision.to_dict(),
-        }
-        payload["diagnostics"] = [d.to_dict() for d in prepared.diagnostics]
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    decisions: list[tuple[str, Decision]] = []
+    for label, prepared in layers:
+        assert prepared.policy is not None  # invalid ones ended the command above
+        decisions.append((label, prepared.policy.evaluate(request, explain=True)))
+    diagnostics = [d for _, p in layers for d in p.diagnostics]
+    asked = {
+        "principal": principal,
+        "action": action,
+        "resource": request.resource,
+        "context": dict(request.context),
+    }
+    if len(decisions) == 1:  # the resource policy alone: as it always was
+        decision = decisions[0][1]
+        if as_json:
+            payload = {"request": asked, **decision.to_dict()}
+            payload["diagnostics"] = [d.to_dict() for d in diagnostics]
+            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+            return
+        for d in diagnostics:
+            click.echo(d.render(), err=True)
+        click.echo(f"Request: {principal or 'anonymous'} {action} {request.resource}")
+        click.echo(render_decision(decision))
         return
-    for d in prepared.diagnostics:
+    effect, decided_by = combine_policies(decisions)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "request": asked,
+                    "decision": effect.value,
+                    "policy": decided_by,
+                    "policies": [{"policy": label, **d.to_dict()} for label, d in decisions],
+                    "diagnostics": [d.to_dict() for d in diagnostics],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for d in diagnostics:
         click.echo(d.render(), err=True)
-    who = principal or "anonymous"
-    click.echo(f"Request: {who} {action} {request.resource}")
-    click.echo(render_decision(decision))
+    click.echo(f"Request: {principal or 'anonymous'} {action} {request.resource}")
+    for label, decision in decisions:
+        click.echo(f"\n== the {label} policy ==")
+        click.echo(render_decision(decision))
+    verdict = effect.value
+    if decided_by is not None:
+        deciding = dict(decisions)[decided_by]
+        verdict += f": decided by the {decided_by} policy ({summary(deciding)})"
+    click.echo(f"\nDecision of all policies: {verdict}")
 
 
 def _print_invalid(diags: tuple[Diagnostic, ...], as_json: bool) -> None:
