@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.auth_support import Response, send
+from tests.gateway.auth_support import Keys, Response, send, send_signed, sign
 from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for_log
 
 API = "scopedapi1"
@@ -183,3 +183,77 @@ def test_a_route_without_its_own_policy_logs_as_before(world: tuple[Gateway, Bac
     assert "decision.policies" not in logged
     assert "decision.policy" not in logged
     assert logged["decision.statements"] == ["#0 (Everyone)"]
+
+
+# --- SigV4 callers: the route's policy is a gate of its own, beside Tables A and B -------------------
+ALICE = Keys("AKIASCOPEDALICE00001", "alice/Secret+Key000000000000000000000001")
+BOB = Keys("AKIASCOPEDBOB0000001", "bob/Secret+Key00000000000000000000000002")
+IAM_API = "iamscoped1"
+
+
+def _user(name: str) -> dict[str, Any]:
+    allow_all = _policy({"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"})
+    return {"arn": f"arn:aws:iam::{ACCOUNT}:user/{name}", "policies": [allow_all]}
+
+
+def _alice_only() -> dict[str, Any]:
+    statement = _statement("Allow", "execute-api:/*", sid="AliceOnly")
+    statement["Principal"] = {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}
+    return _policy(statement)
+
+
+@pytest.fixture(scope="module")
+def iam_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Backend]]:
+    backend = Backend().start()
+    route = {"authorization": "AWS_IAM"}
+    config = {
+        "gateway": {"region": "us-east-1", "account_id": ACCOUNT},
+        "identities": {
+            "users": [_user("alice"), _user("bob")],
+            "access_keys": [
+                {"id": k.access_key, "secret": k.secret, "owner": f"arn:aws:iam::{ACCOUNT}:user/{n}"}
+                for k, n in ((ALICE, "alice"), (BOB, "bob"))
+            ],
+        },
+        "apis": [
+            {
+                "id": IAM_API,
+                "stages": {"prod": {}},
+                "routes": [
+                    _route("/shared", backend, **route),
+                    _route("/alice", backend, **route, policy=_alice_only()),
+                ],
+            }
+        ],
+    }
+    try:
+        gw = start_gateway(tmp_path_factory.mktemp("scoped-iam"), config)
+    except Exception:
+        backend.stop()
+        raise
+    yield gw, backend
+    gw.stop()
+    backend.stop()
+
+
+def _signed(gw: Gateway, keys: Keys, path: str) -> Response:
+    signed = sign(keys, "GET", f"http://127.0.0.1:{gw.port}{path}", headers={"x-apigw-api-id": IAM_API})
+    return send_signed(gw.port, signed)
+
+
+def test_an_identity_allow_does_not_pass_a_route_policy_that_names_someone_else(
+    iam_world: tuple[Gateway, Backend],
+) -> None:
+    """Without an API policy, an IAM caller is allowed by its identity policy alone (Table A);
+    the route's policy is a further gate: it names alice, so bob is refused there only."""
+    gw, backend = iam_world
+    assert _signed(gw, BOB, "/prod/shared").status == 200
+    assert _signed(gw, ALICE, "/prod/alice").status == 200
+    before = len(backend.requests)
+    refused = _signed(gw, BOB, "/prod/alice")
+    assert refused.status == 403
+    assert f"User: arn:aws:iam::{ACCOUNT}:user/bob is not authorized" in refused.json()["Message"]
+    assert len(backend.requests) == before
+    logged = wait_for_log(gw, refused.request_id)
+    assert logged["decision.policy"] == "route:GET /alice"
+    assert logged["decision.caller"] == "Allow"  # the identity policy allowed
