@@ -82,7 +82,7 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
-def config_text(policy: str, log: str, log_path: str, throttle: str = "off") -> str:
+def config_text(policy: str, log: str, log_path: str, throttle: str = "off", route_policy: str = "none") -> str:
     import yaml
 
     top, stage = throttle_for(throttle)
@@ -100,6 +100,9 @@ def config_text(policy: str, log: str, log_path: str, throttle: str = "off") -> 
     doc = policy_for(policy)
     if doc is not None:
         api["policy"] = doc
+    own = policy_for(route_policy) if route_policy != "none" else None
+    if own is not None:  # the route's own policy (iamgate's extension): a further gate
+        api["routes"][0]["policy"] = own  # type: ignore[index]
     gateway = {
         "region": "us-east-1",
         "account_id": "123456789012",
@@ -116,10 +119,10 @@ def requests(paths: int) -> list[bytes]:
 
 
 async def run(
-    policy: str, log: str, n: int, rounds: int, throttle: str = "off", paths: int = 1
+    policy: str, log: str, n: int, rounds: int, throttle: str = "off", paths: int = 1, route_policy: str = "none"
 ) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
-        config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log", throttle))
+        config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log", throttle, route_policy))
         assert config is not None, [d.render() for d in diags]
         state = GatewayState(build_snapshot(config))
         down = DownstreamConnection(state)
@@ -167,8 +170,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--throttle", default="off", choices=["off", "memory", "redis"])
     parser.add_argument("--paths", type=int, default=1)
+    parser.add_argument(
+        "--route-policy", default="none", choices=["none", "allow-all", "localhost", "small", "large"]
+    )
     args = parser.parse_args()
-    results = uvloop.run(run(args.policy, args.log, args.n, args.rounds, args.throttle, args.paths))
+    results = uvloop.run(
+        run(args.policy, args.log, args.n, args.rounds, args.throttle, args.paths, args.route_policy)
+    )
     print(
         f"policy={args.policy} log={args.log} throttle={args.throttle} paths={args.paths} "
         f"per-request CPU: best {min(results):.1f} us, "

@@ -9,8 +9,9 @@ it hardly moves when the machine is busy, so small changes can be compared on a 
     python bench/instructions.py                       # allow-all/small/large x log on/off
     python bench/instructions.py --cases small:on small:off:memory -j 2
 
-A case is ``POLICY:LOG[:THROTTLE[:PATHS]]`` (PATHS: see hotpath.py's ``--paths``;
-``small:on:off:10000``: the small policy, every request on another path), or ``floor`` for
+A case is ``POLICY:LOG[:THROTTLE[:PATHS[:ROUTE_POLICY]]]`` (PATHS: see hotpath.py's ``--paths``;
+``small:on:off:10000``: the small policy, every request on another path; ROUTE_POLICY: the
+route's own policy, ``small:off:off:1:small``), or ``floor`` for
 ``bench/floor_proxy.py`` (the least a uvloop + httptools proxy does per request, same bytes in
 and out). ``PYTHONHASHSEED`` is fixed so dictionary layouts repeat.
 """
@@ -29,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CASES = [f"{p}:{log}" for p in ("allow-all", "small", "large") for log in ("on", "off")]
 
 
-def _count(policy: str, log: str, throttle: str, n: int, paths: str) -> int:
+def _count(policy: str, log: str, throttle: str, n: int, paths: str, route_policy: str = "none") -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
@@ -38,6 +39,8 @@ def _count(policy: str, log: str, throttle: str, n: int, paths: str) -> int:
         else:
             cmd += [str(HERE / "hotpath.py"), "--policy", policy, "--log", log, "--throttle", throttle]
             cmd += ["--paths", paths]
+            if route_policy != "none":
+                cmd += ["--route-policy", route_policy]
         cmd += ["-n", str(n), "--rounds", "1"]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         subprocess.run(cmd, check=True, capture_output=True, env=env)
@@ -51,7 +54,10 @@ def per_request(case: str, n1: int, n2: int) -> float:
     policy, log, *rest = [*case.split(":"), "off"] if case == "floor" else case.split(":")
     throttle = rest[0] if rest else "off"
     paths = rest[1] if len(rest) > 1 else "1"
-    return (_count(policy, log, throttle, n2, paths) - _count(policy, log, throttle, n1, paths)) / (n2 - n1)
+    own = rest[2] if len(rest) > 2 else "none"
+    return (_count(policy, log, throttle, n2, paths, own) - _count(policy, log, throttle, n1, paths, own)) / (
+        n2 - n1
+    )
 
 
 def main() -> None:

@@ -25,10 +25,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from iamgate.auth.identities import Identity
 from iamgate.config.model import GatewayConfig
+from iamgate.console.api_screen import deploy, read_api_screen, read_diff
 from iamgate.console.assets import StaticFile, Templates, load_static
 from iamgate.console.overview import read_overview
 from iamgate.console.ratelimit import SignInLimiter
@@ -61,6 +62,7 @@ MAX_FORM = 16 * 1024  # the largest form body the console reads
 HTML = "text/html; charset=utf-8"
 BAD_CREDENTIALS = "These credentials are not valid."
 ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")  # what a console user's name can never be
+STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
@@ -174,7 +176,7 @@ class ConsoleApp:
             reply = await self._handle(method, raw_target, headers, body, peer, management, secure)
         except Exception:
             log.exception("console request %s (%s %r) failed", request_id, method, raw_target[:200])
-            reply = self._error(
+            reply = self.error(
                 None, 500, "Something went wrong", f"The console failed (request {request_id})."
             )
         reply.headers.extend(SECURITY_HEADERS)
@@ -195,7 +197,7 @@ class ConsoleApp:
         raw_path, _, raw_query = raw_target.partition(b"?")
         path = raw_path.decode("latin-1")
         if not config.management.enabled:
-            return self._error(
+            return self.error(
                 None, 404, "Not found", "The console is turned off (management.enabled: false)."
             )
         if path.startswith(STATIC):
@@ -214,7 +216,7 @@ class ConsoleApp:
             _query(raw_query),
         )
         if len(body) > MAX_FORM:
-            return self._error(None, 413, "Too large", "The form is larger than the console reads.")
+            return self.error(None, 413, "Too large", "The form is larger than the console reads.")
         pages = [(p, found) for p in ROUTES if (found := p.match(path)) is not None]
         page, request.params = next(
             (
@@ -230,10 +232,10 @@ class ConsoleApp:
                 return self._no_session(request)
         if page is None:
             if pages:
-                reply = self._error(request, 405, "Method not allowed", f"{method} is not allowed here.")
+                reply = self.error(request, 405, "Method not allowed", f"{method} is not allowed here.")
                 reply.headers.append(("Allow", ", ".join(sorted({p.method for p, _ in pages}))))
                 return reply
-            return self._error(request, 404, "Not found", "There is no console page at this address.")
+            return self.error(request, 404, "Not found", "There is no console page at this address.")
         if method == "POST":
             refused = self._refuse_post(request, page)
             if refused is not None:
@@ -242,11 +244,11 @@ class ConsoleApp:
             return await page.handler(self, request)
         except ApiError as exc:
             if exc.status == 403:
-                return self._error(request, 403, "Not authorized", exc.message)
-            return self._error(request, exc.status, "The management API refused", exc.message)
+                return self.error(request, 403, "Not authorized", exc.message)
+            return self.error(request, exc.status, "The management API refused", exc.message)
         except StoreError as exc:
             log.error("console: the store failed: %s", exc)
-            return self._error(
+            return self.error(
                 request, 503, "The store is unavailable", "The store did not answer; try again."
             )
 
@@ -284,14 +286,14 @@ class ConsoleApp:
     def _no_session(self, request: Request) -> Reply:
         if request.method in ("GET", "HEAD"):
             return _redirect(PREFIX + "/signin")
-        return self._error(None, 403, "Signed out", "Your session has ended: sign in again.")
+        return self.error(None, 403, "Signed out", "Your session has ended: sign in again.")
 
     def _refuse_post(self, request: Request, page: Page) -> Reply | None:
         origin = request.header(b"origin")
         host = request.header(b"host")
         scheme = "https" if request.secure else "http"
         if origin is not None and (host is None or origin != f"{scheme}://{host}"):
-            return self._error(request, 403, "Refused", "The form was sent from another site.")
+            return self.error(request, 403, "Refused", "The form was sent from another site.")
         sent = request.form().get("csrf") or request.header(b"x-csrf-token")
         if page.public:  # the sign-in form: its token is also in a cookie (no session yet)
             expected = request.cookies.get(SIGNIN_COOKIE, "")
@@ -299,7 +301,7 @@ class ConsoleApp:
             assert request.session is not None  # non-public pages are reached with a session only
             expected = request.session.csrf
         if not same_token(sent, expected):
-            return self._error(
+            return self.error(
                 request, 403, "Refused", "The form's security token is missing or stale: reload the page."
             )
         return None
@@ -317,7 +319,7 @@ class ConsoleApp:
             status, self.templates.render(name, **common, **values), [("Cache-Control", "no-store")], HTML
         )
 
-    def _error(self, request: Request | None, status: int, title: str, message: str) -> Reply:
+    def error(self, request: Request | None, status: int, title: str, message: str) -> Reply:
         return self.render(request, "error.html", status, title=title, message=message, code=status)
 
     def _static(self, method: str, name: str) -> Reply:
@@ -347,6 +349,48 @@ def _redirect(location: str, headers: list[tuple[str, str]] | None = None) -> Re
 # --- pages ----------------------------------------------------------------------------------------
 async def _root(app: ConsoleApp, request: Request) -> Reply:
     return _redirect(PREFIX + "/")
+
+
+async def _api(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    api_id = request.params["api"]
+    screen = await read_api_screen(request.config, request.management, request.caller, api_id)
+    deployed = request.query.get("deployed", "")
+    return app.render(
+        request,
+        "api.html",
+        screen=screen,
+        deployed=deployed if re.fullmatch(r"[A-Za-z0-9]{1,32}", deployed) else "",
+        deployed_stage=request.query.get("stage", ""),
+    )
+
+
+async def _diff(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    if request.management is None:
+        return app.error(request, 404, "Not found", "Without a store there are no drafts to compare.")
+    stage = request.query.get("stage", "")
+    if not STAGE_NAME.fullmatch(stage):
+        return app.error(request, 400, "Which stage?", "Give a stage: ?stage=NAME (letters, digits, -, _).")
+    api_id = request.params["api"]
+    diff = await read_diff(request.management, request.caller, api_id, stage)
+    return app.render(request, "diff.html", diff=diff, api_id=api_id)
+
+
+async def _deploy(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    if request.management is None:
+        return app.error(request, 403, "Read-only", "This gateway has no store: nothing is deployed here.")
+    form = request.form()
+    stage = form.get("stage", "")
+    if not STAGE_NAME.fullmatch(stage):
+        return app.error(request, 400, "Which stage?", "A stage name is letters, digits, - and _ (to 128).")
+    api_id = request.params["api"]
+    description = form.get("description", "")[:1024]
+    created = await deploy(request.management, request.caller, api_id, stage, description)
+    log.info("console: %s deployed %s to %s/%s", request.caller.arn, created, api_id, stage)
+    target = f"{PREFIX}/apis/{quote(api_id, safe='')}?deployed={created}&stage={quote(stage, safe='')}"
+    return _redirect(target)
 
 
 async def _overview(app: ConsoleApp, request: Request) -> Reply:
@@ -423,4 +467,7 @@ ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX + "/signin", _signin_page, public=True),
     Page("POST", PREFIX + "/signin", _signin, public=True),
     Page("POST", PREFIX + "/signout", _signout),
+    Page("GET", PREFIX + "/apis/{api}", _api),
+    Page("GET", PREFIX + "/apis/{api}/diff", _diff),
+    Page("POST", PREFIX + "/apis/{api}/deploy", _deploy),
 )

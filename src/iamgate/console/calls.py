@@ -17,10 +17,13 @@ import orjson
 
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
+from iamgate.management.convert import draft_to_definition
 from iamgate.management.core import ApiError, Call
+from iamgate.management.drafts import read
 from iamgate.management.router import Matched
+from iamgate.store.base import Doc, Transaction
 
-__all__ = ["PAGE", "all_items", "call", "get", "gone_is_empty", "may"]
+__all__ = ["PAGE", "all_items", "call", "draft_and_deployed", "get", "gone_is_empty", "may"]
 
 PAGE = "500"  # the largest page the management API serves
 
@@ -104,3 +107,43 @@ async def gone_is_empty(read: Awaitable[Any]) -> Any:
         if exc.status != 404:
             raise
         return {}
+
+
+async def draft_and_deployed(
+    management: ManagementApp, caller: access.Caller, api_id: str, stage: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """The API's draft and the deployment ``stage`` serves, each as a configuration entry (what
+    a deployment stores), and that deployment's id; read as ``GetRestApi`` and ``GetStage`` would
+    be, after the same authorization. A draft that cannot be deployed yet is None."""
+    access.authorize(caller, "apigateway:GET", f"/restapis/{api_id}")
+    access.authorize(caller, "apigateway:GET", f"/restapis/{api_id}/stages/{stage}")
+    request = Call(
+        method="GET",
+        path=f"/restapis/{api_id}",
+        params={"restapi_id": api_id},
+        query={},
+        headers={},
+        body=b"",
+        store=management.store,
+        gateway=management.context,
+        caller=caller.arn,
+    )
+    settings = management.context.config().settings
+
+    def run(tx: Transaction, draft: Doc) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+        try:
+            drafted: dict[str, Any] | None = draft_to_definition(draft, settings)
+        except ApiError:
+            drafted = None
+        found = tx.get("stage", api_id, stage)
+        if found is None:
+            raise ApiError(404, "NotFoundException", f"Invalid stage identifier specified: {stage}")
+        deployment_id = str(found.get("deploymentId") or "")
+        deployment = tx.get("deployment", api_id, deployment_id) if deployment_id else None
+        return drafted, (deployment or {}).get("definition"), deployment_id
+
+    undo = access.serve_as(caller)
+    try:
+        return await read(request, api_id, run)
+    finally:
+        undo()

@@ -22,7 +22,7 @@ from iamgate.console.calls import all_items, get, gone_is_empty, may
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
 
-__all__ = ["ApiRow", "DeploymentRow", "Overview", "StageRow", "read_overview", "store_kind"]
+__all__ = ["ApiRow", "DeploymentRow", "Overview", "StageRow", "date_text", "read_overview", "store_kind"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ async def read_overview(
     )
 
 
-def _date(value: object) -> str:
+def date_text(value: object) -> str:
     """A deployment's ``createdDate`` (epoch seconds on the wire) as UTC text."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
@@ -117,7 +117,7 @@ async def _from_store(management: ManagementApp, caller: access.Caller) -> tuple
         if may(caller, f"/restapis/{api_id}/deployments"):
             deployments = tuple(
                 DeploymentRow(
-                    str(d.get("id", "")), str(d.get("description", "")), _date(d.get("createdDate"))
+                    str(d.get("id", "")), str(d.get("description", "")), date_text(d.get("createdDate"))
                 )
                 for d in await gone_is_empty(all_items(management, caller, f"/restapis/{api_id}/deployments"))
             )
