@@ -32,6 +32,7 @@ from iamgate.config.model import GatewayConfig
 from iamgate.console.api_screen import deploy, read_api_screen, read_diff
 from iamgate.console.assets import StaticFile, Templates, load_static
 from iamgate.console.overview import read_overview
+from iamgate.console.policy_editor import StaleDraft, Stored, check, read_stored, save
 from iamgate.console.ratelimit import SignInLimiter
 from iamgate.console.sessions import (
     ACCESS_KEY,
@@ -58,7 +59,7 @@ log = logging.getLogger("iamgate.console")
 
 PREFIX = "/console"
 STATIC = PREFIX + "/static/"
-MAX_FORM = 16 * 1024  # the largest form body the console reads
+MAX_FORM = 256 * 1024  # the largest form body the console reads (a policy is up to 64 KiB, escaped)
 HTML = "text/html; charset=utf-8"
 BAD_CREDENTIALS = "These credentials are not valid."
 ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")  # what a console user's name can never be
@@ -393,6 +394,102 @@ async def _deploy(app: ConsoleApp, request: Request) -> Reply:
     return _redirect(target)
 
 
+def _editor(
+    app: ConsoleApp,
+    request: Request,
+    stored: Stored,
+    *,
+    text: str | None = None,
+    mode: str | None = None,
+    version: str | None = None,
+    status: int = 200,
+    problem: str = "",
+    stale: Stored | None = None,
+) -> Reply:
+    shown = stored.text if text is None else text
+    result = check(shown, request.config, stored.api_id, stored.endpoint_type)
+    deployed = request.query.get("deployed", "")
+    return app.render(
+        request,
+        "policy.html",
+        status,
+        stored=stored,
+        text=shown,
+        mode=mode or stored.mode,
+        version=version or stored.version,
+        result=result,
+        read_only=request.management is None,
+        saved=request.query.get("saved") == "1",
+        deployed=deployed if STAGE_NAME.fullmatch(deployed) else "",
+        stage=request.query.get("stage", "prod")
+        if STAGE_NAME.fullmatch(request.query.get("stage", "prod"))
+        else "prod",
+        problem=problem,
+        stale=stale,
+    )
+
+
+async def _policy_page(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    stored = await read_stored(request.config, request.management, request.caller, request.params["api"])
+    return _editor(app, request, stored)
+
+
+async def _policy_check(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    api_id = request.params["api"]
+    access.authorize(request.caller, "apigateway:GET", f"/restapis/{api_id}")
+    text = request.form().get("policy", "")
+    endpoint = "REGIONAL"
+    if request.management is None:
+        entry = next((a for a in request.config.apis if a.id == api_id), None)
+        endpoint = entry.endpoint_type if entry is not None else endpoint
+    result = check(text, request.config, api_id, endpoint)
+    return app.render(request, "policy_check.html", result=result)
+
+
+async def _policy_save(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    api_id = request.params["api"]
+    if request.management is None:
+        return app.error(request, 403, "Read-only", "This gateway has no store: change the file and reload.")
+    form = request.form()
+    text, version = form.get("policy", ""), form.get("version", "")
+    mode = "report" if form.get("mode") == "report" else "enforce"
+    stage = form.get("stage", "")
+    deploying = form.get("action") == "deploy"
+    if deploying and not STAGE_NAME.fullmatch(stage):
+        stored = await read_stored(request.config, request.management, request.caller, api_id)
+        return _editor(
+            app,
+            request,
+            stored,
+            text=text,
+            mode=mode,
+            version=version,
+            status=400,
+            problem="Which stage? A stage name is letters, digits, - and _.",
+        )
+    try:
+        await save(request.management, request.caller, request.config, api_id, text, mode, version)
+    except StaleDraft as exc:
+        # the form now carries the current version: saving again, on purpose, goes through
+        return _editor(app, request, exc.current, text=text, mode=mode, status=409, stale=exc.current)
+    except ApiError as exc:
+        if exc.status == 403:
+            raise
+        stored = await read_stored(request.config, request.management, request.caller, api_id)
+        return _editor(
+            app, request, stored, text=text, mode=mode, version=version, status=400, problem=exc.message
+        )
+    target = f"{PREFIX}/apis/{quote(api_id, safe='')}/policy?saved=1"
+    if deploying:
+        await deploy(request.management, request.caller, api_id, stage, "from the console's policy editor")
+        target += f"&deployed={quote(stage, safe='')}&stage={quote(stage, safe='')}"
+    log.info("console: %s saved the policy of %s", request.caller.arn, api_id)
+    return _redirect(target)
+
+
 async def _overview(app: ConsoleApp, request: Request) -> Reply:
     assert request.caller is not None
     overview = await read_overview(request.config, request.management, request.caller)
@@ -470,4 +567,7 @@ ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX + "/apis/{api}", _api),
     Page("GET", PREFIX + "/apis/{api}/diff", _diff),
     Page("POST", PREFIX + "/apis/{api}/deploy", _deploy),
+    Page("GET", PREFIX + "/apis/{api}/policy", _policy_page),
+    Page("POST", PREFIX + "/apis/{api}/policy", _policy_save),
+    Page("POST", PREFIX + "/apis/{api}/policy/check", _policy_check),
 )
