@@ -269,3 +269,18 @@ def test_simulate_refuses_a_bad_claims_flag(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--claims" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_string_equals_on_an_iamgate_key_is_indexed_and_memoised() -> None:
+    """The gateway's memoised entry covers StringEquals on iamgate: keys as on AWS's keys: the
+    decision depends on the key's value only, and is the same as the evaluator's."""
+    compiled = prepare(
+        _policy(_st("Allow", {"StringEquals": {"iamgate:JwtClaim/tenant": ["blue", "green"]}}))
+    ).policy
+    assert compiled is not None
+    assert compiled._memo_keys == ("iamgate:jwtclaim/tenant",)
+    arn = f"{ARN}/prod/GET/x"
+    for tenant, allowed in (("blue", True), ("green", True), ("red", False), ("BLUE", False)):
+        context = Request(None, "execute-api:Invoke", arn, {"iamgate:jwtclaim/tenant": tenant}).context
+        for _ in range(3):  # the third answer comes from the memo
+            assert compiled.decide(None, "execute-api:Invoke", arn, context).allowed is allowed
