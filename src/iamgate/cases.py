@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .policy import ApiRef, Decision, Diagnostic, Location, Request, Severity, prepare
@@ -39,9 +40,11 @@ __all__ = [
     "Case",
     "CaseResult",
     "build_request",
+    "method_arn",
     "read_cases",
     "run_case",
     "with_extension_keys",
+    "with_gateway_defaults",
 ]
 
 DECISIONS = ("Allow", "ExplicitDeny", "ImplicitDeny", "Invalid")
@@ -193,6 +196,26 @@ def read_cases(text: str, *, source: str | None = None, base: Path | None = None
             policy_source,
             tuple(scoped),
         )
+
+
+def method_arn(api: ApiRef, stage: str, method: str, path: str) -> str:
+    """The method ARN API Gateway evaluates: the root keeps its trailing slash."""
+    return f"{api.arn_prefix}/{stage}/{method.upper()}/{path.removeprefix('/')}"
+
+
+def with_gateway_defaults(context: dict[str, object], now: float) -> dict[str, object]:
+    """``context`` with the keys the gateway puts in every request and a request described by
+    hand leaves out (``iamgate policy simulate``, the console's playground): the current time
+    (``aws:CurrentTime``, ``aws:EpochTime``) and ``aws:SecureTransport=true``."""
+    out = dict(context)
+    lowered = {k.lower() for k in out}
+    if "aws:currenttime" not in lowered:
+        out["aws:CurrentTime"] = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "aws:epochtime" not in lowered:
+        out["aws:EpochTime"] = str(int(now))
+    if "aws:securetransport" not in lowered:
+        out["aws:SecureTransport"] = "true"
+    return out
 
 
 def build_request(raw: dict[str, object]) -> tuple[Request | None, str | None]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import click
 
-from iamgate.cases import CaseResult, read_cases, run_case
+from iamgate.cases import CaseResult, method_arn, read_cases, run_case, with_gateway_defaults
 from iamgate.cli.flags import (
     InputError,
     action_problem,
@@ -127,11 +126,6 @@ def validate(
 
 
 # --- simulate -----------------------------------------------------------------------------
-def method_arn(api: ApiRef, stage: str, method: str, path: str) -> str:
-    """The method ARN API Gateway evaluates: the root keeps its trailing slash."""
-    return f"{api.arn_prefix}/{stage}/{method.upper()}/{path.removeprefix('/')}"
-
-
 def _context(pairs: tuple[str, ...]) -> dict[str, object]:
     ctx: dict[str, object] = {}
     for pair in pairs:
@@ -340,13 +334,7 @@ def simulate(
         api = ApiRef.from_arn(resource)
     ctx = _context(contexts)
     lowered = {k.lower() for k in ctx}
-    now = time.time()
-    if "aws:currenttime" not in lowered:
-        ctx["aws:CurrentTime"] = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if "aws:epochtime" not in lowered:
-        ctx["aws:EpochTime"] = str(int(now))
-    if "aws:securetransport" not in lowered:
-        ctx["aws:SecureTransport"] = "true"
+    ctx = with_gateway_defaults(ctx, time.time())
     layers: list[tuple[str, Prepared]] = []
     for label, path in (("api", policy_path), ("stage", stage_policy_path), ("route", route_policy_path)):
         if path is None:

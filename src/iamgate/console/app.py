@@ -32,6 +32,7 @@ from iamgate.config.model import GatewayConfig
 from iamgate.console.api_screen import deploy, read_api_screen, read_diff
 from iamgate.console.assets import StaticFile, Templates, load_static
 from iamgate.console.overview import read_overview
+from iamgate.console.playground import decide, read_asked
 from iamgate.console.policy_editor import StaleDraft, Stored, check, read_stored, save
 from iamgate.console.ratelimit import SignInLimiter
 from iamgate.console.sessions import (
@@ -51,6 +52,7 @@ from iamgate.console.signin import MAX_FIELD, check_credentials, check_password
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import ApiError, Reply
+from iamgate.policy.names import HTTP_METHODS
 from iamgate.store.base import StoreError
 
 __all__ = ["PREFIX", "ROUTES", "ConsoleApp", "Page", "claims"]
@@ -490,6 +492,37 @@ async def _policy_save(app: ConsoleApp, request: Request) -> Reply:
     return _redirect(target)
 
 
+async def _playground(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    overview = await read_overview(request.config, request.management, request.caller)
+    apis = [(a.id, a.name) for a in overview.apis]
+    query = dict(request.query)
+    if not query.get("api") and apis:
+        query["api"] = apis[0][0]
+    asked = read_asked(query)
+    stages = next((tuple(s.name for s in a.stages or ()) for a in overview.apis if a.id == asked.api_id), ())
+    outcome = None
+    problem = ""
+    if asked.complete and "path" in request.query:
+        try:
+            outcome = await decide(request.config, request.management, request.caller, asked)
+        except ApiError as exc:
+            if exc.status == 403:
+                raise
+            problem = exc.message
+    return app.render(
+        request,
+        "playground.html",
+        400 if asked.problems else 200,
+        apis=apis,
+        stages=stages,
+        methods=HTTP_METHODS,
+        asked=asked,
+        outcome=outcome,
+        problem=problem,
+    )
+
+
 async def _overview(app: ConsoleApp, request: Request) -> Reply:
     assert request.caller is not None
     overview = await read_overview(request.config, request.management, request.caller)
@@ -556,7 +589,10 @@ async def _signout(app: ConsoleApp, request: Request) -> Reply:
 
 
 # The screens in the bar at the top of every signed-in page: (title, address).
-SCREENS: tuple[tuple[str, str], ...] = (("Overview", PREFIX + "/"),)
+SCREENS: tuple[tuple[str, str], ...] = (
+    ("Overview", PREFIX + "/"),
+    ("Playground", PREFIX + "/playground"),
+)
 
 ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX, _root),
@@ -570,4 +606,5 @@ ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX + "/apis/{api}/policy", _policy_page),
     Page("POST", PREFIX + "/apis/{api}/policy", _policy_save),
     Page("POST", PREFIX + "/apis/{api}/policy/check", _policy_check),
+    Page("GET", PREFIX + "/playground", _playground),
 )
