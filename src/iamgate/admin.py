@@ -394,6 +394,9 @@ class AdminServer:
         self.usage = usage
         self.management = management
         self.console = console
+        if console is not None:  # the usage screen's throttled counts and usage (every worker's)
+            console.metrics = metrics
+            console.usage = usage
         self.secure = False  # the port speaks TLS (set by start)
         self.server: asyncio.AbstractServer | TlsListener | None = None
         self.tasks: set[asyncio.Future[None]] = set()

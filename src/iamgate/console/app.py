@@ -17,6 +17,8 @@ answered with a 500 page naming a request id.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import logging
 import re
 import secrets
@@ -49,6 +51,7 @@ from iamgate.console.sessions import (
     secret_digest,
 )
 from iamgate.console.signin import MAX_FIELD, check_credentials, check_password
+from iamgate.console.usage_screen import read_key_value, read_usage, throttled_counts
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import ApiError, Reply
@@ -162,6 +165,10 @@ class ConsoleApp:
         self.limiter = SignInLimiter()
         self.templates = Templates()
         self.static: dict[str, StaticFile] = load_static()
+        # the gateway's metrics in Prometheus text (set by the admin server that serves the console)
+        self.metrics: Callable[[], Awaitable[str]] | None = None
+        # GetUsage from the gateway's own counters (/usage of the admin port), without a store
+        self.usage: Callable[[dict[str, str]], Awaitable[dict[str, Any]]] | None = None
 
     async def handle(
         self,
@@ -523,6 +530,34 @@ async def _playground(app: ConsoleApp, request: Request) -> Reply:
     )
 
 
+async def _usage(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    access.authorize(request.caller, "apigateway:GET", "/usageplans")
+    today = dt.datetime.fromtimestamp(request.now, dt.UTC).date()
+    screen = await read_usage(request.config, request.management, request.caller, app.usage, today)
+    throttled = throttled_counts(await app.metrics()) if app.metrics is not None else ()
+    chart = {
+        p.id: {"days": list(p.days), "series": [[key, list(values)] for key, values in p.series]}
+        for p in screen.plans or ()
+    }
+    return app.render(
+        request,
+        "usage.html",
+        screen=screen,
+        throttled=throttled,
+        chart=json.dumps(chart).replace("<", "\\u003c"),
+    )
+
+
+async def _usage_key(app: ConsoleApp, request: Request) -> Reply:
+    assert request.caller is not None
+    key, value = await read_key_value(
+        request.config, request.management, request.caller, request.params["key"]
+    )
+    log.info("console: %s revealed the value of API key %s", request.caller.arn, key.id)
+    return app.render(request, "usage_key.html", key=key, value=value)
+
+
 async def _overview(app: ConsoleApp, request: Request) -> Reply:
     assert request.caller is not None
     overview = await read_overview(request.config, request.management, request.caller)
@@ -592,6 +627,7 @@ async def _signout(app: ConsoleApp, request: Request) -> Reply:
 SCREENS: tuple[tuple[str, str], ...] = (
     ("Overview", PREFIX + "/"),
     ("Playground", PREFIX + "/playground"),
+    ("Usage", PREFIX + "/usage"),
 )
 
 ROUTES: tuple[Page, ...] = (
@@ -607,4 +643,6 @@ ROUTES: tuple[Page, ...] = (
     Page("POST", PREFIX + "/apis/{api}/policy", _policy_save),
     Page("POST", PREFIX + "/apis/{api}/policy/check", _policy_check),
     Page("GET", PREFIX + "/playground", _playground),
+    Page("GET", PREFIX + "/usage", _usage),
+    Page("GET", PREFIX + "/usage/keys/{key}", _usage_key),
 )
