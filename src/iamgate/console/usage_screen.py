@@ -109,7 +109,8 @@ async def read_usage(
                     note = f"The usage cannot be read: {exc}"
                 series = tuple(
                     (str(key), tuple(int(day[0]) if day else 0 for day in per_day))
-                    for key, per_day in sorted((body.get("items") or {}).items())
+                    # GetUsage's wire member is "values" (boto3 calls it items); /usage says "items"
+                    for key, per_day in sorted((body.get("values") or body.get("items") or {}).items())
                 )
             rate, limit = _plan_text(plan.get("throttle") or {}, plan.get("quota") or {})
             stages = tuple(sorted(f"{s.get('apiId')}/{s.get('stage')}" for s in plan.get("apiStages") or []))
