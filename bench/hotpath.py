@@ -82,7 +82,9 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
-def config_text(policy: str, log: str, log_path: str, throttle: str = "off", route_policy: str = "none") -> str:
+def config_text(
+    policy: str, log: str, log_path: str, throttle: str = "off", route_policy: str = "none"
+) -> str:
     import yaml
 
     top, stage = throttle_for(throttle)
@@ -119,7 +121,13 @@ def requests(paths: int) -> list[bytes]:
 
 
 async def run(
-    policy: str, log: str, n: int, rounds: int, throttle: str = "off", paths: int = 1, route_policy: str = "none"
+    policy: str,
+    log: str,
+    n: int,
+    rounds: int,
+    throttle: str = "off",
+    paths: int = 1,
+    route_policy: str = "none",
 ) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log", throttle, route_policy))
