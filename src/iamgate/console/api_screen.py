@@ -178,7 +178,7 @@ def _tree(items: list[dict[str, Any]], authorizers: dict[str, str]) -> tuple[Res
         for verb, m in sorted((item.get("resourceMethods") or {}).items()):
             integration = m.get("methodIntegration") or {}
             kind = str(integration.get("type", "none"))
-            target = str(integration.get("uri", "")) if kind != "MOCK" else "MOCK"
+            target = str(integration.get("uri", "")) if kind != "MOCK" else ""
             methods.append(
                 MethodRow(
                     verb,
@@ -221,7 +221,7 @@ def _from_config(config: GatewayConfig, caller: access.Caller, api_id: str) -> A
         by_path: dict[str, list[MethodRow]] = {}
         for route in first.routes:
             integration = route.integration
-            target = integration.uri if isinstance(integration, HttpProxyIntegration) else "MOCK"
+            target = integration.uri if isinstance(integration, HttpProxyIntegration) else ""
             kind = "HTTP_PROXY" if isinstance(integration, HttpProxyIntegration) else "MOCK"
             own = "" if route.policy is None else route.policy.mode
             row = MethodRow(
