@@ -27,9 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from iamgate.admin import Streamed
 from iamgate.auth.identities import Identity
 from iamgate.config.model import GatewayConfig
+from iamgate.console import live
 from iamgate.console.assets import StaticFile, Templates, load_static
+from iamgate.console.feed import Feed, local_feed
 from iamgate.console.overview import read_overview
 from iamgate.console.ratelimit import SignInLimiter
 from iamgate.console.sessions import (
@@ -49,6 +52,8 @@ from iamgate.console.signin import MAX_FIELD, check_credentials, check_password
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import ApiError, Reply
+from iamgate.observe.decisions import DecisionLog
+from iamgate.observe.metrics import Metrics
 from iamgate.store.base import StoreError
 
 __all__ = ["PREFIX", "ROUTES", "ConsoleApp", "Page", "claims"]
@@ -110,7 +115,7 @@ class Request:
         return {name: values[0] for name, values in fields.items() if values}
 
 
-Handler = Callable[["ConsoleApp", Request], Awaitable[Reply]]
+Handler = Callable[["ConsoleApp", Request], Awaitable[Reply | Streamed]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +154,17 @@ class ConsoleApp:
     off too)."""
 
     def __init__(
-        self, config: Callable[[], GatewayConfig], *, clock: Callable[[], float] = time.time
+        self,
+        config: Callable[[], GatewayConfig],
+        *,
+        clock: Callable[[], float] = time.time,
+        feed: Feed | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
+        # the decision stream and rates (live.py): the serving processes' (a lone console: none)
+        idle = Metrics()
+        self.feed = feed if feed is not None else local_feed(DecisionLog(keep=False), lambda: idle)
         self.sessions = SessionTable()
         self.limiter = SignInLimiter()
         self.templates = Templates()
@@ -168,8 +180,9 @@ class ConsoleApp:
         peer: str | None,
         management: ManagementApp | None,
         secure: bool,
-    ) -> Reply:
+    ) -> Reply | Streamed:
         request_id = str(uuid.uuid4())
+        reply: Reply | Streamed
         try:
             reply = await self._handle(method, raw_target, headers, body, peer, management, secure)
         except Exception:
@@ -190,7 +203,7 @@ class ConsoleApp:
         peer: str | None,
         management: ManagementApp | None,
         secure: bool,
-    ) -> Reply:
+    ) -> Reply | Streamed:
         config = self.config()
         raw_path, _, raw_query = raw_target.partition(b"?")
         path = raw_path.decode("latin-1")
@@ -281,6 +294,15 @@ class ConsoleApp:
             secure=request.secure,
         )
 
+    def still_signed_in(self, request: Request) -> bool:
+        """Whether a long request's (a stream's) session still stands, as :meth:`resume` finds
+        it now (with the configuration served now)."""
+        request.session = request.caller = None
+        request.now = self.clock()
+        request.config = self.config()
+        self.resume(request)
+        return request.session is not None
+
     def _no_session(self, request: Request) -> Reply:
         if request.method in ("GET", "HEAD"):
             return _redirect(PREFIX + "/signin")
@@ -352,7 +374,8 @@ async def _root(app: ConsoleApp, request: Request) -> Reply:
 async def _overview(app: ConsoleApp, request: Request) -> Reply:
     assert request.caller is not None
     overview = await read_overview(request.config, request.management, request.caller)
-    return app.render(request, "overview.html", overview=overview)
+    await app.feed.refresh(events=False)
+    return app.render(request, "overview.html", overview=overview, feed=app.feed, now=time.time())
 
 
 def _signin_form(app: ConsoleApp, request: Request, status: int, message: str | None) -> Reply:
@@ -415,7 +438,10 @@ async def _signout(app: ConsoleApp, request: Request) -> Reply:
 
 
 # The screens in the bar at the top of every signed-in page: (title, address).
-SCREENS: tuple[tuple[str, str], ...] = (("Overview", PREFIX + "/"),)
+SCREENS: tuple[tuple[str, str], ...] = (
+    ("Overview", PREFIX + "/"),
+    ("Live decisions", PREFIX + "/decisions"),
+)
 
 ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX, _root),
@@ -423,4 +449,8 @@ ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX + "/signin", _signin_page, public=True),
     Page("POST", PREFIX + "/signin", _signin, public=True),
     Page("POST", PREFIX + "/signout", _signout),
+    Page("GET", PREFIX + "/decisions", live.decision_page),
+    Page("GET", PREFIX + "/decisions/stream", live.stream),  # before {id}: the first match wins
+    Page("GET", PREFIX + "/decisions/{id}", live.explanation_page),
+    Page("GET", PREFIX + "/rates", live.rates),
 )
