@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import http
 import json
@@ -341,6 +342,9 @@ class _AdminConnection(asyncio.Protocol):
         transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
         if request.method == "HEAD":
             return
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):  # a fixed kernel buffer: no autotuning
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_BUFFER)
         await reply.produce(StreamSink(transport))
 
     def _reply(self, request: _Request, reply: Reply) -> None:

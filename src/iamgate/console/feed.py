@@ -22,7 +22,7 @@ from iamgate.observe.metrics import Metrics
 __all__ = ["ASK", "POLL", "Explain", "Feed", "Gather", "local_feed"]
 
 POLL: Final = 0.25  # seconds between two refreshes while someone watches
-ASK: Final = 500  # events asked of one process per refresh
+ASK: Final = KEPT  # events asked of one process per refresh (all it keeps)
 STALE: Final = 2.0  # seconds without a refresh after which cursors start afresh
 DROPPED: Final = "iamgate_console_decisions_dropped_total"
 
@@ -42,7 +42,7 @@ class Feed:
         metrics: Callable[[], Metrics],
         *,
         role: str = "single process",
-        size: int = KEPT * 4,
+        size: int = KEPT,
     ) -> None:
         self.gather = gather
         self.explainer = explain

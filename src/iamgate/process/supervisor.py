@@ -27,6 +27,7 @@ from iamgate.admin import AdminServer
 from iamgate.config.model import GatewayConfig
 from iamgate.console import ConsoleApp
 from iamgate.console.feed import Batch, Feed
+from iamgate.observe.decisions import KEPT
 from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.process import control, reload, signals
 from iamgate.process.options import ServeOptions
@@ -127,6 +128,7 @@ class Supervisor:
                 self.explain_decision,
                 lambda: self.metrics,
                 role=f"supervisor {os.getpid()}, {self.options.workers} workers",
+                size=KEPT * self.options.workers,
             )
             self.admin = AdminServer(
                 self.readiness,
