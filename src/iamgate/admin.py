@@ -73,6 +73,13 @@ class StreamSink:
     def open(self) -> bool:
         return not self.transport.is_closing()
 
+    def room(self) -> int:
+        """Bytes that may still be written before :data:`STREAM_BUFFER` is reached."""
+        transport = self.transport
+        if transport.is_closing():
+            return 0
+        return max(0, self.limit - transport.get_write_buffer_size())
+
     def write(self, data: bytes) -> bool:
         transport = self.transport
         if transport.is_closing() or transport.get_write_buffer_size() + len(data) > self.limit:

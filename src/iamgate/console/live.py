@@ -164,13 +164,24 @@ async def stream(app: ConsoleApp, request: Request) -> Streamed:
                 if lost:
                     mine += lost
                     feed.drop(lost)
+                room = sink.room()
+                chunks: list[bytes] = []
+                refused = 0
                 for seq, event in events:
                     cursor = seq
                     if not filters.match(event) or not readable(event["api"]):
                         continue
-                    if not sink.write(b"id: %d\nevent: decision\ndata: %b\n\n" % (seq, orjson.dumps(event))):
-                        mine += 1
-                        feed.drop()
+                    chunk = b"id: %d\nevent: decision\ndata: %b\n\n" % (seq, orjson.dumps(event))
+                    if len(chunk) > room:
+                        refused += 1  # no room in this viewer's queue: dropped, counted
+                        continue
+                    room -= len(chunk)
+                    chunks.append(chunk)
+                if chunks:
+                    sink.write(b"".join(chunks))  # one write per refresh, within the room left
+                if refused:
+                    mine += refused
+                    feed.drop(refused)
                 stats = (mine, feed.dropped, feed.missed)
                 if stats != sent_stats:
                     data = {"dropped": mine, "droppedAll": feed.dropped, "missed": feed.missed}
