@@ -55,7 +55,8 @@ IDLE_TIMEOUT = 75.0  # seconds an idle keep-alive connection is kept open
 MAX_QUEUED = 16  # pipelined requests waiting before reading pauses
 LINGER = 2.0  # seconds a closing connection's remaining input is read and dropped
 BUILTIN = (b"/healthz", b"/readyz", b"/metrics")
-STREAM_BUFFER = 64 * 1024  # bytes a streamed reply may have waiting for a slow reader
+STREAM_BUFFER = 256 * 1024  # bytes a streamed reply may have waiting for a slow reader
+STREAM_SOCKET_BUFFER = 64 * 1024  # and its socket's send buffer (fixed: no autotuning)
 
 
 class StreamSink:
@@ -351,7 +352,7 @@ class _AdminConnection(asyncio.Protocol):
             return
         sock = transport.get_extra_info("socket")
         with contextlib.suppress(OSError, AttributeError):  # a fixed kernel buffer: no autotuning
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SOCKET_BUFFER)
         await reply.produce(StreamSink(transport))
 
     def _reply(self, request: _Request, reply: Reply) -> None:

@@ -20,10 +20,14 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
+from iamgate.pipeline.exchange import context_path_of
 from iamgate.policy import Request
 from iamgate.policy.explain import render_decision
 
 if TYPE_CHECKING:
+    from iamgate.auth.custom import AuthorizerResult
+    from iamgate.auth.identities import Identity
+    from iamgate.config.model import StageConfig
     from iamgate.config.snapshot import ApiRuntime
     from iamgate.pipeline.exchange import Exchange
 
@@ -34,7 +38,6 @@ __all__ = [
     "LABELS",
     "DecisionLog",
     "explain_policy",
-    "kind_of",
 ]
 
 ACTION: Final = "execute-api:Invoke"
@@ -48,48 +51,32 @@ LABELS: Final = {
     "5xx": "5xx",
     "other": "Other",
 }
-_ALLOW: Final = 0
-_EXPLICIT: Final = 1
-_IMPLICIT: Final = 2
-_THROTTLED: Final = 3
-_SERVER_ERROR: Final = 4
-_OTHER: Final = 5
-
-# the fields of a kept event (a tuple: the cheapest thing to build on the request path)
-_SEQ, _WALL, _METHOD, _PATH, _CALLER, _SOURCE, _STATUS, _KIND, _API, _STAGE, _RID, _PRINCIPAL, _ARN = range(
-    13
-)
-_CONTEXT, _RUNTIME = 13, 14
+# the fields of a kept event: a tuple of the exchange's own attributes, nothing computed (the
+# cheapest thing to build on the request path); what is shown is derived when it is read
+(_SEQ, _WALL, _METHOD, _RAW_PATH, _PATH, _STAGE, _BASE, _STAGE_IN_PATH, _IDENTITY, _AUTHORIZER) = range(10)
+(_CLAIMS, _SOURCE, _STATUS, _KIND, _API, _RID, _ARN, _CONTEXT) = range(10, 18)
 
 
-def kind_of(ex: Exchange) -> int:
-    """The index in :data:`KINDS` of a finished request: what its answer says happened."""
-    status = ex.status
-    if status >= 500:
-        return _SERVER_ERROR
-    if ex.throttled_by is not None:
-        return _THROTTLED
-    if status < 400:
-        return _ALLOW
-    if ex.response_type == "ACCESS_DENIED":
-        message = ex.error_message
-        return _EXPLICIT if message is not None and "explicit deny" in message else _IMPLICIT
-    return _OTHER
-
-
-def _caller(ex: Exchange) -> str:
-    identity = ex.identity
+def _caller(kept: tuple[Any, ...]) -> str:
+    identity: Identity | None = kept[_IDENTITY]
     if identity is not None:
         return identity.caller_arn
-    authorizer = ex.authorizer
+    authorizer: AuthorizerResult | None = kept[_AUTHORIZER]
     if authorizer is not None:
         return authorizer.principal_id
-    claims = ex.claims
+    claims = kept[_CLAIMS]
     if isinstance(claims, dict):
         sub = claims.get("sub")
         if isinstance(sub, str):
             return sub
     return "anonymous"
+
+
+def _path(kept: tuple[Any, ...]) -> str:
+    if kept[_PATH] is None:
+        raw: bytes = kept[_RAW_PATH]
+        return raw.decode("latin-1")
+    return context_path_of(kept[_PATH], kept[_BASE], kept[_STAGE_IN_PATH], kept[_STAGE])
 
 
 class DecisionLog:
@@ -104,34 +91,45 @@ class DecisionLog:
         self.started = time.time()
 
     def add(self, ex: Exchange) -> None:
-        """Count a finished request and, when the stream is on, keep what explains it."""
-        kind = kind_of(ex)
+        """Count a finished request by kind (:data:`KINDS`: what its answer says happened) and,
+        when the stream is on, keep what explains it. On every request's path: no call, no copy."""
+        status = ex.status
+        if status >= 500:
+            kind = 4
+        elif ex.throttled_by is not None:
+            kind = 3
+        elif status < 400:
+            kind = 0
+        elif ex.response_type == "ACCESS_DENIED":
+            message = ex.error_message
+            kind = 1 if message is not None and "explicit deny" in message else 2
+        else:
+            kind = 5
         self.counts[kind] += 1
-        if not self.keep:
-            return
-        self.seq = seq = self.seq + 1
-        api = ex.api
-        stage = ex.stage
-        identity = ex.identity
-        self.ring.append(
-            (
-                seq,
-                ex.wall,
-                ex.method,
-                ex.context_path if ex.path is not None else ex.raw_path.decode("latin-1"),
-                _caller(ex),
-                ex.source_ip,
-                ex.status,
-                kind,
-                api.id if api is not None else None,
-                stage.name if stage is not None else None,
-                ex.request_id,
-                identity.caller_arn if identity is not None else None,
-                ex.arn,
-                ex.context,
-                api,
+        if self.keep:
+            self.seq = seq = self.seq + 1
+            self.ring.append(
+                (
+                    seq,
+                    ex.wall,
+                    ex.method,
+                    ex.raw_path,
+                    ex.path,
+                    ex.stage,
+                    ex.base_path,
+                    ex.stage_in_path,
+                    ex.identity,
+                    ex.authorizer,
+                    ex.claims,
+                    ex.source_ip,
+                    status,
+                    kind,
+                    ex.api,
+                    ex.request_id,
+                    ex.arn,
+                    ex.context,
+                )
             )
-        )
 
     def totals(self) -> dict[str, int]:
         return dict(zip(KINDS, self.counts, strict=True))
@@ -165,18 +163,19 @@ class DecisionLog:
         return events, seq, missed
 
     def event(self, kept: tuple[Any, ...]) -> dict[str, Any]:
-        runtime: ApiRuntime | None = kept[_RUNTIME]
+        runtime: ApiRuntime | None = kept[_API]
+        stage: StageConfig | None = kept[_STAGE]
         return {
             "id": f"{self.pid}-{kept[_SEQ]}",
             "time": kept[_WALL],
             "method": kept[_METHOD],
-            "path": kept[_PATH],
-            "caller": kept[_CALLER],
+            "path": _path(kept),
+            "caller": _caller(kept),
             "source": kept[_SOURCE],
             "status": kept[_STATUS],
             "decision": KINDS[kept[_KIND]],
-            "api": kept[_API],
-            "stage": kept[_STAGE],
+            "api": runtime.id if runtime is not None else None,
+            "stage": stage.name if stage is not None else None,
             "requestId": kept[_RID],
             "explainable": runtime is not None and runtime.policy is not None and kept[_ARN] is not None,
         }
@@ -198,7 +197,8 @@ class DecisionLog:
         if kept is None:
             return None
         out: dict[str, Any] = {"event": self.event(kept)}
-        runtime: ApiRuntime | None = kept[_RUNTIME]
+        runtime: ApiRuntime | None = kept[_API]
+        identity: Identity | None = kept[_IDENTITY]
         if runtime is None or runtime.policy is None or kept[_ARN] is None:
             out["explanation"] = None
             return out
@@ -206,7 +206,7 @@ class DecisionLog:
             runtime.policy,
             runtime.config.policy_text,
             runtime.policy_mode,
-            kept[_PRINCIPAL],
+            identity.caller_arn if identity is not None else None,  # as the authorize stage asks
             kept[_ARN],
             dict(kept[_CONTEXT] or {}),
         )
