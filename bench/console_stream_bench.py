@@ -12,6 +12,8 @@ one setting and one client:
   whole run (a separate process, pinned with the load generator), every event sent to it.
 
     python bench/console_stream_bench.py [--rounds 5] [-d 8] [--sut-cpus 1] [--load-cpus 0]
+    python bench/console_stream_bench.py inprocess [-n 20000] [--rounds 9]
+    python bench/console_stream_bench.py instructions [--n1 500] [--n2 2500]
 
 Each measurement starts ``iamgate serve`` (one worker, access log off) pinned to --sut-cpus,
 warms it up 2 s with wrk, reads its CPU from /proc, runs ``wrk -t1 -c64`` (pinned to
@@ -21,6 +23,11 @@ affects every row alike, and the ratios are taken within each round. Prints each
 then medians and the ratios on ÷ off and watched ÷ off (median and range over the rounds). For
 the watched row it also prints how many events the viewer received and how many the gateway
 dropped or missed (``iamgate_console_decisions_dropped_total``).
+
+``inprocess`` drives the real connection objects without sockets (as bench/hotpath.py does) for
+the rows off and on (nobody watches in process) and reports process CPU per request;
+``instructions`` counts that request's instructions with callgrind (as bench/instructions.py):
+deterministic, for a busy machine.
 
 ``watch`` (used by the harness) is the viewer: sign in, read the stream, count its bytes.
 """
@@ -42,12 +49,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import uvloop
 import yaml
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from gateway_row import policy_for  # noqa: E402
+from hotpath import FakeTransport  # noqa: E402
+from iamgate.config.load import parse_config  # noqa: E402
+from iamgate.config.snapshot import build_snapshot  # noqa: E402
+from iamgate.serving.connection import DownstreamConnection  # noqa: E402
+from iamgate.serving.state import GatewayState  # noqa: E402
 from proxy_bench import LUA, sample, start, stop, wait_port_free  # noqa: E402
 
 ROWS = ("off", "on", "watched")
@@ -90,6 +103,71 @@ def config(decisions: bool) -> str:
     if not decisions:
         doc["management"] = {"console": {"decisions": False}}
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+# --- in process ----------------------------------------------------------------------------------
+
+REQUEST = b"GET /prod/pets/42 HTTP/1.1\r\nHost: 127.0.0.1:18111\r\nUser-Agent: wrk\r\n\r\n"
+
+
+class _Rig:
+    """One gateway's connection objects, as bench/hotpath.py builds them (MOCK: no backend)."""
+
+    def __init__(self, decisions: bool) -> None:
+        parsed, diags = parse_config(config(decisions))
+        assert parsed is not None, [d.render() for d in diags]
+        self.state = GatewayState(build_snapshot(parsed))
+        self.down = DownstreamConnection(self.state)
+        self.client = FakeTransport(("127.0.0.1", 40000))
+        self.down.connection_made(self.client)
+
+    def run(self, n: int) -> float:
+        start_cpu = time.process_time()
+        for _ in range(n):
+            self.down.data_received(REQUEST)
+        cost = (time.process_time() - start_cpu) / n * 1e6
+        assert self.client.written[-1].endswith(b"ok"), self.client.written[-1][:200]
+        self.client.written.clear()
+        return cost
+
+    def close(self) -> None:
+        self.state.access_log.close()
+        self.state.stop_ticker()
+
+
+IN_PROCESS = ("off", "on")
+
+
+async def _inprocess(n: int, rounds: int, only: str | None = None) -> dict[str, list[float]]:
+    rows = IN_PROCESS if only is None else (only,)
+    rigs = {row: _Rig(row == "on") for row in rows}
+    for rig in rigs.values():
+        rig.run(max(1, n // 10))  # warm-up: memos, the first buffers, the ring filled
+    out: dict[str, list[float]] = {row: [] for row in IN_PROCESS}
+    for r in range(rounds):
+        for row in rows if r % 2 == 0 else rows[::-1]:
+            out[row].append(rigs[row].run(n))
+        if only is None:
+            print(
+                f"round {r + 1}: off {out['off'][-1]:.2f} µs, on {out['on'][-1]:.2f} µs, "
+                f"ratio {out['on'][-1] / out['off'][-1]:.3f}",
+                flush=True,
+            )
+    for rig in rigs.values():
+        rig.close()
+    return out
+
+
+def _count(row: str, n: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cg.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
+        cmd += ["inprocess", "--only", row, "-n", str(n), "--rounds", "1"]
+        subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in callgrind output")
 
 
 # --- the viewer ---------------------------------------------------------------------------------
@@ -194,7 +272,7 @@ def measure(
         _ready(port)
         if row == "watched":
             viewer_cmd = shlex.join([sys.executable, __file__, "watch", "--admin-port", str(admin_port)])
-            viewer = start(viewer_cmd, viewer_log, args.load_cpus)
+            viewer = start(viewer_cmd, viewer_log, args.viewer_cpus or args.load_cpus)
         wrk = ["taskset", "-c", args.load_cpus, "wrk", "-t1", "-c64", "--latency", "-s", str(LUA)]
         url = f"http://127.0.0.1:{port}{URL_PATH}"
         subprocess.run([*wrk, "-d2s", url], capture_output=True, check=False)
@@ -242,14 +320,39 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode")
     viewer = sub.add_parser("watch")
     viewer.add_argument("--admin-port", type=int, required=True)
+    inproc = sub.add_parser("inprocess")
+    inproc.add_argument("-n", type=int, default=20000)
+    inproc.add_argument("--rounds", type=int, default=9)
+    inproc.add_argument("--only", choices=IN_PROCESS, default=None)
+    count = sub.add_parser("instructions")
+    count.add_argument("--n1", type=int, default=500)
+    count.add_argument("--n2", type=int, default=2500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("-d", "--duration", type=int, default=8)
     parser.add_argument("--sut-cpus", default="1")
     parser.add_argument("--load-cpus", default="0")
+    parser.add_argument("--viewer-cpus", default=None, help="where the viewer runs (default: --load-cpus)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.mode == "watch":
         watch(args.admin_port)
+        return
+    if args.mode == "inprocess":
+        found = uvloop.run(_inprocess(args.n, args.rounds, args.only))
+        if args.only is None:
+            ratios = [b / a for a, b in zip(found["off"], found["on"], strict=True)]
+            print(
+                f"CPU µs/request medians: off {statistics.median(found['off']):.2f}, "
+                f"on {statistics.median(found['on']):.2f}; on ÷ off per round: median "
+                f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
+            )
+        return
+    if args.mode == "instructions":
+        per = {row: (_count(row, args.n2) - _count(row, args.n1)) / (args.n2 - args.n1) for row in IN_PROCESS}
+        print(
+            f"instructions/request: off {per['off']:,.0f}, on {per['on']:,.0f}, "
+            f"on ÷ off {per['on'] / per['off']:.4f} (+{per['on'] - per['off']:,.0f})"
+        )
         return
     run = Path(args.out or tempfile.mkdtemp(prefix="iamgate-console-bench-"))
     run.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ POLL: Final = 0.25  # seconds between two refreshes while someone watches
 # beyond that the stream is a sample (the rest counted as missed), and watching costs the same
 # whatever the load
 ASK: Final = 250
-STALE: Final = 2.0  # seconds without a refresh after which cursors start afresh
+STALE: Final = 2.0  # seconds without a refresh after which a gap is not counted as missed
 DROPPED: Final = "iamgate_console_decisions_dropped_total"
 
 Batch = dict[str, Any]
@@ -75,21 +75,20 @@ class Feed:
             self.last = now
             if events:
                 self.last_events = now
-            cursors = {} if fresh and events else dict(self.cursors)
-            batches = await self.gather(cursors, ASK if events else 0)
+            # after a pause nobody watched: go on from the cursors, the gap is not counted
+            batches = await self.gather(dict(self.cursors), ASK if events else 0)
             self._take(batches, events, counted=not fresh)
 
     def _take(self, batches: list[Batch], events: bool, *, counted: bool) -> None:
         totals = dict.fromkeys(KINDS, 0)
         workers: list[dict[str, Any]] = []
         new: list[dict[str, Any]] = []
-        keep = bool(batches)
+        keep = all(bool(batch.get("keep", True)) for batch in batches) if batches else self.keep
         for batch in batches:
             pid = int(batch["pid"])
             for kind in KINDS:
                 totals[kind] += int(batch["totals"].get(kind, 0))
             workers.append({"pid": pid, "started": float(batch["started"])})
-            keep = keep and bool(batch.get("keep", True))
             if not events:
                 continue
             known = pid in self.cursors

@@ -131,6 +131,12 @@ class DecisionLog:
                 )
             )
 
+    def set_keep(self, keep: bool) -> None:
+        """Turn the keeping on or off (off: what was kept is let go)."""
+        self.keep = keep
+        if not keep:
+            self.ring.clear()
+
     def totals(self) -> dict[str, int]:
         return dict(zip(KINDS, self.counts, strict=True))
 

@@ -122,7 +122,7 @@ class GatewayState:
             self.access_log.close()
             self.access_log = AccessLog(snapshot.settings.access_log.destination)
         self.max_clients = snapshot.settings.client.max_connections or self.file_room
-        self.decisions.keep = snapshot.config.management.decisions
+        self.decisions.set_keep(snapshot.config.management.decisions)
 
     # --- the timer --------------------------------------------------------------------------
     def start_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
