@@ -77,9 +77,11 @@ class Feed:
                 self.last_events = now
             # after a pause nobody watched: go on from the cursors, the gap is not counted
             batches = await self.gather(dict(self.cursors), ASK if events else 0)
-            self._take(batches, events, counted=not fresh)
+            self.take(batches, events, counted=not fresh)
 
-    def _take(self, batches: list[Batch], events: bool, *, counted: bool) -> None:
+    def take(self, batches: list[Batch], events: bool, *, counted: bool) -> None:
+        """Merge the processes' answers: their totals and who they are, and (``events``) their
+        new events, ordered by time, into the ring; a gap is counted as missed when ``counted``."""
         totals = dict.fromkeys(KINDS, 0)
         workers: list[dict[str, Any]] = []
         new: list[dict[str, Any]] = []
