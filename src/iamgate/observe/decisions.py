@@ -53,8 +53,8 @@ LABELS: Final = {
 }
 # the fields of a kept event: a tuple of the exchange's own attributes, nothing computed (the
 # cheapest thing to build on the request path); what is shown is derived when it is read
-(_SEQ, _WALL, _METHOD, _RAW_PATH, _PATH, _STAGE, _BASE, _STAGE_IN_PATH, _IDENTITY, _AUTHORIZER) = range(10)
-(_CLAIMS, _SOURCE, _STATUS, _KIND, _API, _RID, _ARN, _CONTEXT) = range(10, 18)
+(_WALL, _METHOD, _RAW_PATH, _PATH, _STAGE, _BASE, _STAGE_IN_PATH, _IDENTITY, _AUTHORIZER) = range(9)
+(_CLAIMS, _SOURCE, _STATUS, _KIND, _API, _RID, _ARN, _CONTEXT) = range(9, 17)
 
 
 def _caller(kept: tuple[Any, ...]) -> str:
@@ -94,12 +94,12 @@ class DecisionLog:
         """Count a finished request by kind (:data:`KINDS`: what its answer says happened) and,
         when the stream is on, keep what explains it. On every request's path: no call, no copy."""
         status = ex.status
-        if status >= 500:
+        if status < 400:
+            kind = 0
+        elif status >= 500:
             kind = 4
         elif ex.throttled_by is not None:
             kind = 3
-        elif status < 400:
-            kind = 0
         elif ex.response_type == "ACCESS_DENIED":
             message = ex.error_message
             kind = 1 if message is not None and "explicit deny" in message else 2
@@ -107,10 +107,9 @@ class DecisionLog:
             kind = 5
         self.counts[kind] += 1
         if self.keep:
-            self.seq = seq = self.seq + 1
+            self.seq += 1  # the event's number: the ring's last (find derives the others)
             self.ring.append(
                 (
-                    seq,
                     ex.wall,
                     ex.method,
                     ex.raw_path,
@@ -164,15 +163,17 @@ class DecisionLog:
         ring = self.ring
         wanted = min(seq - max(cursor, 0), len(ring), limit)
         start = len(ring) - wanted
-        events = [self.event(ring[i]) for i in range(start, len(ring))]
+        last = len(ring) - 1
+        events = [self.event(ring[i], seq - (last - i)) for i in range(start, len(ring))]
         missed = (seq - max(cursor, 0)) - wanted
         return events, seq, missed
 
-    def event(self, kept: tuple[Any, ...]) -> dict[str, Any]:
+    def event(self, kept: tuple[Any, ...], seq: int) -> dict[str, Any]:
+        """A kept request (numbered ``seq``) as the console shows it."""
         runtime: ApiRuntime | None = kept[_API]
         stage: StageConfig | None = kept[_STAGE]
         return {
-            "id": f"{self.pid}-{kept[_SEQ]}",
+            "id": f"{self.pid}-{seq}",
             "time": kept[_WALL],
             "method": kept[_METHOD],
             "path": _path(kept),
@@ -189,20 +190,17 @@ class DecisionLog:
     def find(self, seq: int) -> tuple[Any, ...] | None:
         """The kept event numbered ``seq``, if the ring still holds it."""
         ring = self.ring
-        if not ring:
+        first = self.seq - len(ring) + 1  # the ring holds the numbers first..seq, in order
+        if not ring or seq < first or seq > self.seq:
             return None
-        first = ring[0][_SEQ]
-        if seq < first or seq > ring[-1][_SEQ]:
-            return None
-        found = ring[seq - first]
-        return found if found[_SEQ] == seq else None
+        return ring[seq - first]
 
     def explain(self, seq: int) -> dict[str, Any] | None:
         """The explanation of the kept event ``seq`` (None when the ring no longer holds it)."""
         kept = self.find(seq)
         if kept is None:
             return None
-        out: dict[str, Any] = {"event": self.event(kept)}
+        out: dict[str, Any] = {"event": self.event(kept, seq)}
         runtime: ApiRuntime | None = kept[_API]
         identity: Identity | None = kept[_IDENTITY]
         if runtime is None or runtime.policy is None or kept[_ARN] is None:
