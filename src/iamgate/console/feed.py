@@ -11,6 +11,7 @@ of viewers (one refresh, shared); the serving processes never do anything per vi
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,7 @@ class Feed:
         self.explainer = explain
         self.metrics = metrics
         self.role = role
+        self.node = socket.gethostname()
         self.ring: deque[tuple[int, dict[str, Any]]] = deque(maxlen=size)
         self.seq = 0
         self.cursors: dict[int, int] = {}
