@@ -185,3 +185,23 @@ def test_a_viewer_far_behind_is_told_what_it_lost() -> None:
     assert lost == 15  # 6..20 are no longer in a ring of 10
     assert [e["n"] for _, e in events] == list(range(20, 30))
     assert asyncio.run(feed.explain("not-an-id")) is None
+
+
+def test_the_setting_is_read_with_located_errors() -> None:
+    from iamgate.config.load import parse_config
+
+    base = 'gateway: {region: us-east-1, account_id: "123456789012"}\napis: []\n'
+    config, _ = parse_config(base + "management: {console: {decisions: false}}\n")
+    assert config is not None
+    assert config.management.decisions is False
+    config, _ = parse_config(base)
+    assert config is not None
+    assert config.management.decisions is True
+    for bad, pointer in (
+        ("management: {console: {decisions: yes please}}", "/management/console/decisions"),
+        ("management: {console: {decision: false}}", "/management/console"),
+        ("management: {console: []}", "/management/console"),
+    ):
+        config, diags = parse_config(base + bad + "\n")
+        assert config is None, bad
+        assert any(pointer in d.render() for d in diags), [d.render() for d in diags]

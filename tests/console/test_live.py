@@ -235,6 +235,20 @@ def test_hostile_values_stay_text(gateway: Gateway) -> None:
     assert "textContent" in script
 
 
+def test_signing_out_ends_the_stream(gateway: Gateway) -> None:
+    browser = signed_in(gateway)
+    stream = Sse(gateway.admin_port, "/console/decisions/stream", cookie_of(browser))
+    try:
+        browser.get("/console/decisions")  # the session's CSRF token
+        assert browser.post("/console/signout", {"csrf": browser.csrf}).status == 303
+        for name, data in stream.events():  # the session is checked again within 5 s
+            if name == "end":
+                assert data == "signed out"
+                break
+    finally:
+        stream.close()
+
+
 def test_every_live_route_needs_a_session(gateway: Gateway) -> None:
     anonymous = Client("127.0.0.1", gateway.admin_port)
     for path in (
