@@ -5,6 +5,16 @@ One case per line::
     {"name": ..., "policy": {...} | "json text", "request": {"principal": ARN | null,
      "action": ..., "resource": ARN, "context": {key: value | [values]}}, "expect": ..., "why": ...}
 
+A request may also describe what iamgate's own condition keys are read from (``iamgate:...``,
+docs/policy-semantics.md): ``headers``, ``query``, ``path_parameters``, ``authorizer_context``
+(objects of a string or a list of strings), ``claims`` (the verified token's JSON object),
+``client_cert`` (``subjectDN``, ``issuerDN``, ``serialNumber``, ``SAN``), ``api_key_id``,
+``stage``, ``http_method``, ``resource_path``. A key also given in ``context`` keeps that value.
+
+``stage_policy`` and ``route_policy`` (objects or JSON text) are a stage's and a route's own
+policies (iamgate's extension): the case is decided by all of them together, as the gateway
+does (each must allow; any explicit deny denies), and its result names the one that decided.
+
 ``policy_file`` (a path relative to the case file) may replace ``policy``. A policy written
 with the ``execute-api:/`` shorthand expands with the API of the request's resource ARN (or the
 API given on the command line). ``aws:PrincipalArn`` and ``aws:PrincipalAccount`` are derived
@@ -14,14 +24,25 @@ duplicate key inside them is caught and every diagnostic points at the line and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .policy import ApiRef, Decision, Diagnostic, Location, Request, Severity, prepare
 from .policy._json import JsonNode, LineIndex, read_json
+from .policy.decision import combine_policies
+from .policy.extension_keys import extension_context
 
-__all__ = ["DECISIONS", "Case", "CaseResult", "build_request", "read_cases", "run_case"]
+__all__ = [
+    "DECISIONS",
+    "Case",
+    "CaseResult",
+    "build_request",
+    "read_cases",
+    "run_case",
+    "with_extension_keys",
+]
 
 DECISIONS = ("Allow", "ExplicitDeny", "ImplicitDeny", "Invalid")
 OTHER_API = "policy.validate.other-api"  # left out when the API is only guessed from the request
@@ -38,6 +59,8 @@ class Case:
     policy_problems: tuple[Diagnostic, ...]  # duplicate keys inside an object-form policy
     lines: LineIndex | None = None
     policy_source: str | None = None  # the policy_file path, when the policy comes from one
+    # a stage's and a route's own policies (iamgate's extension): ("stage" | "route", policy)
+    scoped: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +70,18 @@ class CaseResult:
     result: Decision | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
     explained: Decision | None = None
+    policy: str | None = None  # with stage/route policies: the one that decided a denial
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "name": self.case.name,
             "decision": self.decision,
             "statements": [r.to_dict() for r in self.result.determining] if self.result else [],
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
+        if self.case.scoped:
+            out["policy"] = self.policy
+        return out
 
 
 def _problem(code: str, line: int, message: str, source: str | None) -> Diagnostic:
@@ -120,6 +147,22 @@ def read_cases(text: str, *, source: str | None = None, base: Path | None = None
                     "cases.missing-policy", number, "the case has neither policy nor policy_file", source
                 )
             )
+        scoped: list[tuple[str, object]] = []
+        for label in ("stage", "route"):
+            given = members.get(f"{label}_policy")
+            if given is None:
+                continue
+            if given.kind in ("object", "string"):
+                scoped.append((label, given.to_python()))
+            else:
+                problems.append(
+                    _problem(
+                        "cases.invalid-policy",
+                        number,
+                        f"{label}_policy must be a policy (an object or JSON text)",
+                        source,
+                    )
+                )
         request: dict[str, object] | None = None
         if "request" in members:
             raw_request = members["request"].to_python()
@@ -148,6 +191,7 @@ def read_cases(text: str, *, source: str | None = None, base: Path | None = None
             policy_problems,
             result.lines,
             policy_source,
+            tuple(scoped),
         )
 
 
@@ -169,7 +213,67 @@ def build_request(raw: dict[str, object]) -> tuple[Request | None, str | None]:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, dict | list) or v is None for v in values):
             return None, f"request.context[{key!r}] must be a string or a list of strings"
+    problem = _extension_problem(raw)
+    if problem is not None:
+        return None, problem
     return Request.build(principal, action, resource, context), None
+
+
+_NAMED_INPUTS = ("headers", "query", "path_parameters", "authorizer_context", "client_cert")
+_TEXT_INPUTS = ("api_key_id", "stage", "http_method", "resource_path")
+
+
+def _extension_problem(raw: dict[str, object]) -> str | None:
+    for field in _NAMED_INPUTS:
+        given = raw.get(field)
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            return f"request.{field} must be an object"
+        for name, value in given.items():
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, str) for v in values):
+                return f"request.{field}[{name!r}] must be a string or a list of strings"
+    claims = raw.get("claims")
+    if claims is not None and not isinstance(claims, dict):
+        return "request.claims must be an object (the token's claims)"
+    for field in _TEXT_INPUTS:
+        if raw.get(field) is not None and not isinstance(raw.get(field), str):
+            return f"request.{field} must be a string"
+    return None
+
+
+def with_extension_keys(request: Request, raw: dict[str, object], keys: tuple[str, ...]) -> Request:
+    """``request`` with iamgate's own condition keys read from the case's request parts (those
+    its ``context`` does not already give); ``keys``: the policy's ``extension_keys``."""
+    if not any(raw.get(f) is not None for f in (*_NAMED_INPUTS, *_TEXT_INPUTS, "claims")):
+        return request
+
+    def named(field: str) -> dict[str, object] | None:
+        given = raw.get(field)
+        return given if isinstance(given, dict) else None
+
+    def text(field: str) -> str | None:
+        given = raw.get(field)
+        return given if isinstance(given, str) else None
+
+    extra = extension_context(
+        keys,
+        headers=named("headers"),
+        query=named("query"),
+        path_parameters=named("path_parameters"),
+        claims=named("claims"),
+        authorizer_context=named("authorizer_context"),
+        api_key_id=text("api_key_id"),
+        client_cert=named("client_cert"),
+        stage=text("stage"),
+        http_method=text("http_method"),
+        resource_path=text("resource_path"),
+    )
+    context: dict[str, object] = dict(request.context)
+    for key, value in extra.items():
+        context.setdefault(key, list(value) if isinstance(value, tuple) else value)
+    return Request(request.principal, request.action, request.resource, context)
 
 
 def run_case(
@@ -218,6 +322,21 @@ def run_case(
             "cases.missing-request", case.line, "the policy is valid but the case has no request", source
         )
         return CaseResult(case, "Invalid", None, (*diags, missing))
+    assert case.request is not None  # a request was built from it
+    request = with_extension_keys(request, case.request, prepared.policy.extension_keys)
     decision = prepared.policy.evaluate(request)
     explained = prepared.policy.evaluate(request, explain=True) if explain else None
-    return CaseResult(case, decision.effect.value, decision, diags, explained)
+    if not case.scoped:
+        return CaseResult(case, decision.effect.value, decision, diags, explained)
+    layers: list[tuple[str, Decision]] = [("api", decision)]
+    for label, raw in case.scoped:
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        layer = prepare(text, api=api, max_chars=max_chars, source_name=f"{label}_policy")
+        diags = (*diags, *(d for d in layer.diagnostics if not guessed or d.code != OTHER_API))
+        if layer.policy is None:
+            return CaseResult(case, "Invalid", None, diags)
+        asked = with_extension_keys(request, case.request, layer.policy.extension_keys)
+        layers.append((label, layer.policy.evaluate(asked)))
+    effect, decided_by = combine_policies(layers)
+    deciding = dict(layers)[decided_by] if decided_by is not None else decision
+    return CaseResult(case, effect.value, deciding, diags, explained, decided_by)

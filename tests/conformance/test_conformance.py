@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from iamgate.cases import build_request, read_cases, run_case
+from iamgate.cases import build_request, read_cases, run_case, with_extension_keys
 from iamgate.policy import ApiRef, prepare, reference
+from iamgate.policy.decision import combine_policies
 from tests.conftest import CONFORMANCE, CORPUS_FILES, VECTOR_FILES
 from tests.policy.agreement import assert_decide_agrees
 
@@ -63,7 +64,20 @@ def test_case(path: Path, case) -> None:
     prepared = prepare(source, api=api)
     assert prepared.ast is not None
     assert prepared.policy is not None
+    request = with_extension_keys(request, case.request, prepared.policy.extension_keys)
     ref = reference.evaluate(prepared.ast, request, (api.region, api.account, api.api_id) if api else None)
+    if case.scoped:  # stage/route policies: each through the reference evaluator, then combined
+        layers = [("api", ref)]
+        for label, raw in case.scoped:
+            layer = prepare(raw if isinstance(raw, str) else json.dumps(raw), api=api)
+            assert layer.ast is not None
+            asked = with_extension_keys(request, case.request, layer.policy.extension_keys)
+            where = (api.region, api.account, api.api_id)
+            layers.append((label, reference.evaluate(layer.ast, asked, where)))
+        effect, decided_by = combine_policies(layers)
+        assert effect.value == case.expect
+        assert decided_by == fast.policy
+        return
     assert ref.effect.value == case.expect
     explained = prepared.policy.evaluate(request, explain=True)
     assert explained.effect.value == case.expect

@@ -78,14 +78,16 @@ def client_cert(
     cn: str = "client-1",
     days: tuple[int, int] = (-1, 30),
     usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.CLIENT_AUTH,
+    sans: tuple[x509.GeneralName, ...] = (),
 ) -> tuple[str, str, x509.Certificate]:
     """A client certificate signed by ``ca`` (through its private key): (cert file, key file,
-    certificate). ``days`` gives its validity relative to now; ``usage`` its extendedKeyUsage."""
+    certificate). ``days`` gives its validity relative to now; ``usage`` its extendedKeyUsage;
+    ``sans`` its subject alternative names (none by default)."""
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(
             x509.Name(
@@ -102,8 +104,10 @@ def client_cert(
         .not_valid_after(now + dt.timedelta(days=days[1]))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -153,11 +157,17 @@ class HostConnection(http.client.HTTPSConnection):
 
 
 def get(
-    host: str, port: int, ctx: ssl.SSLContext, path: str, headers: dict[str, str] | None = None
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext,
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    method: str = "GET",
 ) -> tuple[int, dict[str, str], bytes]:
     conn = HostConnection(host, port, ctx)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:

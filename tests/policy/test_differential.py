@@ -70,6 +70,7 @@ PATHS = [
     "pets*",
     "users/${aws:username}",
     "teams/${aws:PrincipalTag/team, 'shared'}",
+    "teams/${iamgate:JwtClaim/tenant}",
     "x/${*}",
 ]
 OTHER_RESOURCES = [
@@ -122,6 +123,14 @@ CONTEXT_VALUES: dict[str, list[Any]] = {
     "aws:MultiFactorAuthAge": ["9", "100", "1.5", "abc", "-3"],
     "aws:SourceVpce": ["vpce-1", "vpce-2"],
     "aws:PrincipalTag/blob": ["aGVsbG8=", "bm9wZQ==", "!!"],
+    # iamgate's own keys (docs/policy-semantics.md): single and multivalued, as the gateway fills them
+    "iamgate:RequestHeader/X-Tenant": ["blue", "BLUE", ["blue", "red"], ""],
+    "iamgate:QueryString/debug": ["1", "true", ["1", "1"]],
+    "iamgate:JwtClaim/tenant": ["blue", "shared", "alice"],
+    "iamgate:JwtClaim/groups": [["admins", "blue"], ["o-abc/r-1/ou-1/"], []],
+    "iamgate:AuthorizerContext/level": ["9", "100", "true"],
+    "iamgate:ClientCert/SAN": [["alice", "curl/8.5.0"], ["spiffe://x"]],
+    "iamgate:Stage": ["prod", "Prod"],
 }
 KEYS = list(CONTEXT_VALUES)
 POLICY_VALUES = {
@@ -135,6 +144,7 @@ POLICY_VALUES = {
         "alice",
         "${aws:username}",
         "${aws:PrincipalTag/team, 'shared'}",
+        "${iamgate:JwtClaim/tenant}",
         "curl${*}",
         "vpce-1",
         "o-abc/*",

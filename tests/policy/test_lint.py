@@ -486,6 +486,47 @@ CASES = [
         "/Statement/0/Resource/1",
         severity=INFO,
     ),
+    _c(
+        "allow-on-a-header-alone",
+        "client-chosen-allow",
+        doc(stmt(**PUBLIC, **cond(StringEquals={"iamgate:RequestHeader/X-Role": "admin"}))),
+        doc(
+            stmt(
+                **PUBLIC,
+                **cond(
+                    StringEquals={"iamgate:RequestHeader/X-Role": "admin", "iamgate:JwtClaim/scope": "admin"}
+                ),
+            )
+        ),
+        "/Statement/0/Condition/StringEquals/iamgate:RequestHeader~1X-Role",
+    ),
+    _c(
+        "allow-on-query-and-path-alone",
+        "client-chosen-allow",
+        doc(
+            stmt(
+                **PUBLIC,
+                **cond(
+                    StringEquals={"iamgate:QueryString/key": "k"},
+                    StringLike={"iamgate:PathParameter/id": "a*"},
+                ),
+            )
+        ),
+        doc(
+            stmt(
+                **PUBLIC,
+                **cond(StringEquals={"iamgate:QueryString/key": "k", "iamgate:ClientCert/IssuerDN": "CN=ca"}),
+            )
+        ),
+        "/Statement/0/Condition/StringEquals/iamgate:QueryString~1key",
+    ),
+    _c(
+        "if-exists-on-a-claim",
+        "if-exists-security-key",
+        doc(stmt(**PUBLIC, **cond(StringEqualsIfExists={"iamgate:JwtClaim/scope": "admin"}))),
+        doc(stmt(**PUBLIC, **cond(StringEquals={"iamgate:JwtClaim/scope": "admin"}))),
+        "/Statement/0/Condition/StringEqualsIfExists/iamgate:JwtClaim~1scope",
+    ),
 ]
 
 

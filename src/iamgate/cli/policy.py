@@ -33,8 +33,10 @@ from iamgate.cli.flags import (
     resource_problem,
     stage_problem,
 )
-from iamgate.policy import ApiRef, Diagnostic, PolicyKind, Request, prepare, read_document
+from iamgate.policy import ApiRef, Decision, Diagnostic, PolicyKind, Prepared, Request, prepare, read_document
+from iamgate.policy.decision import combine_policies
 from iamgate.policy.explain import render_decision, summary
+from iamgate.policy.extension_keys import extension_context
 
 __all__ = ["policy"]
 
@@ -59,6 +61,11 @@ def policy() -> None:
     "--strict", is_flag=True, help="Also reject likely mistakes (duplicate Sids, unknown actions...)."
 )
 @click.option(
+    "--strict-aws",
+    is_flag=True,
+    help="Refuse what AWS would not read as iamgate does: iamgate's own condition keys (iamgate:...).",
+)
+@click.option(
     "--kind",
     type=click.Choice([k.value for k in PolicyKind]),
     default="resource",
@@ -71,6 +78,7 @@ def validate(
     files: tuple[str, ...],
     fmt: str,
     strict: bool,
+    strict_aws: bool,
     kind: str,
     api_id: str | None,
     region: str | None,
@@ -88,7 +96,13 @@ def validate(
     for path in files:
         data, name = read_input(path)
         _, diags = read_document(
-            data, kind=PolicyKind(kind), max_chars=max_chars_limit(max_chars), strict=strict, api=api
+            data,
+            kind=PolicyKind(kind),
+            max_chars=max_chars_limit(max_chars),
+            strict=strict,
+            api=api,
+            strict_aws=strict_aws,
+            aws_notes=True,
         )
         diags = [d.with_source(name) for d in diags]
         errors = sum(d.is_error for d in diags)
@@ -135,6 +149,43 @@ def _context(pairs: tuple[str, ...]) -> dict[str, object]:
     return ctx
 
 
+def _named(pairs: tuple[str, ...], flag: str) -> dict[str, object]:
+    """NAME=VALUE flags by name; a name given twice has several values."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"'{pair}' is not NAME=VALUE", param_hint=f"'{flag}'")
+        prev = out.get(name)
+        out[name] = value if prev is None else [*prev, value] if isinstance(prev, list) else [prev, value]
+    return out
+
+
+def _claims(claims_json: str | None, pairs: tuple[str, ...]) -> dict[str, object] | None:
+    """--claims (a JSON object) with --claim NAME=VALUE added (VALUE as JSON when it parses)."""
+    if claims_json is None and not pairs:
+        return None
+    claims: dict[str, object] = {}
+    if claims_json is not None:
+        try:
+            parsed = json.loads(claims_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="'--claims'") from None
+        if not isinstance(parsed, dict):
+            raise click.BadParameter("the claims are a JSON object: {...}", param_hint="'--claims'")
+        claims.update(parsed)
+    for name, value in _named(pairs, "--claim").items():
+        values = value if isinstance(value, list) else [value]
+        read: list[object] = []
+        for text in values:
+            try:
+                read.append(json.loads(str(text)))
+            except ValueError:
+                read.append(text)
+        claims[name] = read[0] if len(read) == 1 else read
+    return claims
+
+
 def _emit(stream: IO[str], result: CaseResult) -> None:
     stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
 
@@ -168,6 +219,52 @@ def _emit(stream: IO[str], result: CaseResult) -> None:
     metavar="KEY=VALUE",
     help="A condition key; repeat a key for several values.",
 )
+@click.option(
+    "--header", "headers", multiple=True, metavar="NAME=VALUE", help="iamgate:RequestHeader/NAME; repeat."
+)
+@click.option(
+    "--query", "queries", multiple=True, metavar="NAME=VALUE", help="iamgate:QueryString/NAME; repeat."
+)
+@click.option(
+    "--path-param", "path_params", multiple=True, metavar="NAME=VALUE", help="iamgate:PathParameter/NAME."
+)
+@click.option("--claims", "claims_json", metavar="JSON", help="The verified token's claims (a JSON object).")
+@click.option(
+    "--claim",
+    "claim_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="One claim (VALUE read as JSON when it is JSON, else as text); with --claims, added to it.",
+)
+@click.option(
+    "--authorizer-context",
+    "authorizer_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="iamgate:AuthorizerContext/NAME.",
+)
+@click.option("--api-key-id", metavar="ID", help="iamgate:ApiKeyId.")
+@click.option("--client-cert-subject", metavar="DN", help="iamgate:ClientCert/SubjectDN.")
+@click.option("--client-cert-issuer", metavar="DN", help="iamgate:ClientCert/IssuerDN.")
+@click.option("--client-cert-serial", metavar="SERIAL", help="iamgate:ClientCert/SerialNumber.")
+@click.option(
+    "--client-cert-san", "client_cert_sans", multiple=True, metavar="NAME", help="iamgate:ClientCert/SAN."
+)
+@click.option(
+    "--resource-path", metavar="TEMPLATE", help="iamgate:ResourcePath, the route's path (/pets/{id})."
+)
+@click.option(
+    "--stage-policy",
+    "stage_policy_path",
+    metavar="FILE",
+    help="The stage's own policy: it must allow too (iamgate's extension).",
+)
+@click.option(
+    "--route-policy",
+    "route_policy_path",
+    metavar="FILE",
+    help="The route's own policy: it must allow too (iamgate's extension).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the decision and the trace.")
 @max_chars_option
 def simulate(
@@ -183,6 +280,20 @@ def simulate(
     region: str | None,
     account: str | None,
     contexts: tuple[str, ...],
+    headers: tuple[str, ...],
+    queries: tuple[str, ...],
+    path_params: tuple[str, ...],
+    claims_json: str | None,
+    claim_pairs: tuple[str, ...],
+    authorizer_pairs: tuple[str, ...],
+    api_key_id: str | None,
+    client_cert_subject: str | None,
+    client_cert_issuer: str | None,
+    client_cert_serial: str | None,
+    client_cert_sans: tuple[str, ...],
+    resource_path: str | None,
+    stage_policy_path: str | None,
+    route_policy_path: str | None,
     as_json: bool,
     max_chars: int,
 ) -> None:
@@ -198,7 +309,10 @@ def simulate(
     \b
     With --policy FILE: one request from the flags; prints each statement and why it did or did
     not apply, then the decision (--json for machines). aws:CurrentTime, aws:EpochTime and
-    aws:SecureTransport=true are filled in unless given, as the gateway does.
+    aws:SecureTransport=true are filled in unless given, as the gateway does. iamgate's own keys
+    come from --header, --query, --path-param, --claims/--claim, --authorizer-context,
+    --api-key-id, --client-cert-*, --resource-path (and iamgate:Stage, iamgate:HttpMethod from
+    --stage and --method), read as the gateway reads a request.
     """
     api = api_from_flags(api_id, region, account)
     if (cases_path is None) == (policy_path is None):
@@ -233,30 +347,95 @@ def simulate(
         ctx["aws:EpochTime"] = str(int(now))
     if "aws:securetransport" not in lowered:
         ctx["aws:SecureTransport"] = "true"
-    prepared = prepare(data, api=api, max_chars=max_chars_limit(max_chars), source_name=name)
-    if prepared.policy is None:
-        _print_invalid(prepared.diagnostics, as_json)
-        sys.exit(1)
+    layers: list[tuple[str, Prepared]] = []
+    for label, path in (("api", policy_path), ("stage", stage_policy_path), ("route", route_policy_path)):
+        if path is None:
+            continue
+        layer_data, layer_name = (data, name) if label == "api" else read_input(path)
+        prepared = prepare(layer_data, api=api, max_chars=max_chars_limit(max_chars), source_name=layer_name)
+        if prepared.policy is None:
+            _print_invalid(prepared.diagnostics, as_json)
+            sys.exit(1)
+        layers.append((label, prepared))
+    claims = _claims(claims_json, claim_pairs)
+    cert: dict[str, object] = {}
+    for field_name, value in (
+        ("subjectDN", client_cert_subject),
+        ("issuerDN", client_cert_issuer),
+        ("serialNumber", client_cert_serial),
+    ):
+        if value is not None:
+            cert[field_name] = value
+    if client_cert_sans:
+        cert["SAN"] = list(client_cert_sans)
+    keys = sorted({k for _, p in layers if p.policy is not None for k in p.policy.extension_keys})
+    extra = extension_context(
+        keys,
+        headers=_named(headers, "--header"),
+        query=_named(queries, "--query"),
+        path_parameters=_named(path_params, "--path-param"),
+        claims=claims,
+        authorizer_context=_named(authorizer_pairs, "--authorizer-context"),
+        api_key_id=api_key_id,
+        client_cert=cert or None,
+        stage=stage,
+        http_method=method.upper() if method else None,
+        resource_path=resource_path,
+    )
+    for key, found in extra.items():
+        if key not in lowered:  # --context wins
+            ctx[key] = list(found) if isinstance(found, tuple) else found
     request = Request.build(principal, action, resource, ctx)
-    decision = prepared.policy.evaluate(request, explain=True)
-    if as_json:
-        payload = {
-            "request": {
-                "principal": principal,
-                "action": action,
-                "resource": request.resource,
-                "context": dict(request.context),
-            },
-            **decision.to_dict(),
-        }
-        payload["diagnostics"] = [d.to_dict() for d in prepared.diagnostics]
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    decisions: list[tuple[str, Decision]] = []
+    for label, prepared in layers:
+        assert prepared.policy is not None  # invalid ones ended the command above
+        decisions.append((label, prepared.policy.evaluate(request, explain=True)))
+    diagnostics = [d for _, p in layers for d in p.diagnostics]
+    asked = {
+        "principal": principal,
+        "action": action,
+        "resource": request.resource,
+        "context": dict(request.context),
+    }
+    if len(decisions) == 1:  # the resource policy alone: as it always was
+        decision = decisions[0][1]
+        if as_json:
+            payload = {"request": asked, **decision.to_dict()}
+            payload["diagnostics"] = [d.to_dict() for d in diagnostics]
+            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+            return
+        for d in diagnostics:
+            click.echo(d.render(), err=True)
+        click.echo(f"Request: {principal or 'anonymous'} {action} {request.resource}")
+        click.echo(render_decision(decision))
         return
-    for d in prepared.diagnostics:
+    effect, decided_by = combine_policies(decisions)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "request": asked,
+                    "decision": effect.value,
+                    "policy": decided_by,
+                    "policies": [{"policy": label, **d.to_dict()} for label, d in decisions],
+                    "diagnostics": [d.to_dict() for d in diagnostics],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for d in diagnostics:
         click.echo(d.render(), err=True)
-    who = principal or "anonymous"
-    click.echo(f"Request: {who} {action} {request.resource}")
-    click.echo(render_decision(decision))
+    click.echo(f"Request: {principal or 'anonymous'} {action} {request.resource}")
+    for label, decision in decisions:
+        click.echo(f"\n== the {label} policy ==")
+        click.echo(render_decision(decision))
+    verdict = effect.value
+    if decided_by is not None:
+        deciding = dict(decisions)[decided_by]
+        verdict += f": decided by the {decided_by} policy ({summary(deciding)})"
+    click.echo(f"\nDecision of all policies: {verdict}")
 
 
 def _print_invalid(diags: tuple[Diagnostic, ...], as_json: bool) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "Network",
     "RequestValidatorConfig",
     "RouteConfig",
+    "ScopedPolicy",
     "StageConfig",
     "TlsSettings",
     "UpstreamSettings",
@@ -187,6 +188,17 @@ class RequestValidatorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScopedPolicy:
+    """A policy of a stage or of a route (iamgate's extension, docs/policy-semantics.md): a further
+    gate that must allow, beside the API's resource policy."""
+
+    label: str  # "stage:prod", "route:GET /pets/{id}": names it in logs and traces
+    policy: CompiledPolicy
+    text: str  # as written (JSON), for export and the store
+    mode: str = "enforce"  # or report: evaluated and logged, never refusing
+
+
+@dataclass(frozen=True, slots=True)
 class RouteConfig:
     path: str
     method: str  # an HTTP verb or ANY
@@ -204,6 +216,7 @@ class RouteConfig:
     request_validator: str | None = None
     request_models: tuple[tuple[str, str], ...] = ()
     request_parameters: tuple[tuple[str, bool], ...] = ()
+    policy: ScopedPolicy | None = None  # the route's own policy (iamgate's extension)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +226,7 @@ class StageConfig:
     access_log_format: str | None = None
     throttle: Limit | None = None  # every method's default limit (API Gateway's methodSettings */*)
     method_throttle: dict[str, Limit] = field(default_factory=dict)  # "/pets/GET" -> limit
+    policy: ScopedPolicy | None = None  # the stage's own policy (iamgate's extension)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,14 @@ deployments."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from iamgate.config._reader import Reader
 from iamgate.config.auth import read_authorizers
-from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings
+from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings, ScopedPolicy
 from iamgate.config.read_cors import apply_cors, read_cors
 from iamgate.config.read_models import read_models, read_request_validators
-from iamgate.config.read_policy import read_policy
+from iamgate.config.read_policy import POLICY_MODES, read_policy, read_scoped_policy
 from iamgate.config.read_responses import read_gateway_responses
 from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
@@ -21,7 +22,6 @@ from iamgate.policy import ApiRef
 __all__ = ["ENDPOINT_TYPES", "POLICY_MODES", "read_api", "read_apis"]
 
 ENDPOINT_TYPES = ("REGIONAL", "PRIVATE", "EDGE")
-POLICY_MODES = ("enforce", "report")
 _API_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _DEPLOYMENT = re.compile(r"[A-Za-z0-9]{1,64}")
 
@@ -145,7 +145,11 @@ def read_api(
     responses: dict[str, GatewayResponseConfig] = {}
     if "gateway_responses" in m:
         responses = read_gateway_responses(r, m["gateway_responses"], f"{ptr}/gateway_responses")
-    stages = read_stages(r, m["stages"], f"{ptr}/stages") if "stages" in m else {}
+
+    def scoped(sm: dict[str, Any], sp: str, label: str) -> ScopedPolicy | None:
+        return read_scoped_policy(r, sm, sp, settings, api_id, watched, label)
+
+    stages = read_stages(r, m["stages"], f"{ptr}/stages", scoped) if "stages" in m else {}
     models = read_models(r, m["models"], f"{ptr}/models", api_id) if "models" in m else {}
     validators = (
         read_request_validators(r, m["request_validators"], f"{ptr}/request_validators")
@@ -153,7 +157,7 @@ def read_api(
         else {}
     )
     routes = (
-        read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers, models, validators)
+        read_routes(r, m["routes"], f"{ptr}/routes", stages, authorizers, models, validators, scoped)
         if "routes" in m
         else []
     )

@@ -9,10 +9,32 @@ from typing import Any
 
 from iamgate.config._reader import Reader
 from iamgate.config._yaml import UNSTORABLE, unstorable_in
-from iamgate.config.model import GatewaySettings
-from iamgate.policy import ApiRef, Diagnostic, Severity, prepare
+from iamgate.config.model import GatewaySettings, ScopedPolicy
+from iamgate.policy import ApiRef, Diagnostic, Prepared, Severity, prepare
 
-__all__ = ["read_policy"]
+__all__ = ["POLICY_MODES", "read_policy", "read_scoped_policy"]
+
+POLICY_MODES = ("enforce", "report")
+
+# Policies compiled for this process, by (text, API, size limit): the same policy text on many
+# routes, stages or APIs (a fleet's common policy) is compiled once, and a reload reuses what did
+# not change. Bounded: cleared when full. A compiled policy is immutable but for its decision
+# memos, which any holder may share.
+_COMPILED: dict[tuple[str, str, str, str, int | None], Prepared] = {}
+_COMPILED_LIMIT = 4096
+
+
+def _prepare(source: str | bytes, api: ApiRef, max_chars: int | None, source_name: str | None) -> Prepared:
+    text = source if isinstance(source, str) else source.decode("utf-8", "surrogateescape")
+    named = text if source_name is None else f"{source_name}\0{text}"
+    key = (named, api.region, api.account, api.api_id, max_chars)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = prepare(source, api=api, max_chars=max_chars, source_name=source_name)
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.clear()
+        _COMPILED[key] = found
+    return found
 
 
 def _unstorable_policy(r: Reader, text: str, ptr: str, file: str | None) -> bool:
@@ -55,7 +77,10 @@ def read_policy(
                 f"YAML) or a JSON string, not {r.kind(raw)}",
             )
             return None, None, False
-        prepared = prepare(raw, api=api, max_chars=settings.max_policy_chars)
+        if isinstance(raw, str):
+            prepared = _prepare(raw, api, settings.max_policy_chars, None)
+        else:  # a mapping: compiled from the line numbers of the YAML file, not cached
+            prepared = prepare(raw, api=api, max_chars=settings.max_policy_chars)
         base = f"{ptr}/policy"
         for d in prepared.diagnostics:
             message = d.message
@@ -85,10 +110,33 @@ def read_policy(
                 "policy-file", f"{ptr}/policy_file", f"cannot read policy_file {path}: {exc.strerror or exc}"
             )
             return None, None, False
-        prepared = prepare(data, api=api, max_chars=settings.max_policy_chars, source_name=str(path))
+        prepared = _prepare(data, api, settings.max_policy_chars, str(path))
         r.diags.extend(prepared.diagnostics)
         text = data.decode("utf-8", "replace")
         if prepared.policy is not None and _unstorable_policy(r, text, f"{ptr}/policy_file", str(path)):
             return None, None, False
         return prepared.policy, text, prepared.policy is not None
     return None, None, True
+
+
+def read_scoped_policy(
+    r: Reader,
+    m: dict[str, Any],
+    ptr: str,
+    settings: GatewaySettings,
+    api_id: str | None,
+    watched: list[str],
+    label: str,
+) -> ScopedPolicy | None:
+    """A stage's or a route's own ``policy`` / ``policy_file`` and ``policy_mode`` (iamgate's
+    extension, docs/policy-semantics.md): compiled for the API as its resource policy is; None
+    when there is none or it has errors (reported)."""
+    mode = "enforce"
+    if "policy_mode" in m:
+        mode = r.string(m["policy_mode"], f"{ptr}/policy_mode", "policy_mode", choices=POLICY_MODES) or mode
+        if "policy" not in m and "policy_file" not in m:
+            r.report("invalid-value", f"{ptr}/policy_mode", "policy_mode without a policy or policy_file")
+    policy, text, _ = read_policy(r, m, ptr, settings, api_id, watched)
+    if policy is None or text is None:
+        return None
+    return ScopedPolicy(label, policy, text, mode)

@@ -14,6 +14,7 @@ from iamgate.config.auth import AuthorizerConfig
 from iamgate.config.model import ModelConfig, RequestValidatorConfig, RouteConfig, StageConfig
 from iamgate.config.read_integration import read_integration
 from iamgate.config.read_models import read_request_models, read_request_parameters, read_request_validator
+from iamgate.config.read_stages import ScopedReader
 from iamgate.config.read_throttle import read_rate_limit
 from iamgate.policy.diagnostics import did_you_mean
 from iamgate.routing.tree import METHODS, ResourceTree, TemplateError, parse_template
@@ -31,13 +32,14 @@ def read_routes(
     authorizers: dict[str, AuthorizerConfig],
     models: dict[str, ModelConfig] | None = None,
     validators: dict[str, RequestValidatorConfig] | None = None,
+    scoped: ScopedReader | None = None,
 ) -> list[RouteConfig]:
     """An API's ``routes``; ``stages``, ``authorizers``, ``models`` and ``validators`` are the
-    API's, which routes refer to."""
+    API's, which routes refer to; ``scoped`` reads a route's own ``policy``."""
     routes: list[RouteConfig] = []
     seen: dict[tuple[str, str], str] = {}
     tree: ResourceTree[None] = ResourceTree()  # the snapshot's tree: what it refuses is an error here
-    api = _ApiParts(stages, authorizers, models or {}, validators or {})
+    api = _ApiParts(stages, authorizers, models or {}, validators or {}, scoped)
     for i, item in enumerate(r.sequence(raw, ptr, "routes") or []):
         route = _route(r, item, f"{ptr}/{i}", api, seen, tree)
         if route is not None:
@@ -53,6 +55,7 @@ class _ApiParts:
     authorizers: dict[str, AuthorizerConfig]
     models: dict[str, ModelConfig]
     validators: dict[str, RequestValidatorConfig]
+    scoped: ScopedReader | None = None
 
 
 def _route(
@@ -80,6 +83,7 @@ def _route(
             "request_validator": False,
             "request_models": False,
             "request_parameters": False,
+            **({"policy": False, "policy_file": False, "policy_mode": False} if api.scoped else {}),
         },
     )
     if rm is None or not {"path", "method", "integration"} <= set(rm):
@@ -120,6 +124,7 @@ def _route(
     if not _place(r, path, method, rp, seen, tree):
         return None
     rate_limit = read_rate_limit(r, rm["rate_limit"], f"{rp}/rate_limit") if "rate_limit" in rm else None
+    policy = api.scoped(rm, rp, f"route:{method} {path}") if api.scoped is not None else None
     return RouteConfig(
         path,
         method,
@@ -132,6 +137,7 @@ def _route(
         request_validator=validator,
         request_models=request_models,
         request_parameters=parameters,
+        policy=policy,
     )
 
 

@@ -4,9 +4,11 @@ limits (API Gateway's stage variables and methodSettings)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from iamgate.config._reader import Reader
-from iamgate.config.model import StageConfig
+from iamgate.config.model import ScopedPolicy, StageConfig
 from iamgate.config.read_gateway import read_log_format
 from iamgate.config.read_throttle import read_limit, read_method_limits
 from iamgate.policy.diagnostics import pointer_join
@@ -17,8 +19,15 @@ _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _VAR_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
-def read_stages(r: Reader, raw: object, ptr: str) -> dict[str, StageConfig]:
-    """An API's ``stages``: a non-empty mapping of stage name to its settings (or nothing)."""
+# reads a stage's or route's own policy: (its mapping, its pointer, its label) -> the policy
+ScopedReader = Callable[[dict[str, Any], str, str], ScopedPolicy | None]
+
+
+def read_stages(
+    r: Reader, raw: object, ptr: str, scoped: ScopedReader | None = None
+) -> dict[str, StageConfig]:
+    """An API's ``stages``: a non-empty mapping of stage name to its settings (or nothing);
+    ``scoped`` reads a stage's own ``policy`` (without it, one is an unknown key)."""
     stages: dict[str, StageConfig] = {}
     if not isinstance(raw, dict) or not raw:
         r.report(
@@ -35,27 +44,25 @@ def read_stages(r: Reader, raw: object, ptr: str) -> dict[str, StageConfig]:
         )
         if name is None:
             continue
-        stage = _stage(r, name, value, sp)
+        stage = _stage(r, name, value, sp, scoped)
         if stage is not None:
             stages[name] = stage
     return stages
 
 
-def _stage(r: Reader, name: str, raw: object, ptr: str) -> StageConfig | None:
+def _stage(r: Reader, name: str, raw: object, ptr: str, scoped: ScopedReader | None) -> StageConfig | None:
     """One stage's settings; None when they are not a mapping (reported)."""
     if raw is None:
         return StageConfig(name, {}, None, None, {})
-    m = r.mapping(
-        raw,
-        ptr,
-        f"stage {name}",
-        {
-            "variables": False,
-            "access_log_format": False,
-            "throttling": False,
-            "method_throttling": False,
-        },
-    )
+    keys = {
+        "variables": False,
+        "access_log_format": False,
+        "throttling": False,
+        "method_throttling": False,
+    }
+    if scoped is not None:
+        keys.update({"policy": False, "policy_file": False, "policy_mode": False})
+    m = r.mapping(raw, ptr, f"stage {name}", keys)
     if m is None:
         return None
     variables = _variables(r, m.get("variables") or {}, f"{ptr}/variables")
@@ -66,7 +73,8 @@ def _stage(r: Reader, name: str, raw: object, ptr: str) -> StageConfig | None:
     if "throttling" in m:
         throttle_default = read_limit(r, m["throttling"], f"{ptr}/throttling", "throttling")
     method_limits = read_method_limits(r, m.get("method_throttling"), f"{ptr}/method_throttling")
-    return StageConfig(name, variables, log_format, throttle_default, method_limits)
+    policy = scoped(m, ptr, f"stage:{name}") if scoped is not None else None
+    return StageConfig(name, variables, log_format, throttle_default, method_limits, policy)
 
 
 def _variables(r: Reader, raw: object, ptr: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ from iamgate.config.model import (
     MockIntegration,
     Network,
     RouteConfig,
+    ScopedPolicy,
     StageConfig,
 )
 from iamgate.config.schemas import compile_model, models_registry, parse_schema
@@ -124,6 +125,7 @@ class RouteRuntime:
     # throttled); an ANY route has an entry for each of routing's METHODS
     throttle: dict[str, dict[str, StaticThrottle]] = field(default_factory=dict)
     check: RequestCheck | None = None  # request validation (None: nothing to check)
+    policy: ScopedPolicy | None = None  # the route's own policy (iamgate's extension)
 
     def target(self, stage: StageConfig) -> ProxyTarget:
         found = self.targets.get(stage.name)
@@ -489,6 +491,7 @@ def _route_runtime(
         targets,
         throttle,
         _request_check(route, api, models),
+        route.policy,
     )
 
 

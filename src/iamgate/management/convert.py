@@ -28,7 +28,7 @@ from iamgate.management.drafts import each_method, now
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import mock_status
 from iamgate.management.models import default_models, is_default_model, referenced_models
-from iamgate.management.policies import policy_object, store_policy
+from iamgate.management.policies import MODE_FIELD, POLICY_FIELD, policy_object, store_policy
 from iamgate.routing.tree import parse_template
 from iamgate.store.base import Doc
 
@@ -275,6 +275,10 @@ def draft_to_definition(draft: Doc, settings: GatewaySettings) -> dict[str, Any]
         rate_limit = (method.get("iamgate") or {}).get("rate_limit")
         if rate_limit:
             route["rate_limit"] = rate_limit
+        if method.get(POLICY_FIELD):  # iamgate's extension: the method's own policy
+            route["policy"] = policy_object(method[POLICY_FIELD])
+            if method.get(MODE_FIELD) == "report":
+                route["policy_mode"] = "report"
         _validation_entries(route, method, path, validators)
         route["integration"] = _integration_entry(integration)
         routes.append(route)
@@ -531,6 +535,10 @@ def definition_to_draft(
             method["requestParameters"] = declared
         if route.get("rate_limit"):
             method["iamgate"] = {"rate_limit": dict(route["rate_limit"])}
+        if route.get("policy") is not None:  # iamgate's extension, stored as the API's policy is
+            method[POLICY_FIELD] = store_policy(route["policy"], settings, api_id)
+            if route.get("policy_mode") == "report":
+                method[MODE_FIELD] = "report"
         if route.get("request_parameters"):
             declared = {**declared, **{k: bool(v) for k, v in route["request_parameters"].items()}}
             method["requestParameters"] = declared

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from iamgate.config.auth import ApiKey, AuthorizerConfig
-from iamgate.config.model import ApiConfig, HttpProxyIntegration, RouteConfig, StageConfig
+from iamgate.config.model import ApiConfig, HttpProxyIntegration, RouteConfig, ScopedPolicy, StageConfig
 from iamgate.throttle.settings import Limit, UsagePlan
 
 __all__ = ["api_definition", "api_key_entry", "stage_entry", "usage_plan_entry"]
@@ -101,7 +101,18 @@ def _route(route: RouteConfig) -> dict[str, Any]:
         entry["request_models"] = dict(sorted(route.request_models))
     if route.request_parameters:
         entry["request_parameters"] = dict(sorted(route.request_parameters))
+    entry.update(_scoped(route.policy))
     return entry
+
+
+def _scoped(policy: ScopedPolicy | None) -> dict[str, Any]:
+    """A stage's or route's own policy as configuration keys (none when it has none)."""
+    if policy is None:
+        return {}
+    out: dict[str, Any] = {"policy": json.loads(policy.text.lstrip("\ufeff"))}
+    if policy.mode != "enforce":
+        out["policy_mode"] = policy.mode
+    return out
 
 
 def _gateway_responses(api: ApiConfig) -> dict[str, Any]:
@@ -173,6 +184,7 @@ def stage_entry(stage: StageConfig) -> dict[str, Any]:
         entry["throttling"] = _limit(stage.throttle)
     if stage.method_throttle:
         entry["method_throttling"] = {k: _limit(v) for k, v in sorted(stage.method_throttle.items())}
+    entry.update(_scoped(stage.policy))
     return entry
 
 

@@ -26,6 +26,7 @@ from iamgate.management.drafts import (
     string_map,
 )
 from iamgate.management.patch import PatchOp, invalid_path, operations
+from iamgate.management.policies import SCOPED_PATHS, patch_scoped_policy
 from iamgate.management.shapes import method_shape
 from iamgate.store.base import Doc, Transaction
 
@@ -50,6 +51,8 @@ UPDATABLE = [
     "/requestParameters/{name}",
     "/requestValidatorId",
     "/requestModels/{contentType}",
+    "/x-iamgate-policy",  # iamgate's extension: the method's own policy (docs/management.md)
+    "/x-iamgate-policyMode",
 ]
 
 
@@ -242,11 +245,17 @@ async def update_method(call: Call) -> Reply:
     verb = _verb(call)
     ops = operations(call.json())
 
+    settings = call.gateway.config().settings
+    api_id = call.params["restapi_id"]
+
     def change(tx: Transaction, draft: Doc) -> dict[str, Any]:
         work = copy.deepcopy(draft)
         method = find_method(work, call.params["resource_id"], verb)
         for op in ops:
-            _apply(method, op)
+            if op.path in SCOPED_PATHS:
+                patch_scoped_policy(method, op, settings, api_id)
+            else:
+                _apply(method, op)
         check_method(work, method)
         draft.clear()
         draft.update(work)

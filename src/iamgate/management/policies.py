@@ -22,9 +22,27 @@ from typing import Any
 
 from iamgate.config.model import GatewaySettings
 from iamgate.management.core import ApiError, bad_request
+from iamgate.management.patch import PatchOp
 from iamgate.policy import ApiRef, Diagnostic, expand_shorthand, prepare
 
-__all__ = ["INVALID_POLICY", "policy_object", "policy_warnings", "save_policy", "store_policy"]
+__all__ = [
+    "INVALID_POLICY",
+    "MODE_FIELD",
+    "POLICY_FIELD",
+    "SCOPED_PATHS",
+    "patch_scoped_policy",
+    "policy_object",
+    "policy_warnings",
+    "save_policy",
+    "store_policy",
+]
+
+# A stage's or a method's own policy (iamgate's extension, docs/policy-semantics.md): kept in
+# these fields of the stage or method, set with these patch paths of UpdateStage and
+# UpdateMethod. AWS has no such paths; its clients send them as any patch operation.
+POLICY_FIELD = "x-iamgate-policy"
+MODE_FIELD = "x-iamgate-policyMode"
+SCOPED_PATHS = ("/" + POLICY_FIELD, "/" + MODE_FIELD)
 
 INVALID_POLICY = (
     "Invalid policy document. Please check the policy syntax and ensure that Principals are valid."
@@ -97,3 +115,25 @@ def policy_object(stored: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("a stored policy is a JSON object")
     return value
+
+
+def patch_scoped_policy(doc: dict[str, Any], op: PatchOp, settings: GatewaySettings, api_id: str) -> None:
+    """``replace /x-iamgate-policy`` (a policy as JSON text: validated, stored as the API's
+    policy is), ``remove`` it; ``replace /x-iamgate-policyMode`` (enforce or report)."""
+    if op.path == SCOPED_PATHS[0]:
+        if op.op == "remove" or (op.op == "replace" and not (op.value or "").strip()):
+            doc.pop(POLICY_FIELD, None)
+            doc.pop(MODE_FIELD, None)
+        elif op.op in ("replace", "add"):
+            doc[POLICY_FIELD] = store_policy(op.need_value(), settings, api_id)
+        else:
+            raise bad_request(f"Invalid patch operation {op.op} on {op.path}: replace or remove")
+        return
+    if op.op == "remove" or (op.op == "replace" and op.value == "enforce"):
+        doc.pop(MODE_FIELD, None)
+    elif op.op == "replace" and op.value == "report":
+        if not doc.get(POLICY_FIELD):
+            raise bad_request(f"{op.path} needs a policy: set /{POLICY_FIELD} first")
+        doc[MODE_FIELD] = "report"
+    else:
+        raise bad_request(f"Invalid value for {op.path}: '{op.value}' (enforce or report)")

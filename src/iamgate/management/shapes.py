@@ -27,6 +27,9 @@ METHOD_FIELDS = (
     "requestModels",
     "methodResponses",
     "authorizationScopes",
+    # iamgate's extension: the method's own policy (AWS's clients ignore members they do not know)
+    "x-iamgate-policy",
+    "x-iamgate-policyMode",
 )
 
 

@@ -19,14 +19,23 @@ Terraform sends them all.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
+from iamgate.config.model import GatewaySettings
 from iamgate.management.core import Call, Reply, Route, bad_request, conflict, not_found
 from iamgate.management.domains import domains_mapping
 from iamgate.management.drafts import api_not_found, now, optional_bool, optional_str, string_map
 from iamgate.management.methods import HTTP_METHODS
 from iamgate.management.patch import PatchOp, operations
+from iamgate.management.policies import (
+    MODE_FIELD,
+    POLICY_FIELD,
+    SCOPED_PATHS,
+    patch_scoped_policy,
+    policy_object,
+)
 from iamgate.management.restapis import stages_in_usage_plans
 from iamgate.store.base import Doc, Transaction
 
@@ -66,6 +75,7 @@ VALID_PATHS = (
     + ", "
     + ", ".join(f"/*/*/{s}" for s in SETTINGS)
     + ", /variables/{variable_name}, /tracingEnabled, /cacheClusterEnabled"
+    + ", /x-iamgate-policy, /x-iamgate-policyMode (iamgate's)"
 )
 
 
@@ -126,6 +136,10 @@ def config_of(doc: Doc) -> dict[str, Any]:
             methods[f"/{key}"] = limit
     if methods:
         entry["method_throttling"] = methods
+    if doc.get(POLICY_FIELD):  # iamgate's extension: the stage's own policy
+        entry["policy"] = policy_object(doc[POLICY_FIELD])
+        if doc.get(MODE_FIELD) == "report":
+            entry["policy_mode"] = "report"
     return entry
 
 
@@ -175,6 +189,10 @@ def new_stage(
         settings = _settings_of(entry)
         if settings:
             doc["methodSettings"] = settings
+        if entry.get("policy") is not None:  # a configuration's stage policy (iamgate apply)
+            doc[POLICY_FIELD] = json.dumps(entry["policy"], separators=(",", ":"))
+            if entry.get("policy_mode") == "report":
+                doc[MODE_FIELD] = "report"
     elif variables:
         doc["variables"] = dict(variables)
     doc["config"] = config_of(doc)
@@ -193,7 +211,7 @@ def stage_shape(doc: Doc) -> dict[str, Any]:
         "createdDate": doc["createdDate"],
         "lastUpdatedDate": doc["lastUpdatedDate"],
     }
-    for key in ("description", "variables", "accessLogSettings"):
+    for key in ("description", "variables", "accessLogSettings", POLICY_FIELD, MODE_FIELD):
         if doc.get(key):
             out[key] = doc[key]
     return out
@@ -291,9 +309,11 @@ def _invalid(op: PatchOp) -> Exception:
     return bad_request(f"Invalid method setting path: {op.path}. Must be one of: [{VALID_PATHS}]")
 
 
-def _apply(tx: Transaction, api_id: str, doc: Doc, op: PatchOp) -> None:
+def _apply(tx: Transaction, api_id: str, doc: Doc, op: PatchOp, gateway: GatewaySettings) -> None:
     tokens = op.tokens
-    if tokens == ["deploymentId"] and op.op == "replace":
+    if op.path in SCOPED_PATHS:  # iamgate's extension: the stage's own policy
+        patch_scoped_policy(doc, op, gateway, api_id)
+    elif tokens == ["deploymentId"] and op.op == "replace":
         target = op.need_value()
         if tx.get("deployment", api_id, target) is None:
             raise bad_request(f"Invalid deployment identifier specified: {target}")
@@ -361,11 +381,13 @@ async def update_stage(call: Call) -> Reply:
     ops = operations(call.json())
     api_id = call.params["restapi_id"]
 
+    gateway = call.gateway.config().settings
+
     def run() -> Doc:
         with call.store.transaction() as tx:
             doc = copy.deepcopy(_find(tx, call))
             for op in ops:
-                _apply(tx, api_id, doc, op)
+                _apply(tx, api_id, doc, op, gateway)
             doc["lastUpdatedDate"] = now()
             doc["config"] = config_of(doc)
             tx.put("stage", api_id, doc["stageName"], doc)

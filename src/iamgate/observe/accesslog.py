@@ -143,6 +143,30 @@ def context_variables(ex: Exchange) -> dict[str, Any]:
             out["decision.wouldDeny"] = True
         if found[3] is not None:
             out["decision.errors"] = found[3]
+    scoped = ex.scoped
+    if scoped is not None:  # stage and route policies (iamgate's extension): each named
+        layers = [] if decision is None else [("api", decision, ex.policy_mode or "enforce")]
+        out["decision.policies"] = [
+            {
+                "policy": label,
+                "decision": d.effect.value,
+                "statements": [str(r) for r in d.determining],
+                "mode": mode,
+            }
+            for label, d, mode in (*layers, *scoped)
+        ]
+        denier = next((d for label, d, _ in scoped if label == ex.denied_by), None)
+        if denier is not None or decision is None:
+            # a stage's or route's policy refused (or there is no API policy): its decision is
+            # the request's; decision.policies has every policy's
+            deciding = denier if denier is not None else scoped[-1][1]
+            parts = _decision_parts(deciding)
+            out["decision"] = parts[1]
+            out["decision.statements"] = parts[2]
+            if ex.would_deny:
+                out["decision.wouldDeny"] = True
+    if ex.denied_by is not None:
+        out["decision.policy"] = ex.denied_by
     identity = ex.identity
     if identity is not None:
         # as on AWS: caller and user are the principal id (AIDA..., AROA...:session), userArn the ARN
@@ -208,6 +232,7 @@ def json_line(ex: Exchange) -> bytes:
         or ex.extra
         or ex.would_deny
         or ex.base_path is not None
+        or ex.scoped is not None
     ):
         return orjson.dumps(context_variables(ex), option=_NEWLINE)
     if decision is not None:

@@ -22,9 +22,11 @@ from iamgate.auth.custom import AuthorizerError, RequestFacts, Unauthorized
 from iamgate.auth.identities import Identity, identity_decision
 from iamgate.auth.jwt import JwtError
 from iamgate.auth.sigv4 import SignatureError, SignedRequest, covered_path, is_signed, needs_body, verify
+from iamgate.config.model import ScopedPolicy
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.later import NEED_BODY, StageResult, after
+from iamgate.pipeline.request_keys import fill
 from iamgate.pipeline.stages import resolve
 from iamgate.policy import Decision, DecisionEffect, Request
 
@@ -178,10 +180,33 @@ def _resource_decision(ex: Exchange, principal: str | None) -> Decision | None:
     return decision
 
 
+def _needs_authorizer(keys: tuple[str, ...], api_key_source: str) -> bool:
+    """Whether some of these ``iamgate:`` keys are known only once the authorizer has answered."""
+    for key in keys:
+        if key.startswith("iamgate:authorizercontext/"):
+            return True
+        if key == "iamgate:apikeyid" and api_key_source == "AUTHORIZER":
+            return True
+    return False
+
+
 def _custom(ex: Exchange) -> StageResult:
     """Phase 1: an explicit deny in the resource policy stops the request before the authorizer
-    runs (it costs nothing); an allow does not skip the authorizer."""
-    decision = _resource_decision(ex, None)
+    runs (it costs nothing); an allow does not skip the authorizer. A policy that reads what only
+    the authorizer's answer gives (``iamgate:AuthorizerContext/...``) is decided after it, once."""
+    api = ex.api
+    assert api is not None
+    decision: Decision | None = None
+    policy = api.policy
+    if policy is not None and policy.extension_keys:
+        if _needs_authorizer(policy.extension_keys, api.api_key_source):
+            policy = None  # no pre-check: decided in authorize with the authorizer's context
+        else:
+            refused = fill(ex, policy.extension_keys, policy.single_valued_keys)
+            if refused is not None:
+                return refused
+    if policy is not None:
+        decision = _resource_decision(ex, None)
     if decision is not None and decision.effect is DecisionEffect.EXPLICIT_DENY:
         if ex.policy_mode == "report":
             ex.would_deny = True
@@ -268,15 +293,26 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     kind = route.authorization
     settings = ex.snapshot.settings
     judge: Callable[[Decision | None], combine.Outcome]
+    if api.policy is not None and api.policy.extension_keys:
+        refused = fill(ex, api.policy.extension_keys, api.policy.single_valued_keys)
+        if refused is not None:
+            return refused
+    stage = ex.stage
+    assert stage is not None
     if kind == "NONE":
         resource = _resource_decision(ex, None)
-        if resource is None or resource.effect is _ALLOW:
+        if (resource is None or resource.effect is _ALLOW) and stage.policy is None and route.policy is None:
             return None  # combine.none allows (in report mode too), the common case without the calls
         judge = combine.none
         caller = "anonymous"
     elif kind == "AWS_IAM":
         identity = ex.identity
         assert identity is not None
+        for own in identity.principal.policies:
+            if own.extension_keys:
+                refused = fill(ex, own.extension_keys, own.single_valued_keys)
+                if refused is not None:
+                    return refused
         request = Request(identity.caller_arn, ACTION, ex.arn, ex.context)
         resource = _resource_decision(ex, identity.caller_arn)
         caller_side = ex.identity_decision = identity_decision(identity, request)
@@ -294,9 +330,16 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     elif kind == "CUSTOM":
         result = ex.authorizer
         assert result is not None
+        if result.policy.extension_keys:
+            refused = fill(ex, result.policy.extension_keys, result.policy.single_valued_keys)
+            if refused is not None:
+                return refused
         auth_decision = result.policy.evaluate(Request(None, ACTION, ex.arn, ex.context))
         ex.identity_decision = auth_decision
-        resource = ex.decision if api.policy is not None else None
+        if api.policy is not None and _needs_authorizer(api.policy.extension_keys, api.api_key_source):
+            resource = _resource_decision(ex, None)  # not decided before the authorizer ran
+        else:
+            resource = ex.decision if api.policy is not None else None
 
         def judge(rp: Decision | None) -> combine.Outcome:
             return combine.custom(auth_decision, rp)
@@ -315,11 +358,65 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
         if not outcome.allowed and enforced.allowed:
             ex.would_deny = True
         outcome = enforced
-    if outcome.allowed:
+    if stage.policy is None and route.policy is None:
+        if outcome.allowed:
+            return None
+        if kind == "CUSTOM" and outcome.denied_by == "authorizer":
+            return R.authorizer_denied(explicit=outcome.explicit)
+        return _denied(ex, caller, explicit=outcome.explicit)
+    principal = ex.identity.caller_arn if kind == "AWS_IAM" and ex.identity is not None else None
+    gate = _scoped(ex, principal, stage.policy, route.policy)
+    if isinstance(gate, R.GatewayResponse):
+        return gate
+    if outcome.allowed and gate is None:
         return None
-    if kind == "CUSTOM" and outcome.denied_by == "authorizer":
+    if not outcome.allowed:  # the API's policy (or the caller's side) gate: it names the denial,
+        # unless only a stage or route policy's is explicit
+        if outcome.denied_by == "authorizer":
+            ex.denied_by = "authorizer"
+        elif outcome.explicit or gate is not True:
+            ex.denied_by = "api"
+    if not outcome.allowed and kind == "CUSTOM" and outcome.denied_by == "authorizer":
         return R.authorizer_denied(explicit=outcome.explicit)
-    return _denied(ex, caller, explicit=outcome.explicit)
+    explicit = (not outcome.allowed and outcome.explicit) or gate is True
+    return _denied(ex, caller, explicit=explicit)
+
+
+def _scoped(
+    ex: Exchange, principal: str | None, *policies: ScopedPolicy | None
+) -> R.GatewayResponse | bool | None:
+    """The stage's and the route's own policies, each a further gate (docs/policy-semantics.md):
+    every one that is enforced must allow. None when they all allow (or only a report-only one
+    refuses: recorded as a would-be denial); True when one refuses with an explicit deny, False
+    when one refuses without; a 400 answer for an ambiguous iamgate: key. ``ex.denied_by`` names
+    the first that refused with an explicit deny, else the first that refused."""
+    assert ex.arn is not None
+    records: list[tuple[str, Decision, str]] = []
+    refused: bool | None = None
+    for scoped in policies:
+        if scoped is None:
+            continue
+        policy = scoped.policy
+        if policy.extension_keys:
+            ambiguous = fill(ex, policy.extension_keys, policy.single_valued_keys)
+            if ambiguous is not None:
+                return ambiguous
+        decision = policy.decide(principal, ACTION, ex.arn, ex.context)
+        records.append((scoped.label, decision, scoped.mode))
+        if decision.effect is _ALLOW:
+            continue
+        if scoped.mode == "report":
+            ex.would_deny = True
+            continue
+        if decision.effect is DecisionEffect.EXPLICIT_DENY:
+            if refused is not True:
+                ex.denied_by = scoped.label
+            refused = True
+        elif refused is None:
+            ex.denied_by = scoped.label
+            refused = False
+    ex.scoped = tuple(records)
+    return refused
 
 
 def _denied(ex: Exchange, caller: str, *, explicit: bool) -> R.GatewayResponse:

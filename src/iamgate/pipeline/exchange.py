@@ -90,6 +90,10 @@ class Exchange:
     context: Any = None
     decision: Decision | None = None
     policy_mode: str | None = None
+    # the stage's and route's own policies, as evaluated: (label, decision, mode) each; None when
+    # neither has one (iamgate's extension, docs/policy-semantics.md)
+    scoped: tuple[tuple[str, Decision, str], ...] | None = None
+    denied_by: str | None = None  # the label of the policy that refused, when one did
     would_deny = False
     status = 0
     response_length = 0

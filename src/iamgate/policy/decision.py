@@ -21,6 +21,7 @@ __all__ = [
     "MatchKind",
     "StatementRef",
     "StatementTrace",
+    "combine_policies",
 ]
 
 
@@ -134,3 +135,17 @@ class Decision:
         if self.trace is not None:
             out["trace"] = [t.to_dict() for t in self.trace]
         return out
+
+
+def combine_policies(decisions: list[tuple[str, Decision]]) -> tuple[DecisionEffect, str | None]:
+    """Several policies that must all allow (an API's resource policy with its stage's and
+    route's own, docs/policy-semantics.md): an explicit deny in any is an explicit deny, else a
+    policy that does not allow is an implicit deny, else an allow. With the label of the policy
+    that decided a denial (the first with an explicit deny, else the first that did not allow)."""
+    for label, decision in decisions:
+        if decision.effect is DecisionEffect.EXPLICIT_DENY:
+            return DecisionEffect.EXPLICIT_DENY, label
+    for label, decision in decisions:
+        if decision.effect is not DecisionEffect.ALLOW:
+            return DecisionEffect.IMPLICIT_DENY, label
+    return DecisionEffect.ALLOW, None

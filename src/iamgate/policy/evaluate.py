@@ -29,6 +29,7 @@ from .ast import Policy, PolicyKind
 from .compile import ApiRef, CompiledStatement, compile_statements
 from .conditions import Atom, Context
 from .decision import Decision, DecisionEffect, MatchKind, StatementRef, StatementTrace
+from .extension_keys import referenced_keys
 from .memo import SecondSight
 from .operators import Family
 from .request import Caller, Request
@@ -268,6 +269,11 @@ class CompiledPolicy:
         self.api = api
         self.identity = policy.kind is PolicyKind.IDENTITY
         self.statements = compile_statements(policy, api)
+        # iamgate's own condition keys the policy reads (lower-cased), and those it reads as one
+        # value: the gateway fills only these (docs/policy-semantics.md)
+        self.extension_keys: tuple[str, ...]
+        self.single_valued_keys: tuple[str, ...]
+        self.extension_keys, self.single_valued_keys = referenced_keys(policy)
         self._refs = [st.ref for st in self.statements]
         self._deny = 0
         self._res = _ResourceIndex()

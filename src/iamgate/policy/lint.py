@@ -23,6 +23,7 @@ from typing import Final
 from .ast import ConditionClause, Effect, Policy, PrincipalEntry, Statement, Text
 from .compile import SHORTHAND, ActionMatcher
 from .diagnostics import Diagnostic, Location, Severity, did_you_mean
+from .extension_keys import Source, canonical, is_extension_key, source_of
 from .operators import Family, SetOp
 from .patterns import ArnMatcher, GlobMatcher, fold_service, glob_from_text
 from .validate import EXECUTE_API_ACTIONS
@@ -56,6 +57,7 @@ LINT_CODES: Final = tuple(
         "not-principal-deny-layers",
         "non-execute-api-action",
         "non-execute-api-resource",
+        "client-chosen-allow",
     )
 )
 
@@ -306,6 +308,8 @@ class _Linter:
 
     def allow_elements(self, st: Statement) -> None:
         star = None if st.not_principal else next((e for e in st.principals or () if _is_star(e)), None)
+        if star is not None and st.conditions and _execute_api_actions(st):
+            self.client_chosen(st)
         if star is not None and not st.conditions and _execute_api_actions(st) and not self.guarded(st):
             self.warn(
                 "public-allow",
@@ -342,6 +346,24 @@ class _Linter:
                 + ", ".join(r.value for r in st.resources),
                 'list what is granted with "Resource", e.g. "execute-api:/prod/GET/*"',
             )
+
+    def client_chosen(self, st: Statement) -> None:
+        """An Allow for everyone whose every condition reads a value the client chooses (a header,
+        a query parameter, a path parameter): anyone can send the value."""
+        sources = [source_of(c.key) for c in st.conditions]
+        if not all(s is Source.CLIENT for s in sources):
+            return
+        keys = ", ".join(sorted({canonical(c.key) for c in st.conditions}))
+        self.warn(
+            "client-chosen-allow",
+            st.conditions[0].location,
+            f"statement {st.label} allows every caller on the strength of {keys} alone: the client "
+            "chooses that value, so anyone who sends it is allowed",
+            "rest the Allow on a value the gateway verifies as well: iamgate:JwtClaim/..., "
+            "iamgate:ClientCert/..., iamgate:AuthorizerContext/..., iamgate:ApiKeyId, a Principal, "
+            "aws:SourceIp; iamgate:RequestHeader/..., iamgate:QueryString/... and "
+            "iamgate:PathParameter/... are not verified",
+        )
 
     def guarded(self, allow: Statement) -> bool:
         """A Deny for everyone but some (NotPrincipal) or with a Condition covers the Allow: the
@@ -465,7 +487,8 @@ class _Linter:
         spec, key, loc = clause.operator, clause.key.lower(), clause.location
         allow = st.effect is Effect.ALLOW
         tag = key.startswith(_TAG) and len(key) > len(_TAG)
-        if key not in _SUPPLIED and not tag:
+        extension = is_extension_key(key) and source_of(key) is not None  # supplied by iamgate
+        if key not in _SUPPLIED and not tag and not extension:
             hint = did_you_mean(clause.key, [*SUPPLIED_KEYS, "aws:PrincipalTag/"], cutoff=0.85)
             self.warn(
                 "unsupplied-condition-key",
@@ -495,7 +518,7 @@ class _Linter:
                 + _outcome(clause, st),
                 "VPC keys exist only on private APIs; on public endpoints restrict by aws:SourceIp",
             )
-        security = key in _SECURITY_KEYS or tag
+        security = key in _SECURITY_KEYS or tag or extension
         if spec.if_exists and security and not _requires_presence(st, key):
             self.report(
                 "if-exists-security-key",

@@ -64,6 +64,8 @@ def read_document(
     strict: bool = False,
     lines: LineIndex | None = None,
     api: ApiRef | None = None,
+    strict_aws: bool = False,
+    aws_notes: bool = False,
 ) -> tuple[Policy | None, list[Diagnostic]]:
     """Read, parse and validate, without compiling. ``max_chars=None`` lifts the size limit;
     ``api``, the API the policy is attached to, lets validation report resources of others."""
@@ -110,7 +112,7 @@ def read_document(
     policy, problems = parse(result.root, result.lines, kind)
     diags.extend(problems)
     if policy is not None:
-        diags.extend(validate(policy, strict=strict, api=api))
+        diags.extend(validate(policy, strict=strict, api=api, strict_aws=strict_aws, aws_notes=aws_notes))
     return policy, diags
 
 
@@ -123,9 +125,21 @@ def prepare(
     strict: bool = False,
     source_name: str | None = None,
     lines: LineIndex | None = None,
+    strict_aws: bool = False,
+    aws_notes: bool = False,
 ) -> Prepared:
-    """Everything from text to a compiled policy. ``api`` expands ``execute-api:/`` shorthand."""
-    policy, diags = read_document(source, kind=kind, max_chars=max_chars, strict=strict, lines=lines, api=api)
+    """Everything from text to a compiled policy. ``api`` expands ``execute-api:/`` shorthand;
+    ``strict_aws`` refuses what AWS would not read the same way (iamgate's own condition keys)."""
+    policy, diags = read_document(
+        source,
+        kind=kind,
+        max_chars=max_chars,
+        strict=strict,
+        lines=lines,
+        api=api,
+        strict_aws=strict_aws,
+        aws_notes=aws_notes,
+    )
     if policy is not None and api is None and _uses_shorthand(policy):
         diags.append(
             Diagnostic(

@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from .ast import ConditionClause, Policy, PrincipalEntry, Statement, Text
+from .ast import ConditionClause, Effect, Policy, PrincipalEntry, Statement, Text
 from .compile import ApiRef
+from .conditions import Atom
 from .diagnostics import Diagnostic, Location, Severity, did_you_mean
+from .extension_keys import canonical, is_extension_key, key_problem
 from .names import resource_problems
 from .operators import Family
+from .request import Context
 from .values import read_base64, read_bool, read_date, read_network, read_number
 from .variables import Var, read_template
 
@@ -59,8 +62,12 @@ _STRICT = frozenset(
 
 
 class _Validator:
-    def __init__(self, strict: bool, api: ApiRef | None) -> None:
+    def __init__(
+        self, strict: bool, api: ApiRef | None, strict_aws: bool = False, aws_notes: bool = False
+    ) -> None:
         self.strict = strict
+        self.strict_aws = strict_aws
+        self.aws_notes = aws_notes
         self.api = api
         self.diags: list[Diagnostic] = []
 
@@ -105,6 +112,8 @@ class _Validator:
             self.resource(policy, resource, "NotResource" if st.not_resource else "Resource")
         for clause in st.conditions:
             self.clause(policy, clause)
+            if is_extension_key(clause.key):
+                self.extension_key(policy, st, clause)
 
     def principal(self, entry: PrincipalEntry, st: Statement) -> None:
         what = "NotPrincipal" if st.not_principal else "Principal"
@@ -371,6 +380,48 @@ class _Validator:
                     f"{where}: {spec.name} does not expand policy variables; the text is literal",
                 )
 
+    def extension_key(self, policy: Policy, st: Statement, clause: ConditionClause) -> None:
+        """A key in iamgate's namespace: an unknown one is an error (a typo: it would always be
+        absent); a known one is a note saying what AWS, which has no such key, would decide;
+        ``strict_aws`` refuses it."""
+        key = clause.key
+        problem = key_problem(key)
+        if problem is not None:
+            message, hint = problem
+            self.report("unknown-iamgate-key", clause.location, message, hint)
+            return
+        if self.strict_aws:
+            self.report(
+                "not-an-aws-key",
+                clause.location,
+                f"{canonical(key)} is iamgate's own condition key; AWS has no such key",
+                "--strict-aws refuses iamgate's keys: drop it, or validate without --strict-aws",
+            )
+            return
+        if not self.aws_notes:
+            return
+        # what the clause is where the key is absent, as it always is on AWS: the same Atom the
+        # evaluator builds, given a context without it
+        variables = policy.variables_enabled and clause.operator.variables
+        templates = tuple(read_template(v.value, variables=variables)[0] for v in clause.values)
+        holds = Atom(clause.operator, key, templates).evaluate(Context())
+        effect = "Allow" if st.effect is Effect.ALLOW else "Deny"
+        if holds:
+            outcome = f"always true there, so this {effect} does not depend on it on AWS"
+        else:
+            outcome = f"always false there, so this {effect} statement {st.label} never applies on AWS"
+        looser = st.effect is not Effect.ALLOW and not holds
+        self.report(
+            "iamgate-key",
+            clause.location,
+            f"{canonical(key)} is iamgate's own condition key: AWS treats it as absent, and this "
+            f"{clause.operator.name} condition is {outcome}",
+            "the same policy on AWS is looser than on iamgate (a Deny that cannot apply)"
+            if looser
+            else "the same policy on AWS is at least as strict as on iamgate",
+            Severity.WARNING if looser else Severity.INFO,
+        )
+
     @staticmethod
     def is_variable(policy: Policy, text: str) -> bool:
         if not policy.variables_enabled:
@@ -383,9 +434,19 @@ def _arn_like(text: str) -> bool:
     return text.count(":") >= 5 or (text.endswith("*"))
 
 
-def validate(policy: Policy, *, strict: bool = False, api: ApiRef | None = None) -> list[Diagnostic]:
+def validate(
+    policy: Policy,
+    *,
+    strict: bool = False,
+    api: ApiRef | None = None,
+    strict_aws: bool = False,
+    aws_notes: bool = False,
+) -> list[Diagnostic]:
     """Every problem in ``policy``'s values; ``api`` (the API it is attached to, when known)
-    also reports resources that name another API."""
-    v = _Validator(strict, api)
+    also reports resources that name another API; ``strict_aws`` refuses iamgate's own
+    condition keys (``iamgate:...``), which AWS does not have, and ``aws_notes`` says for each
+    condition on one what AWS would make of it (``iamgate policy validate`` asks for them; a
+    gateway loading its configuration does not)."""
+    v = _Validator(strict, api, strict_aws, aws_notes)
     v.policy(policy)
     return v.diags

@@ -30,6 +30,7 @@ __all__ = [
     "covers",
     "read_server_certificate",
     "read_truststore",
+    "subject_alt_names",
 ]
 
 MIN_RSA_BITS: Final = 2048  # ACM's and API Gateway's floor for RSA keys (truststores too)
@@ -350,6 +351,23 @@ def client_cert_context(der: bytes) -> dict[str, object]:
             "notAfter": _openssl_time(cert.not_valid_after_utc),
         },
     }
+
+
+def subject_alt_names(der: bytes) -> tuple[str, ...]:
+    """Every subject alternative name of a certificate, as text, in the certificate's order: DNS
+    names, e-mail addresses, URIs (``spiffe://...``) and IP addresses (``iamgate:ClientCert/SAN``)."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    out: list[str] = []
+    for name in san:
+        if isinstance(name, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier):
+            out.append(name.value)
+        elif isinstance(name, x509.IPAddress):
+            out.append(str(name.value))
+    return tuple(out)
 
 
 def has_client_auth(cert: x509.Certificate) -> bool:

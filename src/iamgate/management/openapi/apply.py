@@ -16,14 +16,14 @@ from typing import Any
 from iamgate.management import access
 from iamgate.management.authorizers import check_authorizer
 from iamgate.management.core import ApiError, Call, Reply, Route, bad_request
-from iamgate.management.drafts import KIND, api_not_found
+from iamgate.management.drafts import KIND, api_not_found, each_method
 from iamgate.management.ids import new_id
 from iamgate.management.integrations import check_integration
 from iamgate.management.methods import check_method
 from iamgate.management.models import check_validator, default_models, is_default_model, schema_problem
 from iamgate.management.openapi.document import Imported, Problems, fail
 from iamgate.management.openapi.read import interpret, read_openapi
-from iamgate.management.policies import store_policy
+from iamgate.management.policies import POLICY_FIELD, store_policy
 from iamgate.management.resources import check_path_part
 from iamgate.management.restapis import new_draft, rest_api_shape
 from iamgate.policy import ApiRef, prepare
@@ -221,8 +221,19 @@ def _read(call: Call, api_id: str) -> tuple[Imported, Problems]:
     data, p = read_openapi(call.body)
     imported = interpret(data, p, base_path, api_id)
     settings = call.gateway.config().settings
+    api = ApiRef(settings.region, settings.account_id, api_id)
+    for (path, verb), method in imported.methods.items():  # iamgate's x-iamgate-policy
+        own = method.get(POLICY_FIELD)
+        if own is None:
+            continue
+        at = imported.pointers.get(("method", f"{path} {verb}"), "") + "/x-iamgate-policy"
+        for pointer, message, error in policy_problems(own, api, settings.max_policy_chars):
+            inner = pointer if isinstance(own, dict) else ""
+            if error:
+                p.error(at + inner, f"invalid policy: {message}")
+            else:
+                p.warn(at + inner, f"policy: {message}")
     if imported.policy is not None:
-        api = ApiRef(settings.region, settings.account_id, api_id)
         for pointer, message, error in policy_problems(imported.policy, api, settings.max_policy_chars):
             inner = pointer if isinstance(imported.policy, dict) else ""
             if error:
@@ -246,10 +257,14 @@ def _finish(call: Call, draft: dict[str, Any], imported: Imported, p: Problems) 
         raise fail("Errors found during import", p.errors)
     if p.warnings and _flag(call, "failonwarnings"):
         raise fail("Warnings found during import (failonwarnings=true)", p.warnings)
+    api_id = str(draft["restApi"]["id"])
     if imported.policy is not None:
-        api_id = str(draft["restApi"]["id"])
         access.require("apigateway:UpdateRestApiPolicy", f"/restapis/{api_id}")
         draft["restApi"]["policy"] = store_policy(imported.policy, call.gateway.config().settings, api_id)
+    for _, _, method in each_method(draft):  # methods' own policies, stored as the API's is
+        own = method.get(POLICY_FIELD)
+        if own is not None:
+            method[POLICY_FIELD] = store_policy(own, call.gateway.config().settings, api_id)
     return p.warnings
 
 

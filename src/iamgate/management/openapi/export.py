@@ -21,6 +21,7 @@ from iamgate.management.drafts import KIND, api_not_found
 from iamgate.management.models import DATA_KEYWORDS, is_default_model, referenced_models
 from iamgate.management.openapi.document import POLICY_MODE
 from iamgate.management.openapi.validation import GATEWAY_RESPONSES, VALIDATOR, VALIDATORS
+from iamgate.management.policies import MODE_FIELD, POLICY_FIELD
 from iamgate.policy import ApiRef
 from iamgate.store.base import Doc
 
@@ -149,6 +150,10 @@ def draft_to_openapi(
             integration = m.get("methodIntegration")
             if with_integrations and integration:
                 op["x-amazon-apigateway-integration"] = _integration_out(integration)
+            if m.get(POLICY_FIELD):  # iamgate's extension: the method's own policy
+                op["x-iamgate-policy"] = _shorthand(m[POLICY_FIELD], ApiRef(region, account, api_id))
+                if m.get(MODE_FIELD) == "report":
+                    op["x-iamgate-policy-mode"] = "report"
             key = "x-amazon-apigateway-any-method" if verb == "ANY" else verb.lower()
             item[key] = op
         paths[str(res["path"])] = item

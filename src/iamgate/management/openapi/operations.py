@@ -8,6 +8,7 @@ from typing import Any
 
 from iamgate.management.openapi.document import VERBS, Problems, resolve, scalar_text, str_map
 from iamgate.management.openapi.security import Scheme, read_security
+from iamgate.management.policies import MODE_FIELD, POLICY_FIELD
 from iamgate.policy.diagnostics import pointer_join
 
 __all__ = ["read_operation"]
@@ -148,6 +149,10 @@ def _integration(node: Any, ptr: str, p: Problems) -> dict[str, Any] | None:
     return out
 
 
+POLICY_EXTENSION = "x-iamgate-policy"
+MODE_EXTENSION = "x-iamgate-policy-mode"
+
+
 def read_operation(
     data: dict[str, Any],
     item: dict[str, Any],
@@ -201,4 +206,24 @@ def read_operation(
         built = _integration(integration, f"{optr}/x-amazon-apigateway-integration", p)
         if built is not None:
             method["methodIntegration"] = built
+    _own_policy(op, optr, method, p)
     return method
+
+
+def _own_policy(op: dict[str, Any], optr: str, method: dict[str, Any], p: Problems) -> None:
+    """iamgate's ``x-iamgate-policy`` (the method's own policy, an object or JSON text: checked
+    and stored when the draft is saved) and ``x-iamgate-policy-mode``; AWS ignores both."""
+    own = op.get(POLICY_EXTENSION)
+    if own is not None:
+        if isinstance(own, dict | str) and own:
+            method[POLICY_FIELD] = own
+        else:
+            p.error(f"{optr}/{POLICY_EXTENSION}", f"{POLICY_EXTENSION} is a policy: an object or JSON text")
+    mode = op.get(MODE_EXTENSION)
+    if mode is not None:
+        if mode not in ("enforce", "report"):
+            p.error(f"{optr}/{MODE_EXTENSION}", f"{MODE_EXTENSION} is enforce or report")
+        elif own is None:
+            p.error(f"{optr}/{MODE_EXTENSION}", f"{MODE_EXTENSION} without {POLICY_EXTENSION}")
+        elif mode == "report":
+            method[MODE_FIELD] = "report"
