@@ -47,7 +47,7 @@ def exchange(status: int = 200, **kw: Any) -> Any:
         "method": "GET",
         "raw_path": b"/prod/admin/x",
         "path": "/admin/x",
-        "stage": SimpleNamespace(name="prod"),
+        "stage": SimpleNamespace(name="prod", policy=None),
         "base_path": None,
         "stage_in_path": False,
         "identity": None,
@@ -58,6 +58,8 @@ def exchange(status: int = 200, **kw: Any) -> Any:
         "request_id": "rid",
         "arn": ARN,
         "context": {"aws:sourceip": "10.1.2.3"},
+        "route": None,
+        "denied_by": None,
     }
     values.update(kw)
     return SimpleNamespace(**values)
@@ -120,7 +122,8 @@ def test_an_explanation_uses_the_policy_that_decided() -> None:
     )
     found = log.explain(1)
     assert found is not None
-    explanation = found["explanation"]
+    [explanation] = found["explanations"]
+    assert explanation["label"] == "API resource policy"
     assert explanation["decision"] == "ExplicitDeny"
     assert explanation["statements"] == [{"index": 0, "sid": "NoAdmin"}]
     assert "Decision: ExplicitDeny: denied by #0 (NoAdmin)" in explanation["text"]

@@ -51,6 +51,21 @@ POLICY = {
 }
 
 
+ROUTE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "OnlyFromTen",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "execute-api:Invoke",
+            "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+        }
+    ],
+}
+
+
 def live_config(extra_management: str = "") -> str:
     users = f"""    - arn: {ONE_API.arn}
       policies:
@@ -67,6 +82,10 @@ def live_config(extra_management: str = "") -> str:
     policy: {json.dumps(json.dumps(POLICY))}
     routes:
       - {{path: "/{{proxy+}}", method: GET, integration: {{type: MOCK, body: ok}}}}
+      - path: /guarded
+        method: GET
+        integration: {{type: MOCK, body: guarded}}
+        policy: {json.dumps(json.dumps(ROUTE_POLICY))}
   - id: otherapi
     stages: {{prod: {{}}}}
     routes:
@@ -181,13 +200,32 @@ def test_a_denied_request_appears_and_is_explained(gateway: Gateway) -> None:
     assert explained.status == 200
     # the trace simulate --explain prints, and the deciding statement highlighted
     assert "Decision: ExplicitDeny: denied by #0 (DenySecrets)" in explained.body
-    assert re.search(r'class="statement applies deciding" id="statement-0"', explained.body)
-    assert 'class="statement fails" id="statement-1"' not in explained.body  # it applies too
+    assert re.search(r'class="statement applies deciding" id="p1-statement-0"', explained.body)
+    assert 'class="statement fails" id="p1-statement-1"' not in explained.body  # it applies too
     assert "127.0.0.1/32" in explained.body  # the condition's policy value beside the request's
     allowed_page = browser.get(f"/console/decisions/{quote(allowed['id'])}")
     assert "Decision: Allow: allowed by #1 (AllowLocal)" in allowed_page.body
     assert browser.get("/console/decisions/999999-1").status == 404
     assert browser.get("/console/decisions/not-an-id").status == 404
+
+
+def test_a_route_policy_denial_is_explained_with_every_policy(gateway: Gateway) -> None:
+    browser = signed_in(gateway)
+    stream = Sse(gateway.admin_port, "/console/decisions/stream?path=/guarded", cookie_of(browser))
+    try:
+        assert call(gateway, "/prod/guarded") == 403
+        [event] = stream.decisions_until(bool)
+    finally:
+        stream.close()
+    assert event["decision"] == "implicit-deny"
+    page = browser.get(f"/console/decisions/{quote(event['id'])}")
+    assert page.status == 200
+    assert "Refused by the route:GET /guarded policy." in page.body
+    assert "API resource policy" in page.body  # which allowed it
+    assert "Decision: Allow: allowed by #1 (AllowLocal)" in page.body
+    assert "route:GET /guarded policy" in page.body
+    assert "Decision: ImplicitDeny: no statement allows the request" in page.body
+    assert "OnlyFromTen" in page.body
 
 
 def test_filters_from_the_query_string(gateway: Gateway) -> None:

@@ -221,14 +221,16 @@ async def explanation_page(app: ConsoleApp, request: Request) -> Reply:
             f"User: {caller.arn} is not authorized to perform: apigateway:GET on resource: "
             f"arn:aws:apigateway:{request.config.settings.region}::{path}",
         )
-    explanation = found.get("explanation")
+    explanations = [
+        {**explanation, "statement_rows": _statements(explanation)} for explanation in found["explanations"]
+    ]
     return app.render(
         request,
         "decision.html",
         event=event,
         label=LABELS.get(event["decision"], event["decision"]),
-        explanation=explanation,
-        statements=_statements(explanation) if explanation else [],
+        explanations=explanations,
+        denied_by=found.get("deniedBy"),
     )
 
 

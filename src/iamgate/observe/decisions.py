@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from iamgate.auth.custom import AuthorizerResult
     from iamgate.auth.identities import Identity
     from iamgate.config.model import StageConfig
-    from iamgate.config.snapshot import ApiRuntime
+    from iamgate.config.snapshot import ApiRuntime, RouteRuntime
     from iamgate.pipeline.exchange import Exchange
 
 __all__ = [
@@ -54,7 +54,7 @@ LABELS: Final = {
 # the fields of a kept event: a tuple of the exchange's own attributes, nothing computed (the
 # cheapest thing to build on the request path); what is shown is derived when it is read
 (_WALL, _METHOD, _RAW_PATH, _PATH, _STAGE, _BASE, _STAGE_IN_PATH, _IDENTITY, _AUTHORIZER) = range(9)
-(_CLAIMS, _SOURCE, _STATUS, _KIND, _API, _RID, _ARN, _CONTEXT) = range(9, 17)
+(_CLAIMS, _SOURCE, _STATUS, _KIND, _API, _RID, _ARN, _CONTEXT, _ROUTE, _DENIED_BY) = range(9, 19)
 
 
 def _caller(kept: tuple[Any, ...]) -> str:
@@ -127,6 +127,8 @@ class DecisionLog:
                     ex.request_id,
                     ex.arn,
                     ex.context,
+                    ex.route,
+                    ex.denied_by,
                 )
             )
 
@@ -184,7 +186,7 @@ class DecisionLog:
             "api": runtime.id if runtime is not None else None,
             "stage": stage.name if stage is not None else None,
             "requestId": kept[_RID],
-            "explainable": runtime is not None and runtime.policy is not None and kept[_ARN] is not None,
+            "explainable": runtime is not None and kept[_ARN] is not None,
         }
 
     def find(self, seq: int) -> tuple[Any, ...] | None:
@@ -196,25 +198,32 @@ class DecisionLog:
         return ring[seq - first]
 
     def explain(self, seq: int) -> dict[str, Any] | None:
-        """The explanation of the kept event ``seq`` (None when the ring no longer holds it)."""
+        """The explanation of the kept event ``seq`` (None when the ring no longer holds it):
+        ``explanations``, one per policy that applies to the request (the API's resource policy,
+        then the stage's and the route's own), each labelled; ``deniedBy`` names the stage or
+        route policy that refused, when one did."""
         kept = self.find(seq)
         if kept is None:
             return None
-        out: dict[str, Any] = {"event": self.event(kept, seq)}
         runtime: ApiRuntime | None = kept[_API]
         identity: Identity | None = kept[_IDENTITY]
-        if runtime is None or runtime.policy is None or kept[_ARN] is None:
-            out["explanation"] = None
-            return out
-        out["explanation"] = explain_policy(
-            runtime.policy,
-            runtime.config.policy_text,
-            runtime.policy_mode,
-            identity.caller_arn if identity is not None else None,  # as the authorize stage asks
-            kept[_ARN],
-            dict(kept[_CONTEXT] or {}),
-        )
-        return out
+        stage: StageConfig | None = kept[_STAGE]
+        route: RouteRuntime | None = kept[_ROUTE]
+        arn: str | None = kept[_ARN]
+        explanations: list[dict[str, Any]] = []
+        if runtime is not None and arn is not None:
+            principal = identity.caller_arn if identity is not None else None  # as authorize asks
+            context = dict(kept[_CONTEXT] or {})
+            if runtime.policy is not None:
+                found = explain_policy(
+                    runtime.policy, runtime.config.policy_text, runtime.policy_mode, principal, arn, context
+                )
+                explanations.append({"label": "API resource policy", **found})
+            for scoped in (stage.policy if stage is not None else None, route.policy if route else None):
+                if scoped is not None:
+                    found = explain_policy(scoped.policy, scoped.text, scoped.mode, principal, arn, context)
+                    explanations.append({"label": f"{scoped.label} policy", **found})
+        return {"event": self.event(kept, seq), "explanations": explanations, "deniedBy": kept[_DENIED_BY]}
 
 
 def explain_policy(
