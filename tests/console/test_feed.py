@@ -101,8 +101,11 @@ def test_kinds_are_what_the_answer_says() -> None:
 
 def test_the_ring_is_bounded_and_says_what_it_missed() -> None:
     log = DecisionLog()
-    for _ in range(2500):
+    for i in range(2500):
+        if i % 500 == 0:
+            log.refill(1.0)  # a second passes: 2,500 requests in 5 s, every one kept
         log.add(exchange())
+    assert log.seq == 2500
     assert len(log.ring) == KEPT
     events, cursor, missed = log.since(0, 250)
     assert len(events) == 250
@@ -131,6 +134,23 @@ def test_an_explanation_uses_the_policy_that_decided() -> None:
     assert condition["request_values"] == ["10.1.2.3"]
     assert condition["policy_values"] == ["10.0.0.0/8"]
     assert found["event"]["explainable"] is True
+
+
+def test_at_most_a_thousand_a_second_are_kept() -> None:
+    log = DecisionLog()
+    for _ in range(1500):
+        log.add(exchange())
+    assert log.seq == 1000  # the budget: the console reads at most 1,000 a second
+    assert log.totals()["allow"] == 1500  # every one counted
+    events, cursor, missed = log.since(0, 250)
+    assert (len(events), cursor, missed) == (250, 1000, 750 + 500)
+    log.refill(0.05)
+    for _ in range(100):
+        log.add(exchange())
+    assert log.seq == 1050
+    assert log.since(1000, 250)[2] == 50
+    log.refill(60)
+    assert log.budget == KEPT
 
 
 def test_off_counts_but_keeps_nothing() -> None:

@@ -42,6 +42,7 @@ __all__ = [
 
 ACTION: Final = "execute-api:Invoke"
 KEPT: Final = 1000  # requests kept per process
+RATE: Final = 1000  # requests kept per second per process at most (a token bucket of KEPT)
 KINDS: Final = ("allow", "explicit-deny", "implicit-deny", "throttled", "5xx", "other")
 LABELS: Final = {
     "allow": "Allow",
@@ -87,6 +88,10 @@ class DecisionLog:
         self.keep = keep
         self.ring: deque[tuple[Any, ...]] = deque(maxlen=size)
         self.seq = 0  # the last event's number (events are numbered from 1)
+        # requests that may still be kept (refilled at RATE a second, up to KEPT): the console
+        # reads at most 1,000 a second per process, so keeping more would cost for nothing
+        self.budget = KEPT
+        self.skipped = 0  # requests not kept for want of budget, not yet reported as missed
         self.pid = os.getpid()
         self.started = time.time()
 
@@ -107,6 +112,11 @@ class DecisionLog:
             kind = 5
         self.counts[kind] += 1
         if self.keep:
+            budget = self.budget
+            if budget <= 0:
+                self.skipped += 1
+                return
+            self.budget = budget - 1
             self.seq += 1  # the event's number: the ring's last (find derives the others)
             self.ring.append(
                 (
@@ -131,6 +141,11 @@ class DecisionLog:
                     ex.denied_by,
                 )
             )
+
+    def refill(self, seconds: float) -> None:
+        """``seconds`` have passed: that many more requests may be kept (the process's timer)."""
+        budget = self.budget + int(RATE * seconds)
+        self.budget = budget if budget < KEPT else KEPT
 
     def set_keep(self, keep: bool) -> None:
         """Turn the keeping on or off (off: what was kept is let go)."""
@@ -157,17 +172,21 @@ class DecisionLog:
 
     def since(self, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int, int]:
         """The events after ``cursor`` (at most ``limit``, the latest), as JSON-ready values; the
-        new cursor; how many events after ``cursor`` are not among them (the ring dropped them
-        before they were read, or they were beyond ``limit``)."""
+        new cursor; how many requests since the last call are not among them (the ring dropped
+        them before they were read, they were beyond ``limit``, or they were not kept: beyond
+        :data:`RATE`)."""
         seq = self.seq
-        if cursor >= seq or limit <= 0:
+        if limit <= 0:
             return [], seq, 0
+        skipped, self.skipped = self.skipped, 0  # one reader: the console
+        if cursor >= seq:
+            return [], seq, skipped
         ring = self.ring
         wanted = min(seq - max(cursor, 0), len(ring), limit)
         start = len(ring) - wanted
         last = len(ring) - 1
         events = [self.event(ring[i], seq - (last - i)) for i in range(start, len(ring))]
-        missed = (seq - max(cursor, 0)) - wanted
+        missed = (seq - max(cursor, 0)) - wanted + skipped
         return events, seq, missed
 
     def event(self, kept: tuple[Any, ...], seq: int) -> dict[str, Any]:

@@ -138,6 +138,7 @@ class GatewayState:
         self._ticker = loop.call_later(TICK, self._tick, loop)
         now = monotonic()
         self.now = now
+        self.decisions.refill(TICK)
         if self.timed:
             self.check_deadlines(now)
         self._ticks += 1
