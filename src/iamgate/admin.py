@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import http
 import json
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from iamgate.management.app import ManagementApp
     from iamgate.management.core import Reply
 
-__all__ = ["MAX_BODY", "MAX_HEADER_BYTES", "AdminServer"]
+__all__ = ["MAX_BODY", "MAX_HEADER_BYTES", "STREAM_BUFFER", "AdminServer", "StreamSink", "Streamed"]
 
 log = logging.getLogger("iamgate.admin")
 
@@ -54,6 +55,51 @@ IDLE_TIMEOUT = 75.0  # seconds an idle keep-alive connection is kept open
 MAX_QUEUED = 16  # pipelined requests waiting before reading pauses
 LINGER = 2.0  # seconds a closing connection's remaining input is read and dropped
 BUILTIN = (b"/healthz", b"/readyz", b"/metrics")
+STREAM_BUFFER = 256 * 1024  # bytes a streamed reply may have waiting for a slow reader
+STREAM_SOCKET_BUFFER = 64 * 1024  # and its socket's send buffer (fixed: no autotuning)
+
+
+class StreamSink:
+    """Where a :class:`Streamed` reply writes: never waits for the client. A chunk that would
+    go past :data:`STREAM_BUFFER` bytes waiting to be sent is refused (``write`` is False): the
+    producer drops it and counts it, and a client that stops reading costs at most that much."""
+
+    __slots__ = ("limit", "transport")
+
+    def __init__(self, transport: asyncio.Transport, limit: int = STREAM_BUFFER) -> None:
+        self.transport = transport
+        self.limit = limit
+
+    @property
+    def open(self) -> bool:
+        return not self.transport.is_closing()
+
+    def room(self) -> int:
+        """Bytes that may still be written before :data:`STREAM_BUFFER` is reached."""
+        transport = self.transport
+        if transport.is_closing():
+            return 0
+        return max(0, self.limit - transport.get_write_buffer_size())
+
+    def write(self, data: bytes) -> bool:
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size() + len(data) > self.limit:
+            return False
+        transport.write(data)
+        return True
+
+
+@dataclass(slots=True)
+class Streamed:
+    """A reply whose body is produced as it goes (server-sent events): the head (no
+    ``Content-Length``; ``Connection: close``, the body ends when the connection does), then
+    ``produce(sink)`` writes to the sink until it returns or the client goes away (the task is
+    then cancelled)."""
+
+    produce: Callable[[StreamSink], Awaitable[None]]
+    content_type: str = "text/event-stream; charset=utf-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    status: int = 200
 
 
 @dataclass(slots=True)
@@ -232,7 +278,10 @@ class _AdminConnection(asyncio.Protocol):
                 management=server.management,
                 secure=server.secure,
             )
-            self._reply(request, reply)
+            if isinstance(reply, Streamed):
+                await self._stream(request, reply)
+            else:
+                self._reply(request, reply)
             return
         claimed = path in BUILTIN or (path == b"/usage" and server.usage is not None)
         if not claimed:
@@ -283,6 +332,28 @@ class _AdminConnection(asyncio.Protocol):
                 self._send(request, 503, failure, "application/json", [])
                 return
             self._send(request, 200, json.dumps(report).encode() + b"\n", "application/json", [])
+
+    async def _stream(self, request: _Request, reply: Streamed) -> None:
+        """Send a :class:`Streamed` reply's head, then let it write until it ends; the
+        connection closes after it (nothing pipelined behind a stream is answered)."""
+        request.keep_alive = False
+        self.closing = True
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        headers = [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"), *reply.headers]
+        lines = [f"HTTP/1.1 {reply.status} {http.HTTPStatus(reply.status).phrase}"]
+        lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
+        lines.append(f"Content-Type: {reply.content_type}")
+        lines.extend(f"{k}: {v}" for k, v in headers if not any(c in k + v for c in "\r\n"))
+        lines.append("Connection: close")
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
+        if request.method == "HEAD":
+            return
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):  # a fixed kernel buffer: no autotuning
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SOCKET_BUFFER)
+        await reply.produce(StreamSink(transport))
 
     def _reply(self, request: _Request, reply: Reply) -> None:
         body = reply.body

@@ -293,6 +293,7 @@ class ManagementSettings:
 
     enabled: bool = True
     authentication: str = "sigv4"  # or "none": only when the admin port listens on loopback
+    decisions: bool = True  # console.decisions: keep recent requests for the live decision stream
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,9 @@ def read_management(r: Reader, raw: object) -> ManagementSettings:
     """The ``management`` section: whether the management API is served, and how it authenticates."""
     if raw is None:
         return ManagementSettings()
-    m = r.mapping(raw, "/management", "management", {"enabled": False, "authentication": False})
+    m = r.mapping(
+        raw, "/management", "management", {"enabled": False, "authentication": False, "console": False}
+    )
     if m is None:
         return ManagementSettings()
     enabled = r.boolean(m["enabled"], "/management/enabled", "enabled") if "enabled" in m else True
@@ -43,4 +45,10 @@ def read_management(r: Reader, raw: object) -> ManagementSettings:
             )
             or authentication
         )
-    return ManagementSettings(enabled is not False, authentication)
+    decisions = True
+    if "console" in m:
+        console = r.mapping(m["console"], "/management/console", "console", {"decisions": False})
+        if console is not None and "decisions" in console:
+            found = r.boolean(console["decisions"], "/management/console/decisions", "decisions")
+            decisions = found is not False
+    return ManagementSettings(enabled is not False, authentication, decisions)

@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
+from iamgate.admin import Streamed
 from iamgate.auth.identities import Identity
 from iamgate.config.model import GatewayConfig
+from iamgate.console import live
 from iamgate.console.api_screen import deploy, read_api_screen, read_diff
 from iamgate.console.assets import StaticFile, Templates, load_static
+from iamgate.console.feed import Feed, local_feed
 from iamgate.console.overview import read_overview
 from iamgate.console.playground import decide, read_asked
 from iamgate.console.policy_editor import StaleDraft, Stored, check, read_stored, save
@@ -55,6 +58,8 @@ from iamgate.console.usage_screen import read_key_value, read_usage, throttled_c
 from iamgate.management import access
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import ApiError, Reply
+from iamgate.observe.decisions import DecisionLog
+from iamgate.observe.metrics import Metrics
 from iamgate.policy.names import HTTP_METHODS
 from iamgate.store.base import StoreError
 
@@ -118,7 +123,7 @@ class Request:
         return {name: values[0] for name, values in fields.items() if values}
 
 
-Handler = Callable[["ConsoleApp", Request], Awaitable[Reply]]
+Handler = Callable[["ConsoleApp", Request], Awaitable[Reply | Streamed]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +162,17 @@ class ConsoleApp:
     off too)."""
 
     def __init__(
-        self, config: Callable[[], GatewayConfig], *, clock: Callable[[], float] = time.time
+        self,
+        config: Callable[[], GatewayConfig],
+        *,
+        clock: Callable[[], float] = time.time,
+        feed: Feed | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
+        # the decision stream and rates (live.py): the serving processes' (a lone console: none)
+        idle = Metrics()
+        self.feed = feed if feed is not None else local_feed(DecisionLog(keep=False), lambda: idle)
         self.sessions = SessionTable()
         self.limiter = SignInLimiter()
         self.templates = Templates()
@@ -180,8 +192,9 @@ class ConsoleApp:
         peer: str | None,
         management: ManagementApp | None,
         secure: bool,
-    ) -> Reply:
+    ) -> Reply | Streamed:
         request_id = str(uuid.uuid4())
+        reply: Reply | Streamed
         try:
             reply = await self._handle(method, raw_target, headers, body, peer, management, secure)
         except Exception:
@@ -202,7 +215,7 @@ class ConsoleApp:
         peer: str | None,
         management: ManagementApp | None,
         secure: bool,
-    ) -> Reply:
+    ) -> Reply | Streamed:
         config = self.config()
         raw_path, _, raw_query = raw_target.partition(b"?")
         path = raw_path.decode("latin-1")
@@ -292,6 +305,15 @@ class ConsoleApp:
             user_agent=request.header(b"user-agent"),
             secure=request.secure,
         )
+
+    def still_signed_in(self, request: Request) -> bool:
+        """Whether a long request's (a stream's) session still stands, as :meth:`resume` finds
+        it now (with the configuration served now)."""
+        request.session = request.caller = None
+        request.now = self.clock()
+        request.config = self.config()
+        self.resume(request)
+        return request.session is not None
 
     def _no_session(self, request: Request) -> Reply:
         if request.method in ("GET", "HEAD"):
@@ -561,7 +583,8 @@ async def _usage_key(app: ConsoleApp, request: Request) -> Reply:
 async def _overview(app: ConsoleApp, request: Request) -> Reply:
     assert request.caller is not None
     overview = await read_overview(request.config, request.management, request.caller)
-    return app.render(request, "overview.html", overview=overview)
+    await app.feed.refresh(events=False)
+    return app.render(request, "overview.html", overview=overview, feed=app.feed, now=time.time())
 
 
 def _signin_form(app: ConsoleApp, request: Request, status: int, message: str | None) -> Reply:
@@ -626,6 +649,7 @@ async def _signout(app: ConsoleApp, request: Request) -> Reply:
 # The screens in the bar at the top of every signed-in page: (title, address).
 SCREENS: tuple[tuple[str, str], ...] = (
     ("Overview", PREFIX + "/"),
+    ("Live decisions", PREFIX + "/decisions"),
     ("Playground", PREFIX + "/playground"),
     ("Usage", PREFIX + "/usage"),
 )
@@ -645,4 +669,8 @@ ROUTES: tuple[Page, ...] = (
     Page("GET", PREFIX + "/playground", _playground),
     Page("GET", PREFIX + "/usage", _usage),
     Page("GET", PREFIX + "/usage/keys/{key}", _usage_key),
+    Page("GET", PREFIX + "/decisions", live.decision_page),
+    Page("GET", PREFIX + "/decisions/stream", live.stream),  # before {id}: the first match wins
+    Page("GET", PREFIX + "/decisions/{id}", live.explanation_page),
+    Page("GET", PREFIX + "/rates", live.rates),
 )

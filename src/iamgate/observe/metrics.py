@@ -76,6 +76,11 @@ _HELP: Final = {
     ),
     "iamgate_throttled_total": ("counter", "Requests refused (429) by a rate limit, by level."),
     "iamgate_quota_exceeded_total": ("counter", "Requests refused (429): a usage plan quota ran out."),
+    "iamgate_console_decisions_dropped_total": (
+        "counter",
+        "Decision-stream events not sent to a console viewer: its queue was full (viewer), or the "
+        "ring dropped them before they were read (missed).",
+    ),
     "iamgate_throttle_backend_fallbacks_total": (
         "counter",
         "Requests decided by the fail mode (open or closed) because the throttle backend failed.",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from iamgate.policy import Decision
     from iamgate.tls.session import TlsSession
 
-__all__ = ["Exchange", "IdSource", "new_ids"]
+__all__ = ["Exchange", "IdSource", "context_path_of", "new_ids"]
 
 _PREFIX: Final = os.urandom(8).hex()
 # a random UUID-shaped head (version 4, variant a) for this process, then 12 digits of a counter
@@ -54,6 +54,22 @@ _IDS: Final = IdSource()
 def new_ids() -> tuple[str, str]:
     """The next request id and extended id of this process (see :class:`IdSource`)."""
     return _IDS.next()
+
+
+def context_path_of(
+    path: str | None, base: str | None, stage_in_path: bool, stage: StageConfig | None
+) -> str:
+    """``$context.path``: ``/{stage}/...`` on the default endpoint; behind a custom domain, the
+    path as the client sent it (base path, then the API's path). ``path`` is the canonical path
+    after the stage, ``base`` the custom domain's base path mapping matched (None: none)."""
+    path = path or "/"
+    if base is None or stage_in_path:
+        path = path if stage is None else f"/{stage.name}{path}"
+        if base is None:
+            return path
+    if not base:
+        return path
+    return f"/{base}" if path == "/" else f"/{base}{path}"
 
 
 class Exchange:
@@ -136,18 +152,8 @@ class Exchange:
 
     @property
     def context_path(self) -> str:
-        """``$context.path``: ``/{stage}/...`` on the default endpoint; behind a custom domain,
-        the path as the client sent it (base path, then the API's path)."""
-        path = self.path or "/"
-        base = self.base_path
-        stage = self.stage
-        if base is None or self.stage_in_path:
-            path = path if stage is None else f"/{stage.name}{path}"
-            if base is None:
-                return path
-        if not base:
-            return path
-        return f"/{base}" if path == "/" else f"/{base}{path}"
+        """``$context.path`` (:func:`context_path_of`)."""
+        return context_path_of(self.path, self.base_path, self.stage_in_path, self.stage)
 
     def header(self, name: bytes) -> str | None:
         """A request header (lower-case name) as text, or None."""

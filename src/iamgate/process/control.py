@@ -15,7 +15,12 @@ echoes:
 * ``{"op": "metrics"}`` -> the worker's metrics export;
 * ``{"op": "usage", "query": {...}}`` -> ``{"ok": true, "usage": {...}}`` or ``{"ok": false,
   "status": N, "error": ...}``;
-* ``{"op": "reopen"}`` -> ``{"ok": true}``.
+* ``{"op": "reopen"}`` -> ``{"ok": true}``;
+* ``{"op": "decisions", "since": N, "max": M}`` -> ``{"ok": true, "pid": ..., "totals": {...},
+  "events": [...], "cursor": N, "missed": N, ...}``: the console's decision stream, the events the
+  worker kept after its cursor ``since`` (at most ``M``; 0: the totals only);
+* ``{"op": "explain", "seq": N}`` -> ``{"ok": true, "found": {...} | null}``: one kept event's
+  explanation, computed by the worker with the policy that decided it.
 
 A request that cannot be read or answered gets ``{"ok": false, "error": ...}``. The worker's end
 is :func:`answer_supervisor` (what it does is a :class:`Handler`); the supervisor's end is a
@@ -148,6 +153,12 @@ class Handler(Protocol):
 
     def reopen_log(self) -> None: ...
 
+    def decisions_batch(self, cursor: int, limit: int) -> dict[str, Any]:
+        """The console's decision stream: :meth:`iamgate.observe.decisions.DecisionLog.batch`."""
+
+    def explain_decision(self, seq: int) -> dict[str, Any] | None:
+        """One kept event's explanation (None when it is no longer kept)."""
+
 
 def read_first_load(sock: socket.socket) -> tuple[int, dict[str, bytes], object] | None:
     """The first load request, read from the still blocking control socket (nothing past it: the
@@ -205,6 +216,11 @@ async def _reply(handler: Handler, request: Message) -> Message:
     if op == "reopen":
         handler.reopen_log()
         return {"ok": True}
+    if op == "decisions":
+        batch = handler.decisions_batch(int(request["since"]), min(int(request["max"]), 5000))
+        return {"ok": True, **batch}
+    if op == "explain":
+        return {"ok": True, "found": handler.explain_decision(int(request["seq"]))}
     return {"ok": False, "error": f"unknown control operation {op!r}"}
 
 
@@ -247,6 +263,16 @@ class Channel:
 
     async def reopen(self, *, timeout: float) -> None:
         await self._ask({"op": "reopen"}, timeout=timeout)
+
+    async def decisions(self, since: int, limit: int, *, timeout: float) -> dict[str, Any] | None:
+        """The worker's decision-stream batch (``None`` when it did not answer)."""
+        reply = await self._ask({"op": "decisions", "since": since, "max": limit}, timeout=timeout)
+        return reply if reply.get("ok") else None
+
+    async def explain(self, seq: int, *, timeout: float) -> dict[str, Any] | None:
+        reply = await self._ask({"op": "explain", "seq": seq}, timeout=timeout)
+        found = reply.get("found")
+        return found if isinstance(found, dict) else None
 
     async def _ask(self, request: Message, *, timeout: float) -> Message:
         loop = asyncio.get_running_loop()

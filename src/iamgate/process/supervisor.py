@@ -26,6 +26,8 @@ from typing import Any
 from iamgate.admin import AdminServer
 from iamgate.config.model import GatewayConfig
 from iamgate.console import ConsoleApp
+from iamgate.console.feed import Batch, Feed
+from iamgate.observe.decisions import KEPT
 from iamgate.observe.metrics import Metrics, merge, render
 from iamgate.process import control, reload, signals
 from iamgate.process.options import ServeOptions
@@ -121,8 +123,18 @@ class Supervisor:
         for _ in range(self.options.workers):
             self.spawn()
         if self.admin_sock is not None:
+            feed = Feed(
+                self.decisions,
+                self.explain_decision,
+                lambda: self.metrics,
+                role=f"supervisor {os.getpid()}, {self.options.workers} workers",
+                size=KEPT * self.options.workers,
+            )
             self.admin = AdminServer(
-                self.readiness, self.metrics_text, self.usage, console=ConsoleApp(lambda: self.config)
+                self.readiness,
+                self.metrics_text,
+                self.usage,
+                console=ConsoleApp(lambda: self.config, feed=feed),
             )
             await self.admin.start(
                 self.admin_sock, lambda: self.config.settings.admin_tls, lambda: self.metrics
@@ -220,6 +232,20 @@ class Supervisor:
         children = [c for c in self.children.values() if c.ready]
         answers = await asyncio.gather(*(c.channel.metrics(timeout=2) for c in children))
         return render(merge([self.metrics.export(), *answers]))
+
+    async def decisions(self, cursors: dict[int, int], limit: int) -> list[Batch]:
+        """The console's decision stream: each ready worker's batch after its cursor (by pid)."""
+        children = [(pid, c) for pid, c in self.children.items() if c.ready]
+        answers = await asyncio.gather(
+            *(c.channel.decisions(cursors.get(pid, 0), limit, timeout=2) for pid, c in children)
+        )
+        return [a for a in answers if a is not None]
+
+    async def explain_decision(self, pid: int, seq: int) -> dict[str, Any] | None:
+        child = self.children.get(pid)
+        if child is None or not child.ready:
+            return None
+        return await child.channel.explain(seq, timeout=5)
 
     async def usage(self, query: dict[str, str]) -> dict[str, Any]:
         """Asked of one worker: every worker sees the same counters (the node's shared file, or

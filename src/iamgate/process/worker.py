@@ -28,6 +28,7 @@ from iamgate.config.domains import TlsChoice
 from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot
 from iamgate.console import ConsoleApp
+from iamgate.console.feed import local_feed
 from iamgate.observe.metrics import render
 from iamgate.policy import Diagnostic
 from iamgate.process import reload, signals
@@ -140,7 +141,9 @@ class Worker:
                 self.readiness,
                 self.metrics_text,
                 self.usage,
-                console=ConsoleApp(lambda: state.snapshot.config),
+                console=ConsoleApp(
+                    lambda: state.snapshot.config, feed=local_feed(state.decisions, lambda: state.metrics)
+                ),
             )
             admin_tls = lambda: state.snapshot.settings.admin_tls  # noqa: E731
             await self.admin.start(self.admin_sock, admin_tls, lambda: state.metrics)
@@ -265,6 +268,12 @@ class Worker:
     def metrics_export(self) -> dict[str, Any]:
         self._gauges()
         return self.state.metrics.export()
+
+    def decisions_batch(self, cursor: int, limit: int) -> dict[str, Any]:
+        return self.state.decisions.batch(cursor, limit)
+
+    def explain_decision(self, seq: int) -> dict[str, Any] | None:
+        return self.state.decisions.explain(seq)
 
 
 def main(argv: list[str]) -> int:

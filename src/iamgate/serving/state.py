@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 from iamgate.clock import monotonic
 from iamgate.config.snapshot import Snapshot
 from iamgate.observe.accesslog import AccessLog
+from iamgate.observe.decisions import DecisionLog
 from iamgate.observe.metrics import Metrics
 from iamgate.pipeline.services import Services
 from iamgate.serving.tls import certificate_gauges
@@ -79,6 +80,8 @@ class GatewayState:
             _pools(snapshot), make_throttler(snapshot.config.throttling, shared_state), metrics
         )
         self.access_log = AccessLog(snapshot.settings.access_log.destination)
+        # the console's live decisions: counts per kind, and the recent requests when on
+        self.decisions = DecisionLog(keep=snapshot.config.management.decisions)
         self.connections: set[DownstreamConnection] = set()
         self.timed: set[HttpProxy] = set()  # requests being proxied, with a deadline
         self._ticker: asyncio.TimerHandle | None = None
@@ -119,6 +122,7 @@ class GatewayState:
             self.access_log.close()
             self.access_log = AccessLog(snapshot.settings.access_log.destination)
         self.max_clients = snapshot.settings.client.max_connections or self.file_room
+        self.decisions.set_keep(snapshot.config.management.decisions)
 
     # --- the timer --------------------------------------------------------------------------
     def start_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -134,6 +138,7 @@ class GatewayState:
         self._ticker = loop.call_later(TICK, self._tick, loop)
         now = monotonic()
         self.now = now
+        self.decisions.refill(TICK)
         if self.timed:
             self.check_deadlines(now)
         self._ticks += 1
@@ -195,13 +200,15 @@ class GatewayState:
 
     # --- every request's end ---------------------------------------------------------------------
     def record(self, ex: Exchange) -> None:
-        """Count a finished request and write its access-log line."""
+        """Count a finished request, keep it for the console's decision stream and write its
+        access-log line."""
         api = ex.api.id if ex.api is not None else "-"
         stage = ex.stage.name if ex.stage is not None else "-"
         # _value_: Enum.value is a descriptor call on CPython 3.11, the attribute behind it is not
         decision = ex.decision.effect._value_ if ex.decision is not None else "none"
         metrics = self.services.metrics
         metrics.request(api, stage, ex.status, decision, ex.end - ex.start, ex.integration_latency)
+        self.decisions.add(ex)
         if ex.would_deny:
             metrics.inc("iamgate_policy_would_deny_total", (("api", api), ("stage", stage)))
             log.warning(
