@@ -154,7 +154,7 @@ def _shoot(chromium: str, admin: int, api: str, out: Path) -> list[Path]:
             f"/playground?api={api}&target=prod&method=GET&path=/admin&source_ip=203.0.113.7",
         ),
         ("console-usage.png", "/usage"),
-        ("console-decisions.png", "/decisions"),
+        ("console-decisions.png", "/decisions?decision=explicit-deny"),
     ]
     written = []
     with sync_playwright() as pw:
@@ -171,11 +171,21 @@ def _shoot(chromium: str, admin: int, api: str, out: Path) -> list[Path]:
                 if answer is None or answer.status >= 400:
                     print(f"skipped {name}: {path} answered {answer.status if answer else 'nothing'}")
                     continue
-                page.wait_for_load_state("networkidle")
+                if path.startswith("/decisions"):  # a stream: wait for its rows, never idle
+                    page.wait_for_selector("#decisions tbody tr", timeout=5000)
+                else:
+                    page.wait_for_load_state("networkidle")
                 page.wait_for_timeout(600)  # htmx's check and the charts draw after the load
                 target = out / name
                 page.screenshot(path=str(target), full_page=True)
                 written.append(target)
+                if name == "console-decisions.png":  # and the denied request's explanation
+                    with page.expect_navigation():
+                        page.click("#decisions tbody tr a[href*='/decisions/'] >> nth=0")
+                    page.wait_for_load_state("networkidle")
+                    target = out / "console-explanation.png"
+                    page.screenshot(path=str(target), full_page=True)
+                    written.append(target)
         finally:
             browser.close()
     return written

@@ -249,4 +249,14 @@ def test_no_serious_accessibility_violation_on_any_screen(world: dict[str, Any],
         ]
         if serious:
             found[screen] = serious
+    # a request's explanation: from the live decisions, as a person reaches it
+    _invoke(world["gw"], api_id, "/prod/pets", "192.0.2.99")
+    page.goto(page.base + "/decisions")
+    page.wait_for_selector("#decisions tbody tr a[href*='/decisions/']", timeout=5000)
+    with page.expect_navigation():
+        page.click("#decisions tbody tr a[href*='/decisions/'] >> nth=0")
+    results = axe.run(page)
+    serious = [v["id"] for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    if serious:
+        found["explanation"] = serious
     assert found == {}
