@@ -54,8 +54,25 @@ LABELS: Final = {
 }
 # the fields of a kept event: a tuple of the exchange's own attributes, nothing computed (the
 # cheapest thing to build on the request path); what is shown is derived when it is read
-(_WALL, _METHOD, _RAW_PATH, _PATH, _STAGE, _BASE, _STAGE_IN_PATH, _IDENTITY, _AUTHORIZER) = range(9)
-(_CLAIMS, _SOURCE, _STATUS, _KIND, _API, _RID, _ARN, _CONTEXT, _ROUTE, _DENIED_BY) = range(9, 19)
+_WALL: Final = 0
+_METHOD: Final = 1
+_RAW_PATH: Final = 2
+_PATH: Final = 3
+_STAGE: Final = 4
+_BASE: Final = 5
+_STAGE_IN_PATH: Final = 6
+_IDENTITY: Final = 7
+_AUTHORIZER: Final = 8
+_CLAIMS: Final = 9
+_SOURCE: Final = 10
+_STATUS: Final = 11
+_KIND: Final = 12
+_API: Final = 13
+_RID: Final = 14
+_ARN: Final = 15
+_CONTEXT: Final = 16
+_ROUTE: Final = 17
+_DENIED_BY: Final = 18
 
 
 def _caller(kept: tuple[Any, ...]) -> str:
