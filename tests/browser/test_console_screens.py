@@ -11,12 +11,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from tests.browser.test_cors import _chromium_path
 from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for
+from tests.gateway.test_managed import client
 from tests.management.conftest import ADMIN
 
 REGION = "us-east-1"
@@ -39,23 +38,12 @@ def _yaml() -> dict[str, Any]:
     }
 
 
-def _client(gw: Gateway) -> Any:
-    return boto3.client(
-        "apigateway",
-        endpoint_url=f"http://127.0.0.1:{gw.admin_port}",
-        region_name=REGION,
-        aws_access_key_id=ADMIN.access_key,
-        aws_secret_access_key=ADMIN.secret,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     chromium = _chromium_path()
     backend = Backend().start()
     gw = start_gateway(tmp_path_factory.mktemp("console-screens"), _yaml())
-    c = _client(gw)
+    c = client(gw)
     api_id = c.create_rest_api(name="pets", endpointConfiguration={"types": ["REGIONAL"]})["id"]
     root = next(r["id"] for r in c.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     pets = c.create_resource(restApiId=api_id, parentId=root, pathPart="pets")["id"]

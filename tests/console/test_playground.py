@@ -18,28 +18,19 @@ import pytest
 from tests.console.conftest import Client, client_of
 from tests.console.test_pages import XSS, deployed_api
 from tests.management.conftest import NOBODY, AdminHandle
+from tests.policies import document, statement
 
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
 
 
 def _policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+    return json.dumps(document(*statements))
 
 
 def _st(
     effect: str, condition: dict[str, Any] | None = None, sid: str = "", resource: str = "execute-api:/*"
 ) -> dict[str, Any]:
-    st: dict[str, Any] = {
-        "Effect": effect,
-        "Principal": "*",
-        "Action": "execute-api:Invoke",
-        "Resource": resource,
-    }
-    if sid:
-        st["Sid"] = sid
-    if condition:
-        st["Condition"] = condition
-    return st
+    return statement(effect, resource, condition, sid)
 
 
 OFFICE = _policy(

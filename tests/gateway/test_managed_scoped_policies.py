@@ -24,28 +24,10 @@ from iamgate.config.load import parse_config
 from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for
 from tests.gateway.test_managed import ACCOUNT, REGION, build_api, client, gateway_yaml, invoke
 from tests.management.conftest import ADMIN
+from tests.policies import document as _policy
+from tests.policies import statement as _st
 
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
-
-
-def _policy(*statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
-
-
-def _st(
-    effect: str, resource: str = "execute-api:/*", condition: dict[str, Any] | None = None, sid: str = ""
-) -> dict[str, Any]:
-    st: dict[str, Any] = {
-        "Effect": effect,
-        "Principal": "*",
-        "Action": "execute-api:Invoke",
-        "Resource": resource,
-    }
-    if sid:
-        st["Sid"] = sid
-    if condition:
-        st["Condition"] = condition
-    return st
 
 
 def ONLY_FROM(cidr: str) -> dict[str, Any]:

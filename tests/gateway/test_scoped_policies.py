@@ -14,30 +14,12 @@ import pytest
 
 from tests.gateway.auth_support import Keys, Response, send, send_signed, sign
 from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for_log
+from tests.policies import document as _policy
+from tests.policies import statement as _statement
 
 API = "scopedapi1"
 BARE = "bareapi001"  # no API policy: the route's policy alone decides
 ACCOUNT = "111122223333"
-
-
-def _statement(
-    effect: str, resource: str, condition: dict[str, Any] | None = None, sid: str = ""
-) -> dict[str, Any]:
-    st: dict[str, Any] = {
-        "Effect": effect,
-        "Principal": "*",
-        "Action": "execute-api:Invoke",
-        "Resource": resource,
-    }
-    if sid:
-        st["Sid"] = sid
-    if condition:
-        st["Condition"] = condition
-    return st
-
-
-def _policy(*statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
 def _route(path: str, backend: Backend, method: str = "GET", **extra: Any) -> dict[str, Any]:
