@@ -15,7 +15,7 @@ import pytest
 
 from tests.browser.test_cors import _chromium_path
 from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for
-from tests.gateway.test_managed import client
+from tests.gateway.test_managed import build_api, client
 from tests.management.conftest import ADMIN
 
 REGION = "us-east-1"
@@ -44,20 +44,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     backend = Backend().start()
     gw = start_gateway(tmp_path_factory.mktemp("console-screens"), _yaml())
     c = client(gw)
-    api_id = c.create_rest_api(name="pets", endpointConfiguration={"types": ["REGIONAL"]})["id"]
-    root = next(r["id"] for r in c.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
-    pets = c.create_resource(restApiId=api_id, parentId=root, pathPart="pets")["id"]
-    c.put_method(
-        restApiId=api_id, resourceId=pets, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True
-    )
-    c.put_integration(
-        restApiId=api_id,
-        resourceId=pets,
-        httpMethod="GET",
-        type="HTTP_PROXY",
-        integrationHttpMethod="GET",
-        uri=f"{backend.url}/pets",
-    )
+    api_id = build_api(gw, backend)  # GET /pets -> the backend
+    pets = next(r["id"] for r in c.get_resources(restApiId=api_id)["items"] if r["path"] == "/pets")
+    key_required = [{"op": "replace", "path": "/apiKeyRequired", "value": "true"}]
+    c.update_method(restApiId=api_id, resourceId=pets, httpMethod="GET", patchOperations=key_required)
     c.create_deployment(restApiId=api_id, stageName="prod")
     key = c.create_api_key(name="mobile", value=KEY_VALUE, enabled=True)
     plan = c.create_usage_plan(
