@@ -5,6 +5,7 @@ escaping; a gateway without a store."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import pytest
 from iamgate.config.load import parse_config
 from tests.console.conftest import client_of
 from tests.console.test_pages import XSS, deployed_api
-from tests.management.conftest import NOBODY, READER, AdminHandle, config_text, serve_admin
+from tests.management.conftest import NOBODY, READER, AdminHandle, config_text, gateway_config, serve_admin
+from tests.policies import document, statement
+from tests.store.conftest import pg_backend
 
 
 def _add_route(c: Any, api_id: str, part: str) -> None:
@@ -207,3 +210,37 @@ def test_without_a_store_the_screen_shows_the_file_read_only(tmp_path: Path) -> 
         assert "Deploy the draft" not in page.body
         assert "Read-only" in page.body
         assert browser.get("/console/apis/fileapi01/diff?stage=prod").status == 404
+
+
+def test_the_screens_on_postgresql(tmp_path: Path, pg_admin: Any) -> None:
+    """The API screen, its diff and deploy, and the policy editor's save over a PostgreSQL store."""
+    for backend in pg_backend(pg_admin):
+        with serve_admin(tmp_path, gateway_config(), store_url=backend.url, console=True) as handle:
+            c = handle.boto3()
+            api_id = deployed_api(c, name="on-postgres")
+            _add_route(c, api_id, "orders")
+            browser = client_of(handle)
+            browser.sign_in()
+            page = browser.get(f"/console/apis/{api_id}")
+            assert 'data-method="POST /orders"' in page.body
+            diff = browser.get(f"/console/apis/{api_id}/diff?stage=prod")
+            assert "/orders" in diff.body
+            done = browser.post(f"/console/apis/{api_id}/deploy", {"csrf": browser.csrf, "stage": "prod"})
+            assert done.status == 303
+            assert 'id="no-change"' in browser.get(f"/console/apis/{api_id}/diff?stage=prod").body
+            editor = browser.get(f"/console/apis/{api_id}/policy")
+            version = re.search(r'name="version" value="([^"]+)"', editor.body)
+            assert version is not None
+            policy = json.dumps(document(statement("Allow")))
+            saved = browser.post(
+                f"/console/apis/{api_id}/policy",
+                {
+                    "csrf": browser.csrf,
+                    "version": version.group(1),
+                    "policy": policy,
+                    "mode": "enforce",
+                    "action": "save",
+                },
+            )
+            assert saved.status == 303
+            assert "policy" in c.get_rest_api(restApiId=api_id)
