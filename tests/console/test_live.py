@@ -1,6 +1,6 @@
 """The live decisions (docs/console.md, "Live decisions") on the real ``iamgate serve``: the
 stream (server-sent events read off a real socket) shows the requests the gateway answers, each
-explained on demand with the trace ``iamgate policy simulate --explain`` gives; filters; who may
+explained on demand with the trace ``iamgate policy simulate`` prints; filters; who may
 watch which API; escaping; a viewer that never reads never slows the gateway (its events are
 dropped and counted); with ``--workers 2`` the events of both workers arrive; the overview's
 workers and rates."""
@@ -198,7 +198,7 @@ def test_a_denied_request_appears_and_is_explained(gateway: Gateway) -> None:
     assert allowed["decision"] == "allow"
     explained = browser.get(f"/console/decisions/{quote(denied['id'])}")
     assert explained.status == 200
-    # the trace simulate --explain prints, and the deciding statement highlighted
+    # the trace policy simulate prints, and the deciding statement highlighted
     assert "Decision: ExplicitDeny: denied by #0 (DenySecrets)" in explained.body
     assert re.search(r'class="statement applies deciding" id="p1-statement-0"', explained.body)
     assert 'class="statement fails" id="p1-statement-1"' not in explained.body  # it applies too

@@ -266,7 +266,7 @@ def explain_policy(
     policy: Any, text: str | None, mode: str, principal: str | None, arn: str, context: dict[str, Any]
 ) -> dict[str, Any]:
     """A resource policy's decision for one request with its trace: what ``iamgate policy
-    simulate --explain`` prints (``text``) and the same as values (``--json``)."""
+    simulate`` prints (``text``) and the same as values (``--json``)."""
     request = Request(principal, ACTION, arn, context)
     decision = policy.evaluate(request, explain=True)
     context_values = {k: v if isinstance(v, str) else list(v) for k, v in request.context.items()}
