@@ -284,3 +284,22 @@ def test_string_equals_on_an_iamgate_key_is_indexed_and_memoised() -> None:
         context = Request(None, "execute-api:Invoke", arn, {"iamgate:jwtclaim/tenant": tenant}).context
         for _ in range(3):  # the third answer comes from the memo
             assert compiled.decide(None, "execute-api:Invoke", arn, context).allowed is allowed
+
+
+def test_simulate_explains_by_default_and_brief_gives_the_decision_only(tmp_path: Path) -> None:
+    policy = tmp_path / "p.json"
+    policy.write_text(
+        _policy(_st("Allow", {"StringEquals": {"iamgate:RequestHeader/X-Team": "blue"}}) | {"Sid": "Blue"})
+    )
+    flags = ("--path", "/x", "--header", "X-Team=blue")
+    common = [IAMGATE, "policy", "simulate", "--policy", str(policy), "--api-id", "a1b2c3d4e5"]
+    common += ["--region", "us-east-1", "--account", "111122223333", "--method", "GET", "--stage", "prod"]
+    explained = subprocess.run([*common, "--explain", *flags], capture_output=True, text=True, check=False)
+    brief = subprocess.run([*common, "--brief", *flags], capture_output=True, text=True, check=False)
+    assert explained.returncode == brief.returncode == 0, explained.stderr + brief.stderr
+    assert (
+        "Condition StringEquals iamgate:RequestHeader/X-Team: request blue; policy blue; matched"
+        in explained.stdout
+    )
+    assert brief.stdout.splitlines()[-1] == "Decision: Allow: allowed by #0 (Blue) (principal match: full)"
+    assert len(brief.stdout.splitlines()) == 2

@@ -259,6 +259,12 @@ def _emit(stream: IO[str], result: CaseResult) -> None:
     metavar="FILE",
     help="The route's own policy: it must allow too (iamgate's extension).",
 )
+@click.option(
+    "--explain/--brief",
+    default=True,
+    show_default=True,
+    help="With --policy: each statement and why it did or did not apply, or only the decision.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the decision and the trace.")
 @max_chars_option
 def simulate(
@@ -288,6 +294,7 @@ def simulate(
     resource_path: str | None,
     stage_policy_path: str | None,
     route_policy_path: str | None,
+    explain: bool,
     as_json: bool,
     max_chars: int,
 ) -> None:
@@ -395,7 +402,7 @@ def simulate(
         for d in diagnostics:
             click.echo(d.render(), err=True)
         click.echo(f"Request: {principal or 'anonymous'} {action} {request.resource}")
-        click.echo(render_decision(decision))
+        click.echo(render_decision(decision) if explain else f"Decision: {summary(decision)}")
         return
     effect, decided_by = combine_policies(decisions)
     if as_json:
@@ -418,7 +425,7 @@ def simulate(
     click.echo(f"Request: {principal or 'anonymous'} {action} {request.resource}")
     for label, decision in decisions:
         click.echo(f"\n== the {label} policy ==")
-        click.echo(render_decision(decision))
+        click.echo(render_decision(decision) if explain else f"Decision: {summary(decision)}")
     verdict = effect.value
     if decided_by is not None:
         deciding = dict(decisions)[decided_by]
