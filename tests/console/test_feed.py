@@ -11,6 +11,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from iamgate.config.model import StageConfig
 from iamgate.console.feed import ASK, Feed, local_feed
 from iamgate.observe.decisions import KEPT, DecisionLog
 from iamgate.observe.metrics import Metrics, render
@@ -47,7 +48,7 @@ def exchange(status: int = 200, **kw: Any) -> Any:
         "method": "GET",
         "raw_path": b"/prod/admin/x",
         "path": "/admin/x",
-        "stage": SimpleNamespace(name="prod", policy=None),
+        "stage": StageConfig("prod", {}),  # a real one: compiled code checks its type
         "base_path": None,
         "stage_in_path": False,
         "identity": None,
