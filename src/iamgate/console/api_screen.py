@@ -95,7 +95,7 @@ async def read_api_screen(
     base = f"/restapis/{api_id}"
     resources: tuple[ResourceRow, ...] | None = None
     if may(caller, f"{base}/resources"):
-        items = await gone_is_empty(_resources(management, caller, api_id))
+        items = await gone_is_empty(all_items(management, caller, f"{base}/resources", {"embed": "methods"}))
         authorizers = await _authorizer_names(management, caller, api_id)
         resources = _tree(items, authorizers)
     stages: tuple[StageRow, ...] | None = None
@@ -143,18 +143,6 @@ async def read_api_screen(
         plans,
         may(caller, f"{base}/deployments", "POST"),
     )
-
-
-async def _resources(management: ManagementApp, caller: access.Caller, api_id: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    query = {"limit": "500", "embed": "methods"}
-    for _ in range(1000):
-        body = await get(management, caller, f"/restapis/{api_id}/resources", query)
-        items.extend(body.get("item", []))
-        if not body.get("position"):
-            break
-        query = {**query, "position": body["position"]}
-    return items
 
 
 async def _authorizer_names(management: ManagementApp, caller: access.Caller, api_id: str) -> dict[str, str]:

@@ -85,17 +85,20 @@ async def get(management: ManagementApp, caller: access.Caller, path: str, query
     return await call(management, caller, "GET", path, query)
 
 
-async def all_items(management: ManagementApp, caller: access.Caller, path: str) -> list[dict[str, Any]]:
-    """Every item of a paged list, following ``position``."""
+async def all_items(
+    management: ManagementApp, caller: access.Caller, path: str, query: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every item of a paged list, following ``position``; ``query``: more parameters for each
+    page (``embed=methods``)."""
     items: list[dict[str, Any]] = []
-    query = {"limit": PAGE}
+    asked = {**(query or {}), "limit": PAGE}
     for _ in range(1000):  # bounded: a position that never ends the list cannot loop forever
-        body = await get(management, caller, path, query)
+        body = await get(management, caller, path, asked)
         items.extend(body.get("item", []))
         position = body.get("position")
         if not position:
             break
-        query = {"limit": PAGE, "position": position}
+        asked = {**asked, "position": position}
     return items
 
 
