@@ -24,7 +24,7 @@ from iamgate.auth.jwt import JwtError
 from iamgate.auth.sigv4 import SignatureError, SignedRequest, covered_path, is_signed, needs_body, verify
 from iamgate.config.model import ScopedPolicy
 from iamgate.pipeline import responses as R
-from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.exchange import Exchange, presented_api_key
 from iamgate.pipeline.later import NEED_BODY, StageResult, after
 from iamgate.pipeline.request_keys import fill
 from iamgate.pipeline.stages import resolve
@@ -435,11 +435,7 @@ def api_key(ex: Exchange) -> R.GatewayResponse | None:
     assert api is not None
     if not route.api_key_required:
         return None
-    if api.api_key_source == "AUTHORIZER":
-        value = ex.authorizer.usage_identifier_key if ex.authorizer is not None else None
-    else:
-        value = ex.header(b"x-api-key")
-    key = ex.snapshot.api_keys.get(value) if value else None
+    key = presented_api_key(ex)
     if (
         key is None
         or not key.enabled

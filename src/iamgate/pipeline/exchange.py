@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from iamgate.policy import Decision
     from iamgate.tls.session import TlsSession
 
-__all__ = ["Exchange", "IdSource", "context_path_of", "new_ids"]
+__all__ = ["Exchange", "IdSource", "context_path_of", "new_ids", "presented_api_key"]
 
 _PREFIX: Final = os.urandom(8).hex()
 # a random UUID-shaped head (version 4, variant a) for this process, then 12 digits of a counter
@@ -159,3 +159,14 @@ class Exchange:
         """A request header (lower-case name) as text, or None."""
         value = self.hmap.get(name)
         return None if value is None else value.decode("latin-1")
+
+
+def presented_api_key(ex: Exchange) -> ApiKey | None:
+    """The known API key the request presents (the ``x-api-key`` header, or the authorizer's
+    ``usageIdentifierKey`` for an API whose key source is AUTHORIZER), enabled or not."""
+    api = ex.api
+    if api is not None and api.api_key_source == "AUTHORIZER":
+        value = ex.authorizer.usage_identifier_key if ex.authorizer is not None else None
+    else:
+        value = ex.header(b"x-api-key")
+    return ex.snapshot.api_keys.get(value) if value else None

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 from iamgate.auth.jwt import JwtClaims
 from iamgate.pipeline import responses as R
-from iamgate.pipeline.exchange import Exchange
+from iamgate.pipeline.exchange import Exchange, presented_api_key
 from iamgate.policy.extension_keys import claim_values, condition_text
 
 __all__ = ["fill"]
@@ -125,10 +125,5 @@ def _header_values(ex: Exchange, name: bytes) -> list[str]:
 
 
 def _api_key_id(ex: Exchange) -> str | None:
-    api = ex.api
-    if api is not None and api.api_key_source == "AUTHORIZER":
-        value = ex.authorizer.usage_identifier_key if ex.authorizer is not None else None
-    else:
-        value = ex.header(b"x-api-key")
-    key = ex.snapshot.api_keys.get(value) if value else None
+    key = presented_api_key(ex)
     return key.id if key is not None and key.enabled else None
