@@ -27,16 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 IAMGATE = str(Path(sys.executable).parent / "iamgate")
 ROOT_DIR = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -3,7 +3,6 @@ never a traceback and never a password."""
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,10 @@ from typing import Any
 import pytest
 
 from iamgate.store import StoreError, mask, open_store
+from tests.ports import free_port
 from tests.store.conftest import PG_URL, Backend
 
 SECRET = "s3cr3t-Pa55"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def refused(url: str) -> str:

@@ -38,6 +38,7 @@ import uvloop
 from iamgate.throttle.backend import ALLOWED, ONE, Bucket, Pending, Quota, Verdict, day_of, period_bounds
 from iamgate.throttle.redis import BACKEND_FAILED, RedisBackend, _FutureSink
 from iamgate.throttle.resp import Parser, ProtocolError, Reply, RespError, encode, parse_url
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 HOST, PORT = "127.0.0.1", 6379
@@ -153,19 +154,12 @@ def raw(redis_url: str) -> Iterator[Raw]:
 # --- a private redis-server ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class PrivateRedis:
     """A redis-server of our own on a spare port: stopped, frozen and restarted at will."""
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.frozen = False
 
@@ -711,7 +705,7 @@ def test_noscript_reloads_once_and_retries(private_redis: PrivateRedis) -> None:
 
 
 def test_nothing_listening_gives_the_fail_mode_at_once() -> None:
-    url = f"redis://{HOST}:{_free_port()}/0"
+    url = f"redis://{HOST}:{free_port()}/0"
 
     async def scenario() -> None:
         metered = Quota("quota:p:k", 10, 0, 2**40)
