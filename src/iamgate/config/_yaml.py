@@ -44,6 +44,7 @@ UNSTORABLE = "config.yaml.unstorable-character"  # valid YAML that no store can 
 # a redacted file is never applied with the placeholder taken for the secret
 REDACTED = "<redacted by iamgate export>"
 MAX_CHARACTER_ERRORS = 10  # reported one by one; the rest are counted
+_STR = "tag:yaml.org,2002:str"
 
 # what YAML 1.1 does not allow in a stream (PyYAML's reader.NON_PRINTABLE), and what no store keeps
 _FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -155,40 +156,37 @@ def _forbidden_characters(text: str) -> list[Diagnostic]:
     return out
 
 
-def load_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document. Syntax errors, duplicate keys and characters that YAML forbids
-    or no store can keep are diagnostics."""
-    positions = Positions()
-    diags: list[Diagnostic] = []
-    refused = _forbidden_characters(text)
-    if refused:
-        return YamlDocument(None, positions, tuple(refused))
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        return YamlDocument(None, positions, (_error("syntax", f"invalid YAML: {message}", line, column),))
-    except yaml.YAMLError as exc:
-        return YamlDocument(None, positions, (_error("syntax", f"invalid YAML: {exc}", None, None),))
-    if node is None:
-        return YamlDocument(None, positions, ())
-    constructor = yaml.SafeLoader("")
-    budget = [MAX_NODES]
+class _TooLarge(Exception):
+    pass
 
-    class _TooLarge(Exception):
-        pass
 
-    def convert(n: yaml.Node, pointer: str, depth: int) -> object:
+class _Converter:
+    """Turns the node tree into plain data, recording where each value is written."""
+
+    def __init__(self, positions: Positions, diags: list[Diagnostic]) -> None:
+        self.positions = positions
+        self.diags = diags
+        self.constructor = yaml.SafeLoader("")
+        self.budget = MAX_NODES
+
+    def scalar(self, n: yaml.Node) -> object:
+        # Most values are plain strings: taken as they are, without the constructor's
+        # bookkeeping (it keeps every node it built).
+        if n.tag == _STR and isinstance(n, yaml.ScalarNode):
+            return n.value
+        return self.constructor.construct_object(n, deep=True)
+
+    def close(self) -> None:
+        """Drop what the constructor kept (the nodes go now, not at the next collection)."""
+        self.constructor.constructed_objects.clear()
+        self.constructor.recursive_objects.clear()
+        self.constructor.dispose()
+
+    def convert(self, n: yaml.Node, pointer: str, depth: int) -> object:
+        positions, diags, constructor, scalar = self.positions, self.diags, self.constructor, self.scalar
         positions[pointer] = (n.start_mark.line + 1, n.start_mark.column + 1)
-        budget[0] -= 1
-        if budget[0] < 0:
+        self.budget -= 1
+        if self.budget < 0:
             raise _TooLarge
         if depth > MAX_DEPTH:
             diags.append(
@@ -205,7 +203,7 @@ def load_yaml(text: str) -> YamlDocument:
             constructor.flatten_mapping(n)
             out: dict[object, object] = {}
             for key_node, value_node in n.value:
-                key = constructor.construct_object(key_node, deep=True)
+                key = scalar(key_node)
                 if not isinstance(key, str):
                     key = str(key) if isinstance(key, int | float | bool) or key is None else repr(key)
                 child = pointer_join(pointer, key)
@@ -234,16 +232,20 @@ def load_yaml(text: str) -> YamlDocument:
                         )
                     )
                     continue
-                out[key] = convert(value_node, child, depth + 1)
+                out[key] = self.convert(value_node, child, depth + 1)
             return out
         if isinstance(n, yaml.SequenceNode):
-            return [convert(item, pointer_join(pointer, i), depth + 1) for i, item in enumerate(n.value)]
+            return [self.convert(item, pointer_join(pointer, i), depth + 1) for i, item in enumerate(n.value)]
         try:
-            value = constructor.construct_object(n, deep=True)
+            value = scalar(n)
         except yaml.YAMLError as exc:
             diags.append(
                 _error(
-                    "value", f"invalid value: {exc}", n.start_mark.line + 1, n.start_mark.column + 1, pointer
+                    "value",
+                    f"invalid value: {exc}",
+                    n.start_mark.line + 1,
+                    n.start_mark.column + 1,
+                    pointer,
                 )
             )
             return None
@@ -252,7 +254,11 @@ def load_yaml(text: str) -> YamlDocument:
             message = f"the string holds {bad}, which no store can keep"
             diags.append(
                 _error(
-                    "unstorable-character", message, n.start_mark.line + 1, n.start_mark.column + 1, pointer
+                    "unstorable-character",
+                    message,
+                    n.start_mark.line + 1,
+                    n.start_mark.column + 1,
+                    pointer,
                 )
             )
             return _replaced(value)
@@ -269,9 +275,37 @@ def load_yaml(text: str) -> YamlDocument:
             )
         return value
 
+
+def load_yaml(text: str) -> YamlDocument:
+    """Parse one YAML document. Syntax errors, duplicate keys and characters that YAML forbids
+    or no store can keep are diagnostics."""
+    positions = Positions()
+    diags: list[Diagnostic] = []
+    refused = _forbidden_characters(text)
+    if refused:
+        return YamlDocument(None, positions, tuple(refused))
     try:
-        data = convert(node, "", 0)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        return YamlDocument(None, positions, (_error("syntax", f"invalid YAML: {message}", line, column),))
+    except yaml.YAMLError as exc:
+        return YamlDocument(None, positions, (_error("syntax", f"invalid YAML: {exc}", None, None),))
+    if node is None:
+        return YamlDocument(None, positions, ())
+    converter = _Converter(positions, diags)
+    try:
+        data = converter.convert(node, "", 0)
     except _TooLarge:
         message = f"the document expands to more than {MAX_NODES:,} values (aliases repeating aliases?)"
         return YamlDocument(None, Positions(), (_error("too-large", message, None, None),))
+    finally:
+        converter.close()
     return YamlDocument(data, positions, tuple(diags))

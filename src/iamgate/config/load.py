@@ -15,8 +15,10 @@ stages in ``read_stages``, routes in ``read_routes``, integrations in ``read_int
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,24 @@ from iamgate.config.read_throttle import read_throttling, read_usage_plans
 from iamgate.config.read_tls import check_domains, read_domains, read_tls
 from iamgate.policy import Diagnostic, Location, Severity
 
-__all__ = ["Extend", "ExtendError", "load_config", "parse_config"]
+__all__ = ["Extend", "ExtendError", "gc_paused", "load_config", "parse_config"]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a configuration is read or built.
+
+    Reading allocates about a hundred objects per route and policy statement, nearly all of them
+    kept, and each full collection on the way walks every one of them again: at 1,000 APIs the
+    collector took 60 % of the load (2 of 3.3 s). What a load leaves behind is freed by reference
+    counting (no cycles: the YAML reader breaks its own), so nothing waits for the collector."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class ExtendError(Exception):
@@ -63,7 +82,8 @@ def parse_config(
     so that the file's parts keep their positions); diagnostics about what it added name where it
     came from instead of a line."""
     origins: dict[str, str] = {}
-    config, diags = _parse_document(text, source, base_dir, reader, extend, origins)
+    with gc_paused():
+        config, diags = _parse_document(text, source, base_dir, reader, extend, origins)
     if origins:
         diags = _relocate(diags, origins)
     return config, diags

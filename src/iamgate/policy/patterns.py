@@ -14,6 +14,7 @@ ARN, colons included, so ``arn:aws:execute-api:us-east-1:*`` covers every API in
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -147,6 +148,13 @@ def fold_service(glob: Glob) -> Glob:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4096)
+def _part_matcher(glob: Glob) -> GlobMatcher:
+    """One ARN part's matcher, shared by every pattern with that part (a matcher never changes
+    once built): with a thousand APIs' policies, the same few parts recur in every one."""
+    return GlobMatcher(glob)
+
+
 class ArnMatcher:
     """A compiled ARN pattern (see the module docstring)."""
 
@@ -157,7 +165,11 @@ class ArnMatcher:
         split = _split_glob(glob, ARN_PARTS - 1)
         self.nparts = len(split)
         self.absorbing = self.nparts < ARN_PARTS and bool(split[-1]) and split[-1][-1] is STAR
-        self.parts = [GlobMatcher(tuple(p)) for p in split]  # type: ignore[arg-type]
+        # Matched part by part only when the whole is neither an exact text nor a prefix (see
+        # match); the parts are shared between patterns (most are "arn", "aws", a region...).
+        self.parts: list[GlobMatcher] = []
+        if self.whole.exact is None and self.whole.prefix is None:
+            self.parts = [_part_matcher(tuple(p)) for p in split]  # type: ignore[arg-type]
 
     @property
     def exact(self) -> str | None:

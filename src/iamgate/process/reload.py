@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from iamgate.admin import AdminServer
-from iamgate.config.load import load_config
+from iamgate.config.load import gc_paused, load_config
 from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot, build_snapshot
 from iamgate.management.app import ManagementApp
@@ -115,7 +115,8 @@ def blamed(diags: list[Diagnostic], path: Path) -> str:
 def build(config: GatewayConfig, path: Path) -> Snapshot | Diagnostic:
     """The runtime snapshot, or (a gap in validation) a diagnostic instead of a crash."""
     try:
-        return build_snapshot(config)
+        with gc_paused():
+            return build_snapshot(config)
     except Exception as exc:
         log.exception("building the configuration of %s failed", path)
         return Diagnostic(
