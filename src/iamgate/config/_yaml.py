@@ -250,7 +250,7 @@ class _Converter:
             )
             return None
         bad = unstorable(value) if isinstance(value, str) else None
-        if bad is not None:
+        if bad is not None and isinstance(value, str):
             message = f"the string holds {bad}, which no store can keep"
             diags.append(
                 _error(

@@ -169,7 +169,7 @@ class ArnMatcher:
         # match); the parts are shared between patterns (most are "arn", "aws", a region...).
         self.parts: list[GlobMatcher] = []
         if self.whole.exact is None and self.whole.prefix is None:
-            self.parts = [_part_matcher(tuple(p)) for p in split]  # type: ignore[arg-type]
+            self.parts = [_part_matcher(tuple(p)) for p in split]
 
     @property
     def exact(self) -> str | None:
