@@ -26,7 +26,7 @@ from iamgate.config._reader import Reader
 from iamgate.config._yaml import load_yaml
 from iamgate.config.auth import AuthSettings, read_api_keys, read_identities
 from iamgate.config.model import GatewayConfig
-from iamgate.config.read_api import read_apis
+from iamgate.config.read_api import ApiMemo, read_apis
 from iamgate.config.read_gateway import read_gateway
 from iamgate.config.read_store import read_management, read_store
 from iamgate.config.read_throttle import read_throttling, read_usage_plans
@@ -73,6 +73,7 @@ def parse_config(
     base_dir: Path | None = None,
     reader: Callable[[Path], bytes] | None = None,
     extend: Extend | None = None,
+    memo: ApiMemo | None = None,
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
     """Validate configuration text. The config is None when there is any error.
 
@@ -80,10 +81,11 @@ def parse_config(
     the working directory); ``reader`` reads policy files (default: from disk). ``extend`` adds to
     the document before validation (a store's APIs, keys and plans, appended after the file's own
     so that the file's parts keep their positions); diagnostics about what it added name where it
-    came from instead of a line."""
+    came from instead of a line. ``memo`` (a serving process's) keeps the API entries read, for
+    the next read to reuse those that did not change."""
     origins: dict[str, str] = {}
     with gc_paused():
-        config, diags = _parse_document(text, source, base_dir, reader, extend, origins)
+        config, diags = _parse_document(text, source, base_dir, reader, extend, origins, memo)
     if origins:
         diags = _relocate(diags, origins)
     return config, diags
@@ -110,6 +112,7 @@ def _parse_document(
     reader: Callable[[Path], bytes] | None,
     extend: Extend | None,
     origins: dict[str, str],
+    memo: ApiMemo | None,
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
     doc = load_yaml(text)
     diags = [d.with_source(source) for d in doc.diagnostics]
@@ -178,7 +181,7 @@ def _parse_document(
         )
     elif top.get("apis") == [] and top.get("store") is None:
         r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
-    apis = read_apis(r, top.get("apis", []), settings, watched)
+    apis = read_apis(r, top.get("apis", []), settings, watched, memo)
     domains = read_domains(r, top.get("domains"), watched)
     check_domains(r, domains, apis, settings.tls)
     stage_names = {(api.id, stage) for api in apis for stage in api.stages}
@@ -221,7 +224,10 @@ def _parse_document(
 
 
 def load_config(
-    path: str | Path, reader: Callable[[Path], bytes] | None = None, extend: Extend | None = None
+    path: str | Path,
+    reader: Callable[[Path], bytes] | None = None,
+    extend: Extend | None = None,
+    memo: ApiMemo | None = None,
 ) -> tuple[GatewayConfig | None, list[Diagnostic]]:
     """Read and validate a configuration file; ``reader`` reads it and the policy files it names,
     ``extend`` adds a store's objects (see :func:`parse_config`)."""
@@ -252,4 +258,4 @@ def load_config(
                 str(p),
             )
         ]
-    return parse_config(text, source=str(p), base_dir=p.parent, reader=reader, extend=extend)
+    return parse_config(text, source=str(p), base_dir=p.parent, reader=reader, extend=extend, memo=memo)

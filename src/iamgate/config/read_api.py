@@ -5,6 +5,7 @@ deployments."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,23 +20,66 @@ from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
 from iamgate.policy import ApiRef
 
-__all__ = ["ENDPOINT_TYPES", "POLICY_MODES", "read_api", "read_apis"]
+__all__ = ["ENDPOINT_TYPES", "POLICY_MODES", "ApiMemo", "read_api", "read_apis"]
 
 ENDPOINT_TYPES = ("REGIONAL", "PRIVATE", "EDGE")
 _API_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _DEPLOYMENT = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
-def read_apis(r: Reader, raw: object, settings: GatewaySettings, watched: list[str]) -> list[ApiConfig]:
+class ApiMemo:
+    """The APIs of the last configuration read in this process, by the exact data each was read
+    from: a reload (a store's redeploy of one API among a thousand) reads again only the entries
+    that changed, and the others keep their objects (compiled policies, routes), which the
+    snapshot then reuses too (``iamgate.config.snapshot``).
+
+    Only an entry that read cleanly is kept: no diagnostic (so nothing depends on where it is
+    written in the file) and no file read (a ``policy_file`` can change on disk without the
+    entry changing). The memo holds the last configuration's entries only, so it never grows
+    beyond one configuration. Used by the serving process's reloads only (``iamgate.process.reload``):
+    other readers (a deployment's check, ``config validate``) pass none and leave it as it is."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, ...], ApiConfig] = {}
+        self.hits = 0  # entries reused by the last read (for tests and benchmarks)
+
+    @staticmethod
+    def key(item: object, settings: GatewaySettings, r: Reader) -> tuple[str, ...] | None:
+        if not isinstance(item, dict):
+            return None
+        try:
+            text = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):  # a YAML value JSON has no form for (a date): read it
+            return None
+        # and what else an entry's reading depends on: the ARN parts, the policy size limit, and
+        # the directory relative file names are resolved in
+        return (text, settings.region, settings.account_id, str(settings.max_policy_chars), str(r.base_dir))
+
+
+def read_apis(
+    r: Reader, raw: object, settings: GatewaySettings, watched: list[str], memo: ApiMemo | None = None
+) -> list[ApiConfig]:
     """The ``apis`` list. An API id appears more than once only as several deployments, each with
     stages of its own; policy files read are added to ``watched``."""
     apis: list[ApiConfig] = []
     ids: dict[str, int] = {}
     items = r.sequence(raw, "/apis", "apis") or []
+    kept: dict[tuple[str, ...], ApiConfig] = {}
+    hits = 0
     for i, item in enumerate(items):
-        api = read_api(r, item, f"/apis/{i}", settings, watched)
+        key = memo.key(item, settings, r) if memo is not None else None
+        api = memo.entries.get(key) if memo is not None and key is not None else None
+        if api is not None:
+            hits += 1
+        else:
+            diags, files = len(r.diags), len(watched)
+            api = read_api(r, item, f"/apis/{i}", settings, watched)
+            if api is not None and (len(r.diags) != diags or len(watched) != files):
+                key = None
         if api is None:
             continue
+        if key is not None:
+            kept[key] = api
         if api.id in ids:
             clash = _deployment_clash(api, [a for a in apis if a.id == api.id])
             if clash is not None:
@@ -50,6 +94,8 @@ def read_apis(r: Reader, raw: object, settings: GatewaySettings, watched: list[s
         else:
             ids[api.id] = i
         apis.append(api)
+    if memo is not None:
+        memo.entries, memo.hits = kept, hits
     return apis
 
 

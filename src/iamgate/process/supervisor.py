@@ -47,6 +47,7 @@ class _Child:
     channel: control.Channel
     ready: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    version: int = 0  # the configuration version the worker said it serves
 
 
 class Supervisor:
@@ -107,15 +108,19 @@ class Supervisor:
         return control.load_request(self.version, self.files)
 
     async def _start(self, child: _Child) -> None:
+        version = self.version
         error = await child.channel.load(self._load_request(), timeout=120)
         if error is None:
             child.ready = True
+            child.version = max(child.version, version)
         elif child.proc.poll() is None:
             log.error("worker %d did not start: %s", child.proc.pid, error)
 
     async def _send_load(self, child: _Child, request: control.Message, version: int) -> None:
         error = await child.channel.load(request, timeout=60)
-        if error is not None and child.proc.poll() is None:
+        if error is None:
+            child.version = max(child.version, version)
+        elif child.proc.poll() is None:
             log.error("worker %d did not load version %s", child.proc.pid, version)
 
     async def run(self) -> None:
@@ -190,7 +195,12 @@ class Supervisor:
         self.version += 1
         self.metrics.set("iamgate_config_version", self.version)
         self.metrics.inc("iamgate_config_reloads_total", (("result", "ok"),))
-        log.info("configuration reloaded (%s): version %d, sent to the workers", reason, self.version)
+        log.info(
+            "configuration reloaded (%s): version %d (%s), sent to the workers",
+            reason,
+            self.version,
+            reload.rebuilt(config),
+        )
         request = self._load_request()
         for child in self.children.values():
             self._later(child, self._send_load(child, request, self.version))
@@ -226,6 +236,8 @@ class Supervisor:
             "apis": self.apis,
             "workers": self.options.workers,
             "workers_ready": ready,
+            # how many ready workers serve config_version (after a reload, until each has loaded it)
+            "workers_current": sum(c.ready and c.version == self.version for c in self.children.values()),
         }
 
     async def metrics_text(self) -> str:

@@ -116,7 +116,12 @@ class Worker:
         state.swap(snapshot)
         if self.control is None:  # under a supervisor, the supervisor counts reloads
             state.metrics.inc("iamgate_config_reloads_total", (("result", "ok"),))
-        log.info("configuration reloaded (%s): version %d", reason, state.snapshot.version)
+        log.info(
+            "configuration reloaded (%s): version %d (%s)",
+            reason,
+            state.snapshot.version,
+            reload.rebuilt(state.snapshot.config),
+        )
         return True
 
     def reopen_log(self) -> None:
