@@ -38,6 +38,7 @@ __all__ = [
     "optional_str",
     "page",
     "read",
+    "stored_page",
     "string_list",
     "string_map",
 ]
@@ -140,17 +141,21 @@ async def edit(call: Call, api_id: str, fn: Callable[[Transaction, Doc], T]) -> 
     return await call.in_store(run)
 
 
+def _limit(call: Call) -> int:
+    raw_limit = call.arg("limit")
+    if raw_limit is None:
+        return DEFAULT_LIMIT
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise bad_request(f"Invalid limit {raw_limit!r}: a number from 1 to {MAX_LIMIT}")
+    return int(raw_limit)
+
+
 def page(call: Call, items: list[Doc], key: str = "id", field: str = "item") -> dict[str, Any]:
     """One page of ``items`` (already in their final order) as ``{"item": [...], "position"}``
     (``item`` is the wire name of botocore's ``items``): ``limit`` (1..500, default 25) and
     ``position`` (the opaque token of the previous page: the key of the first item of this one)
     from the query."""
-    raw_limit = call.arg("limit")
-    limit = DEFAULT_LIMIT
-    if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise bad_request(f"Invalid limit {raw_limit!r}: a number from 1 to {MAX_LIMIT}")
-        limit = int(raw_limit)
+    limit = _limit(call)
     start = 0
     position = call.arg("position")
     if position:
@@ -163,6 +168,26 @@ def page(call: Call, items: list[Doc], key: str = "id", field: str = "item") -> 
     out: dict[str, Any] = {field: chunk}
     if start + limit < len(items):
         out["position"] = str(items[start + limit].get(key, ""))
+    return out
+
+
+async def stored_page(
+    call: Call, kind: str, api_id: str, shape: Callable[[Doc], Doc], field: str = "item"
+) -> dict[str, Any]:
+    """One page of the objects of ``kind`` and ``api_id``, ordered by id, as :func:`page`
+    answers it (the same ``limit`` and ``position``), reading only that page from the store:
+    a list of a thousand APIs costs one page, not a thousand documents."""
+    limit = _limit(call)
+    position = call.arg("position") or ""
+
+    def run() -> list[tuple[str, Doc]]:
+        with call.store.transaction() as tx:
+            return tx.page(kind, api_id, position, limit + 1)
+
+    rows = await call.in_store(run)
+    out: dict[str, Any] = {field: [shape(doc) for _, doc in rows[:limit]]}
+    if len(rows) > limit:
+        out["position"] = rows[limit][0]
     return out
 
 

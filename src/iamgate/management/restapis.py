@@ -22,8 +22,8 @@ from iamgate.management.drafts import (
     now,
     optional_bool,
     optional_str,
-    page,
     read,
+    stored_page,
     string_list,
     string_map,
 )
@@ -161,12 +161,7 @@ async def create_rest_api(call: Call) -> Reply:
 
 
 async def get_rest_apis(call: Call) -> Reply:
-    def run() -> list[Doc]:
-        with call.store.transaction() as tx:
-            return [rest_api_shape(d) for _, _, d in tx.list(KIND)]
-
-    items = await call.in_store(run)
-    return Reply(200, page(call, sorted(items, key=lambda a: a["id"])))
+    return Reply(200, await stored_page(call, KIND, "", rest_api_shape))
 
 
 async def get_rest_api(call: Call) -> Reply:

@@ -142,6 +142,12 @@ class Transaction(Protocol):
 
     def get(self, kind: str, api_id: str, id: str) -> Doc | None: ...
 
+    def page(self, kind: str, api_id: str, start: str, limit: int) -> list[tuple[str, Doc]]:
+        """``(id, document)`` of at most ``limit`` objects of ``kind`` and ``api_id`` whose id is
+        ``start`` or after it, ordered by id (code points: the order of :meth:`list`). A
+        management API list reads the page it answers, not every object."""
+        ...
+
     def list(self, kind: str, api_id: str | None = None) -> list[tuple[str, str, Doc]]:
         """``(api_id, id, document)`` of every object of ``kind`` (of one API when given), ordered
         by api id, then id."""

@@ -219,6 +219,14 @@ class _Tx:
         ).fetchone()
         return None if row is None else _decode(row[0])
 
+    def page(self, kind: str, api_id: str, start: str, limit: int) -> list[tuple[str, Doc]]:
+        cur = self._run(
+            "SELECT id, body::text FROM iamgate_objects WHERE kind = %s AND api_id = %s"
+            ' AND id COLLATE "C" >= %s ORDER BY id COLLATE "C" LIMIT %s',
+            (kind, api_id, start, limit),
+        )
+        return [(i, _decode(b)) for i, b in cur.fetchall()]
+
     def list(self, kind: str, api_id: str | None = None) -> list[tuple[str, str, Doc]]:
         if api_id is None:
             cur = self._run(

@@ -39,6 +39,14 @@ class _Tx:
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def page(self, kind: str, api_id: str, start: str, limit: int) -> list[tuple[str, Doc]]:
+        rows = self.conn.execute(
+            "SELECT id, body FROM iamgate_objects"
+            " WHERE kind = ? AND api_id = ? AND id >= ? ORDER BY id LIMIT ?",
+            (kind, api_id, start, limit),
+        )
+        return [(i, dict(json.loads(b))) for i, b in rows.fetchall()]
+
     def list(self, kind: str, api_id: str | None = None) -> list[tuple[str, str, Doc]]:
         if api_id is None:
             rows = self.conn.execute(
