@@ -8,6 +8,7 @@ top of these and ``explain`` walks them one by one. Compilation is total on vali
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .ast import Effect, Policy, PrincipalEntry, Statement
 from .conditions import Atom, AtomTrace, Context
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 SHORTHAND = "execute-api:/"
+_NONE: frozenset[Any] = frozenset()
 
 
 def partition_of(region: str) -> str:
@@ -108,9 +110,10 @@ class PrincipalSet:
                     exact.add(value)
             else:
                 exact.add(value)
-        self.accounts = frozenset(accounts)
-        self.exact = frozenset(exact)
-        self.roles = frozenset(roles)
+        # most of the three are empty: one shared empty set (a thousand APIs' policies)
+        self.accounts = frozenset(accounts) if accounts else _NONE
+        self.exact = frozenset(exact) if exact else _NONE
+        self.roles = frozenset(roles) if roles else _NONE
 
     def match(self, caller: Caller) -> MatchKind:
         """How a Principal element matches the caller."""
