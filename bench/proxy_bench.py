@@ -164,6 +164,7 @@ BUILTIN: dict[str, str] = {
     "nginx-proxy": "nginx -c {RUN}/proxy-{PORT}.conf",
     "nginx-proxy-log": "nginx -c {RUN}/proxy-log-{PORT}.conf",  # one JSON line per request to a file
     "nginx-proxy-w2": "nginx -c {RUN}/proxy-w2-{PORT}.conf",
+    "nginx-proxy-log-w2": "nginx -c {RUN}/proxy-log-w2-{PORT}.conf",  # 2 workers, each logging
     "nginx-tls-proxy": "nginx -c {RUN}/proxy-tls-{PORT}.conf",  # nginx-proxy terminating TLS
     "floor": "{PY} {BENCH}/floor_proxy.py {PORT} {UPSTREAM}",
     "floor-tls": "{PY} {BENCH}/floor_proxy.py {PORT} {UPSTREAM} --tls {TLS}",
@@ -176,6 +177,7 @@ BUILTIN: dict[str, str] = {
     "iamgate-small-thr-redis": "env IAMGATE_BENCH_REDIS={REDIS} "
     + gateway("small", "--log off", "--throttle redis"),
     "iamgate-small-w2": gateway("small", "--log off", "--workers 2"),
+    "iamgate-small-log-w2": gateway("small", "--log on", "--workers 2"),
     "iamgate-tls-small": gateway("small", "--log off", "--tls {TLS}"),
 }
 DEFAULT_ROWS = {
@@ -459,6 +461,7 @@ def write_nginx_configs(s: Settings, port: int) -> None:
     (s.run / f"proxy-w2-{port}.conf").write_text(PROXY_CONF.format(workers=2, log=NO_LOG, **plain))
     log = JSON_LOG.format(run=s.run, port=port)
     (s.run / f"proxy-log-{port}.conf").write_text(PROXY_CONF.format(workers=1, log=log, **plain))
+    (s.run / f"proxy-log-w2-{port}.conf").write_text(PROXY_CONF.format(workers=2, log=log, **plain))
     tls = TLS_SERVER.format(tls_dir=s.tls_dir)
     (s.run / f"proxy-tls-{port}.conf").write_text(
         PROXY_CONF.format(workers=1, log=NO_LOG, ssl=" ssl", tls=tls, **common)

@@ -202,6 +202,7 @@ def redeploy(args: argparse.Namespace) -> None:
         before = [rss_mb(pid) for pid in workers]
         apis = {item["name"]: item["id"] for item in _all_apis(client)}
         seconds = []
+        rss: dict[int, list[float]] = {}
         for k in range(args.redeploys):
             index = (k * 37) % n
             api_id = apis[f"service-{index}"]
@@ -233,7 +234,8 @@ def redeploy(args: argparse.Namespace) -> None:
                         break
                 time.sleep(0.002)
             seconds.append(time.perf_counter() - returned)
-        after = [rss_mb(pid) for pid in workers]
+            if k + 1 in (1, 10, 50) or k + 1 == args.redeploys:
+                rss[k + 1] = [rss_mb(pid) for pid in workers]
         seconds.sort()
         print(
             f"{args.redeploys} redeploys of one API among {n}, {args.workers} worker(s): "
@@ -243,9 +245,9 @@ def redeploy(args: argparse.Namespace) -> None:
         )
         print(
             "workers' RSS before: "
-            + ", ".join(f"{r:.0f} MB" for r in before)
-            + "; after: "
-            + ", ".join(f"{r:.0f} MB" for r in after)
+            + ", ".join(f"{r:.0f}" for r in before)
+            + " MB; "
+            + "; ".join(f"after {k}: " + ", ".join(f"{r:.0f}" for r in v) + " MB" for k, v in rss.items())
         )
 
 

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import argon2
-
 from iamgate.auth.custom import parse_identity_sources
 from iamgate.auth.identities import Account, ConsoleUser, Identity, IdentityStore, Principal, unique_id
 from iamgate.auth.sigv4 import Credential
@@ -416,6 +414,8 @@ def _console_user(
 
 
 def _is_argon2(text: str) -> bool:
+    import argon2  # noqa: PLC0415 - only for console users: most gateways never load it
+
     try:
         argon2.extract_parameters(text)
     except (argon2.exceptions.InvalidHashError, ValueError):

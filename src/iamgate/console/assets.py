@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import jinja2
-
 __all__ = ["StaticFile", "Templates", "load_static"]
 
 CONTENT_TYPES = {
@@ -50,14 +48,21 @@ def load_static() -> dict[str, StaticFile]:
 
 
 class Templates:
+    """The console's Jinja2 templates, loaded with the first page served: a gateway whose
+    console nobody opens does not import Jinja2 (memory in every worker)."""
+
     def __init__(self) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.PackageLoader("iamgate.console", "templates"),
-            autoescape=True,  # every template, whatever its name
-            undefined=jinja2.StrictUndefined,  # a missing value is a bug, not an empty string
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env: Any = None
 
     def render(self, name: str, **values: Any) -> bytes:
-        return self.env.get_template(name).render(**values).encode("utf-8")
+        if self.env is None:
+            import jinja2  # noqa: PLC0415
+
+            self.env = jinja2.Environment(
+                loader=jinja2.PackageLoader("iamgate.console", "templates"),
+                autoescape=True,  # every template, whatever its name
+                undefined=jinja2.StrictUndefined,  # a missing value is a bug, not an empty string
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+        return bytes(self.env.get_template(name).render(**values).encode("utf-8"))

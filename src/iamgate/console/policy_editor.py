@@ -20,10 +20,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pygments import highlight as _pygments_highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import JsonLexer
-
 from iamgate.config.model import GatewayConfig
 from iamgate.console.calls import call, get
 from iamgate.management import access
@@ -146,7 +142,12 @@ def check(text: str, config: GatewayConfig, api_id: str, endpoint_type: str) -> 
 
 
 def highlight(text: str, lines: list[int] | None = None) -> str:
-    """``text`` as highlighted HTML (JSON), ``lines`` (1-based) marked."""
+    """``text`` as highlighted HTML (JSON), ``lines`` (1-based) marked. Pygments is imported with
+    the first policy shown (memory in every worker whose console nobody opens)."""
+    from pygments import highlight as _pygments_highlight  # noqa: PLC0415
+    from pygments.formatters import HtmlFormatter  # noqa: PLC0415
+    from pygments.lexers import JsonLexer  # noqa: PLC0415
+
     formatter = HtmlFormatter(nowrap=False, hl_lines=lines or [], linenos="inline", cssclass="code")
     return _pygments_highlight(text, JsonLexer(), formatter)
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import functools
 import hmac
 import time
-
-import argon2
+from typing import TYPE_CHECKING
 
 from iamgate.auth.identities import Identity, IdentityStore
 
@@ -54,8 +53,16 @@ def check_credentials(
     return owner, credential.secret_access_key
 
 
+if TYPE_CHECKING:
+    import argon2
+
+
 @functools.cache
 def _hasher() -> argon2.PasswordHasher:
+    # imported when a password is first hashed or checked: a gateway whose console nobody signs
+    # in to does not load argon2-cffi (memory in every worker: docs/benchmarks.md "Scale")
+    import argon2  # noqa: PLC0415
+
     return argon2.PasswordHasher()
 
 
@@ -90,6 +97,8 @@ def check_password(identities: IdentityStore, name: str, password: str) -> tuple
     the reason). Slow on purpose (argon2): run it off the event loop."""
     user = identities.console_user(name) if 0 < len(name) <= MAX_FIELD else None
     hashed = user.password_hash if user is not None else _dummy_hash()
+    import argon2.exceptions  # noqa: PLC0415 - loaded by _hasher() already
+
     try:
         _hasher().verify(hashed, password[:MAX_FIELD])
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
