@@ -57,6 +57,10 @@ _STAGE_VAR: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_.-]*)\}")
 _URI_PARAM: Final = re.compile(r"\{([A-Za-z0-9._-]+)\}")
 _versions: Final = itertools.count(1)
 _NETWORK_MEMO_LIMIT: Final = 4096  # client addresses whose network and trust are kept
+# the decisions and client addresses all policies of a process remember, shared among them
+MEMO_BUDGET: Final = 131_072
+MEMO_MIN: Final = 128
+MEMO_MAX: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +431,7 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
                 front.by_stage[name] = runtime
     if reuse is not None:
         reuse.runtimes, reuse.context, reuse.reused = built, context, reused
+    _share_memo_budget(config)
     default = next(iter(apis.values())) if len(apis) == 1 else None
     domains = build_domains(config)
     return Snapshot(
@@ -444,6 +449,27 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
         domains,
         build_edge(config, domains),
     )
+
+
+def _share_memo_budget(config: GatewayConfig) -> None:
+    """Each policy's share of :data:`MEMO_BUDGET` (between :data:`MEMO_MIN` and
+    :data:`MEMO_MAX` entries per memo): what a policy remembers of the requests it decided is
+    bounded per process, however many APIs, stages and routes have a policy."""
+    policies: dict[int, CompiledPolicy] = {}
+    for api in config.apis:
+        if api.policy is not None:
+            policies[id(api.policy)] = api.policy
+        for stage in api.stages.values():
+            if stage.policy is not None:
+                policies[id(stage.policy.policy)] = stage.policy.policy
+        for route in api.routes:
+            if route.policy is not None:
+                policies[id(route.policy.policy)] = route.policy.policy
+    if not policies:
+        return
+    share = max(MEMO_MIN, min(MEMO_MAX, MEMO_BUDGET // len(policies)))
+    for policy in policies.values():
+        policy.limit_memos(share)
 
 
 class _Models:

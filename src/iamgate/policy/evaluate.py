@@ -355,6 +355,17 @@ class CompiledPolicy:
         memo.keep(key, found)
         return found
 
+    def limit_memos(self, limit: int) -> None:
+        """Bound the memos that grow with the requests' variety (whole decisions, by caller,
+        resource and condition values; client addresses) to ``limit`` entries each. A gateway
+        holding many policies gives each a share of one budget, so that a client spraying
+        distinct paths over a thousand APIs fills a bounded amount of memory, not a thousand
+        full memos."""
+        self._decided.limit = limit
+        for group in self._groups:
+            if isinstance(group, _IpGroup):
+                group.memo.limit = limit
+
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, request: Request, *, explain: bool = False) -> Decision:
         try:
