@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -313,6 +314,178 @@ class _Converter:
         return value
 
 
+class _Fallback(Exception):
+    """Something the event reader leaves to the node reader (which says what is wrong, or reads
+    what the event reader does not: merge keys, complex keys, recursive aliases)."""
+
+
+_MAPPING_START = yaml.MappingStartEvent
+_SEQUENCE_START = yaml.SequenceStartEvent
+_SCALAR = yaml.ScalarEvent
+_ALIAS = yaml.AliasEvent
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
+
+
+class _EventReader:
+    """A clean document read from the parser's events, without building its node tree: the
+    C parser's node tree of a large file (87 MB for 1,000 APIs, 870 MB for 10,000) is what
+    held a gateway's memory at its peak. Values as the node reader makes them (the same tag
+    resolution and constructors); an alias is its anchor's events played again. Anything that
+    calls for a diagnostic, or that the node reader handles specially, raises
+    :class:`_Fallback`, and the node reader reads the document instead."""
+
+    def __init__(self, text: str) -> None:
+        self.loader = _Loader(text)
+        self.constructor = yaml.SafeLoader("")
+        self.anchors: dict[str, list[Any] | None] = {}  # None: still being recorded
+        self.recording: list[list[Any]] = []
+        self.replays: list[Iterator[Any]] = []
+        self.pending: Any = None  # read ahead by _peek
+        self.budget = MAX_NODES
+
+    def close(self) -> None:
+        self.loader.dispose()
+        self.constructor.dispose()
+
+    def _resolve(self, event: Any) -> str:
+        """A plain scalar's tag, as the composer resolves it (PyYAML's resolver)."""
+        resolve: Any = self.loader.resolve
+        return str(resolve(yaml.ScalarNode, event.value, event.implicit))
+
+    def _read(self) -> Any:
+        while self.replays:
+            event = next(self.replays[-1], None)
+            if event is not None:
+                return event
+            self.replays.pop()
+        event = self.loader.get_event()
+        for recording in self.recording:
+            recording.append(event)
+        return event
+
+    def _next(self) -> Any:
+        event = self.pending
+        if event is not None:
+            self.pending = None
+            return event
+        return self._read()
+
+    def _peek(self) -> Any:
+        if self.pending is None:
+            self.pending = self._read()
+        return self.pending
+
+    def document(self) -> object:
+        loader = self.loader
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None  # nothing but comments: as the node reader, no data
+        loader.get_event()  # document start
+        data = self.value(0)
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise _Fallback  # a second document: the node reader says so
+        return data
+
+    def value(self, depth: int) -> object:
+        if depth > MAX_DEPTH:
+            raise _Fallback
+        event = self._next()
+        kind = type(event)
+        if kind is _ALIAS:
+            events = self.anchors.get(event.anchor)
+            if events is None:
+                raise _Fallback  # undefined, or an alias inside its own anchor
+            self.budget -= _nodes(events)
+            if self.budget < 0:
+                raise _Fallback
+            self.replays.append(iter(events))
+            return self.value(depth)
+        # an anchor is defined where it is written, not again where an alias plays it
+        anchor = event.anchor if not self.replays else None
+        if anchor is not None:
+            if anchor in self.anchors:
+                raise _Fallback  # a duplicate anchor
+            self.anchors[anchor] = None
+            self.recording.append([event])
+        if kind is _SCALAR:
+            out = self._scalar(event)
+        elif kind is _MAPPING_START:
+            out = self._mapping(depth)
+        elif kind is _SEQUENCE_START:
+            out = self._sequence(depth)
+        else:
+            raise _Fallback
+        if anchor is not None:
+            self.anchors[anchor] = self.recording.pop()
+        return out
+
+    def _scalar(self, event: Any) -> object:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._resolve(event)
+        if tag == _STR:
+            value: object = _fresh(event.value)
+        else:
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            try:
+                value = self.constructor.construct_object(node, deep=True)
+            except yaml.YAMLError:
+                raise _Fallback from None
+            self.constructor.constructed_objects.clear()
+        if isinstance(value, str) and (unstorable(value) is not None or REDACTED in value):
+            raise _Fallback
+        return value
+
+    def _mapping(self, depth: int) -> dict[object, object]:
+        out: dict[object, object] = {}
+        while True:
+            event = self._next()
+            kind = type(event)
+            if kind in _ENDS:
+                return out
+            if kind is not _SCALAR or (event.anchor is not None and not self.replays):
+                raise _Fallback  # a complex or anchored key, or an alias as a key
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = self._resolve(event)
+            if tag in _SPECIAL_KEYS:
+                raise _Fallback  # a merge key ("<<")
+            if tag == _STR:
+                key = _fresh(event.value)
+            else:
+                value = self._scalar(event)
+                key = str(value) if isinstance(value, int | float | bool) or value is None else repr(value)
+            if key in out or unstorable(key) is not None:
+                raise _Fallback
+            out[key] = self.value(depth + 1)
+
+    def _sequence(self, depth: int) -> list[object]:
+        out: list[object] = []
+        while type(self._peek()) not in _ENDS:
+            out.append(self.value(depth + 1))
+        self._next()
+        return out
+
+
+def _nodes(events: list[Any]) -> int:
+    """How many values a recorded node holds (what playing it again adds)."""
+    return sum(1 for e in events if type(e) in (_SCALAR, _MAPPING_START, _SEQUENCE_START, _ALIAS))
+
+
+def _read_events(text: str) -> tuple[bool, object]:
+    """(True, data) when the event reader read the document, (False, None) when it left it to
+    the node reader."""
+    reader = _EventReader(text)
+    try:
+        return True, reader.document()
+    except (_Fallback, yaml.YAMLError):
+        return False, None
+    finally:
+        reader.close()
+
+
 def load_yaml(text: str) -> YamlDocument:
     """Parse one YAML document. Syntax errors, duplicate keys and characters that YAML forbids
     or no store can keep are diagnostics."""
@@ -321,6 +494,10 @@ def load_yaml(text: str) -> YamlDocument:
     refused = _forbidden_characters(text)
     if refused:
         return YamlDocument(None, positions, tuple(refused))
+    read, data = _read_events(text)
+    if read:
+        positions._fill = functools.partial(_fill_positions, text)
+        return YamlDocument(data, positions, ())
     try:
         loader = _Loader(text)
         try:
