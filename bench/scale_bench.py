@@ -168,7 +168,9 @@ def _client(admin: int) -> Any:
 
 
 @contextlib.contextmanager
-def store_gateway(n: int, workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int, int, Any]]:
+def store_gateway(
+    n: int, workers: int, decisions: str = "true"
+) -> Iterator[tuple[subprocess.Popen[bytes], int, int, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         apis = scale_config.write(Path(tmp) / "apis.yaml", n)
         db = Path(tmp) / "store.db"
@@ -180,7 +182,8 @@ def store_gateway(n: int, workers: int) -> Iterator[tuple[subprocess.Popen[bytes
         config = Path(tmp) / "gateway.yaml"
         config.write_text(
             "gateway: {region: us-east-1, account_id: '111122223333'}\n"
-            f"store: sqlite:///{db}\nmanagement: {{authentication: none}}\n"
+            f"store: sqlite:///{db}\n"
+            f"management: {{authentication: none, console: {{decisions: {decisions}}}}}\n"
         )
         with serving(config, workers=workers) as (proc, data, admin, first):
             print(
@@ -196,7 +199,7 @@ def _ready(admin: int) -> dict[str, Any]:
 
 def redeploy(args: argparse.Namespace) -> None:
     n = args.apis[0]
-    with store_gateway(n, args.workers) as (proc, data, admin, client):
+    with store_gateway(n, args.workers, args.decisions) as (proc, data, admin, client):
         workers = children(proc.pid) if args.workers > 1 else [proc.pid]
         time.sleep(1)
         before = [rss_mb(pid) for pid in workers]
@@ -303,6 +306,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--redeploys", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--decisions",
+        choices=("true", "false"),
+        default="true",
+        help="management.console.decisions: whether each worker keeps its last 1,000 requests",
+    )
     args = parser.parse_args()
     {"load": load, "redeploy": redeploy, "management": management}[args.what](args)
 
