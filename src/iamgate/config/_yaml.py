@@ -426,7 +426,7 @@ class _EventReader:
         if tag is None or tag == "!":
             tag = self._resolve(event)
         if tag == _STR:
-            value: object = _fresh(event.value)
+            value: object = sys.intern(event.value)
         else:
             node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
             try:
@@ -453,7 +453,7 @@ class _EventReader:
             if tag in _SPECIAL_KEYS:
                 raise _Fallback  # a merge key ("<<")
             if tag == _STR:
-                key = _fresh(event.value)
+                key = sys.intern(event.value)
             else:
                 value = self._scalar(event)
                 key = str(value) if isinstance(value, int | float | bool) or value is None else repr(value)
