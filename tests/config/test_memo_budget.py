@@ -4,30 +4,13 @@ paths over many APIs fills a bounded amount of memory, not one full memo per API
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import yaml
 
 from iamgate.config.load import parse_config
 from iamgate.config.snapshot import MEMO_BUDGET, MEMO_MAX, MEMO_MIN, Snapshot, build_snapshot
 from iamgate.policy import CompiledPolicy
 from iamgate.policy.request import Context
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _scale_config() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scale_config", ROOT / "bench" / "scale_config.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SCALE = _scale_config()
+from tests.scale import SCALE
 
 
 def _snapshot(apis: int) -> Snapshot:

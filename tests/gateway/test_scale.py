@@ -7,32 +7,18 @@ and docs/benchmarks.md; here the behaviour is checked."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from tests.gateway.conftest import IAMGATE, ROOT_DIR, Gateway, start_gateway, wait_for
-
-
-def _scale_config() -> ModuleType:
-    """The benchmark's generator (bench/scale_config.py): the tests and the figures use the same
-    configuration."""
-    spec = importlib.util.spec_from_file_location("scale_config", ROOT_DIR / "bench" / "scale_config.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SCALE = _scale_config()
+from tests.gateway.conftest import IAMGATE, Gateway, start_gateway, wait_for
+from tests.policies import statement
+from tests.scale import SCALE
 
 
 def _get(gw: Gateway, index: int, path: str, **headers: str) -> tuple[int, bytes]:
@@ -98,13 +84,7 @@ def test_a_redeploy_of_one_api_is_served_by_every_worker_and_rebuilds_that_api_o
         ids = {a["name"]: a["id"] for a in client.get_rest_apis(limit=500)["items"]}
         target = 7
         policy = SCALE.policy(target)
-        deny_all = {
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "execute-api:Invoke",
-            "Resource": "execute-api:/*",
-        }
-        policy["Statement"].append(deny_all)
+        policy["Statement"].append(statement("Deny"))
         client.update_rest_api(
             restApiId=ids[f"service-{target}"],
             patchOperations=[{"op": "replace", "path": "/policy", "value": json.dumps(policy)}],
