@@ -99,26 +99,25 @@ def serving(config: Path, *, workers: int = 1) -> Iterator[tuple[subprocess.Pope
         "--workers",
         str(workers),
     ]
-    proc = subprocess.Popen(
-        [IAMGATE, "serve", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "iamgate exited")
-            try:
-                status, _ = get(data, "/prod/health", host_of(0), timeout=30)
-            except OSError:
-                time.sleep(0.005)
-                continue
-            if status == 200:
-                break
-        yield proc, data, admin, time.perf_counter() - start
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    # the log to a file: a pipe nobody reads fills up (64 KB) and the gateway then waits on it
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([IAMGATE, "serve", *args], stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(log.read().decode())
+                try:
+                    status, _ = get(data, "/prod/health", host_of(0), timeout=30)
+                except OSError:
+                    time.sleep(0.005)
+                    continue
+                if status == 200:
+                    break
+            yield proc, data, admin, time.perf_counter() - start
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 def load(args: argparse.Namespace) -> None:
@@ -237,7 +236,7 @@ def redeploy(args: argparse.Namespace) -> None:
                         break
                 time.sleep(0.002)
             seconds.append(time.perf_counter() - returned)
-            if k + 1 in (1, 10, 50) or k + 1 == args.redeploys:
+            if k + 1 in (1, 10, 50, 100, 200) or k + 1 == args.redeploys:
                 rss[k + 1] = [rss_mb(pid) for pid in workers]
         seconds.sort()
         print(
