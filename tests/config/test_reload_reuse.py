@@ -138,3 +138,22 @@ def test_reading_without_the_memo_leaves_it_as_it_was(tmp_path: Path) -> None:
     assert process.memo.entries == kept
     process.load(_document(apis))
     assert process.memo.hits == 5
+
+
+def test_an_unchanged_policy_file_is_not_compiled_again_and_a_superseded_one_is_let_go(
+    tmp_path: Path,
+) -> None:
+    process = Process(tmp_path)
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps(_api(0)["policy"]))
+    entry = {**_api(0), "policy_file": str(policy_file)}
+    del entry["policy"]
+    first = process.load(_document([entry]))
+    second = process.load(_document([entry]))
+    assert second.apis["api0000000"].policy is first.apis["api0000000"].policy  # not compiled again
+    policy_file.write_text(json.dumps(_api(0, deny=True)["policy"]))
+    third = process.load(_document([entry]))
+    assert third.apis["api0000000"].policy is not first.apis["api0000000"].policy
+    # only what the last read compiled is kept: the superseded policy is not held any more
+    kept = [p.policy for p in process.memo.policies.values()]
+    assert kept == [third.apis["api0000000"].policy]

@@ -31,6 +31,10 @@ class Reader:
         self.base_dir = base_dir  # relative file names in the configuration are relative to it
         self.read_file = read_file
         self.diags: list[Diagnostic] = []
+        # policies compiled during this read, by (text, API, size limit), and those a serving
+        # process's last read compiled (read_policy._prepare; read_api.ApiMemo keeps them)
+        self.compiled: dict[tuple[str, str, str, str, int | None], Any] = {}
+        self.earlier: dict[tuple[str, str, str, str, int | None], Any] = {}
 
     def report(
         self,

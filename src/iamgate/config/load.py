@@ -141,6 +141,8 @@ def _parse_document(
             return None, [*diags, failed]
         origins.update(added)
     r = Reader(doc.positions, source, base_dir or Path.cwd(), reader or Path.read_bytes)
+    if memo is not None:
+        r.earlier = memo.policies
     top = r.mapping(
         data,
         "",
@@ -182,6 +184,8 @@ def _parse_document(
     elif top.get("apis") == [] and top.get("store") is None:
         r.warn("no-apis", "/apis", "no API is configured: every request will be answered 403")
     apis = read_apis(r, top.get("apis", []), settings, watched, memo)
+    if memo is not None:
+        memo.policies = r.compiled  # what this read compiled, and nothing older
     domains = read_domains(r, top.get("domains"), watched)
     check_domains(r, domains, apis, settings.tls)
     stage_names = {(api.id, stage) for api in apis for stage in api.stages}

@@ -42,6 +42,8 @@ class ApiMemo:
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, ...], ApiConfig] = {}
+        # the policies the last read compiled (read_policy._prepare), for entries read again
+        self.policies: dict[tuple[str, str, str, str, int | None], Any] = {}
         self.hits = 0  # entries reused by the last read (for tests and benchmarks)
 
     @staticmethod

@@ -16,26 +16,23 @@ __all__ = ["POLICY_MODES", "read_policy", "read_scoped_policy"]
 
 POLICY_MODES = ("enforce", "report")
 
-# Policies compiled for this process, by (text, API, size limit): the same policy text on many
-# routes or stages of an API is compiled once. Bounded, and small: cleared when full. Reloads
-# reuse unchanged APIs whole (read_api.ApiMemo), so this does not need to hold a fleet's
-# policies; at 4,096 entries it held up to 4,096 superseded compiled policies (tens of KB each)
-# after as many redeploys. A compiled policy is immutable but for its decision memos, which any
-# holder may share.
-_COMPILED: dict[tuple[str, str, str, str, int | None], Prepared] = {}
-_COMPILED_LIMIT = 256
 
-
-def _prepare(source: str | bytes, api: ApiRef, max_chars: int | None, source_name: str | None) -> Prepared:
+def _prepare(
+    r: Reader, source: str | bytes, api: ApiRef, max_chars: int | None, source_name: str | None
+) -> Prepared:
+    """The policy compiled for the API, once per configuration read: the same text on many
+    routes or stages of an API (a policy file they share) is compiled once, and a serving
+    process's reload takes what its last read compiled (``r.earlier``: a policy file that did
+    not change). Only the last read's policies are kept: a process-wide cache (as this was,
+    4,096 entries) kept every redeploy's superseded policy until it filled, and a serving
+    process's memory grew with each redeploy."""
     text = source if isinstance(source, str) else source.decode("utf-8", "surrogateescape")
     named = text if source_name is None else f"{source_name}\0{text}"
     key = (named, api.region, api.account, api.api_id, max_chars)
-    found = _COMPILED.get(key)
+    found = r.compiled.get(key) or r.earlier.get(key)
     if found is None:
         found = prepare(source, api=api, max_chars=max_chars, source_name=source_name)
-        if len(_COMPILED) >= _COMPILED_LIMIT:
-            _COMPILED.clear()
-        _COMPILED[key] = found
+    r.compiled[key] = found
     return found
 
 
@@ -80,7 +77,7 @@ def read_policy(
             )
             return None, None, False
         if isinstance(raw, str):
-            prepared = _prepare(raw, api, settings.max_policy_chars, None)
+            prepared = _prepare(r, raw, api, settings.max_policy_chars, None)
         else:  # a mapping: compiled from the line numbers of the YAML file, not cached
             prepared = prepare(raw, api=api, max_chars=settings.max_policy_chars)
         base = f"{ptr}/policy"
@@ -112,7 +109,7 @@ def read_policy(
                 "policy-file", f"{ptr}/policy_file", f"cannot read policy_file {path}: {exc.strerror or exc}"
             )
             return None, None, False
-        prepared = _prepare(data, api, settings.max_policy_chars, str(path))
+        prepared = _prepare(r, data, api, settings.max_policy_chars, str(path))
         r.diags.extend(prepared.diagnostics)
         text = data.decode("utf-8", "replace")
         if prepared.policy is not None and _unstorable_policy(r, text, f"{ptr}/policy_file", str(path)):
