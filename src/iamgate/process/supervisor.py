@@ -204,6 +204,8 @@ class Supervisor:
         request = self._load_request()
         for child in self.children.values():
             self._later(child, self._send_load(child, request, self.version))
+        del request  # sent (each send holds its own reference until done)
+        reload.release_memory()
         self._follow_store()
 
     def _follow_store(self) -> None:

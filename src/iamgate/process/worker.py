@@ -114,6 +114,7 @@ class Worker:
         if version is not None:
             snapshot = dataclasses.replace(snapshot, version=version)
         state.swap(snapshot)
+        reload.release_memory()
         if self.control is None:  # under a supervisor, the supervisor counts reloads
             state.metrics.inc("iamgate_config_reloads_total", (("result", "ok"),))
         log.info(
