@@ -206,7 +206,7 @@ def redeploy(args: argparse.Namespace) -> None:
         seconds = []
         rss: dict[int, list[float]] = {}
         for k in range(args.redeploys):
-            index = (k * 37) % n
+            index = 0 if args.same_api else (k * 37) % n  # another API each time, or always one
             api_id = apis[f"service-{index}"]
             deny = k % 2 == 0  # alternately deny everything and allow again
             policy = scale_config.policy(index)
@@ -305,6 +305,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--redeploys", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--same-api", action="store_true", help="redeploy one API every time (else another each time)"
+    )
     parser.add_argument(
         "--decisions",
         choices=("true", "false"),
