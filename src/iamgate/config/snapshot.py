@@ -367,7 +367,7 @@ def build_authorizer(config: AuthorizerConfig, previous: dict[tuple[str, ...], A
 class Reuse:
     """The runtime objects of the last snapshot built in this process, by the API configuration
     object each was built from. The configuration reader hands back the very same object for an
-    API entry that did not change (``read_api.MEMO``), so a reload that changed one API builds one
+    API entry that did not change (``read_api.ApiMemo``), so a reload that changed one API builds one
     API; the others keep their routing trees, compiled checks and authorizers (with their key
     caches). Only when what every API's build reads besides its own entry is unchanged: the
     gateway settings (upstream timeout) and throttling (account limit, usage plans). Used by the
