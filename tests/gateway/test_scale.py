@@ -13,10 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from tests.gateway.conftest import IAMGATE, Gateway, start_gateway, wait_for
+from tests.gateway.test_managed import client as management_client
 from tests.policies import statement
 from tests.scale import SCALE
 
@@ -50,17 +48,6 @@ def test_three_hundred_apis_each_route_to_their_own_api_and_policy(tmp_path: Pat
         gw.stop()
 
 
-def _client(gw: Gateway) -> Any:
-    return boto3.client(
-        "apigateway",
-        endpoint_url=f"http://127.0.0.1:{gw.admin_port}",
-        region_name="us-east-1",
-        aws_access_key_id="AKIAIAMGATESCALE0001",
-        aws_secret_access_key="unused",
-        config=Config(retries={"max_attempts": 1}),
-    )
-
-
 def _ready(gw: Gateway) -> dict[str, Any]:
     return dict(json.loads(gw.admin("/readyz")[1]))
 
@@ -80,7 +67,7 @@ def test_a_redeploy_of_one_api_is_served_by_every_worker_and_rebuilds_that_api_o
     gw = start_gateway(tmp_path, config, workers=2)
     try:
         wait_for(lambda: _ready(gw).get("workers_current") == 2, "both workers serving")
-        client = _client(gw)
+        client = management_client(gw)
         ids = {a["name"]: a["id"] for a in client.get_rest_apis(limit=500)["items"]}
         target = 7
         policy = SCALE.policy(target)

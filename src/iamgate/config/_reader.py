@@ -17,9 +17,13 @@ from iamgate.config._yaml import Positions
 from iamgate.policy import Diagnostic, Severity
 from iamgate.policy.diagnostics import did_you_mean, pointer_join
 
-__all__ = ["Reader"]
+__all__ = ["PolicyKey", "Reader"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# a policy's text (with its file's name), region, account, API id and size limit
+PolicyKey = tuple[str, str, str, str, int | None]
 
 
 class Reader:
@@ -33,8 +37,8 @@ class Reader:
         self.diags: list[Diagnostic] = []
         # policies compiled during this read, by (text, API, size limit), and those a serving
         # process's last read compiled (read_policy._prepare; read_api.ApiMemo keeps them)
-        self.compiled: dict[tuple[str, str, str, str, int | None], Any] = {}
-        self.earlier: dict[tuple[str, str, str, str, int | None], Any] = {}
+        self.compiled: dict[PolicyKey, Any] = {}
+        self.earlier: dict[PolicyKey, Any] = {}
 
     def report(
         self,

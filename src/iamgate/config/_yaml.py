@@ -180,6 +180,13 @@ def _fresh(text: str) -> str:
     return sys.intern((text + "\x00")[:-1]) if text else text
 
 
+def _key_text(key: object) -> str:
+    """A mapping key as the configuration holds it (a JSON pointer's part): a string."""
+    if isinstance(key, str):
+        return key
+    return str(key) if isinstance(key, int | float | bool) or key is None else repr(key)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -187,9 +194,8 @@ class _TooLarge(Exception):
 class _Converter:
     """Turns the node tree into plain data, recording where each value is written."""
 
-    def __init__(self, positions: Positions, diags: list[Diagnostic], *, record: bool = True) -> None:
-        self.positions = positions
-        self.record = record  # fill ``positions`` (else they are filled later, when asked for)
+    def __init__(self, positions: Positions | None, diags: list[Diagnostic]) -> None:
+        self.positions = positions  # filled as values are met (None: found later, when asked for)
         self.diags = diags
         self.constructor = yaml.SafeLoader("")
         self.budget = MAX_NODES
@@ -202,10 +208,7 @@ class _Converter:
         return self.constructor.construct_object(n, deep=True)
 
     def _key(self, key_node: yaml.Node) -> str:
-        key = self.scalar(key_node)
-        if not isinstance(key, str):
-            key = str(key) if isinstance(key, int | float | bool) or key is None else repr(key)
-        return key
+        return _key_text(self.scalar(key_node))
 
     def close(self) -> None:
         """Drop what the constructor kept (the nodes go now, not at the next collection)."""
@@ -215,7 +218,7 @@ class _Converter:
 
     def convert(self, n: yaml.Node, pointer: str, depth: int) -> object:
         positions, diags, constructor, scalar = self.positions, self.diags, self.constructor, self.scalar
-        if self.record:
+        if positions is not None:
             positions[pointer] = (n.start_mark.line + 1, n.start_mark.column + 1)
         # An alias is the node it names, met again: only those second meetings count against
         # the budget ("billion laughs"), so a file as large as the values it writes out (10,000
@@ -253,7 +256,7 @@ class _Converter:
                     )
                     key = _replaced(key)
                     child = pointer_join(pointer, key)
-                if key not in out and self.record:
+                if key not in out and positions is not None:
                     positions.key_marks[child] = (
                         key_node.start_mark.line + 1,
                         key_node.start_mark.column + 1,
@@ -348,8 +351,11 @@ class _EventReader:
         self.loader.dispose()
         self.constructor.dispose()
 
-    def _resolve(self, event: Any) -> str:
-        """A plain scalar's tag, as the composer resolves it (PyYAML's resolver)."""
+    def _tag(self, event: Any) -> str:
+        """A scalar's tag: as written, or resolved as the composer resolves a plain one."""
+        tag = event.tag
+        if tag is not None and tag != "!":
+            return str(tag)
         resolve: Any = self.loader.resolve
         return str(resolve(yaml.ScalarNode, event.value, event.implicit))
 
@@ -421,10 +427,8 @@ class _EventReader:
             self.anchors[anchor] = self.recording.pop()
         return out
 
-    def _scalar(self, event: Any) -> object:
-        tag = event.tag
-        if tag is None or tag == "!":
-            tag = self._resolve(event)
+    def _scalar(self, event: Any, tag: str | None = None) -> object:
+        tag = tag or self._tag(event)
         if tag == _STR:
             value: object = sys.intern(event.value)
         else:
@@ -447,16 +451,10 @@ class _EventReader:
                 return out
             if kind is not _SCALAR or (event.anchor is not None and not self.replays):
                 raise _Fallback  # a complex or anchored key, or an alias as a key
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = self._resolve(event)
+            tag = self._tag(event)
             if tag in _SPECIAL_KEYS:
                 raise _Fallback  # a merge key ("<<")
-            if tag == _STR:
-                key = sys.intern(event.value)
-            else:
-                value = self._scalar(event)
-                key = str(value) if isinstance(value, int | float | bool) or value is None else repr(value)
+            key = _key_text(self._scalar(event, tag))
             if key in out or unstorable(key) is not None:
                 raise _Fallback
             out[key] = self.value(depth + 1)
@@ -496,8 +494,7 @@ def load_yaml(text: str) -> YamlDocument:
         return YamlDocument(None, positions, tuple(refused))
     read, data = _read_events(text)
     if read:
-        positions._fill = functools.partial(_fill_positions, text)
-        return YamlDocument(data, positions, ())
+        return YamlDocument(data, Positions(functools.partial(_fill_positions, text)), ())
     try:
         loader = _Loader(text)
         try:
@@ -514,7 +511,7 @@ def load_yaml(text: str) -> YamlDocument:
         return YamlDocument(None, positions, (_error("syntax", f"invalid YAML: {exc}", None, None),))
     if node is None:
         return YamlDocument(None, positions, ())
-    converter = _Converter(positions, diags, record=False)
+    converter = _Converter(None, diags)
     try:
         data = converter.convert(node, "", 0)
     except _TooLarge:
@@ -522,8 +519,7 @@ def load_yaml(text: str) -> YamlDocument:
         return YamlDocument(None, Positions(), (_error("too-large", message, None, None),))
     finally:
         converter.close()
-    positions._fill = functools.partial(_fill_positions, text)
-    return YamlDocument(data, positions, tuple(diags))
+    return YamlDocument(data, Positions(functools.partial(_fill_positions, text)), tuple(diags))
 
 
 def _fill_positions(text: str, positions: Positions) -> None:
@@ -535,7 +531,7 @@ def _fill_positions(text: str, positions: Positions) -> None:
         loader.dispose()
     if node is None:
         return
-    converter = _Converter(positions, [], record=True)
+    converter = _Converter(positions, [])
     try:
         converter.convert(node, "", 0)
     finally:

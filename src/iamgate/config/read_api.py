@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from iamgate.config._reader import Reader
+from iamgate.config._reader import PolicyKey, Reader
 from iamgate.config.auth import read_authorizers
 from iamgate.config.model import ApiConfig, GatewayResponseConfig, GatewaySettings, ScopedPolicy
 from iamgate.config.read_cors import apply_cors, read_cors
@@ -43,7 +43,7 @@ class ApiMemo:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, ...], ApiConfig] = {}
         # the policies the last read compiled (read_policy._prepare), for entries read again
-        self.policies: dict[tuple[str, str, str, str, int | None], Any] = {}
+        self.policies: dict[PolicyKey, Any] = {}
         self.hits = 0  # entries reused by the last read (for tests and benchmarks)
 
     @staticmethod
