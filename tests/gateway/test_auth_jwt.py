@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests.gateway.auth_support import JsonServer, Response, send
-from tests.gateway.conftest import Backend, Gateway, start_gateway, wait_for_log
+from tests.gateway.conftest import Backend, Gateway, loaded_cryptography, start_gateway, wait_for_log
 
 CLIENT = "3n4b5urk1ft4fl3mg5e62d9ado"
 AUDIENCE = "https://api.example.com"
@@ -225,6 +225,7 @@ def test_valid_id_token_is_allowed_and_its_claims_reach_backend_and_log(
     assert entry["authorizer.claims.email"] == "rex@example.com"
     assert entry["authorizer.claims.token_use"] == "id"
     assert entry["authorizer.claims.exp"].endswith(time.strftime("UTC %Y", time.gmtime(claims["exp"])))
+    assert loaded_cryptography(world.gw.proc.pid)  # PyJWT verified the signature, with cryptography
 
 
 # --- refused -------------------------------------------------------------------------------------

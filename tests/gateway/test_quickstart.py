@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.gateway.conftest import ROOT_DIR, start_gateway
+from tests.gateway.conftest import ROOT_DIR, loaded_cryptography, start_gateway
 
 
 def test_quickstart_answers_as_the_readme_says(tmp_path: Path) -> None:
@@ -27,6 +27,8 @@ def test_quickstart_answers_as_the_readme_says(tmp_path: Path) -> None:
             b'iamgate_requests_total{api="a1b2c3d4e5",stage="prod",status="403",decision="ExplicitDeny"} 1'
             in metrics
         )
+        # no TLS and no JWT authorizer: PyJWT and cryptography are never loaded
+        assert not loaded_cryptography(gw.proc.pid)
         readme = (ROOT_DIR / "README.md").read_text()
         assert "iamgate serve --config examples/quickstart.yaml" in readme.splitlines()[7]
     finally:

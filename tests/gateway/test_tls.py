@@ -26,7 +26,7 @@ import pytest
 import trustme
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.gateway.conftest import Backend, Gateway, metric_value, wait_for_log
+from tests.gateway.conftest import Backend, Gateway, loaded_cryptography, metric_value, wait_for_log
 from tests.gateway.tls_support import (
     client_cert,
     client_context,
@@ -161,6 +161,7 @@ def test_tls_1_2_and_1_3_with_alpn_http_1_1(pki: Pki, edge: Gateway) -> None:
         with tls_socket(edge.port, ctx, "api.example.test") as s:
             assert s.version() == version
             assert s.selected_alpn_protocol() == "http/1.1"  # never h2: the gateway speaks HTTP/1.1
+    assert loaded_cryptography(edge.proc.pid)  # the certificates were read, with cryptography
 
 
 def test_tls_1_1_is_refused(pki: Pki, edge: Gateway) -> None:

@@ -1,4 +1,4 @@
-"""Certificates, keys and truststores (iamgate.tls.certs): every bad input a person (or an
+"""Certificates, keys and truststores (iamgate.tls.pem): every bad input a person (or an
 attacker) can give, with the sentence they read; the chain a good certificate serves in a real
 handshake; API Gateway's ``$context.identity.clientCert``; and which names a certificate covers.
 
@@ -25,16 +25,9 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iamgate.tls.certs import (
-    CertError,
-    ServerCertificate,
-    Truststore,
-    client_cert_context,
-    covers,
-    read_server_certificate,
-    read_truststore,
-)
+from iamgate.tls.certs import CertError, ServerCertificate, Truststore, covers
 from iamgate.tls.contexts import SECURITY_POLICIES, server_context
+from iamgate.tls.pem import client_cert_context, read_server_certificate, read_truststore
 
 NAME = "api.example.test"
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""Certificates, keys and truststores (iamgate.tls.certs): every mistake a person makes with PEM
+"""Certificates, keys and truststores (iamgate.tls.pem): every mistake a person makes with PEM
 files, with the sentence they read; and the clientCert shape of API Gateway."""
 
 from __future__ import annotations
@@ -12,16 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from iamgate.tls.certs import (
-    CertError,
-    ServerCertificate,
-    Truststore,
-    client_cert_context,
-    covers,
-    read_server_certificate,
-    read_truststore,
-)
+from iamgate.tls.certs import CertError, ServerCertificate, Truststore, covers
 from iamgate.tls.contexts import SECURITY_POLICIES, server_context
+from iamgate.tls.pem import client_cert_context, read_server_certificate, read_truststore
 
 NAME = "api.example.test"
 

@@ -40,9 +40,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from jwt import PyJWK
-
 if TYPE_CHECKING:
+    from jwt import PyJWK
+
     from iamgate.auth.jwt import JwtAuthorizerSettings
 
 __all__ = [
@@ -392,6 +392,10 @@ class JwksCache:
         built = self._built.get((kid, alg))
         if built is not None:
             return built
+        # PyJWT (and the cryptography it loads, about 10 MB of RSS) is imported by the first key
+        # built, not by every gateway process at start: most configurations have no JWT authorizer
+        from jwt import PyJWK  # noqa: PLC0415
+
         problems: list[str] = []
         for jwk in candidates:
             problem = key_problem(jwk, alg)

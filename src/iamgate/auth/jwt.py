@@ -27,12 +27,12 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import jwt as pyjwt
-from jwt.types import Options
+from typing import TYPE_CHECKING, Any
 
 from iamgate.auth.jwks import EXPIRED, SUPPORTED_ALGORITHMS, UNAUTHORIZED, JwksCache, JwtError
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 __all__ = [
     "EXPIRED",
@@ -262,6 +262,10 @@ class JwtValidator:
         self.settings = settings
         self._clock = clock
         self._jwks = jwks if jwks is not None else JwksCache(settings)
+        # imported here, not at the top: a process without a JWT authorizer never loads PyJWT and
+        # the cryptography behind it (about 10 MB of RSS in every worker)
+        import jwt as pyjwt  # noqa: PLC0415
+
         self._jwt = pyjwt.PyJWT(options=_DECODE_OPTIONS)
 
     @property
@@ -280,6 +284,8 @@ class JwtValidator:
         if kid is not None and not isinstance(kid, str):
             raise _no(f"kid is not a string: {_show(kid)}", _MALFORMED)
         key = await self._jwks.key_for(kid, alg)  # refuses algorithms outside the allow-list too
+        import jwt as pyjwt  # noqa: PLC0415 - loaded by __init__: a lookup in sys.modules
+
         try:
             payload: dict[str, Any] = self._jwt.decode(token, key, algorithms=[alg])
         except pyjwt.InvalidSignatureError:
@@ -297,6 +303,8 @@ class JwtValidator:
             raise _no(f"token larger than {MAX_TOKEN_BYTES} bytes", _MALFORMED)
         if not _TOKEN.fullmatch(token):
             raise _no("token is not three base64url parts", _MALFORMED)
+        import jwt as pyjwt  # noqa: PLC0415 - loaded by __init__: a lookup in sys.modules
+
         try:
             header = pyjwt.get_unverified_header(token)
         except Exception as exc:  # PyJWTError for every malformation known; fail closed on the rest

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from iamgate.config._reader import Reader
 from iamgate.config.model import ApiConfig, BasePathMapping, DomainConfig, MutualTls, TlsSettings
-from iamgate.tls.certs import CertError, ServerCertificate, covers, read_server_certificate, read_truststore
+from iamgate.tls.certs import CertError, ServerCertificate, covers
 from iamgate.tls.contexts import DEFAULT_POLICY, SECURITY_POLICIES, cached_context
 
 __all__ = ["check_domains", "read_domains", "read_tls"]
@@ -95,6 +95,8 @@ def _certificate(
     password, ok = _password(r, m, ptr)
     if chain is None or key is None or not ok:
         return None, "", False
+    from iamgate.tls.pem import read_server_certificate  # noqa: PLC0415 - cryptography, only where a certificate is read
+
     cert = read_server_certificate(chain[0], key[0], password, name=name)
     if isinstance(cert, CertError):
         r.report(
@@ -183,6 +185,8 @@ def _mutual_tls(r: Reader, raw: object, ptr: str, watched: list[str]) -> MutualT
         if "truststore" not in m and "truststore_pem" not in m:
             r.report("missing-key", ptr, "mutual_tls needs a truststore (a PEM file of CA certificates)")
         return None
+    from iamgate.tls.pem import read_truststore  # noqa: PLC0415 - cryptography, only where a certificate is read
+
     store = read_truststore(pem[0])
     where = f"{ptr}/truststore" if "truststore" in m else f"{ptr}/truststore_pem"
     if isinstance(store, CertError):

@@ -27,7 +27,7 @@ from iamgate.management.core import Call, Reply, Route, bad_request, conflict, n
 from iamgate.management.drafts import page
 from iamgate.management.patch import PatchOp, invalid_op, invalid_path, operations
 from iamgate.store.base import ConflictError, Doc, Transaction
-from iamgate.tls.certs import CertError, ServerCertificate, read_server_certificate, read_truststore
+from iamgate.tls.certs import CertError, ServerCertificate
 from iamgate.tls.contexts import DEFAULT_POLICY, SECURITY_POLICIES
 
 __all__ = ["KIND", "ROUTES", "domains_mapping"]
@@ -152,6 +152,8 @@ def _check(chain: bytes, key: bytes, name: str) -> ServerCertificate:
         raise bad_request(
             f"Invalid certificate for {name}: the private key is encrypted; give it unencrypted"
         )
+    from iamgate.tls.pem import read_server_certificate  # noqa: PLC0415 - cryptography, only where a certificate is read
+
     found = read_server_certificate(chain, key, None, name=name)
     if isinstance(found, CertError):
         raise bad_request(f"Invalid certificate for {name}: {found.message}")
@@ -194,6 +196,8 @@ def _truststore(mtls: Any) -> tuple[dict[str, Any], list[str]]:
         out["truststoreFile"] = str(path)
     else:
         raise bad_request(f"truststoreUri: the scheme '{scheme}' is not read here; use file:// or data:")
+    from iamgate.tls.pem import read_truststore  # noqa: PLC0415 - cryptography, only where a certificate is read
+
     store = read_truststore(pem)
     if isinstance(store, CertError):
         raise bad_request(f"Invalid truststore: {store.message}")

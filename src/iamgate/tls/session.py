@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from iamgate.tls.certs import client_cert_context, subject_alt_names
-
 __all__ = ["TlsSession"]
 
 
@@ -24,6 +22,8 @@ class TlsSession:
         if self.peer_der is None:
             return None
         if self._cert is None:
+            from iamgate.tls.pem import client_cert_context  # noqa: PLC0415 - cryptography, when first needed
+
             self._cert = client_cert_context(self.peer_der)
         return self._cert
 
@@ -32,5 +32,7 @@ class TlsSession:
         if self.peer_der is None:
             return ()
         if self._sans is None:
+            from iamgate.tls.pem import subject_alt_names  # noqa: PLC0415 - cryptography, when first needed
+
             self._sans = subject_alt_names(self.peer_der)
         return self._sans
