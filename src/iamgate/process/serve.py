@@ -81,6 +81,27 @@ def raise_file_limit() -> None:
 
 
 def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link: StoreLink) -> int:
+    server = _first_load(options, on_ready, link)
+    if isinstance(server, int):
+        return server
+    if isinstance(server, Worker):
+        signals.run(server.run())
+        return 0
+    try:
+        signals.run(server.run())
+    finally:
+        server.close()
+    return 0
+
+
+def _first_load(
+    options: ServeOptions, on_ready: Callable[[], None] | None, link: StoreLink
+) -> Worker | Supervisor | int:
+    """What serves (this process as the only worker, or the supervisor of several), or the exit
+    status when nothing can. A function of its own so that what the first load read and built
+    is freed once the server has what it keeps: as locals of the function that runs the server,
+    they lived as long as the process (the first snapshot, and with it every API a redeploy
+    later replaced)."""
     raise_file_limit()  # before the workers start: they inherit it
     config, diags, sources = reload.load(options.config, link=link, store=options.store)
     built, diags = reload.checked(config, diags, options.config)
@@ -125,14 +146,7 @@ def _serve_with(options: ServeOptions, on_ready: Callable[[], None] | None, link
     if on_ready is not None:
         on_ready()
     if options.workers <= 1:
-        worker = Worker(
+        return Worker(
             options, built, sock, admin_sock=admin_sock, control=None, stamps=sources.stamps, link=link
         )
-        signals.run(worker.run())
-    else:
-        supervisor = Supervisor(options, config, sources, sock, admin_sock, link)
-        try:
-            signals.run(supervisor.run())
-        finally:
-            supervisor.close()
-    return 0
+    return Supervisor(options, config, sources, sock, admin_sock, link)

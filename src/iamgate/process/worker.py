@@ -32,7 +32,13 @@ from iamgate.console.feed import local_feed
 from iamgate.observe.metrics import render
 from iamgate.policy import Diagnostic
 from iamgate.process import reload, signals
-from iamgate.process.control import answer_supervisor, parse_command, read_first_load, refused_first_load
+from iamgate.process.control import (
+    WorkerArgs,
+    answer_supervisor,
+    parse_command,
+    read_first_load,
+    refused_first_load,
+)
 from iamgate.process.options import ServeOptions
 from iamgate.process.reload import WATCH_INTERVAL, Stamp, Watcher
 from iamgate.serving.connection import connection_factory, tls_connection
@@ -291,17 +297,30 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    worker = _first_load(args)
+    if worker is None:
+        return 2
+    signals.run(worker.run())
+    return 0
+
+
+def _first_load(args: WorkerArgs) -> Worker | None:
+    """The worker, serving the configuration the supervisor sends first (None: it sent none,
+    or one this process cannot build). A function of its own so that what the first load read
+    (the store's state as sent, the configuration, the snapshot before it is numbered) is freed
+    when the worker has it: kept as locals of ``main`` they lived as long as the process, and
+    with them every API a later redeploy replaced."""
     channel = socket.socket(fileno=args.control_fd)
     first = read_first_load(channel)
     if first is None:
-        return 2  # the supervisor went away before sending the configuration
+        return None  # the supervisor went away before sending the configuration
     version, files, first_id = first
     config, diags, _ = reload.load(args.config, files, store=args.store)
     built, diags = reload.checked(config, diags, args.config)
     if built is None:
         reload.report(diags)
         channel.sendall(refused_first_load(first_id))
-        return 2
+        return None
     sock = socket.socket(fileno=args.listen_fd)
     sock.setblocking(False)
     channel.setblocking(False)
@@ -309,18 +328,15 @@ def main(argv: list[str]) -> int:
         args.config, admin_port=None, drain_timeout=args.drain_timeout, watch=False, store=args.store
     )
     # the supervisor's numbering, the same in every worker
-    built = dataclasses.replace(built, version=version)
-    worker = Worker(
+    return Worker(
         options,
-        built,
+        dataclasses.replace(built, version=version),
         sock,
         admin_sock=None,
         control=channel,
         first_id=first_id,
         shared_state=args.throttle_state,
     )
-    signals.run(worker.run())
-    return 0
 
 
 if __name__ == "__main__":
