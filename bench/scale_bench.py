@@ -236,7 +236,7 @@ def redeploy(args: argparse.Namespace) -> None:
                         break
                 time.sleep(0.002)
             seconds.append(time.perf_counter() - returned)
-            if k + 1 in (1, 10, 50, 100, 200) or k + 1 == args.redeploys:
+            if k + 1 in (1, 10, 50, 100, 200, 300, 400) or k + 1 == args.redeploys:
                 rss[k + 1] = [rss_mb(pid) for pid in workers]
         seconds.sort()
         print(

@@ -235,6 +235,30 @@ def test_served_reads_what_was_written(store: Store) -> None:
     assert served.usage_plans == [{"id": "p1", "throttle": {"rateLimit": 10.5}}]
 
 
+def test_served_holds_only_the_deployments_a_stage_serves(store: Store) -> None:
+    """An API's earlier deployments stay in the store (get-deployments lists them, a stage can go
+    back to one), but what is served, and sent to every worker on every reload, is only what the
+    stages name: it does not grow with each deployment ever made."""
+    with store.transaction() as tx:
+        for n in range(1, 6):
+            tx.put("deployment", "a1", f"d{n}", {"id": f"d{n}", "definition": {"n": n}})
+        tx.put("deployment", "a2", "d9", {"id": "d9", "definition": {}})  # no stage names it
+        tx.put("stage", "a1", "prod", {"stageName": "prod", "deploymentId": "d5"})
+        tx.put("stage", "a1", "beta", {"stageName": "beta", "deploymentId": "d2"})
+        tx.put("stage", "a1", "old", {"stageName": "old", "deploymentId": "d2"})
+        tx.put("stage", "a1", "gone", {"stageName": "gone", "deploymentId": "d7"})  # missing
+        tx.put("stage", "a2", "none", {"stageName": "none"})  # no deployment yet
+        tx.put("stage", "a3", "prod", {"stageName": "prod", "deploymentId": "d5"})  # not a1's d5
+    served = store.served()
+    assert served.deployments == {
+        ("a1", "d2"): {"id": "d2", "definition": {"n": 2}},
+        ("a1", "d5"): {"id": "d5", "definition": {"n": 5}},
+    }
+    assert len(served.stages) == 6
+    with store.transaction() as tx:
+        assert len(tx.list("deployment", "a1")) == 5  # still there, for the management API
+
+
 def test_served_of_an_empty_store(store: Store) -> None:
     served = store.served()
     assert (served.generation, served.stages, served.deployments) == (0, [], {})

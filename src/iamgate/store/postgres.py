@@ -219,6 +219,18 @@ class _Tx:
         ).fetchone()
         return None if row is None else _decode(row[0])
 
+    def staged(self) -> dict[tuple[str, str], Doc]:
+        """The deployments a stage serves, and no others: an API's deployments stay in the store
+        until deleted (as on API Gateway), and reading them all made every reload, and each
+        worker's copy of the store's state, grow with every deployment ever made."""
+        cur = self._run(
+            "SELECT d.api_id, d.id, d.body::text FROM iamgate_objects s JOIN iamgate_objects d"
+            " ON d.kind = 'deployment' AND d.api_id = s.api_id AND d.id = s.body->>'deploymentId'"
+            " WHERE s.kind = 'stage'",
+            (),
+        )
+        return {(a, i): _decode(b) for a, i, b in cur.fetchall()}
+
     def page(self, kind: str, api_id: str, start: str, limit: int) -> list[tuple[str, Doc]]:
         cur = self._run(
             "SELECT id, body::text FROM iamgate_objects WHERE kind = %s AND api_id = %s"
@@ -517,7 +529,7 @@ class PostgresStore:
                 tx = _Tx(self, conn)
                 generation = _generation(self, conn)
                 stages = tx.list("stage")
-                deployments = {(a, i): d for a, i, d in tx.list("deployment")}
+                deployments = tx.staged()
                 keys = [d for _, _, d in tx.list("apikey")]
                 plans = [d for _, _, d in tx.list("usageplan")]
                 domains = [d for _, _, d in tx.list("domainname")]

@@ -28,6 +28,15 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _staged(tx: _Tx, stages: list[tuple[str, str, Doc]]) -> dict[tuple[str, str], Doc]:
+    """The deployments a stage serves, and no others: an API's deployments stay in the store until
+    deleted (as on API Gateway), and reading them all made every reload, and each worker's copy of
+    the store's state, grow with every deployment ever made. One lookup by primary key each."""
+    wanted = sorted({(api_id, str(doc.get("deploymentId") or "")) for api_id, _, doc in stages})
+    found = ((key, tx.get("deployment", *key)) for key in wanted if key[1])
+    return {key: doc for key, doc in found if doc is not None}
+
+
 class _Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -224,7 +233,7 @@ class SqliteStore:
                     tx = _Tx(conn)
                     generation = _generation(conn)
                     stages = tx.list("stage")
-                    deployments = {(a, i): d for a, i, d in tx.list("deployment")}
+                    deployments = _staged(tx, stages)
                     keys = [d for _, _, d in tx.list("apikey")]
                     plans = [d for _, _, d in tx.list("usageplan")]
                     domains = [d for _, _, d in tx.list("domainname")]
