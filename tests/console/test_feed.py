@@ -11,7 +11,9 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from iamgate.config.load import parse_config
 from iamgate.config.model import StageConfig
+from iamgate.config.snapshot import ApiRuntime, DecidingPolicy, RouteRuntime, build_snapshot
 from iamgate.console.feed import ASK, Feed, local_feed
 from iamgate.observe.decisions import KEPT, DecisionLog
 from iamgate.observe.metrics import Metrics, render
@@ -33,9 +35,7 @@ def runtime() -> Any:
     text = json.dumps(POLICY)
     prepared = prepare(text.encode(), api=ApiRef("us-east-1", "123456789012", "api1"))
     assert prepared.policy is not None
-    return SimpleNamespace(
-        id="api1", policy=prepared.policy, policy_mode="enforce", config=SimpleNamespace(policy_text=text)
-    )
+    return SimpleNamespace(deciding=DecidingPolicy("api1", prepared.policy, text, "enforce"))
 
 
 def exchange(status: int = 200, **kw: Any) -> Any:
@@ -135,6 +135,47 @@ def test_an_explanation_uses_the_policy_that_decided() -> None:
     assert condition["request_values"] == ["10.1.2.3"]
     assert condition["policy_values"] == ["10.0.0.0/8"]
     assert found["event"]["explainable"] is True
+
+
+def test_a_kept_request_keeps_its_policies_not_its_api() -> None:
+    """A request kept in the ring outlives a redeploy of its API: it holds the policies that
+    decided it (to explain it later), not the API's runtime, which would keep the superseded
+    API's routes and integrations for as long as the request stays in the ring."""
+    route_policy = {**POLICY, "Statement": POLICY["Statement"][1:]}
+    text = f"""
+gateway: {{region: us-east-1, account_id: "123456789012"}}
+apis:
+  - id: api1
+    stages: {{prod: {{}}}}
+    policy: {json.dumps(POLICY)}
+    routes:
+      - {{path: /admin/x, method: GET, integration: {{type: MOCK}}, policy: {json.dumps(route_policy)}}}
+"""
+    config, diags = parse_config(text, source="gateway.yaml")
+    assert config is not None, diags
+    snapshot = build_snapshot(config)
+    api = snapshot.apis["api1"]
+    route = api.tree.match(("admin", "x"), "GET")
+    assert route is not None
+    assert route.target is not None
+    log = DecisionLog()
+    log.add(
+        exchange(
+            403,
+            api=api,
+            route=route.target,
+            stage=api.stages["prod"],
+            response_type="ACCESS_DENIED",
+            error_message="... with an explicit deny",
+        )
+    )
+    [kept] = log.ring
+    assert not [v for v in kept if isinstance(v, ApiRuntime | RouteRuntime)]
+    found = log.explain(1)
+    assert found is not None
+    labels = [(e["label"], e["decision"]) for e in found["explanations"]]
+    assert labels == [("API resource policy", "ExplicitDeny"), ("route:GET /admin/x policy", "Allow")]
+    assert found["event"]["api"] == "api1"
 
 
 def test_at_most_a_thousand_a_second_are_kept() -> None:

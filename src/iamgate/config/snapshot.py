@@ -43,6 +43,7 @@ from iamgate.upstream.pool import origin
 
 __all__ = [
     "ApiRuntime",
+    "DecidingPolicy",
     "ProxyTarget",
     "RequestCheck",
     "Reuse",
@@ -174,6 +175,18 @@ def _resolve(uri: str, stage: StageConfig) -> ProxyTarget:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DecidingPolicy:
+    """An API's resource policy as it decided requests, for explaining them later (the console's
+    live decisions keep this for each request, not the API's runtime: a request kept after a
+    redeploy would otherwise keep the whole superseded API, its routes and their integrations)."""
+
+    api_id: str
+    policy: CompiledPolicy | None
+    text: str | None
+    mode: str
+
+
 @dataclass(slots=True)
 class ApiRuntime:
     id: str
@@ -193,6 +206,7 @@ class ApiRuntime:
     by_stage: dict[str, ApiRuntime] = field(default_factory=dict)
     # the API's customised gateway responses (None: it customises none, every answer is AWS's default)
     responses: ResponseTable | None = None
+    deciding: DecidingPolicy | None = None  # set by build_snapshot
 
 
 class _NetworkMap:
@@ -416,6 +430,7 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
             {name: build_authorizer(cfg, None) for name, cfg in api.authorizers.items()},
             api.api_key_source,
             responses=ResponseTable.build(api.gateway_responses),
+            deciding=DecidingPolicy(api.id, api.policy, api.policy_text, api.policy_mode),
         )
         front = apis.get(api.id)
         if counts[api.id] == 1:  # an API with several deployments is built again every time

@@ -27,8 +27,8 @@ from iamgate.policy.explain import render_decision
 if TYPE_CHECKING:
     from iamgate.auth.custom import AuthorizerResult
     from iamgate.auth.identities import Identity
-    from iamgate.config.model import StageConfig
-    from iamgate.config.snapshot import ApiRuntime, RouteRuntime
+    from iamgate.config.model import ScopedPolicy, StageConfig
+    from iamgate.config.snapshot import DecidingPolicy
     from iamgate.pipeline.exchange import Exchange
 
 __all__ = [
@@ -67,11 +67,11 @@ _CLAIMS: Final = 9
 _SOURCE: Final = 10
 _STATUS: Final = 11
 _KIND: Final = 12
-_API: Final = 13
+_API: Final = 13  # the API's DecidingPolicy (not its runtime: see DecidingPolicy)
 _RID: Final = 14
 _ARN: Final = 15
 _CONTEXT: Final = 16
-_ROUTE: Final = 17
+_ROUTE: Final = 17  # the route's own policy (ScopedPolicy), not the route
 _DENIED_BY: Final = 18
 
 
@@ -134,6 +134,8 @@ class DecisionLog:
                 self.skipped += 1
                 return
             self.budget = budget - 1
+            api = ex.api
+            route = ex.route
             self.seq += 1  # the event's number: the ring's last (find derives the others)
             self.ring.append(
                 (
@@ -150,11 +152,11 @@ class DecisionLog:
                     ex.source_ip,
                     status,
                     kind,
-                    ex.api,
+                    api.deciding if api is not None else None,
                     ex.request_id,
                     ex.arn,
                     ex.context,
-                    ex.route,
+                    route.policy if route is not None else None,
                     ex.denied_by,
                 )
             )
@@ -208,7 +210,7 @@ class DecisionLog:
 
     def event(self, kept: tuple[Any, ...], seq: int) -> dict[str, Any]:
         """A kept request (numbered ``seq``) as the console shows it."""
-        runtime: ApiRuntime | None = kept[_API]
+        deciding: DecidingPolicy | None = kept[_API]
         stage: StageConfig | None = kept[_STAGE]
         return {
             "id": f"{self.pid}-{seq}",
@@ -219,10 +221,10 @@ class DecisionLog:
             "source": kept[_SOURCE],
             "status": kept[_STATUS],
             "decision": KINDS[kept[_KIND]],
-            "api": runtime.id if runtime is not None else None,
+            "api": deciding.api_id if deciding is not None else None,
             "stage": stage.name if stage is not None else None,
             "requestId": kept[_RID],
-            "explainable": runtime is not None and kept[_ARN] is not None,
+            "explainable": deciding is not None and kept[_ARN] is not None,
         }
 
     def find(self, seq: int) -> tuple[Any, ...] | None:
@@ -241,21 +243,19 @@ class DecisionLog:
         kept = self.find(seq)
         if kept is None:
             return None
-        runtime: ApiRuntime | None = kept[_API]
+        deciding: DecidingPolicy | None = kept[_API]
         identity: Identity | None = kept[_IDENTITY]
         stage: StageConfig | None = kept[_STAGE]
-        route: RouteRuntime | None = kept[_ROUTE]
+        route_policy: ScopedPolicy | None = kept[_ROUTE]
         arn: str | None = kept[_ARN]
         explanations: list[dict[str, Any]] = []
-        if runtime is not None and arn is not None:
+        if deciding is not None and arn is not None:
             principal = identity.caller_arn if identity is not None else None  # as authorize asks
             context = dict(kept[_CONTEXT] or {})
-            if runtime.policy is not None:
-                found = explain_policy(
-                    runtime.policy, runtime.config.policy_text, runtime.policy_mode, principal, arn, context
-                )
+            if deciding.policy is not None:
+                found = explain_policy(deciding.policy, deciding.text, deciding.mode, principal, arn, context)
                 explanations.append({"label": "API resource policy", **found})
-            for scoped in (stage.policy if stage is not None else None, route.policy if route else None):
+            for scoped in (stage.policy if stage is not None else None, route_policy):
                 if scoped is not None:
                     found = explain_policy(scoped.policy, scoped.text, scoped.mode, principal, arn, context)
                     explanations.append({"label": f"{scoped.label} policy", **found})
