@@ -41,25 +41,28 @@ class ApiMemo:
     other readers (a deployment's check, ``config validate``) pass none and leave it as it is."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, ...], ApiConfig] = {}
+        # by the SHA-256 of the entry's text; each value holds that key's own object, so that an
+        # entry found again keeps the objects it has (a reload of a thousand unchanged entries
+        # leaves nothing new behind it to pin the memory its passing buffers used)
+        self.entries: dict[str, tuple[str, ApiConfig]] = {}
+        # what an entry's reading depends on besides its text: the ARN parts, the policy size
+        # limit, and the directory relative file names are resolved in (another: none is reused)
+        self.context: tuple[str, str, int | None, str] | None = None
         # the policies the last read compiled (read_policy._prepare), for entries read again
         self.policies: dict[PolicyKey, Any] = {}
         self.hits = 0  # entries reused by the last read (for tests and benchmarks)
 
     @staticmethod
-    def key(item: object, settings: GatewaySettings, r: Reader) -> tuple[str, ...] | None:
+    def key(item: object) -> str | None:
         if not isinstance(item, dict):
             return None
         try:
             text = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError):  # a YAML value JSON has no form for (a date): read it
             return None
-        # kept as a SHA-256 digest (the text of a thousand entries, kept from one reload to the
-        # next, left the allocator's memory fragmented: RSS crept up with every redeploy), with
-        # what else an entry's reading depends on: the ARN parts, the policy size limit, and the
-        # directory relative file names are resolved in
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        return (digest, settings.region, settings.account_id, str(settings.max_policy_chars), str(r.base_dir))
+        # kept as a SHA-256 digest: the text of a thousand entries, kept from one reload to the
+        # next, left the allocator's memory fragmented (RSS crept up with every redeploy)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def read_apis(
@@ -70,12 +73,16 @@ def read_apis(
     apis: list[ApiConfig] = []
     ids: dict[str, int] = {}
     items = r.sequence(raw, "/apis", "apis") or []
-    kept: dict[tuple[str, ...], ApiConfig] = {}
+    kept: dict[str, tuple[str, ApiConfig]] = {}
     hits = 0
+    context = (settings.region, settings.account_id, settings.max_policy_chars, str(r.base_dir))
+    known = memo.entries if memo is not None and memo.context == context else {}
     for i, item in enumerate(items):
-        key = memo.key(item, settings, r) if memo is not None else None
-        api = memo.entries.get(key) if memo is not None and key is not None else None
-        if api is not None:
+        key = ApiMemo.key(item) if memo is not None else None
+        found = known.get(key) if key is not None else None
+        api: ApiConfig | None = None
+        if found is not None:
+            key, api = found  # the very key object kept last time, not this read's equal one
             hits += 1
         else:
             diags, files = len(r.diags), len(watched)
@@ -85,7 +92,7 @@ def read_apis(
         if api is None:
             continue
         if key is not None:
-            kept[key] = api
+            kept[key] = found if found is not None else (key, api)
         if api.id in ids:
             clash = _deployment_clash(api, [a for a in apis if a.id == api.id])
             if clash is not None:
@@ -101,7 +108,7 @@ def read_apis(
             ids[api.id] = i
         apis.append(api)
     if memo is not None:
-        memo.entries, memo.hits = kept, hits
+        memo.entries, memo.context, memo.hits = kept, context, hits
     return apis
 
 
