@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from iamgate.config._reader import PolicyKey, Reader
@@ -21,11 +22,26 @@ from iamgate.config.read_routes import read_routes
 from iamgate.config.read_stages import read_stages
 from iamgate.policy import ApiRef
 
-__all__ = ["ENDPOINT_TYPES", "POLICY_MODES", "ApiMemo", "read_api", "read_apis"]
+__all__ = ["ENDPOINT_TYPES", "POLICY_MODES", "ApiMemo", "Deferred", "read_api", "read_apis"]
 
 ENDPOINT_TYPES = ("REGIONAL", "PRIVATE", "EDGE")
 _API_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _DEPLOYMENT = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+class Deferred:
+    """An API entry named by its memo key, its data made only if the memo does not have that key.
+    The store's state a supervisor sends its workers carries each deployment as its own text; a
+    worker keys the entry by that text and its stages (``iamgate.store.compose``), so that a
+    reload of 1,000 APIs of which one changed decodes one deployment, not a thousand (its time,
+    and the memory a worker kept from that peak). Never made from a file: YAML and JSON give
+    plain values."""
+
+    __slots__ = ("entry", "key")
+
+    def __init__(self, key: str, entry: Callable[[], dict[str, Any]]) -> None:
+        self.key = key
+        self.entry = entry
 
 
 class ApiMemo:
@@ -77,9 +93,16 @@ def read_apis(
     hits = 0
     context = (settings.region, settings.account_id, settings.max_policy_chars, str(r.base_dir))
     known = memo.entries if memo is not None and memo.context == context else {}
-    for i, item in enumerate(items):
-        key = ApiMemo.key(item) if memo is not None else None
-        found = known.get(key) if key is not None else None
+    for i, given in enumerate(items):
+        item = given
+        if isinstance(given, Deferred):
+            key = given.key if memo is not None else None
+            found = known.get(key) if key is not None else None
+            if found is None:
+                item = given.entry()  # not kept: its data, only now
+        else:
+            key = ApiMemo.key(item) if memo is not None else None
+            found = known.get(key) if key is not None else None
         api: ApiConfig | None = None
         if found is not None:
             key, api = found  # the very key object kept last time, not this read's equal one

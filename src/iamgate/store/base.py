@@ -135,6 +135,9 @@ class Served:
     api_keys: list[Doc]
     usage_plans: list[Doc]
     domains: list[Doc] = field(default_factory=list)  # custom domain names, with their mappings
+    # the deployments as their JSON texts instead of documents (the state as a worker receives
+    # it: iamgate.store.compose decodes only what its reload needs)
+    texts: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Transaction(Protocol):

@@ -8,10 +8,13 @@ An API whose stages serve different deployments becomes one ``apis`` entry per d
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from iamgate.config.read_api import Deferred
 from iamgate.store.base import Doc, Served
 from iamgate.tls.contexts import DEFAULT_POLICY
 
@@ -25,12 +28,18 @@ _KEY_FIELDS = ("id", "name", "value", "enabled")
 _PLAN_FIELDS = ("id", "name", "api_stages", "throttle", "quota", "keys", "on_backend_error")
 
 
+def _text(doc: Doc) -> str:
+    return json.dumps(doc, sort_keys=True)
+
+
 def encode_served(served: Served) -> bytes:
+    texts = [[a, i, t] for (a, i), t in served.texts.items()]
     return json.dumps(
         {
             "generation": served.generation,
             "stages": [list(item) for item in served.stages],
-            "deployments": [[a, i, d] for (a, i), d in served.deployments.items()],
+            # each as its own text: a worker decodes only those its reload needs
+            "deployments": [[a, i, _text(d)] for (a, i), d in served.deployments.items()] + texts,
             "api_keys": served.api_keys,
             "usage_plans": served.usage_plans,
             "domains": served.domains,
@@ -44,16 +53,22 @@ def decode_served(data: bytes) -> Served:
     return Served(
         int(raw["generation"]),
         [(a, n, d) for a, n, d in raw["stages"]],
-        {(a, i): d for a, i, d in raw["deployments"]},
+        {},
         list(raw["api_keys"]),
         list(raw["usage_plans"]),
         list(raw.get("domains") or []),
+        texts={(a, i): t for a, i, t in raw["deployments"]},
     )
 
 
-def compose(document: dict[str, Any], served: Served) -> tuple[dict[str, Any], dict[str, str]]:
+def compose(
+    document: dict[str, Any], served: Served, *, deferred: bool = False
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The configuration document to serve, and where its store-made parts came from (JSON
-    pointer prefix -> description, for diagnostics)."""
+    pointer prefix -> description, for diagnostics). With ``deferred`` (a serving worker, whose
+    state came with the deployments as texts), each store-made API entry is a
+    :class:`~iamgate.config.read_api.Deferred`, keyed by the deployment's text and its stages:
+    decoded only if the reload's memo does not have it."""
     out = dict(document)
     origins: dict[str, str] = {}
     apis = list(out.get("apis") or [])
@@ -63,18 +78,22 @@ def compose(document: dict[str, Any], served: Served) -> tuple[dict[str, Any], d
         groups[(api_id, deployment)].append((name, stage))
     for (api_id, deployment), stages in sorted(groups.items()):
         names = ", ".join(name for name, _ in stages)
-        found = served.deployments.get((api_id, deployment))
         where = f"the store's API {api_id}, deployment {deployment or '(none)'} (stage(s) {names})"
         origins[f"/apis/{len(apis)}"] = where
+        configs = {name: stage.get("config") or {} for name, stage in stages}
+        text = served.texts.get((api_id, deployment))
+        found = served.deployments.get((api_id, deployment))
+        if text is not None and deferred:
+            key = _key(api_id, deployment, text, configs)
+            apis.append(Deferred(key, _later(api_id, deployment, text, configs)))
+            continue
+        if text is not None:
+            found = json.loads(text)
         if found is None:
             # a stage pointing nowhere: keep the entry so validation reports it, located
             apis.append({"id": api_id, "deployment": deployment or "missing", "stages": {}, "routes": []})
             continue
-        entry = dict(found.get("definition") or {})
-        entry["id"] = api_id
-        entry["deployment"] = deployment
-        entry["stages"] = {name: stage.get("config") or {} for name, stage in stages}
-        apis.append(entry)
+        apis.append(_entry(api_id, deployment, found, configs))
     out["apis"] = apis
     keys = list(out.get("api_keys") or [])
     for doc in served.api_keys:
@@ -95,6 +114,26 @@ def compose(document: dict[str, Any], served: Served) -> tuple[dict[str, Any], d
     if domains:
         out["domains"] = domains
     return out, origins
+
+
+def _entry(api_id: str, deployment: str, found: Doc, configs: dict[str, Any]) -> dict[str, Any]:
+    entry = dict(found.get("definition") or {})
+    entry["id"] = api_id
+    entry["deployment"] = deployment
+    entry["stages"] = configs
+    return entry
+
+
+def _key(api_id: str, deployment: str, text: str, configs: dict[str, Any]) -> str:
+    """What a store-made API entry is made of, as one digest: the deployment's text (a
+    deployment's definition never changes, its description may) and its stages' settings."""
+    stages = json.dumps(configs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    parts = "\0".join(("store", api_id, deployment, stages, text))
+    return hashlib.sha256(parts.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _later(api_id: str, deployment: str, text: str, configs: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: _entry(api_id, deployment, json.loads(text), configs)
 
 
 def domain_entry(doc: Doc) -> dict[str, Any]:

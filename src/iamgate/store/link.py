@@ -104,6 +104,6 @@ def extend_from_files(files: dict[str, bytes], override: str | None = None) -> E
             raise ExtendError(f"the supervisor did not send the state of the store {mask(url)}")
         if override:
             data = {**data, "store": override}
-        return compose(data, decode_served(raw))
+        return compose(data, decode_served(raw), deferred=True)
 
     return step
