@@ -13,7 +13,15 @@ from typing import Any
 
 from iamgate.config.load import parse_config
 from iamgate.config.model import StageConfig
-from iamgate.config.snapshot import ApiRuntime, DecidingPolicy, RouteRuntime, build_snapshot
+from iamgate.config.read_api import ApiMemo
+from iamgate.config.snapshot import (
+    ApiRuntime,
+    DecidingPolicy,
+    Reuse,
+    RouteRuntime,
+    build_snapshot,
+    release_superseded,
+)
 from iamgate.console.feed import ASK, Feed, local_feed
 from iamgate.observe.decisions import KEPT, DecisionLog
 from iamgate.observe.metrics import Metrics, render
@@ -35,7 +43,8 @@ def runtime() -> Any:
     text = json.dumps(POLICY)
     prepared = prepare(text.encode(), api=ApiRef("us-east-1", "123456789012", "api1"))
     assert prepared.policy is not None
-    return SimpleNamespace(deciding=DecidingPolicy("api1", prepared.policy, text, "enforce"))
+    ref = ApiRef("us-east-1", "123456789012", "api1")
+    return SimpleNamespace(deciding=DecidingPolicy("api1", prepared.policy, text, "enforce", ref))
 
 
 def exchange(status: int = 200, **kw: Any) -> Any:
@@ -137,23 +146,33 @@ def test_an_explanation_uses_the_policy_that_decided() -> None:
     assert found["event"]["explainable"] is True
 
 
-def test_a_kept_request_keeps_its_policies_not_its_api() -> None:
-    """A request kept in the ring outlives a redeploy of its API: it holds the policies that
-    decided it (to explain it later), not the API's runtime, which would keep the superseded
-    API's routes and integrations for as long as the request stays in the ring."""
+def _snapshot(policy: dict[str, Any], reuse: Reuse, memo: ApiMemo) -> Any:
     route_policy = {**POLICY, "Statement": POLICY["Statement"][1:]}
     text = f"""
 gateway: {{region: us-east-1, account_id: "123456789012"}}
 apis:
   - id: api1
     stages: {{prod: {{}}}}
-    policy: {json.dumps(POLICY)}
+    policy: {json.dumps(policy)}
     routes:
       - {{path: /admin/x, method: GET, integration: {{type: MOCK}}, policy: {json.dumps(route_policy)}}}
+  - id: api2
+    stages: {{prod: {{}}}}
+    policy: {json.dumps(route_policy)}
+    routes: [{{path: /, method: GET, integration: {{type: MOCK}}}}]
 """
-    config, diags = parse_config(text, source="gateway.yaml")
+    config, diags = parse_config(text, source="gateway.yaml", memo=memo)
     assert config is not None, diags
-    snapshot = build_snapshot(config)
+    return build_snapshot(config, reuse)
+
+
+def test_a_kept_request_keeps_its_policies_not_its_api() -> None:
+    """A request kept in the ring outlives a redeploy of its API: it holds what explains it, not
+    the API's runtime (which would keep the superseded API's routes and integrations for as long
+    as the request stays in the ring), and once a reload has replaced the API not even the
+    compiled policy: the explanation compiles the same text again."""
+    reuse, memo = Reuse(), ApiMemo()
+    snapshot = _snapshot(POLICY, reuse, memo)
     api = snapshot.apis["api1"]
     route = api.tree.match(("admin", "x"), "GET")
     assert route is not None
@@ -171,11 +190,24 @@ apis:
     )
     [kept] = log.ring
     assert not [v for v in kept if isinstance(v, ApiRuntime | RouteRuntime)]
-    found = log.explain(1)
-    assert found is not None
-    labels = [(e["label"], e["decision"]) for e in found["explanations"]]
+    before = log.explain(1)
+    assert before is not None
+    labels = [(e["label"], e["decision"]) for e in before["explanations"]]
     assert labels == [("API resource policy", "ExplicitDeny"), ("route:GET /admin/x policy", "Allow")]
-    assert found["event"]["api"] == "api1"
+    assert before["event"]["api"] == "api1"
+    assert api.deciding is not None
+    assert api.deciding.compiled() is api.policy  # served: the very policy that decided
+    other = snapshot.apis["api2"]
+    redeployed = _snapshot({**POLICY, "Statement": POLICY["Statement"][::-1]}, reuse, memo)
+    assert redeployed.apis["api2"] is other  # unchanged: reused
+    release_superseded(snapshot, redeployed)
+    assert api.deciding.compiled() is not api.policy  # replaced: compiled again from its text
+    assert other.deciding is not None
+    assert other.policy is not None
+    assert other.deciding.compiled() is other.policy  # still served: kept
+    after = log.explain(1)
+    assert after is not None
+    assert after["explanations"] == before["explanations"]
 
 
 def test_at_most_a_thousand_a_second_are_kept() -> None:

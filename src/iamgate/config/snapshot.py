@@ -32,7 +32,7 @@ from iamgate.config.model import (
     StageConfig,
 )
 from iamgate.config.schemas import compile_model, models_registry, parse_schema
-from iamgate.policy import ApiRef, CompiledPolicy
+from iamgate.policy import ApiRef, CompiledPolicy, prepare
 from iamgate.policy.memo import SecondSight
 from iamgate.routing.paths import encode_segment
 from iamgate.routing.tree import METHODS, ResourceTree
@@ -51,6 +51,7 @@ __all__ = [
     "Snapshot",
     "StaticThrottle",
     "build_snapshot",
+    "release_superseded",
     "static_throttle",
 ]
 
@@ -175,16 +176,40 @@ def _resolve(uri: str, stage: StageConfig) -> ProxyTarget:
     )
 
 
-@dataclass(frozen=True, slots=True)
 class DecidingPolicy:
     """An API's resource policy as it decided requests, for explaining them later (the console's
     live decisions keep this for each request, not the API's runtime: a request kept after a
-    redeploy would otherwise keep the whole superseded API, its routes and their integrations)."""
+    redeploy would otherwise keep the whole superseded API, its routes and their integrations).
+    While the API is served it holds the compiled policy; once a reload has replaced the API
+    (:func:`release_superseded`), only its text, compiled again when an explanation is asked."""
 
-    api_id: str
-    policy: CompiledPolicy | None
-    text: str | None
-    mode: str
+    def __init__(self, api_id: str, policy: CompiledPolicy | None, text: str | None, mode: str, ref: ApiRef):
+        self.api_id = api_id
+        self.text = text
+        self.mode = mode
+        self.ref = ref
+        self._policy = policy
+
+    def compiled(self) -> CompiledPolicy | None:
+        """The policy (None: the API has none)."""
+        policy = self._policy
+        if policy is None and self.text is not None:
+            policy = prepare(self.text.encode("utf-8", "surrogatepass"), api=self.ref).policy
+        return policy
+
+    def release(self) -> None:
+        """Let go of the compiled policy (its API is no longer served); the text stays."""
+        if self.text is not None:
+            self._policy = None
+
+
+def release_superseded(old: Snapshot, new: Snapshot) -> None:
+    """After a reload: the runtimes of ``old`` that ``new`` does not serve let go of their compiled
+    policies (requests the console still keeps name them; explained from the text if asked)."""
+    for api in old.apis.values():
+        for runtime in (api, *api.by_stage.values()):
+            if new.apis.get(runtime.id) is not runtime and runtime.deciding is not None:
+                runtime.deciding.release()
 
 
 @dataclass(slots=True)
@@ -432,7 +457,7 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
             {name: build_authorizer(cfg, None) for name, cfg in api.authorizers.items()},
             api.api_key_source,
             responses=ResponseTable.build(api.gateway_responses),
-            deciding=DecidingPolicy(api.id, api.policy, api.policy_text, api.policy_mode),
+            deciding=DecidingPolicy(api.id, api.policy, api.policy_text, api.policy_mode, ref),
         )
         front = apis.get(api.id)
         if counts[api.id] == 1:  # an API with several deployments is built again every time

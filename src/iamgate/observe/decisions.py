@@ -252,8 +252,9 @@ class DecisionLog:
         if deciding is not None and arn is not None:
             principal = identity.caller_arn if identity is not None else None  # as authorize asks
             context = dict(kept[_CONTEXT] or {})
-            if deciding.policy is not None:
-                found = explain_policy(deciding.policy, deciding.text, deciding.mode, principal, arn, context)
+            policy = deciding.compiled()
+            if policy is not None:
+                found = explain_policy(policy, deciding.text, deciding.mode, principal, arn, context)
                 explanations.append({"label": "API resource policy", **found})
             for scoped in (stage.policy if stage is not None else None, route_policy):
                 if scoped is not None:

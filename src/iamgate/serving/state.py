@@ -15,7 +15,7 @@ import resource
 from typing import TYPE_CHECKING, Final
 
 from iamgate.clock import monotonic
-from iamgate.config.snapshot import Snapshot
+from iamgate.config.snapshot import Snapshot, release_superseded
 from iamgate.observe.accesslog import AccessLog
 from iamgate.observe.decisions import DecisionLog
 from iamgate.observe.metrics import Metrics
@@ -109,6 +109,7 @@ class GatewayState:
     def swap(self, snapshot: Snapshot) -> None:
         old = self.snapshot
         self.snapshot = snapshot
+        release_superseded(old, snapshot)
         services = self.services
         services.metrics.set("iamgate_config_version", snapshot.version)
         certificate_gauges(services.metrics, snapshot.config)
