@@ -339,6 +339,9 @@ class HttpProxy(ResponseSink):
         if ex is None:
             return
         self.timed.discard(self)
+        # the backend connection is the pool's again: a slow client's pause (called back by the
+        # write below) must not reach it
+        self.upstream = None
         out = self.out
         if self.chunked_out:
             out.append(LAST_CHUNK)
@@ -346,7 +349,6 @@ class HttpProxy(ResponseSink):
             self.client.write(b"".join(out) if len(out) > 1 else out[0])
             self.out = []
         ex.integration_latency = perf_counter() - ex.integration_start
-        self.upstream = None
         self.client.proxied(ex)
 
     def upstream_failed(self, exc: BaseException | None, retriable: bool) -> None:

@@ -137,6 +137,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "keep_alive",
         "parser",
+        "paused",
         "pool",
         "request_sent",
         "reused",
@@ -161,6 +162,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.request_sent = False  # the exchange has written its whole request
         self.ended = False  # the response ended by its framing
         self.beyond = False  # bytes came after the response's end
+        self.paused = False  # reading paused for a slow client
 
     # --- driving ------------------------------------------------------------------------------
     def start(self, sink: ResponseSink, data: bytes, *, head_request: bool, complete: bool) -> None:
@@ -195,10 +197,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
+            self.paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed:
+            self.paused = False
             self.transport.resume_reading()
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -311,6 +315,8 @@ class UpstreamConnection(asyncio.Protocol):
         """The response ended: keep the connection only if both messages ended cleanly."""
         self.sink = None
         if self.keep_alive and self.request_sent and not self.beyond and not self.closed:
+            if self.paused:  # the last read ended the response while its client was slow
+                self.resume_reading()  # else the next request on it is never read (a 504)
             self.pool.release(self)
         else:
             self.closed = True
