@@ -57,10 +57,7 @@ class ApiMemo:
     other readers (a deployment's check, ``config validate``) pass none and leave it as it is."""
 
     def __init__(self) -> None:
-        # by the SHA-256 of the entry's text; each value holds that key's own object, so that an
-        # entry found again keeps the objects it has (a reload of a thousand unchanged entries
-        # leaves nothing new behind it to pin the memory its passing buffers used)
-        self.entries: dict[str, tuple[str, ApiConfig]] = {}
+        self.entries: dict[str, ApiConfig] = {}  # by the SHA-256 of the entry's text
         # what an entry's reading depends on besides its text: the ARN parts, the policy size
         # limit, and the directory relative file names are resolved in (another: none is reused)
         self.context: tuple[str, str, int | None, str] | None = None
@@ -89,25 +86,19 @@ def read_apis(
     apis: list[ApiConfig] = []
     ids: dict[str, int] = {}
     items = r.sequence(raw, "/apis", "apis") or []
-    kept: dict[str, tuple[str, ApiConfig]] = {}
+    kept: dict[str, ApiConfig] = {}
     hits = 0
     context = (settings.region, settings.account_id, settings.max_policy_chars, str(r.base_dir))
     known = memo.entries if memo is not None and memo.context == context else {}
-    for i, given in enumerate(items):
-        item = given
-        if isinstance(given, Deferred):
-            key = given.key if memo is not None else None
-            found = known.get(key) if key is not None else None
-            if found is None:
-                item = given.entry()  # not kept: its data, only now
-        else:
-            key = ApiMemo.key(item) if memo is not None else None
-            found = known.get(key) if key is not None else None
-        api: ApiConfig | None = None
-        if found is not None:
-            key, api = found  # the very key object kept last time, not this read's equal one
+    for i, item in enumerate(items):
+        deferred = item if isinstance(item, Deferred) else None
+        key = (deferred.key if deferred is not None else ApiMemo.key(item)) if memo is not None else None
+        api = known.get(key) if key is not None else None
+        if api is not None:
             hits += 1
         else:
+            if deferred is not None:
+                item = deferred.entry()  # noqa: PLW2901 - not kept: its data, made only now
             diags, files = len(r.diags), len(watched)
             api = read_api(r, item, f"/apis/{i}", settings, watched)
             if api is not None and (len(r.diags) != diags or len(watched) != files):
@@ -115,7 +106,7 @@ def read_apis(
         if api is None:
             continue
         if key is not None:
-            kept[key] = found if found is not None else (key, api)
+            kept[key] = api
         if api.id in ids:
             clash = _deployment_clash(api, [a for a in apis if a.id == api.id])
             if clash is not None:

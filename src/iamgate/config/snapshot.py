@@ -413,9 +413,7 @@ class Reuse:
     serving process's reloads only."""
 
     def __init__(self) -> None:
-        # by id() of the configuration object, the key's own int object kept in the value (an
-        # API found again keeps the objects it has: nothing new is left behind by a reload)
-        self.runtimes: dict[int, tuple[int, ApiConfig, ApiRuntime]] = {}
+        self.runtimes: dict[int, tuple[ApiConfig, ApiRuntime]] = {}
         self.context: tuple[object, ...] | None = None
         self.reused = 0  # APIs the last build reused (for tests and benchmarks)
 
@@ -428,14 +426,14 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
     apis: dict[str, ApiRuntime] = {}
     context = (settings, config.throttling, config.usage_plans)
     previous = reuse.runtimes if reuse is not None and reuse.context == context else {}
-    built: dict[int, tuple[int, ApiConfig, ApiRuntime]] = {}
+    built: dict[int, tuple[ApiConfig, ApiRuntime]] = {}
     counts = Counter(api.id for api in config.apis)
     reused = 0
     for api in config.apis:
         found = previous.get(id(api))
-        if found is not None and found[1] is api and counts[api.id] == 1:
-            built[found[0]] = found
-            apis[api.id] = found[2]
+        if found is not None and found[0] is api and counts[api.id] == 1:
+            built[id(api)] = found
+            apis[api.id] = found[1]
             reused += 1
             continue
         tree: ResourceTree[RouteRuntime] = ResourceTree()
@@ -461,8 +459,7 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
         )
         front = apis.get(api.id)
         if counts[api.id] == 1:  # an API with several deployments is built again every time
-            key = id(api)
-            built[key] = (key, api, runtime)
+            built[id(api)] = (api, runtime)
         if front is None:
             apis[api.id] = runtime
         else:  # another deployment of the same API: its stages route to it

@@ -8,7 +8,8 @@ classification, one counter, and (when the stream is on) one tuple appended to a
 no copy of the request, no explanation, no work per viewer. A viewer reads the ring later,
 from its own cursor (:meth:`DecisionLog.since`); what the ring dropped before a viewer read it
 is reported as missed. The explanation of one event is computed on demand
-(:meth:`DecisionLog.explain`) with the very policy object that decided the request, by the
+(:meth:`DecisionLog.explain`) with the policy that decided the request (the very object while
+its API is served, compiled again from its text once a reload has replaced the API), by the
 engine's explain walk (``evaluate(..., explain=True)``), the trace ``iamgate policy simulate
 --explain`` prints.
 """

@@ -28,18 +28,15 @@ _KEY_FIELDS = ("id", "name", "value", "enabled")
 _PLAN_FIELDS = ("id", "name", "api_stages", "throttle", "quota", "keys", "on_backend_error")
 
 
-def _text(doc: Doc) -> str:
-    return json.dumps(doc, sort_keys=True)
-
-
 def encode_served(served: Served) -> bytes:
-    texts = [[a, i, t] for (a, i), t in served.texts.items()]
+    texts = [[a, i, json.dumps(d, sort_keys=True)] for (a, i), d in served.deployments.items()]
+    texts += [[a, i, t] for (a, i), t in served.texts.items()]
     return json.dumps(
         {
             "generation": served.generation,
             "stages": [list(item) for item in served.stages],
             # each as its own text: a worker decodes only those its reload needs
-            "deployments": [[a, i, _text(d)] for (a, i), d in served.deployments.items()] + texts,
+            "deployments": texts,
             "api_keys": served.api_keys,
             "usage_plans": served.usage_plans,
             "domains": served.domains,
