@@ -38,6 +38,13 @@ LOOPBACK_ONLY = _policy(
     _statement("Allow", "execute-api:/*", {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}, "Loopback")
 )
 
+REFUSE_ALL = _policy(_statement("Deny", "execute-api:/*", sid="RouteRefuses"))
+# the gamma stage lets through /open only, and denies /both outright
+GAMMA = _policy(
+    _statement("Allow", "execute-api:/*/GET/open", sid="OnlyOpen"),
+    _statement("Deny", "execute-api:/*/GET/both", sid="StageRefusesBoth"),
+)
+
 
 def config(backend: Backend, tmp: Path) -> dict[str, Any]:
     no_delete = _policy(
@@ -54,7 +61,11 @@ def config(backend: Backend, tmp: Path) -> dict[str, Any]:
                     _statement("Allow", "execute-api:/*", sid="Everyone"),
                     _statement("Deny", "execute-api:/*/GET/blocked", sid="Blocked"),
                 ),
-                "stages": {"prod": {}, "beta": {"policy_file": "no-delete.json"}},
+                "stages": {
+                    "prod": {},
+                    "beta": {"policy_file": "no-delete.json"},
+                    "gamma": {"policy": GAMMA},
+                },
                 "routes": [
                     _route("/open", backend),
                     _route("/office", backend, policy=OFFICE_ONLY),
@@ -62,6 +73,8 @@ def config(backend: Backend, tmp: Path) -> dict[str, Any]:
                     _route("/items/{id}", backend, "DELETE"),
                     _route("/blocked", backend, policy=LOOPBACK_ONLY),
                     _route("/audit", backend, policy=OFFICE_ONLY, policy_mode="report"),
+                    _route("/refuse", backend, policy=REFUSE_ALL),
+                    _route("/both", backend, policy=REFUSE_ALL),
                 ],
             },
             {
@@ -156,6 +169,38 @@ def test_without_an_api_policy_the_route_policy_decides_alone(world: tuple[Gatew
     logged = wait_for_log(gw, denied.request_id)
     assert logged["decision"] == "ImplicitDeny"
     assert logged["decision.policy"] == "route:GET /office"
+
+
+@pytest.mark.parametrize(
+    ("path", "explicit", "named", "statements"),
+    [
+        # the API allows, the route denies explicitly
+        ("/prod/refuse", True, "route:GET /refuse", ["#0 (RouteRefuses)"]),
+        # the stage allows nothing here (implicit), the route loopback: the stage refuses
+        ("/gamma/local", False, "stage:gamma", []),
+        # the stage's implicit refusal and the route's explicit deny: the explicit deny is named
+        ("/gamma/refuse", True, "route:GET /refuse", ["#0 (RouteRefuses)"]),
+        # both deny explicitly: the first of them, the stage's, is named
+        ("/gamma/both", True, "stage:gamma", ["#1 (StageRefusesBoth)"]),
+    ],
+)
+def test_when_a_stage_or_route_policy_refuses_the_log_names_which(
+    world: tuple[Gateway, Backend], path: str, explicit: bool, named: str, statements: list[str]
+) -> None:
+    gw, backend = world
+    assert _call(gw, "/gamma/open").status == 200  # the stage lets this one through
+    before = len(backend.requests)
+    denied = _call(gw, path)
+    assert denied.status == 403
+    assert denied.json()["Message"].endswith("with an explicit deny") is explicit
+    assert len(backend.requests) == before
+    logged = wait_for_log(gw, denied.request_id)
+    assert logged["decision"] == ("ExplicitDeny" if explicit else "ImplicitDeny")
+    assert logged["decision.policy"] == named
+    assert logged["decision.statements"] == statements
+    layers = [p["policy"] for p in logged["decision.policies"]]
+    assert layers[0] == "api"
+    assert logged["decision.policies"][0]["decision"] == "Allow"
 
 
 def test_a_route_without_its_own_policy_logs_as_before(world: tuple[Gateway, Backend]) -> None:

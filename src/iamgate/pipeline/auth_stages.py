@@ -284,7 +284,36 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     and the caller's side (identity policies, authorizer policy) is enforced as usual. Judging it
     with the policy and then forgiving a denial attributed to the policy would let through callers
     whose own side refuses them too (an explicit identity or authorizer deny, a cross-account
-    caller without an identity allow), and would let a report-only allow grant access."""
+    caller without an identity allow), and would let a report-only allow grant access.
+
+    The common case, a ``NONE`` route whose resource policy allows (or that has none), is decided
+    here without building the combination; everything else is :func:`_combined`'s."""
+    route = ex.route
+    api = ex.api
+    assert route is not None
+    assert api is not None
+    policy = api.policy
+    if policy is not None and policy.extension_keys:
+        refused = fill(ex, policy.extension_keys, policy.single_valued_keys)
+        if refused is not None:
+            return refused
+    if route.authorization != "NONE":
+        return _combined(ex, None)
+    resource = _resource_decision(ex, None)
+    if resource is not None and resource.effect is not _ALLOW:
+        return _combined(ex, resource)
+    # combine.none allows (in report mode too): only the stage's and route's own policies, if
+    # any, are left to ask
+    stage = ex.stage
+    assert stage is not None
+    if stage.policy is None and route.policy is None:
+        return None
+    return _gates_only(ex, stage.policy, route.policy)
+
+
+def _combined(ex: Exchange, none_resource: Decision | None) -> R.GatewayResponse | None:
+    """:func:`authorize` with the caller's side and the combination tables (``none_resource``:
+    the resource policy's decision of a ``NONE`` route, already made)."""
     route = ex.route
     api = ex.api
     assert route is not None
@@ -293,16 +322,10 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     kind = route.authorization
     settings = ex.snapshot.settings
     judge: Callable[[Decision | None], combine.Outcome]
-    if api.policy is not None and api.policy.extension_keys:
-        refused = fill(ex, api.policy.extension_keys, api.policy.single_valued_keys)
-        if refused is not None:
-            return refused
     stage = ex.stage
     assert stage is not None
     if kind == "NONE":
-        resource = _resource_decision(ex, None)
-        if (resource is None or resource.effect is _ALLOW) and stage.policy is None and route.policy is None:
-            return None  # combine.none allows (in report mode too), the common case without the calls
+        resource = none_resource
         judge = combine.none
         caller = "anonymous"
     elif kind == "AWS_IAM":
@@ -382,40 +405,74 @@ def authorize(ex: Exchange) -> R.GatewayResponse | None:
     return _denied(ex, caller, explicit=explicit)
 
 
+def _gates_only(
+    ex: Exchange, stage: ScopedPolicy | None, route: ScopedPolicy | None
+) -> R.GatewayResponse | None:
+    """A ``NONE`` route whose API side allows: the answer is the stage's and route's policies'
+    alone (what :func:`authorize` concludes with an allowing outcome, without building it)."""
+    gate = _scoped(ex, None, stage, route)
+    if gate is None:
+        return None
+    if isinstance(gate, R.GatewayResponse):
+        return gate
+    return _denied(ex, "anonymous", explicit=gate)
+
+
 def _scoped(
-    ex: Exchange, principal: str | None, *policies: ScopedPolicy | None
+    ex: Exchange, principal: str | None, stage: ScopedPolicy | None, route: ScopedPolicy | None
 ) -> R.GatewayResponse | bool | None:
     """The stage's and the route's own policies, each a further gate (docs/policy-semantics.md):
     every one that is enforced must allow. None when they all allow (or only a report-only one
     refuses: recorded as a would-be denial); True when one refuses with an explicit deny, False
     when one refuses without; a 400 answer for an ambiguous iamgate: key. ``ex.denied_by`` names
-    the first that refused with an explicit deny, else the first that refused."""
-    assert ex.arn is not None
-    records: list[tuple[str, Decision, str]] = []
+    the first that refused with an explicit deny, else the first that refused. Written out for
+    the two (no loop, no list): a route with a policy pays its decision and little else."""
     refused: bool | None = None
-    for scoped in policies:
-        if scoped is None:
-            continue
-        policy = scoped.policy
-        if policy.extension_keys:
-            ambiguous = fill(ex, policy.extension_keys, policy.single_valued_keys)
-            if ambiguous is not None:
-                return ambiguous
-        decision = policy.decide(principal, ACTION, ex.arn, ex.context)
-        records.append((scoped.label, decision, scoped.mode))
-        if decision.effect is _ALLOW:
-            continue
-        if scoped.mode == "report":
-            ex.would_deny = True
-            continue
-        if decision.effect is DecisionEffect.EXPLICIT_DENY:
-            if refused is not True:
-                ex.denied_by = scoped.label
-            refused = True
-        elif refused is None:
+    first: tuple[str, Decision, str] | None = None
+    if stage is not None:
+        decision = _gate_decision(ex, principal, stage)
+        if isinstance(decision, R.GatewayResponse):
+            return decision
+        first = (stage.label, decision, stage.mode)
+        refused = _refusal(ex, stage, decision, refused)
+    if route is None:
+        ex.scoped = None if first is None else (first,)
+        return refused
+    decision = _gate_decision(ex, principal, route)
+    if isinstance(decision, R.GatewayResponse):
+        return decision
+    last = (route.label, decision, route.mode)
+    ex.scoped = (last,) if first is None else (first, last)
+    return _refusal(ex, route, decision, refused)
+
+
+def _gate_decision(ex: Exchange, principal: str | None, scoped: ScopedPolicy) -> Decision | R.GatewayResponse:
+    """One stage or route policy's memoised decision (a 400 answer for an ambiguous iamgate: key)."""
+    assert ex.arn is not None
+    policy = scoped.policy
+    if policy.extension_keys:
+        ambiguous = fill(ex, policy.extension_keys, policy.single_valued_keys)
+        if ambiguous is not None:
+            return ambiguous
+    return policy.decide(principal, ACTION, ex.arn, ex.context)
+
+
+def _refusal(ex: Exchange, scoped: ScopedPolicy, decision: Decision, refused: bool | None) -> bool | None:
+    """``refused`` once this policy's decision is counted: True once any enforced one denied
+    explicitly, False once one refused without, None while all allow (see :func:`_scoped`)."""
+    effect = decision.effect
+    if effect is _ALLOW:
+        return refused
+    if scoped.mode == "report":
+        ex.would_deny = True
+        return refused
+    if effect is DecisionEffect.EXPLICIT_DENY:
+        if refused is not True:
             ex.denied_by = scoped.label
-            refused = False
-    ex.scoped = tuple(records)
+        return True
+    if refused is None:
+        ex.denied_by = scoped.label
+        return False
     return refused
 
 
