@@ -28,9 +28,10 @@ from types import ModuleType
 __all__ = ["MODULES", "RECORD", "install", "state"]
 
 # The per-request path: the clocks, the client connection and its state, the integrations, the
-# upstream protocols, the pipeline stages, the access log and metrics, the snapshot lookups, the
-# throttle backends, the memo and the policy evaluator (its decision memo is on every request; it
-# still imports nothing from the rest). Paths relative to src/.
+# upstream protocols, the pipeline stages, the access log, the console's decision log and the
+# metrics, the snapshot lookups, the throttle backends, the memo and the policy evaluator (its
+# decision memo is on every request; it still imports nothing from the rest). Paths relative
+# to src/.
 MODULES = (
     "iamgate/clock.py",
     "iamgate/serving/state.py",
@@ -54,6 +55,7 @@ MODULES = (
     "iamgate/pipeline/throttle_stage.py",
     "iamgate/pipeline/validate.py",
     "iamgate/observe/accesslog.py",
+    "iamgate/observe/decisions.py",
     "iamgate/observe/metrics.py",
     "iamgate/config/snapshot.py",
     "iamgate/config/model.py",

@@ -1,14 +1,14 @@
 """Units of the decision stream: the per-process log (kinds, the bounded ring, cursors and what
 was missed, explanations with the policy that decided) and the console's feed (one refresh
 shared by every viewer, what a viewer lost, drops counted in the metrics). The request side is a
-plain object with the exchange's attributes (the seam ``DecisionLog.add`` reads); the policy is
-compiled by the engine."""
+real exchange of a real snapshot, with the attributes the stages would have set (``DecisionLog.add``
+is compiled: it takes nothing else); the policy is compiled by the engine."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from types import SimpleNamespace
 from typing import Any
 
 from iamgate.config.load import parse_config
@@ -16,7 +16,6 @@ from iamgate.config.model import StageConfig
 from iamgate.config.read_api import ApiMemo
 from iamgate.config.snapshot import (
     ApiRuntime,
-    DecidingPolicy,
     Reuse,
     RouteRuntime,
     build_snapshot,
@@ -25,7 +24,7 @@ from iamgate.config.snapshot import (
 from iamgate.console.feed import ASK, Feed, local_feed
 from iamgate.observe.decisions import KEPT, DecisionLog
 from iamgate.observe.metrics import Metrics, render
-from iamgate.policy import ApiRef, prepare
+from iamgate.pipeline.exchange import Exchange
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:api1/prod/GET/admin/x"
 POLICY = {
@@ -39,40 +38,55 @@ POLICY = {
 }  # fmt: skip
 
 
-def runtime() -> Any:
-    text = json.dumps(POLICY)
-    prepared = prepare(text.encode(), api=ApiRef("us-east-1", "123456789012", "api1"))
-    assert prepared.policy is not None
-    ref = ApiRef("us-east-1", "123456789012", "api1")
-    return SimpleNamespace(deciding=DecidingPolicy("api1", prepared.policy, text, "enforce", ref))
+def _snapshot(policy: dict[str, Any], reuse: Reuse, memo: ApiMemo) -> Any:
+    route_policy = {**POLICY, "Statement": POLICY["Statement"][1:]}
+    text = f"""
+gateway: {{region: us-east-1, account_id: "123456789012"}}
+apis:
+  - id: api1
+    stages: {{prod: {{}}}}
+    policy: {json.dumps(policy)}
+    routes:
+      - {{path: /admin/x, method: GET, integration: {{type: MOCK}}, policy: {json.dumps(route_policy)}}}
+  - id: api2
+    stages: {{prod: {{}}}}
+    policy: {json.dumps(route_policy)}
+    routes: [{{path: /, method: GET, integration: {{type: MOCK}}}}]
+"""
+    config, diags = parse_config(text, source="gateway.yaml", memo=memo)
+    assert config is not None, diags
+    return build_snapshot(config, reuse)
 
 
-def exchange(status: int = 200, **kw: Any) -> Any:
+@functools.cache
+def _served() -> Any:
+    """One snapshot for the exchanges of these tests (they do not change it)."""
+    return _snapshot(POLICY, Reuse(), ApiMemo())
+
+
+def runtime() -> ApiRuntime:
+    """A served API whose resource policy is :data:`POLICY`."""
+    api: ApiRuntime = _served().apis["api1"]
+    return api
+
+
+def exchange(status: int = 200, **kw: Any) -> Exchange:
+    """A finished request as the stages leave it: by default an anonymous GET /prod/admin/x from
+    10.1.2.3 answered ``status``, without its API (not explainable); ``kw`` sets the rest."""
+    ex = Exchange(_served(), "GET", b"/prod/admin/x", b"", [], {}, "1.1", True, "10.1.2.3", False)
     values: dict[str, Any] = {
         "status": status,
-        "throttled_by": None,
-        "response_type": None,
-        "error_message": None,
         "wall": 1.0,
-        "method": "GET",
-        "raw_path": b"/prod/admin/x",
         "path": "/admin/x",
-        "stage": StageConfig("prod", {}),  # a real one: compiled code checks its type
-        "base_path": None,
-        "stage_in_path": False,
-        "identity": None,
-        "authorizer": None,
-        "claims": None,
-        "source_ip": "10.1.2.3",
-        "api": None,
+        "stage": StageConfig("prod", {}),
         "request_id": "rid",
         "arn": ARN,
         "context": {"aws:sourceip": "10.1.2.3"},
-        "route": None,
-        "denied_by": None,
     }
     values.update(kw)
-    return SimpleNamespace(**values)
+    for name, value in values.items():
+        setattr(ex, name, value)
+    return ex
 
 
 def test_kinds_are_what_the_answer_says() -> None:
@@ -144,26 +158,6 @@ def test_an_explanation_uses_the_policy_that_decided() -> None:
     assert condition["request_values"] == ["10.1.2.3"]
     assert condition["policy_values"] == ["10.0.0.0/8"]
     assert found["event"]["explainable"] is True
-
-
-def _snapshot(policy: dict[str, Any], reuse: Reuse, memo: ApiMemo) -> Any:
-    route_policy = {**POLICY, "Statement": POLICY["Statement"][1:]}
-    text = f"""
-gateway: {{region: us-east-1, account_id: "123456789012"}}
-apis:
-  - id: api1
-    stages: {{prod: {{}}}}
-    policy: {json.dumps(policy)}
-    routes:
-      - {{path: /admin/x, method: GET, integration: {{type: MOCK}}, policy: {json.dumps(route_policy)}}}
-  - id: api2
-    stages: {{prod: {{}}}}
-    policy: {json.dumps(route_policy)}
-    routes: [{{path: /, method: GET, integration: {{type: MOCK}}}}]
-"""
-    config, diags = parse_config(text, source="gateway.yaml", memo=memo)
-    assert config is not None, diags
-    return build_snapshot(config, reuse)
 
 
 def test_a_kept_request_keeps_its_policies_not_its_api() -> None:
