@@ -8,7 +8,11 @@ the socket-level benchmark (bench/proxy_bench.py) then adds back. Reports proces
 request, best of several rounds.
 
     python bench/hotpath.py [--policy small|large|allow-all] [--log on|off] [-n 20000] [--paths N]
-                            [--throttle off|memory|redis]
+                            [--throttle off|memory|redis] [--route-policy ...] [--auth none|iam]
+
+``--auth iam`` makes the route ``AWS_IAM`` and signs the request with SigV4 (botocore, a
+same-account user whose identity policy allows): the signature's verification and the
+combination of the identity and resource policies (Table A) are then in the count.
 
 ``--throttle redis`` checks a never-triggering throttle in the Redis at ``IAMGATE_BENCH_REDIS``
 (default ``redis://127.0.0.1:6379/15``), one request at a time: each waits for its reply before
@@ -82,8 +86,19 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
+# --auth iam: a same-account IAM user whose identity policy allows everything, and its key
+ACCOUNT = "123456789012"
+ACCESS_KEY = "AKIAHOTPATHBENCH0001"
+SECRET = "hotpath/Bench+Secret0000000000000000000"
+
+
 def config_text(
-    policy: str, log: str, log_path: str, throttle: str = "off", route_policy: str = "none"
+    policy: str,
+    log: str,
+    log_path: str,
+    throttle: str = "off",
+    route_policy: str = "none",
+    auth: str = "none",
 ) -> str:
     import yaml
 
@@ -107,11 +122,39 @@ def config_text(
         api["routes"][0]["policy"] = own  # type: ignore[index]
     gateway = {
         "region": "us-east-1",
-        "account_id": "123456789012",
+        "account_id": ACCOUNT,
         "max_policy_chars": None,
         "access_log": {"destination": log_path} if log == "on" else None,
     }
-    return yaml.safe_dump({"gateway": gateway, "apis": [api], **top})
+    doc_top: dict[str, object] = {"gateway": gateway, "apis": [api], **top}
+    if auth == "iam":  # SigV4-signed requests of a same-account user (Table A)
+        api["routes"][0]["authorization"] = "AWS_IAM"  # type: ignore[index]
+        user = f"arn:aws:iam::{ACCOUNT}:user/bench"
+        allow_all = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}],
+        }
+        doc_top["identities"] = {
+            "users": [{"arn": user, "policies": [allow_all]}],
+            "access_keys": [{"id": ACCESS_KEY, "secret": SECRET, "owner": user}],
+        }
+    return yaml.safe_dump(doc_top)
+
+
+def signed(request: bytes) -> bytes:
+    """``request`` (a GET without a body) signed with SigV4 by botocore, as the AWS SDKs sign it:
+    one signature reused for every request of the run (the gateway accepts it for 15 minutes)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    method, target, _ = head[0].split(" ")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    aws = AWSRequest(method=method, url=f"http://{headers['Host']}{target}", headers=headers)
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET), "execute-api", "us-east-1").add_auth(aws)
+    lines = [head[0], *(f"{name}: {value}" for name, value in aws.headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def requests(paths: int) -> list[bytes]:
@@ -128,9 +171,11 @@ async def run(
     throttle: str = "off",
     paths: int = 1,
     route_policy: str = "none",
+    auth: str = "none",
 ) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
-        config, diags = parse_config(config_text(policy, log, f"{tmp}/access.log", throttle, route_policy))
+        text = config_text(policy, log, f"{tmp}/access.log", throttle, route_policy, auth)
+        config, diags = parse_config(text)
         assert config is not None, [d.render() for d in diags]
         state = GatewayState(build_snapshot(config))
         down = DownstreamConnection(state)
@@ -144,6 +189,8 @@ async def run(
         pool.release(up)
         results = []
         cycle = requests(paths)
+        if auth == "iam":
+            cycle = [signed(r) for r in cycle]
         k = len(cycle)
         later = throttle == "redis"  # the request reaches the backend once Redis has answered
         if later:
@@ -181,12 +228,22 @@ def main() -> None:
     parser.add_argument(
         "--route-policy", default="none", choices=["none", "allow-all", "localhost", "small", "large"]
     )
+    parser.add_argument("--auth", default="none", choices=["none", "iam"])
     args = parser.parse_args()
     results = uvloop.run(
-        run(args.policy, args.log, args.n, args.rounds, args.throttle, args.paths, args.route_policy)
+        run(
+            args.policy,
+            args.log,
+            args.n,
+            args.rounds,
+            args.throttle,
+            args.paths,
+            args.route_policy,
+            args.auth,
+        )
     )
     print(
-        f"policy={args.policy} log={args.log} throttle={args.throttle} paths={args.paths} "
+        f"policy={args.policy} log={args.log} throttle={args.throttle} paths={args.paths} auth={args.auth} "
         f"per-request CPU: best {min(results):.1f} us, "
         f"median {statistics.median(results):.1f} us over {args.rounds} rounds of {args.n}"
     )

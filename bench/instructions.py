@@ -9,9 +9,10 @@ it hardly moves when the machine is busy, so small changes can be compared on a 
     python bench/instructions.py                       # allow-all/small/large x log on/off
     python bench/instructions.py --cases small:on small:off:memory -j 2
 
-A case is ``POLICY:LOG[:THROTTLE[:PATHS[:ROUTE_POLICY]]]`` (PATHS: see hotpath.py's ``--paths``;
-``small:on:off:10000``: the small policy, every request on another path; ROUTE_POLICY: the
-route's own policy, ``small:off:off:1:small``), or ``floor`` for
+A case is ``POLICY:LOG[:THROTTLE[:PATHS[:ROUTE_POLICY[:AUTH]]]]`` (PATHS: see hotpath.py's
+``--paths``; ``small:on:off:10000``: the small policy, every request on another path;
+ROUTE_POLICY: the route's own policy, ``small:off:off:1:small``; AUTH: ``iam`` for a SigV4-signed
+request on an ``AWS_IAM`` route, ``small:off:off:1:none:iam``), or ``floor`` for
 ``bench/floor_proxy.py`` (the least a uvloop + httptools proxy does per request, same bytes in
 and out). ``PYTHONHASHSEED`` is fixed so dictionary layouts repeat.
 """
@@ -30,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CASES = [f"{p}:{log}" for p in ("allow-all", "small", "large") for log in ("on", "off")]
 
 
-def _count(policy: str, log: str, throttle: str, n: int, paths: str, route_policy: str = "none") -> int:
+def _count(
+    policy: str, log: str, throttle: str, n: int, paths: str, route_policy: str = "none", auth: str = "none"
+) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
@@ -41,6 +44,8 @@ def _count(policy: str, log: str, throttle: str, n: int, paths: str, route_polic
             cmd += ["--paths", paths]
             if route_policy != "none":
                 cmd += ["--route-policy", route_policy]
+            if auth != "none":
+                cmd += ["--auth", auth]
         cmd += ["-n", str(n), "--rounds", "1"]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         subprocess.run(cmd, check=True, capture_output=True, env=env)
@@ -55,9 +60,9 @@ def per_request(case: str, n1: int, n2: int) -> float:
     throttle = rest[0] if rest else "off"
     paths = rest[1] if len(rest) > 1 else "1"
     own = rest[2] if len(rest) > 2 else "none"
-    return (_count(policy, log, throttle, n2, paths, own) - _count(policy, log, throttle, n1, paths, own)) / (
-        n2 - n1
-    )
+    auth = rest[3] if len(rest) > 3 else "none"
+    more = _count(policy, log, throttle, n2, paths, own, auth)
+    return (more - _count(policy, log, throttle, n1, paths, own, auth)) / (n2 - n1)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 from iamgate.policy import Decision, DecisionEffect, MatchKind
 
@@ -44,7 +45,7 @@ class Outcome:
     denied_by: str | None  # "resource" | "identity" | "authorizer" | None
 
 
-ALLOW = Outcome(True, False, None)
+ALLOW: Final = Outcome(True, False, None)
 
 
 def table_a(caller: Side, resource: Side, *, caller_name: str = "identity") -> Outcome:

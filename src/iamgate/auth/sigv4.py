@@ -46,6 +46,7 @@ Choices where AWS documents nothing for execute-api [INF], all failing closed:
 from __future__ import annotations
 
 import calendar
+import datetime
 import email.utils
 import hashlib
 import hmac
@@ -54,7 +55,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from iamgate.policy.memo import SecondSight
 
@@ -98,6 +99,7 @@ _MISMATCH: Final = (
 )
 _HOST_NOT_SIGNED: Final = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
 _PRESIGN_PARAMS: Final = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders")
+_EPOCH_ORDINAL: Final = 719163  # datetime.date(1970, 1, 1).toordinal()
 _AMZ_DATE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 _DIGITS: Final = re.compile(r"[0-9]{1,7}")
 _COMPONENT_SPLIT: Final = re.compile(r"[ \t,]+")
@@ -141,7 +143,7 @@ class Credential:
     secret_access_key: str
     session_token: str | None = None
     expires_at: float | None = None
-    owner: object = None
+    owner: Any = None  # Any, not object: mypyc resolves a dataclass field's annotation by name in the module
 
     def __repr__(self) -> str:  # never print the secret or the token
         return f"Credential(access_key_id={self.access_key_id!r}, owner={self.owner!r})"
@@ -332,15 +334,22 @@ def _bad_date(value: str) -> SignatureError:
 
 
 def _parse_amz_date(value: str) -> int:
+    """``YYYYMMDDTHHMMSSZ`` as epoch seconds. Accepts what ``time.strptime(value,
+    "%Y%m%dT%H%M%SZ")`` accepts (a real date of years 1-9999, hours to 23, minutes to 59, seconds
+    to 61, as strptime allows leap seconds) and computes what ``calendar.timegm`` would, without
+    strptime's cost (most of a signed request's date handling); tests/auth/test_sigv4_dates.py
+    holds it to both."""
     match = _AMZ_DATE.fullmatch(value)
     if match is None:
         raise _bad_date(value)
-    fields = tuple(int(part) for part in match.groups())
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    if hour > 23 or minute > 59 or second > 61:
+        raise _bad_date(value)
     try:
-        time.strptime(value, "%Y%m%dT%H%M%SZ")  # rejects 20240230, 25:00 and second 61
-    except ValueError:
+        days = datetime.date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:  # no such date (20240230, month 13, year 0)
         raise _bad_date(value) from None
-    return calendar.timegm((*fields, 0, 0, 0))
+    return days * 86400 + hour * 3600 + minute * 60 + second
 
 
 def _parse_http_date(value: str) -> int:
