@@ -211,8 +211,8 @@ def parse_authorization_header(value: str, *, has_date: bool = True) -> ParsedAu
 
 
 def _split_algorithm(raw: str) -> tuple[str, str]:
-    """``raw`` split at its first run of blanks and tabs (the algorithm, then the rest), as
-    splitting on ``[ \t]+`` once does."""
+    """``raw`` split at its first run of blanks and tabs (the algorithm, then the rest), as one
+    split by the regular expression of blanks and tabs does."""
     blank, tab = raw.find(" "), raw.find("\t")
     at = blank if tab < 0 or 0 <= blank < tab else tab
     if at < 0:
