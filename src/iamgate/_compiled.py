@@ -30,8 +30,9 @@ __all__ = ["MODULES", "RECORD", "install", "state"]
 # The per-request path: the clocks, the client connection and its state, the integrations, the
 # upstream protocols, the pipeline stages, the access log, the console's decision log and the
 # metrics, the snapshot lookups, the throttle backends, SigV4 verification, the identities and
-# the combination tables (every signed request), the memo and the policy evaluator (its decision memo is on
-# every request; it still imports nothing from the rest). Paths relative to src/.
+# the combination tables (every signed request), the memo and the policy evaluator (its
+# decision memo is on every request; it still imports nothing from the rest). Paths relative
+# to src/.
 MODULES = (
     "iamgate/clock.py",
     "iamgate/serving/state.py",

@@ -12,12 +12,12 @@ import json
 from typing import Any
 
 from iamgate.config.load import parse_config
-from iamgate.config.model import StageConfig
 from iamgate.config.read_api import ApiMemo
 from iamgate.config.snapshot import (
     ApiRuntime,
     Reuse,
     RouteRuntime,
+    Snapshot,
     build_snapshot,
     release_superseded,
 )
@@ -38,7 +38,7 @@ POLICY = {
 }  # fmt: skip
 
 
-def _snapshot(policy: dict[str, Any], reuse: Reuse, memo: ApiMemo) -> Any:
+def _snapshot(policy: dict[str, Any], reuse: Reuse, memo: ApiMemo) -> Snapshot:
     route_policy = {**POLICY, "Statement": POLICY["Statement"][1:]}
     text = f"""
 gateway: {{region: us-east-1, account_id: "123456789012"}}
@@ -59,15 +59,14 @@ apis:
 
 
 @functools.cache
-def _served() -> Any:
+def _served() -> Snapshot:
     """One snapshot for the exchanges of these tests (they do not change it)."""
     return _snapshot(POLICY, Reuse(), ApiMemo())
 
 
 def runtime() -> ApiRuntime:
     """A served API whose resource policy is :data:`POLICY`."""
-    api: ApiRuntime = _served().apis["api1"]
-    return api
+    return _served().apis["api1"]
 
 
 def exchange(status: int = 200, **kw: Any) -> Exchange:
@@ -78,7 +77,7 @@ def exchange(status: int = 200, **kw: Any) -> Exchange:
         "status": status,
         "wall": 1.0,
         "path": "/admin/x",
-        "stage": StageConfig("prod", {}),
+        "stage": runtime().stages["prod"],
         "request_id": "rid",
         "arn": ARN,
         "context": {"aws:sourceip": "10.1.2.3"},
