@@ -50,6 +50,7 @@ from iamgate.auth.sigv4 import (
     SignatureError,
     SignedRequest,
     Verified,
+    covered_path,
     verify,
 )
 
@@ -517,6 +518,18 @@ def test_requests_aws4auth_bodies_and_token(data: bytes, headers: dict[str, str]
     assert "x-amz-security-token" in verified.signed_headers
 
 
+def test_a_leap_second_is_signed_as_the_minute_it_reads_as() -> None:
+    """``...T000060Z`` is read as 00:01:00 (as strptime and timegm read it), and that is the date
+    the string to sign holds: a client that signed the text it sent fails, however its request's
+    other parts hold. The second below it is signed as written and passes."""
+    signed = aws4auth_sign("GET", f"https://{HOST}/prod/items", amz_date="20240101T000059Z")
+    assert check(from_requests(signed)).signed_headers
+    leap = aws4auth_sign("GET", f"https://{HOST}/prod/items", amz_date="20240101T000060Z")
+    error = rejected(from_requests(leap))
+    assert error.error_type == INVALID_SIGNATURE
+    assert "AWS4-HMAC-SHA256\n20240101T000100Z\n" in error.message
+
+
 def test_requests_aws4auth_current_time() -> None:
     prepared = aws4auth_sign("GET", f"https://{HOST}/prod/now?x=a+b", amz_date=None)
     assert verify(from_requests(prepared), region=REGION, lookup=store(), now=time.time())
@@ -644,7 +657,14 @@ def test_expired_presigned_url() -> None:
 
 # -- differential: our canonical pieces against the libraries' own -----------------------------
 
-_path_text = st.text(alphabet=st.sampled_from("/./a..b%2:@;+ ~é"), max_size=24)
+_path_text = st.one_of(
+    st.text(alphabet=st.sampled_from("/./a..b%2:@;+ ~é"), max_size=24),
+    # mostly paths the readers' shortcut takes (a leading "/", no empty or dot-led segment), and
+    # the near misses it must not take ("/a/.b", "/a//", "/a%2e", a space or ":" to escape)
+    st.lists(st.text(alphabet=st.sampled_from("aZ09-_.~%2e :"), min_size=1, max_size=6), max_size=5).map(
+        lambda segments: "/" + "/".join(segments)
+    ),
+)
 
 
 @given(_path_text)
@@ -657,6 +677,13 @@ def test_canonical_uri_is_botocores(path: str) -> None:
     signer = SigV4Auth(Credentials(KEY, SECRET), "execute-api", REGION)
     expected = signer._normalize_url_path(path)
     assert canon.canonical_uri(path.encode()) == expected
+
+
+@given(st.one_of(_path_text.map(lambda path: path.encode()), st.binary(max_size=16).map(lambda b: b"/" + b)))
+def test_the_covered_path_is_the_wire_path_normalised(raw: bytes) -> None:
+    """covered_path hands a plain ASCII path back as it is; it must be what normalising gives."""
+    expected = botocore.utils.normalize_url_path(raw.decode("utf-8", errors="replace")).encode()
+    assert covered_path(raw) == expected
 
 
 _query_text = st.text(alphabet=st.sampled_from("ab=&+%2B0F~-._:@!$'()*,;é "), max_size=30)

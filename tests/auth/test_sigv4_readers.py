@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iamgate.auth.sigv4 import SignatureError, _parse_amz_date, parse_authorization_header
+from iamgate.auth.sigv4 import SignatureError, _amz, _parse_amz_date, parse_authorization_header
 
 YEARS = ("0000", "0001", "1969", "1970", "1999", "2000", "2024", "2026", "2100", "9999")
 
@@ -59,6 +59,20 @@ def test_every_time_of_day_as_strptime_decides() -> None:
     times = itertools.product(range(26), range(61), range(63))
     values = (f"20240229T{hour:02d}{minute:02d}{second:02d}Z" for hour, minute, second in times)
     assert [value for value in values if not _same(value)] == []
+
+
+def test_an_accepted_date_below_a_leap_second_is_signed_as_written() -> None:
+    """The string to sign holds the request's date as _amz formats it; the verifier takes the
+    header's text instead when its seconds are below 60. That is the same text for every date
+    the reader accepts, and only then (a leap second is formatted into the next minute)."""
+    days = itertools.product(YEARS, range(1, 13), (1, 28, 29, 31))
+    times = itertools.product(range(0, 24, 7), range(0, 60, 13), (0, 9, 10, 59, 60, 61))
+    for (year, month, day), (hour, minute, second) in itertools.product(days, times):
+        value = f"{year}{month:02d}{day:02d}T{hour:02d}{minute:02d}{second:02d}Z"
+        read = _ours(value)
+        if isinstance(read, str):  # refused: no string to sign
+            continue
+        assert (_amz(read) == value) is (value[13] < "6"), value
 
 
 @pytest.mark.parametrize(

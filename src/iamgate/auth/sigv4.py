@@ -263,6 +263,8 @@ def covered_path(raw_path: bytes) -> bytes:
     the canonical URI. Escapes are *not* decoded first, so ``%2e%2e`` stays a segment of its own
     here while a router that decodes first reads it as ``..``: a gateway must route this path,
     not only the wire path, to know what was signed (docs/security.md, "Signatures")."""
+    if raw_path.isascii() and canon.is_plain_path(raw_path.decode("ascii")):
+        return raw_path
     return canon.remove_dot_segments(raw_path.decode("utf-8", errors="replace")).encode("utf-8")
 
 
@@ -469,7 +471,10 @@ def _parse_request(request: SignedRequest, headers: _Headers, now: int, max_skew
     request_time = _parse_amz_date(raw_date) if amz_date is not None else _parse_http_date(raw_date)
     _check_skew(request_time, now, max_skew)
     token = headers.first(b"x-amz-security-token")
-    return _Parsed(auth, False, raw_date, request_time, _amz(request_time), token)
+    # an X-Amz-Date with seconds below 60 is already what _amz would format (its fields are
+    # checked digits of a real date); a leap second, or a Date header, is formatted
+    signed_date = raw_date if amz_date is not None and raw_date[13] < "6" else _amz(request_time)
+    return _Parsed(auth, False, raw_date, request_time, signed_date, token)
 
 
 def _check_scope(parsed: _Parsed, region: str, service: str) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import string
 from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import quote, unquote_to_bytes
@@ -50,6 +51,8 @@ SIGNATURE_PARAM: Final = "X-Amz-Signature"
 _QUERY_SAFE: Final = "-_.~"
 # non-S3 canonical URI: everything but unreserved characters and "/" is percent-encoded
 _PATH_SAFE: Final = "/~"
+# the characters quote(..., safe=_PATH_SAFE) never escapes: RFC 3986's unreserved ones and "/"
+_PATH_UNCHANGED: Final = string.ascii_letters + string.digits + "-._~/"
 
 
 def remove_dot_segments(path: str) -> str:
@@ -59,6 +62,8 @@ def remove_dot_segments(path: str) -> str:
     disappear): a leading ``/`` is kept, a trailing ``/`` is kept when anything is left, and
     ``..`` above the root is dropped. An empty path is ``/`` (botocore ``normalize_url_path``).
     """
+    if is_plain_path(path):
+        return path
     if not path:
         return "/"
     kept: list[str] = []
@@ -75,6 +80,13 @@ def remove_dot_segments(path: str) -> str:
     return first + "/".join(kept) + last
 
 
+def is_plain_path(path: str) -> bool:
+    """Whether :func:`remove_dot_segments` leaves ``path`` as it is: it starts with ``/`` and no
+    segment is empty (but the last) or begins with a dot (``.``, ``..``, and some that are
+    neither, which then take the long way)."""
+    return path[:1] == "/" and "//" not in path and "/." not in path
+
+
 def canonical_uri(raw_path: bytes) -> str:
     """The canonical URI of a non-S3 request: the *wire* path normalised, then encoded again.
 
@@ -82,8 +94,10 @@ def canonical_uri(raw_path: bytes) -> str:
     4.2; botocore ``SigV4Auth._normalize_url_path`` = ``quote(normalize_url_path(path),
     safe='/~')``).
     """
-    text = raw_path.decode("utf-8", errors="replace")
-    return quote(remove_dot_segments(text), safe=_PATH_SAFE)
+    path = remove_dot_segments(raw_path.decode("utf-8", errors="replace"))
+    if not path.rstrip(_PATH_UNCHANGED):  # what quote leaves as it is, without its cost
+        return path
+    return quote(path, safe=_PATH_SAFE)
 
 
 def _split_query(raw_query: str) -> list[tuple[str, str]]:
@@ -199,4 +213,5 @@ def derive_signing_key(secret: str, date: str, region: str, service: str) -> byt
 
 def sign(signing_key: bytes, to_sign: str) -> str:
     """The lower-case hex HMAC-SHA256 of the string to sign."""
-    return hmac.new(signing_key, to_sign.encode("utf-8", errors="surrogatepass"), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C path (OpenSSL's HMAC); hmac.new builds a Python HMAC object
+    return hmac.digest(signing_key, to_sign.encode("utf-8", errors="surrogatepass"), "sha256").hex()
