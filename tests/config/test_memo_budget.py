@@ -52,3 +52,25 @@ def test_a_spray_of_distinct_paths_stays_within_the_share() -> None:
         for n in range(limit * 4):
             ask(n)
             assert len(policy._decided) <= limit
+
+
+def test_the_callers_identity_policies_take_their_share_too() -> None:
+    """An AWS_IAM caller's identity policies memoise their decisions as well; a thousand users
+    with a policy each must not bring a thousand full memos."""
+    raw = SCALE.config(1, statements=2)
+    users, keys = [], []
+    for i in range(299):
+        arn = f"arn:aws:iam::{SCALE.ACCOUNT}:user/u{i}"
+        resource = f"arn:aws:execute-api:*:*:*/prod/GET/u{i}/*"
+        statement = {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resource}
+        users.append({"arn": arn, "policies": [{"Version": "2012-10-17", "Statement": [statement]}]})
+        keys.append({"id": f"AKIA{i:016d}", "secret": f"secret-{i}", "owner": arn})
+    raw["identities"] = {"accounts": [{"id": SCALE.ACCOUNT}], "users": users, "access_keys": keys}
+    config, diags = parse_config(yaml.safe_dump(raw))
+    assert config is not None, diags
+    snapshot = build_snapshot(config)
+    share = max(MEMO_MIN, MEMO_BUDGET // 300)  # the API's policy and 299 identity policies
+    identity_policies = config.auth.store.policies()
+    assert len(identity_policies) == 299
+    assert all(policy._decided.limit == share for policy in identity_policies)
+    assert _policy(snapshot, 0)._decided.limit == share

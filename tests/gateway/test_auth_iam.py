@@ -51,6 +51,7 @@ BOB = Keys("AKIABOB0000000000001", "bob-secret-from-a-file")
 CAROL = Keys("AKIACAROL00000000001", "carol-secret")
 MALLORY = Keys("AKIAMALLORY000000001", "mallory-secret")
 DISABLED = Keys("AKIADISABLED00000001", "disabled-secret")
+DAVE = Keys("AKIADAVE000000000001", "dave-secret")
 READER = Keys("ASIAREADER0000000001", "reader-session-secret", "IQoJb3JpZ2luX2VjEXAMPLE+token/s1==")
 READER_ALICE = Keys("ASIAREADER0000000002", "reader-alice-secret", "token-of-the-session-named-alice")
 READER_OLD = Keys("ASIAREADER0000000003", "reader-old-secret", "token-of-an-expired-session")
@@ -58,6 +59,29 @@ READER_OLD = Keys("ASIAREADER0000000003", "reader-old-secret", "token-of-an-expi
 ALLOW_ALL = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}],
+}
+
+
+# Dave's own policy reads the request: his tool's User-Agent (not signed by botocore, so a client
+# changes it freely). The API's policy allows him (his account is in the organization), so his
+# explicit denies are what refuses him.
+DAVE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Action": "execute-api:Invoke",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:UserAgent": "blocked/1"}},
+        },
+        {
+            "Effect": "Deny",
+            "Action": "execute-api:Invoke",
+            "Resource": "arn:aws:execute-api:*:*:*/prod/GET/dave/locked",
+            "Condition": {"StringEquals": {"aws:UserAgent": "dave-tool/1"}},
+        },
+    ],
 }
 
 
@@ -141,6 +165,7 @@ def config(backend_url: str) -> dict[str, Any]:
                     "policies": [ALLOW_ALL],
                 },
                 {"arn": f"arn:aws:iam::{OTHER}:user/carol", "policies": [ALLOW_ALL]},
+                {"arn": f"arn:aws:iam::{ACCOUNT}:user/dave", "policies": [DAVE_POLICY]},
                 {"arn": f"arn:aws:iam::{STRANGER}:user/mallory", "policies": [ALLOW_ALL]},
             ],
             "roles": [
@@ -168,6 +193,7 @@ def config(backend_url: str) -> dict[str, Any]:
                     "secret": MALLORY.secret,
                     "owner": f"arn:aws:iam::{STRANGER}:user/mallory",
                 },
+                {"id": DAVE.access_key, "secret": DAVE.secret, "owner": f"arn:aws:iam::{ACCOUNT}:user/dave"},
                 {
                     "id": DISABLED.access_key,
                     "secret": DISABLED.secret,
@@ -626,6 +652,27 @@ def test_cross_account_caller_needs_the_resource_policy(gw: Gateway, backend: Ba
         f"execute-api:Invoke on resource: {ARN}/GET/items"
     }
     assert len(backend.requests) == before + 1
+
+
+def test_an_identity_policy_decides_each_request_on_its_own_keys(gw: Gateway, backend: Backend) -> None:
+    """The caller's identity decisions are memoised (by caller, resource and the keys the policy
+    reads): the same signed request sent with another User-Agent, on another path, or again,
+    must each get its own answer, never the one a request before it got."""
+    asked = [
+        ("/prod/dave/open", "dave-tool/1", 200),
+        ("/prod/dave/open", "blocked/1", 403),  # the same caller and resource, another key value
+        ("/prod/dave/open", "dave-tool/1", 200),
+        ("/prod/dave/locked", "dave-tool/1", 403),  # another resource
+        ("/prod/dave/locked", "other/2", 200),
+        ("/prod/dave/open", "blocked/1", 403),
+        ("/prod/dave/locked", "dave-tool/1", 403),
+    ]
+    answers = []
+    for path, agent, _ in asked:
+        signed = sign(DAVE, "GET", url(gw, path))
+        answers.append(send_signed(gw.port, signed, headers={**signed.headers, "User-Agent": agent}))
+    assert [r.status for r in answers] == [status for _, _, status in asked]
+    assert all(r.json()["Message"].endswith(" with an explicit deny") for r in answers if r.status == 403)
 
 
 def test_access_log_names_the_caller(gw: Gateway) -> None:

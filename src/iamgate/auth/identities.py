@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from iamgate.auth.sigv4 import Credential
-from iamgate.policy import CompiledPolicy, Decision, DecisionEffect, Request, StatementRef
+from iamgate.policy import CompiledPolicy, Context, Decision, DecisionEffect, Request, StatementRef
 
 __all__ = ["Account", "ConsoleUser", "Identity", "IdentityStore", "Principal", "identity_decision"]
 
@@ -154,16 +155,37 @@ class IdentityStore:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def policies(self) -> list[CompiledPolicy]:
+        """The identity policies of every caller the store knows, each once: their memos share
+        the gateway's memo budget with the resource policies'."""
+        found: dict[int, CompiledPolicy] = {}
+        owners = [credential.owner for credential, _ in self._keys.values()]
+        owners += [user.identity for user in self._console_users.values()]
+        for owner in owners:
+            if isinstance(owner, Identity):
+                for policy in owner.principal.policies:
+                    found[id(policy)] = policy
+        return list(found.values())
 
-def identity_decision(identity: Identity, request: Request) -> Decision:
+
+def identity_decision(
+    identity: Identity, principal: str, action: str, resource: str, context: Mapping[str, object]
+) -> Decision:
     """The caller's identity policies together (IAM's evaluation over all of them): any explicit deny
     wins, then any allow; with no policy at all, an implicit deny. The account root is allowed
-    everything its account owns (it has no identity policies to consult)."""
+    everything its account owns (it has no identity policies to consult). Each policy's decision
+    is memoised as a resource policy's is (``CompiledPolicy.decide``: with a prepared context,
+    and only for policies whose decision depends on nothing but the key); the memos take their
+    share of the gateway's budget (:meth:`IdentityStore.policies`)."""
     if identity.principal.kind == "root":
         return Decision(DecisionEffect.ALLOW, (StatementRef(-1, "account-root"),))
     allows: list[StatementRef] = []
+    prepared = context if type(context) is Context else None
     for policy in identity.principal.policies:
-        decision = policy.evaluate(request)
+        if prepared is not None:
+            decision = policy.decide(principal, action, resource, prepared)
+        else:  # a plain mapping (the management API's callers): evaluated, not memoised
+            decision = policy.evaluate(Request(principal, action, resource, context))
         if decision.effect is DecisionEffect.EXPLICIT_DENY:
             return decision
         if decision.effect is DecisionEffect.ALLOW:

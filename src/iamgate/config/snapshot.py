@@ -494,7 +494,7 @@ def build_snapshot(config: GatewayConfig, reuse: Reuse | None = None) -> Snapsho
 def _share_memo_budget(config: GatewayConfig) -> None:
     """Each policy's share of :data:`MEMO_BUDGET` (between :data:`MEMO_MIN` and
     :data:`MEMO_MAX` entries per memo): what a policy remembers of the requests it decided is
-    bounded per process, however many APIs, stages and routes have a policy."""
+    bounded per process, however many APIs, stages, routes and callers have a policy."""
     policies: dict[int, CompiledPolicy] = {}
     for api in config.apis:
         if api.policy is not None:
@@ -505,6 +505,8 @@ def _share_memo_budget(config: GatewayConfig) -> None:
         for route in api.routes:
             if route.policy is not None:
                 policies[id(route.policy.policy)] = route.policy.policy
+    for policy in config.auth.store.policies():  # the callers' identity policies (AWS_IAM)
+        policies[id(policy)] = policy
     if not policies:
         return
     share = max(MEMO_MIN, min(MEMO_MAX, MEMO_BUDGET // len(policies)))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from iamgate.auth.identities import Identity, IdentityStore, identity_decision
 from iamgate.auth.sigv4 import SignatureError, SignedRequest, verify
 from iamgate.management.core import ApiError
-from iamgate.policy import DecisionEffect, Request
+from iamgate.policy import DecisionEffect
 
 __all__ = ["Caller", "authenticate", "authorize", "caller_of", "require", "resource_arn"]
 
@@ -123,7 +123,7 @@ def caller_of(
 def authorize(caller: Caller, action: str, path: str) -> None:
     """Allow, or raise ``AccessDeniedException`` naming the caller, the action and the ARN."""
     arn = resource_arn(caller.region, path)
-    decision = identity_decision(caller.identity, Request(caller.arn, action, arn, caller.context))
+    decision = identity_decision(caller.identity, caller.arn, action, arn, caller.context)
     if decision.effect is DecisionEffect.ALLOW:
         return
     suffix = " with an explicit deny" if decision.effect is DecisionEffect.EXPLICIT_DENY else ""

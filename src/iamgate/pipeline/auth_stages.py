@@ -346,9 +346,10 @@ def _combined(ex: Exchange, none_resource: Decision | None) -> R.GatewayResponse
                 refused = fill(ex, own.extension_keys, own.single_valued_keys)
                 if refused is not None:
                     return refused
-        request = Request(identity.caller_arn, ACTION, ex.arn, ex.context)
         resource = _resource_decision(ex, identity.caller_arn)
-        caller_side = ex.identity_decision = identity_decision(identity, request)
+        caller_side = ex.identity_decision = identity_decision(
+            identity, identity.caller_arn, ACTION, ex.arn, ex.context
+        )
         same_account = identity.account_id == settings.account_id
 
         def judge(rp: Decision | None) -> combine.Outcome:
