@@ -71,6 +71,7 @@ MODULES = (
     "iamgate/auth/identities.py",
     "iamgate/policy/memo.py",
     "iamgate/policy/evaluate.py",
+    "iamgate/policy/decision.py",
 )
 RECORD = "_compiled_sources.json"
 PURE_ENV = "IAMGATE_PURE_PYTHON"
