@@ -2,7 +2,7 @@
 
 Usage (proxy_bench.py runs it for its iamgate-* rows; see docs/benchmarks.md):
     python bench/gateway_row.py PORT UPSTREAM POLICY [--log on|off] [--workers N] [--run DIR]
-        [--throttle off|memory|redis] [--tls DIR]
+        [--throttle off|memory|redis] [--tls DIR] [--auth none|iam]
 
 POLICY: allow-all (no policy: a public API), small (bench/policies/small.json: 5 statements),
 large (large.json: 200 statements, 1,000 CIDRs) or localhost (allow-localhost-get-pets.json);
@@ -11,7 +11,10 @@ harness's readiness check passes. One API "petapi" (us-east-1, 123456789012), st
 route GET /pets/{id} -> HTTP_PROXY UPSTREAM/pets/{id}, exactly the request the harness sends.
 --throttle adds limits that never trigger (account + stage buckets), kept in memory or in Redis
 (IAMGATE_BENCH_REDIS, default redis://127.0.0.1:6379/15). --tls serves TLS on PORT with
-DIR/chain.pem and DIR/key.pem (gateway.tls, the default security policy TLS_1_2).
+DIR/chain.pem and DIR/key.pem (gateway.tls, the default security policy TLS_1_2). --auth iam
+makes the route AWS_IAM, with one same-account user whose identity policy allows everything and
+its key (IAM_ACCESS_KEY, IAM_SECRET): requests signed by :func:`sign_get` pass (the readiness
+check and wrk send them; the API's policy then decides with the caller's policy, Table A).
 """
 
 from __future__ import annotations
@@ -39,6 +42,39 @@ def policy_for(name: str) -> dict[str, object] | None:
     return doc
 
 
+ACCOUNT = "123456789012"
+# --auth iam: a same-account IAM user whose identity policy allows everything, and its key
+IAM_ACCESS_KEY = "AKIAHOTPATHBENCH0001"
+IAM_SECRET = "hotpath/Bench+Secret0000000000000000000"
+
+
+def iam_identities() -> dict[str, object]:
+    """The ``identities`` section of ``--auth iam``: the user and its access key."""
+    user = f"arn:aws:iam::{ACCOUNT}:user/bench"
+    allow_all = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}],
+    }
+    return {
+        "users": [{"arn": user, "policies": [allow_all]}],
+        "access_keys": [{"id": IAM_ACCESS_KEY, "secret": IAM_SECRET, "owner": user}],
+    }
+
+
+def sign_get(url: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` and what botocore's SigV4 signer adds to them for ``GET url`` now
+    (``X-Amz-Date``, ``Authorization``), as the AWS SDKs sign: the gateway accepts the signature
+    for 5 minutes (its clock skew), so a benchmark signs again for every run of wrk."""
+    # only the iam rows need botocore
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    aws = AWSRequest(method="GET", url=url, headers=dict(headers or {}))
+    SigV4Auth(Credentials(IAM_ACCESS_KEY, IAM_SECRET), "execute-api", "us-east-1").add_auth(aws)
+    return dict(aws.headers.items())
+
+
 def throttle_for(mode: str) -> tuple[dict[str, object], dict[str, object]]:
     """(top-level ``throttling`` section, the stage's settings) for a throttle that never triggers:
     the account bucket and a stage bucket, each far above any load a benchmark can offer."""
@@ -62,6 +98,7 @@ def main() -> None:
     parser.add_argument("--throttle", choices=["off", "memory", "redis"], default="off")
     parser.add_argument("--run", default=os.environ.get("TMPDIR", "/tmp"))
     parser.add_argument("--tls", metavar="DIR", help="serve TLS: DIR/chain.pem and DIR/key.pem")
+    parser.add_argument("--auth", choices=["none", "iam"], default="none")
     args = parser.parse_args()
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
@@ -80,10 +117,13 @@ def main() -> None:
     policy = policy_for(args.policy)
     if policy is not None:
         api["policy"] = policy
+    if args.auth == "iam":
+        api["routes"][0]["authorization"] = "AWS_IAM"  # type: ignore[index]
+        top = {**top, "identities": iam_identities()}
     config = {
         "gateway": {
             "region": "us-east-1",
-            "account_id": "123456789012",
+            "account_id": ACCOUNT,
             "max_policy_chars": None,
             "access_log": {"destination": str(run / f"iamgate-{args.port}-access.log")}
             if args.log == "on"

@@ -39,7 +39,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway_row import policy_for, throttle_for
+from gateway_row import ACCOUNT, iam_identities, policy_for, sign_get, throttle_for
 from iamgate.config.load import parse_config
 from iamgate.config.snapshot import build_snapshot
 from iamgate.serving.connection import DownstreamConnection
@@ -86,12 +86,6 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
-# --auth iam: a same-account IAM user whose identity policy allows everything, and its key
-ACCOUNT = "123456789012"
-ACCESS_KEY = "AKIAHOTPATHBENCH0001"
-SECRET = "hotpath/Bench+Secret0000000000000000000"
-
-
 def config_text(
     policy: str,
     log: str,
@@ -129,31 +123,18 @@ def config_text(
     doc_top: dict[str, object] = {"gateway": gateway, "apis": [api], **top}
     if auth == "iam":  # SigV4-signed requests of a same-account user (Table A)
         api["routes"][0]["authorization"] = "AWS_IAM"  # type: ignore[index]
-        user = f"arn:aws:iam::{ACCOUNT}:user/bench"
-        allow_all = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}],
-        }
-        doc_top["identities"] = {
-            "users": [{"arn": user, "policies": [allow_all]}],
-            "access_keys": [{"id": ACCESS_KEY, "secret": SECRET, "owner": user}],
-        }
+        doc_top["identities"] = iam_identities()
     return yaml.safe_dump(doc_top)
 
 
 def signed(request: bytes) -> bytes:
     """``request`` (a GET without a body) signed with SigV4 by botocore, as the AWS SDKs sign it:
-    one signature reused for every request of the run (the gateway accepts it for 15 minutes)."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
+    one signature reused for every request of the run (the gateway accepts it for 5 minutes)."""
     head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    method, target, _ = head[0].split(" ")
+    _, target, _ = head[0].split(" ")
     headers = dict(line.split(": ", 1) for line in head[1:])
-    aws = AWSRequest(method=method, url=f"http://{headers['Host']}{target}", headers=headers)
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET), "execute-api", "us-east-1").add_auth(aws)
-    lines = [head[0], *(f"{name}: {value}" for name, value in aws.headers.items())]
+    signed_headers = sign_get(f"http://{headers['Host']}{target}", headers)
+    lines = [head[0], *(f"{name}: {value}" for name, value in signed_headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 

@@ -30,6 +30,10 @@ bench/wrk_tls_shim.c preloaded into wrk, which the harness builds with ``cc``):
     python bench/proxy_bench.py -r 3 -d 8 -w 2 -l keepalive,close,close-full \\
       --rows nginx-proxy,nginx-tls-proxy,iamgate-small,iamgate-tls-small
 
+Rows with an ``iam`` part (``iamgate-small-iam``, ``iamgate-small-log-iam``) serve an ``AWS_IAM``
+route: the readiness check and wrk send ``GET <path>`` signed with SigV4 by botocore (the same
+signature for every request of one wrk run, made just before it), as a same-account user.
+
 Needs wrk and nginx on PATH (Debian: ``apt-get install wrk nginx-light``), and redis-server for
 the ``*-thr-redis`` rows. Run it from the venv iamgate is installed in (the iamgate rows use this
 interpreter's ``iamgate``) or give ``--python``.
@@ -75,6 +79,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway_row import sign_get
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -179,6 +185,9 @@ BUILTIN: dict[str, str] = {
     "iamgate-small-w2": gateway("small", "--log off", "--workers 2"),
     "iamgate-small-log-w2": gateway("small", "--log on", "--workers 2"),
     "iamgate-tls-small": gateway("small", "--log off", "--tls {TLS}"),
+    # AWS_IAM: every request signed with SigV4 (botocore, signed again for every wrk run)
+    "iamgate-small-iam": gateway("small", "--log off", "--auth iam"),
+    "iamgate-small-log-iam": gateway("small", "--log on", "--auth iam"),
 }
 DEFAULT_ROWS = {
     "pinned": "direct,nginx-proxy,floor,iamgate-allow-all,iamgate-small,iamgate-large,iamgate-small-log",
@@ -219,6 +228,20 @@ class Settings:
 
 def is_tls(row: str) -> bool:
     return "tls" in row.split("-")
+
+
+def is_iam(row: str) -> bool:
+    """A row whose route is ``AWS_IAM``: its requests carry a SigV4 signature."""
+    return "iam" in row.split("-")
+
+
+def request_headers(row: str, port: int, path: str) -> dict[str, str]:
+    """What a request to the row carries besides what wrk and http.client send: for an iam row,
+    botocore's signature of ``GET path`` made now (valid for the gateway's 5-minute skew)."""
+    if not is_iam(row):
+        return {}
+    scheme = "https" if is_tls(row) else "http"
+    return sign_get(f"{scheme}://127.0.0.1:{port}{path}")
 
 
 def plain_twin(row: str) -> str:
@@ -290,15 +313,17 @@ def client_context(tls_dir: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
 
 
-def answers_ok(port: int, path: str, tls: ssl.SSLContext | None = None) -> str | None:
-    """None unless ``GET path`` answers ``200 ok``; then "-" or, over TLS, the negotiated
-    protocol and cipher suite."""
+def answers_ok(
+    port: int, path: str, tls: ssl.SSLContext | None = None, headers: dict[str, str] | None = None
+) -> str | None:
+    """None unless ``GET path`` (with ``headers``) answers ``200 ok``; then "-" or, over TLS, the
+    negotiated protocol and cipher suite."""
     try:
         if tls is None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         else:
             conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=1, context=tls)
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
         ok = response.status == 200 and response.read() == b"ok"
         sock = conn.sock
@@ -314,13 +339,18 @@ def answers_ok(port: int, path: str, tls: ssl.SSLContext | None = None) -> str |
 
 
 def wait_ready(
-    port: int, path: str, pgid: int, seconds: float = 15, tls: ssl.SSLContext | None = None
+    port: int,
+    path: str,
+    pgid: int,
+    seconds: float = 15,
+    tls: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str | None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if not group_alive(pgid):
             return None
-        negotiated = answers_ok(port, path, tls)
+        negotiated = answers_ok(port, path, tls, headers)
         if negotiated is not None:
             return negotiated
         time.sleep(0.1)
@@ -484,6 +514,8 @@ def fill(command: str, s: Settings, port: int) -> str:
 
 def wrk_argv(s: Settings, load: str, row: str, port: int, seconds: int) -> list[str]:
     argv = ["wrk", f"-t{s.threads}", f"-c{s.connections}", f"-d{seconds}s", "--latency", "-s", str(LUA)]
+    for name, value in request_headers(row, port, s.path).items():
+        argv += ["-H", f"{name}: {value}"]
     if load != "keepalive":
         # wrk reconnects after a response that says `Connection: close`, which servers send back
         argv += ["-H", "Connection: close"]
@@ -512,7 +544,13 @@ def measure(
     pg = start(fill(command, s, port), log, s.sut_cpus)
     env = wrk_env(s, load, row)
     try:
-        negotiated = wait_ready(port, s.path, pg, tls=client_context(s.tls_dir) if is_tls(row) else None)
+        negotiated = wait_ready(
+            port,
+            s.path,
+            pg,
+            tls=client_context(s.tls_dir) if is_tls(row) else None,
+            headers=request_headers(row, port, s.path),
+        )
         if negotiated is None:
             print(f"{tag}: never answered 200 ok on {s.path} (see {log})", file=sys.stderr)
             return None
