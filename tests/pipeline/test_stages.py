@@ -571,7 +571,8 @@ AUTH_CASES = [
         "signed-needs-the-body",
         "/prod/signed",
         NEEDS_BODY,
-        signing=Signing(),
+        method="POST",
+        signing=Signing(body=b'{"a": 1}'),  # its Content-Length announces the body
         body=None,  # the connection has not read the body yet
     ),
     AuthCase("signed-get", "/prod/signed", signing=Signing(), caller=ALICE_ARN),
@@ -681,6 +682,41 @@ def test_authenticate_asks_for_the_body_once_then_verifies_it() -> None:
     assert run_stage(stage_index("authenticate"), ex) is None
     assert ex.identity is not None
     assert ex.identity.caller_arn == ALICE_ARN
+
+
+@pytest.mark.parametrize(
+    ("announced", "waits"),
+    [
+        ({}, False),  # no Content-Length, no Transfer-Encoding: there is no body
+        ({"Content-Length": "0"}, False),
+        ({"Content-Length": "2"}, True),
+        ({"Transfer-Encoding": "chunked"}, True),
+        ({"Content-Length": "00"}, True),  # not the plain "0": read, as any other length
+    ],
+    ids=["no-body", "length-0", "length-2", "chunked", "length-00"],
+)
+def test_a_signed_request_waits_for_the_body_its_head_announces(
+    announced: dict[str, str], waits: bool
+) -> None:
+    """A head that announces no body is verified at once against the empty body (what buffering
+    would hand over); one that announces a body waits for it, however short. A client cannot
+    get its signature checked against an empty body while a body follows: a signature over the
+    empty body still has to match the body that comes."""
+    headers = signed_headers(*ALICE, "GET", HOST, "/prod/signed")
+    ex = _exchange("GET", "/prod/signed", {**headers, **announced}, PEER, host=None)
+    run_before("authenticate", ex)
+    assert ex.body is None
+    answer = run_stage(stage_index("authenticate"), ex)
+    if waits:
+        assert answer is NEED_BODY
+        assert ex.identity is None
+        ex.body = b"{}"  # a body the signature (over the empty body) does not cover
+        check(run_stage(stage_index("authenticate"), ex), MISMATCH)
+    else:
+        assert answer is None
+        assert ex.identity is not None
+        assert ex.identity.caller_arn == ALICE_ARN
+        assert ex.body is None  # nothing was read: the stages after it see what they saw
 
 
 # --- authorize -----------------------------------------------------------------------------------
