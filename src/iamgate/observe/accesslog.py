@@ -12,14 +12,15 @@ value renders as ``-`` as on AWS. Lines are buffered and written at most every 1
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
-from typing import IO, TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from iamgate.clock import perf_counter, time_keys, time_keys_cache
+from iamgate.observe.drain import CLOSE_WAIT, Drain
 from iamgate.pipeline.exchange import Exchange
 from iamgate.pipeline.mapping import authorizer_values
 from iamgate.policy.memo import SecondSight
@@ -373,12 +374,17 @@ class Template:
 
 
 class AccessLog:
-    """A buffered line writer to stdout or a file (reopened on :meth:`reopen`, for rotation)."""
+    """A buffered line writer to stdout or a file (reopened on :meth:`reopen`, for rotation).
 
-    def __init__(self, destination: str | None) -> None:
+    The lines go through a :class:`~iamgate.observe.drain.Drain`: written by a thread of their
+    own, so that a stalled reader (a full pipe on stdout) never blocks the event loop; what a
+    full backlog cannot take is dropped and handed to ``on_drop`` (the number of lines)."""
+
+    def __init__(self, destination: str | None, on_drop: Callable[[int], None] | None = None) -> None:
         self.destination = destination
         self.enabled = destination is not None
-        self._file: IO[bytes] | None = None
+        self.on_drop = on_drop
+        self._drain: Drain | None = None
         self._buffer: list[bytes] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -386,18 +392,22 @@ class AccessLog:
         self.reopen()
 
     def reopen(self) -> None:
+        """Write what is buffered, then open the destination again (a rotated file is
+        recreated; the old file's backlog is written to it by its own thread, not waited for)."""
         self.flush()
-        if self._file is not None and self._file is not sys.stdout.buffer:
-            self._file.close()
-        if self.destination is None:
-            self._file = None
-        elif self.destination == "-":
-            self._file = sys.stdout.buffer
-        else:
-            self._file = open(self.destination, "ab")  # noqa: SIM115 - held open until reopen/close
+        if self.destination == "-" and self._drain is not None:
+            return  # stdout is not reopened
+        if self._drain is not None:
+            self._drain.close(timeout=0.0)
+            self._drain = None
+        if self.destination == "-":
+            self._drain = Drain(sys.stdout.buffer, name="access", on_drop=self.on_drop)
+        elif self.destination is not None:
+            target = open(self.destination, "ab")  # noqa: SIM115 - closed by the drain's thread
+            self._drain = Drain(target, name="access", close_target=True, on_drop=self.on_drop)
 
     def log(self, ex: Exchange, template: str | None) -> None:
-        if self._file is None:
+        if self._drain is None:
             return
         if template is None:
             line = json_line(ex)
@@ -424,21 +434,20 @@ class AccessLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._buffer or self._file is None:
+        if not self._buffer or self._drain is None:
             self._buffer.clear()
             self._size = 0
             return
+        lines = len(self._buffer)
         data = b"".join(self._buffer)
         self._buffer.clear()
         self._size = 0
-        try:
-            self._file.write(data)
-            self._file.flush()
-        except OSError as exc:  # a full disk must not take the gateway down
-            os.write(2, f"iamgate: access log write failed: {exc}\n".encode())
+        self._drain.put(data, lines)  # never blocks; a full backlog drops and counts
 
-    def close(self) -> None:
+    def close(self, wait: float = CLOSE_WAIT) -> None:
+        """Write what is buffered and stop, waiting up to ``wait`` seconds for the backlog (a
+        stalled reader does not hold the process longer)."""
         self.flush()
-        if self._file is not None and self._file is not sys.stdout.buffer:
-            self._file.close()
-        self._file = None
+        if self._drain is not None:
+            self._drain.close(timeout=wait)
+        self._drain = None

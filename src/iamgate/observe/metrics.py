@@ -76,6 +76,11 @@ _HELP: Final = {
     ),
     "iamgate_throttled_total": ("counter", "Requests refused (429) by a rate limit, by level."),
     "iamgate_quota_exceeded_total": ("counter", "Requests refused (429): a usage plan quota ran out."),
+    "iamgate_log_lines_dropped_total": (
+        "counter",
+        "Log lines dropped because their reader stopped reading (a full pipe on stdout or stderr, "
+        "a stalled file): the access log (log=access) or the process log (log=process).",
+    ),
     "iamgate_console_decisions_dropped_total": (
         "counter",
         "Decision-stream events not sent to a console viewer: its queue was full (viewer), or the "

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 
 from iamgate._compiled import state as compiled_state
+from iamgate.observe.drain import install_process_log
 from iamgate.process import reload, signals
 from iamgate.process.options import ServeOptions
 from iamgate.process.supervisor import Supervisor
@@ -33,9 +34,8 @@ log = logging.getLogger("iamgate")
 
 def serve(options: ServeOptions, *, on_ready: Callable[[], None] | None = None) -> int:
     """Run the gateway until drained. Returns the process exit status."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    # to stderr through a drain: a stalled stderr reader drops lines, never stalls the loop
+    install_process_log("%(asctime)s %(name)s %(levelname)s %(message)s")
     with signals.blocked():  # until the handlers are in place
         return _serve(options, on_ready)
 

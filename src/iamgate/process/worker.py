@@ -29,6 +29,7 @@ from iamgate.config.model import GatewayConfig
 from iamgate.config.snapshot import Snapshot
 from iamgate.console import ConsoleApp
 from iamgate.console.feed import local_feed
+from iamgate.observe.drain import install_process_log
 from iamgate.observe.metrics import render
 from iamgate.policy import Diagnostic
 from iamgate.process import reload, signals
@@ -292,11 +293,7 @@ def main(argv: list[str]) -> int:
     """Entry of a worker started by the supervisor (``python -m iamgate.process.worker ...``,
     the arguments of :func:`iamgate.process.control.command`)."""
     args = parse_command(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    install_process_log("%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
     worker = _first_load(args)
     if worker is None:
         return 2

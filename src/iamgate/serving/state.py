@@ -18,6 +18,7 @@ from iamgate.clock import monotonic
 from iamgate.config.snapshot import Snapshot, release_superseded
 from iamgate.observe.accesslog import AccessLog
 from iamgate.observe.decisions import DecisionLog
+from iamgate.observe.drain import process_log as installed_process_log
 from iamgate.observe.metrics import Metrics
 from iamgate.pipeline.services import Services
 from iamgate.serving.tls import certificate_gauges
@@ -35,6 +36,7 @@ __all__ = ["TICK", "GatewayState", "file_room"]
 log: Final = logging.getLogger("iamgate")
 
 TICK: Final = 0.05  # seconds between deadline sweeps
+LOG_DROPPED: Final = "iamgate_log_lines_dropped_total"
 _SWEEP_TICKS: Final = 20  # client connections are checked for timeouts every 20 ticks (1 s)
 _LIMIT_LOG_INTERVAL: Final = 10.0  # seconds between two "connection limit reached" log lines
 
@@ -79,7 +81,10 @@ class GatewayState:
         self.services = Services(
             _pools(snapshot), make_throttler(snapshot.config.throttling, shared_state), metrics
         )
-        self.access_log = AccessLog(snapshot.settings.access_log.destination)
+        self.access_log = AccessLog(snapshot.settings.access_log.destination, self._access_dropped)
+        process_log = installed_process_log()
+        if process_log is not None:  # what a stalled stderr made the process log drop
+            process_log.drain.on_drop = self._process_dropped
         # the console's live decisions: counts per kind, and the recent requests when on
         self.decisions = DecisionLog(keep=snapshot.config.management.decisions)
         self.connections: set[DownstreamConnection] = set()
@@ -120,10 +125,16 @@ class GatewayState:
             services.throttler.close()
             services.throttler = make_throttler(snapshot.config.throttling, self.shared_state)
         if old.settings.access_log.destination != snapshot.settings.access_log.destination:
-            self.access_log.close()
-            self.access_log = AccessLog(snapshot.settings.access_log.destination)
+            self.access_log.close(wait=0.0)  # its backlog is written by its own thread
+            self.access_log = AccessLog(snapshot.settings.access_log.destination, self._access_dropped)
         self.max_clients = snapshot.settings.client.max_connections or self.file_room
         self.decisions.set_keep(snapshot.config.management.decisions)
+
+    def _access_dropped(self, lines: int) -> None:
+        self.metrics.inc(LOG_DROPPED, (("log", "access"),), lines)
+
+    def _process_dropped(self, lines: int) -> None:
+        self.metrics.inc(LOG_DROPPED, (("log", "process"),), lines)
 
     # --- the timer --------------------------------------------------------------------------
     def start_ticker(self, loop: asyncio.AbstractEventLoop) -> None:
