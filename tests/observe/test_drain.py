@@ -15,7 +15,7 @@ from typing import IO
 import pytest
 
 from iamgate.observe.accesslog import AccessLog
-from iamgate.observe.drain import Drain, DrainHandler
+from iamgate.observe.drain import Drain, DrainHandler, process_log, to_stderr
 
 F_SETPIPE_SZ = 1031  # Linux: the smallest pipe (one page) fills after 4 KiB
 
@@ -125,3 +125,25 @@ def test_an_access_log_on_a_stalled_stdout_never_blocks(
     assert sum(counted) == log._drain.dropped_lines > 150
     log.close(wait=0.1)
     assert reader.read(1) == b"{"
+
+
+def test_what_a_serving_process_prints_goes_through_its_process_log(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    """A reload's diagnostics (``to_stderr``) share the process log's drain: in order with its
+    lines, and dropped, not waited for, when stderr is stalled."""
+    reader, writer = pipe
+    handler = DrainHandler(Drain(writer, name="process", limit=4096))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        assert process_log() is handler
+        _never_stuck(lambda: [to_stderr(f"warning {i}: {'w' * 200}\n") for i in range(200)])
+        assert handler.drain.dropped_lines > 0
+        assert reader.read(11) == b"warning 0: "
+    finally:
+        root.removeHandler(handler)
+        handler.drain.limit = 1 << 30
+        reader.close()
+        handler.close()
+    assert process_log() is None

@@ -24,7 +24,15 @@ import threading
 from collections.abc import Callable
 from typing import IO, Final
 
-__all__ = ["BACKLOG", "CLOSE_WAIT", "Drain", "DrainHandler", "install_process_log", "process_log"]
+__all__ = [
+    "BACKLOG",
+    "CLOSE_WAIT",
+    "Drain",
+    "DrainHandler",
+    "install_process_log",
+    "process_log",
+    "to_stderr",
+]
 
 BACKLOG: Final = 4 * 1024 * 1024  # bytes waiting for a stalled reader before lines are dropped
 CLOSE_WAIT: Final = 2.0  # seconds a close waits for the backlog to be written
@@ -168,3 +176,14 @@ def install_process_log(fmt: str, level: int = logging.INFO) -> DrainHandler | N
 def process_log() -> DrainHandler | None:
     """The process log's handler, when :func:`install_process_log` installed one."""
     return next((h for h in logging.getLogger().handlers if isinstance(h, DrainHandler)), None)
+
+
+def to_stderr(text: str) -> None:
+    """``text`` (whole lines) on stderr: through the process log's drain when it has one, so that
+    what a serving process prints (a reload's diagnostics) never blocks its event loop either."""
+    handler = process_log()
+    if handler is None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        return
+    handler.drain.put(text.encode("utf-8", "replace"), text.count("\n") or 1)

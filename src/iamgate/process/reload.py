@@ -20,7 +20,6 @@ import ctypes
 import errno
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +31,7 @@ from iamgate.config.read_api import ApiMemo
 from iamgate.config.snapshot import Reuse, Snapshot, build_snapshot
 from iamgate.management.app import ManagementApp
 from iamgate.management.core import GatewayContext
+from iamgate.observe.drain import to_stderr
 from iamgate.observe.metrics import Metrics
 from iamgate.policy import Diagnostic, Location, Severity
 from iamgate.process.options import ServeOptions
@@ -102,8 +102,10 @@ def rebuilt(config: GatewayConfig) -> str:
 
 
 def report(diags: list[Diagnostic]) -> None:
-    for d in diags:
-        print(d.render(), file=sys.stderr)
+    """The diagnostics on stderr (through the process log's drain: a reload's warnings never
+    wait for a stalled stderr)."""
+    if diags:
+        to_stderr("".join(d.render() + "\n" for d in diags))
 
 
 def _stamp(name: str) -> Stamp:

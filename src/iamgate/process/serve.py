@@ -16,11 +16,10 @@ import ipaddress
 import logging
 import resource
 import socket
-import sys
 from collections.abc import Callable
 
 from iamgate._compiled import state as compiled_state
-from iamgate.observe.drain import install_process_log
+from iamgate.observe.drain import install_process_log, to_stderr
 from iamgate.process import reload, signals
 from iamgate.process.options import ServeOptions
 from iamgate.process.supervisor import Supervisor
@@ -107,14 +106,12 @@ def _first_load(
     built, diags = reload.checked(config, diags, options.config)
     reload.report(diags)
     if config is None or built is None:
-        print(f"iamgate: {reload.blamed(diags, options.config)} has errors; not starting", file=sys.stderr)
+        to_stderr(f"iamgate: {reload.blamed(diags, options.config)} has errors; not starting\n")
         return 2
     try:
         sock = bind(options.host, options.port)
     except OSError as exc:
-        print(
-            f"iamgate: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", file=sys.stderr
-        )
+        to_stderr(f"iamgate: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}\n")
         return 2
     admin_sock = None
     if options.admin_port is not None:
@@ -122,10 +119,9 @@ def _first_load(
             admin_sock = bind(options.admin_host, options.admin_port)
         except OSError as exc:
             sock.close()
-            print(
+            to_stderr(
                 f"iamgate: cannot listen on {options.admin_host}:{options.admin_port} (--admin-port): "
-                f"{exc.strerror or exc}",
-                file=sys.stderr,
+                f"{exc.strerror or exc}\n"
             )
             return 2
     log.info(
