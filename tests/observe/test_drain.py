@@ -147,3 +147,26 @@ def test_what_a_serving_process_prints_goes_through_its_process_log(
         reader.close()
         handler.close()
     assert process_log() is None
+
+
+def test_a_line_is_on_stderr_when_the_call_that_logged_it_returns(
+    pipe: tuple[IO[bytes], IO[bytes]],
+) -> None:
+    """With room in the pipe and nothing waiting, the handler writes at once (as a stream
+    handler does): whoever reads the log after an event finds its line, with no delay to wait
+    out. The read below does not wait: the pipe is non-blocking for it."""
+    reader, writer = pipe
+    handler = DrainHandler(Drain(writer, name="process"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("iamgate.test_drain.sync")
+    logger.propagate = False
+    logger.addHandler(handler)
+    os.set_blocking(reader.fileno(), False)
+    try:
+        for i in range(20):
+            logger.warning("event %d", i)
+            assert reader.read(4096) == f"event {i}\n".encode()
+        assert handler.drain.pending == 0
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import sys
 import threading
 from collections.abc import Callable
@@ -134,13 +135,30 @@ def _note(text: str) -> None:
         os.write(2, text.encode("utf-8", "replace"))
 
 
+def _room_now(fd: int) -> bool:
+    """Whether a write of up to ``select.PIPE_BUF`` bytes to ``fd`` completes without waiting: a
+    pipe with a free buffer slot (Linux answers POLLOUT only then), a file, a terminal."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLOUT for _, events in poller.poll(0))
+
+
 class DrainHandler(logging.Handler):
     """A logging handler that formats on the logging thread and writes through a :class:`Drain`
-    (the process log: stderr)."""
+    (the process log: stderr).
+
+    A line is written at once, on the caller's thread, when nothing waits in the drain and the
+    target has room for it now (the usual case: a log line is on stderr when the call that
+    logged it returns, as with a stream handler); otherwise it joins the drain's backlog, in
+    order, and is written (or dropped) by the drain's thread."""
 
     def __init__(self, drain: Drain) -> None:
         super().__init__()
         self.drain = drain
+        try:
+            self._fd: int | None = drain.target.fileno()
+        except (AttributeError, OSError, ValueError):  # no descriptor: always through the thread
+            self._fd = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -148,7 +166,27 @@ class DrainHandler(logging.Handler):
         except Exception:  # a bad format argument: logging's own report of it
             self.handleError(record)
             return
-        self.drain.put(text.encode("utf-8", "replace"))
+        self._write(text.encode("utf-8", "replace"), 1)
+
+    def write_text(self, text: str) -> None:
+        """Whole lines of text, in order with the log's records."""
+        self.acquire()  # as Handler.handle holds it around emit
+        try:
+            self._write(text.encode("utf-8", "replace"), text.count("\n") or 1)
+        finally:
+            self.release()
+
+    def _write(self, data: bytes, lines: int) -> None:
+        drain, fd = self.drain, self._fd
+        if fd is not None and drain.pending == 0 and len(data) <= select.PIPE_BUF and _room_now(fd):
+            try:
+                written = os.write(fd, data)
+            except OSError:
+                written = 0  # the drain's thread meets the same error, and counts it
+            if written == len(data):
+                return
+            data = data[written:]
+        drain.put(data, lines)
 
     def close(self) -> None:
         self.drain.close()
@@ -186,4 +224,4 @@ def to_stderr(text: str) -> None:
         sys.stderr.write(text)
         sys.stderr.flush()
         return
-    handler.drain.put(text.encode("utf-8", "replace"), text.count("\n") or 1)
+    handler.write_text(text)
