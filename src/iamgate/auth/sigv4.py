@@ -72,6 +72,7 @@ __all__ = [
     "SignatureError",
     "SignedRequest",
     "Verified",
+    "announces_body",
     "authorization_header_error",
     "covered_path",
     "is_signed",
@@ -277,11 +278,15 @@ def is_signed(headers: Sequence[tuple[bytes, bytes]], raw_query: bytes) -> bool:
     return _is_presigned_query(_query_params(raw_query))
 
 
+def announces_body(transfer_encoding: bytes | None, content_length: bytes | None) -> bool:
+    """Whether a request head with these header values announces a body: any
+    ``Transfer-Encoding``, or a ``Content-Length`` other than 0."""
+    return transfer_encoding is not None or (content_length is not None and content_length.strip() != b"0")
+
+
 def _announces_body(headers: _Headers) -> bool:
-    if headers.values.get(b"transfer-encoding"):
-        return True
-    length = headers.first(b"content-length")
-    return length is not None and length != "0"
+    encodings, lengths = headers.values.get(b"transfer-encoding"), headers.values.get(b"content-length")
+    return announces_body(encodings[0] if encodings else None, lengths[0] if lengths else None)
 
 
 def _payload_header(headers: _Headers, signed: Iterable[str]) -> str | None:

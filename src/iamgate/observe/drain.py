@@ -63,7 +63,6 @@ class Drain:
         self.close_target = close_target
         self.on_drop = on_drop
         self.dropped_lines = 0
-        self.failed_writes = 0
         self._chunks: list[bytes] = []
         self._pending = 0  # bytes put and not yet written (including the chunk being written)
         self._closed = False
@@ -102,8 +101,7 @@ class Drain:
             try:
                 self.target.write(data)
                 self.target.flush()
-            except (OSError, ValueError) as exc:  # a full disk, a closed pipe: counted, not raised
-                self.failed_writes += 1
+            except (OSError, ValueError) as exc:  # a full disk, a closed pipe: noted, not raised
                 if self.target is not sys.stderr.buffer:
                     _note(f"iamgate: {self.name} log write failed: {exc}\n")
             finally:
@@ -182,7 +180,7 @@ class DrainHandler(logging.Handler):
             try:
                 written = os.write(fd, data)
             except OSError:
-                written = 0  # the drain's thread meets the same error, and counts it
+                written = 0  # the drain's thread meets the same error, and notes it
             if written == len(data):
                 return
             data = data[written:]

@@ -21,7 +21,15 @@ from iamgate.auth import combine
 from iamgate.auth.custom import AuthorizerError, RequestFacts, Unauthorized
 from iamgate.auth.identities import Identity, identity_decision
 from iamgate.auth.jwt import JwtError
-from iamgate.auth.sigv4 import SignatureError, SignedRequest, covered_path, is_signed, needs_body, verify
+from iamgate.auth.sigv4 import (
+    SignatureError,
+    SignedRequest,
+    announces_body,
+    covered_path,
+    is_signed,
+    needs_body,
+    verify,
+)
 from iamgate.config.model import ScopedPolicy
 from iamgate.pipeline import responses as R
 from iamgate.pipeline.exchange import Exchange, presented_api_key
@@ -108,7 +116,8 @@ def _sigv4(ex: Exchange) -> StageResult:
         )
     body = ex.body
     if body is None:
-        if _bodiless(ex.hmap):
+        hmap = ex.hmap
+        if not announces_body(hmap.get(b"transfer-encoding"), hmap.get(b"content-length")):
             body = b""  # what the buffering would give, without a second run of this stage
         elif needs_body(headers, ex.query):
             return NEED_BODY
@@ -137,12 +146,6 @@ def _sigv4(ex: Exchange) -> StageResult:
     ex.access_key_id = verified.credential.access_key_id
     ex.context.update(identity.condition_keys(ex.wall))
     return None
-
-
-def _bodiless(hmap: dict[bytes, bytes]) -> bool:
-    """Whether the request's head announces no body (neither ``Transfer-Encoding`` nor a
-    ``Content-Length`` other than 0): its body is then empty, known before it is read."""
-    return b"transfer-encoding" not in hmap and hmap.get(b"content-length", b"0") == b"0"
 
 
 def _signed_elsewhere(ex: Exchange) -> bool:
